@@ -1,0 +1,306 @@
+"""Route each decoded packet to the parsers that can read a name from it.
+
+The parsers in this package each know one protocol; this module knows which packet goes
+where (ports for DNS and DHCP, content for TLS and QUIC on any port), keeps the per-flow state
+they need (TCP streams, QUIC connections), and turns their results into ``Observation`` values.
+Malformed input is counted per stage and never stops the next packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from monitor.extract import dhcp, dns, quic, tls
+from monitor.extract.reassembly import StreamReassembler
+from monitor.values import (
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    TCP_FIN,
+    TCP_RST,
+    Flag,
+    FlowKey,
+    Observation,
+    Packet,
+    Proto,
+    StageCounters,
+)
+
+DHCP_PORTS = frozenset({67, 68})
+DNS_OVER_TLS_PORT = 853
+"""DNS over TLS (RFC 7858) and DNS over QUIC (RFC 9250) both use port 853."""
+
+DOH_RESOLVER_NAMES = frozenset(
+    {
+        "dns.google",
+        "dns.google.com",
+        "dns64.dns.google",
+        "cloudflare-dns.com",
+        "mozilla.cloudflare-dns.com",
+        "chrome.cloudflare-dns.com",
+        "one.one.one.one",
+        "1dot1dot1dot1.cloudflare-dns.com",
+        "security.cloudflare-dns.com",
+        "family.cloudflare-dns.com",
+        "dns.quad9.net",
+        "dns9.quad9.net",
+        "dns10.quad9.net",
+        "dns11.quad9.net",
+        "doh.opendns.com",
+        "doh.familyshield.opendns.com",
+        "dns.nextdns.io",
+        "doh.cleanbrowsing.org",
+        "dns.adguard.com",
+        "dns.adguard-dns.com",
+        "doh.mullvad.net",
+        "dns.alidns.com",
+        "doh.pub",
+        "dns.controld.com",
+        "freedns.controld.com",
+    }
+)
+"""Well-known DNS-over-HTTPS resolver names: a TLS or QUIC connection to one hides later lookups."""
+
+TLS_SCAN_WINDOW_BYTES = 8192
+"""How far into a TCP stream to look for a ClientHello after plaintext (STARTTLS, SOCKS, RDP)."""
+
+EXPIRE_EVERY_S = 10.0
+"""How often (in capture time) idle TCP and QUIC state is dropped."""
+
+_TLS_SERVER_RECORD_STARTS = (b"\x14\x03", b"\x15\x03", b"\x17\x03")
+"""ChangeCipherSpec, Alert, ApplicationData: a stream that starts so is past its ClientHello."""
+
+
+class Extractor:
+    """Turns packets into observations; holds the bounded per-flow state that needs."""
+
+    def __init__(
+        self,
+        counters: StageCounters,
+        *,
+        dns_ports: Iterable[int] = dns.DNS_PORTS,
+        reassembler: StreamReassembler | None = None,
+        quic_tracker: quic.QuicInitialTracker | None = None,
+    ) -> None:
+        self.counters = counters
+        self.dns_ports = frozenset(dns_ports)
+        self.streams = reassembler or StreamReassembler()
+        self.quic = quic_tracker or quic.QuicInitialTracker()
+        self._buffers: dict[FlowKey, bytearray] = {}
+        self._next_expiry: float | None = None
+
+    def feed(self, packet: Packet) -> list[Observation]:
+        """Every observation this packet completes (usually none or one)."""
+        self._expire_if_due(packet.ts)
+        if packet.protocol == IPPROTO_UDP:
+            return self._feed_udp(packet)
+        if packet.protocol == IPPROTO_TCP:
+            return self._feed_tcp(packet)
+        return []
+
+    # --- UDP ---------------------------------------------------------------------------
+
+    def _feed_udp(self, packet: Packet) -> list[Observation]:
+        payload = packet.payload
+        if not payload:
+            return []
+        if packet.dst_port in self.dns_ports or packet.src_port in self.dns_ports:
+            return self._dns_message(packet, payload, tcp=False)
+        if packet.dst_port in DHCP_PORTS and packet.src_port in DHCP_PORTS:
+            return self._dhcp(packet)
+        if payload[0] & 0x80:
+            return self._quic(packet)
+        return []
+
+    def _dhcp(self, packet: Packet) -> list[Observation]:
+        try:
+            lease = dhcp.parse_dhcp(packet.payload)
+        except ValueError:
+            self._malformed("dhcp")
+            return []
+        if lease is None or lease.host_name is None:
+            return []
+        return [
+            Observation(
+                ts=packet.ts,
+                proto=Proto.DHCP,
+                name=lease.host_name,
+                client_ip=lease.requested_ip or packet.src_ip,
+                client_mac=lease.client_mac,
+                server_ip=packet.dst_ip,
+                server_port=packet.dst_port,
+                vlan=packet.vlan,
+            )
+        ]
+
+    def _quic(self, packet: Packet) -> list[Observation]:
+        payload = packet.payload
+        if not quic.looks_like_quic_long_header(payload):
+            return []
+        try:
+            found = self.quic.feed(packet.flow(), packet.ts, payload)
+        except ValueError:
+            self._malformed("quic")
+            return []
+        if found is None:
+            return []
+        try:
+            hello = tls.parse_client_hello_message(found.client_hello)
+        except ValueError:
+            self._malformed("quic")
+            return []
+        if hello is None or hello.sni is None:
+            return []
+        return [self._hello_observation(packet, Proto.QUIC, hello)]
+
+    # --- DNS ---------------------------------------------------------------------------
+
+    def _dns_message(self, packet: Packet, message: bytes, *, tcp: bool) -> list[Observation]:
+        try:
+            parsed = dns.parse_dns_message(message)
+        except ValueError:
+            self._malformed("dns")
+            return []
+        return self._dns_observations(packet, parsed, tcp=tcp)
+
+    def _dns_observations(
+        self, packet: Packet, message: dns.DnsMessage, *, tcp: bool
+    ) -> list[Observation]:
+        flags: set[Flag] = set()
+        if tcp:
+            flags.add(Flag.TCP)
+        if dns.is_local_resolution(packet.dst_port) or dns.is_local_resolution(packet.src_port):
+            flags.add(Flag.LOCAL)
+        if message.is_response:
+            flags.add(Flag.RESPONSE)
+            client_ip, server_ip, server_port = packet.dst_ip, packet.src_ip, packet.src_port
+            client_mac = None
+        else:
+            client_ip, server_ip, server_port = packet.src_ip, packet.dst_ip, packet.dst_port
+            client_mac = packet.src_mac
+        observations = []
+        for name in message.questions:
+            name_flags = flags | {Flag.ENCRYPTED_DNS} if name in DOH_RESOLVER_NAMES else flags
+            cnames: tuple[str, ...] = ()
+            addresses: tuple[str, ...] = ()
+            if message.is_response:
+                cnames = dns.cname_chain(message, name)
+                owners = {name, *cnames}
+                addresses = tuple(addr for owner, addr in message.addresses if owner in owners)
+            observations.append(
+                Observation(
+                    ts=packet.ts,
+                    proto=Proto.DNS,
+                    name=name,
+                    client_ip=client_ip,
+                    client_mac=client_mac,
+                    server_ip=server_ip,
+                    server_port=server_port,
+                    flags=frozenset(name_flags),
+                    cnames=cnames,
+                    addresses=addresses,
+                    vlan=packet.vlan,
+                )
+            )
+        return observations
+
+    # --- TCP ---------------------------------------------------------------------------
+
+    def _feed_tcp(self, packet: Packet) -> list[Observation]:
+        flow = packet.flow()
+        streams = self.streams
+        if streams.is_ignored(flow) and not packet.tcp_flags & 0x02:
+            return []
+        data = streams.feed(flow, packet.ts, packet.tcp_seq, packet.tcp_flags, packet.payload)
+        observations: list[Observation] = []
+        if data:
+            if packet.dst_port in self.dns_ports or packet.src_port in self.dns_ports:
+                observations = self._dns_stream(packet, flow, data)
+            else:
+                observations = self._tls_stream(packet, flow, data)
+        if packet.tcp_flags & (TCP_FIN | TCP_RST):
+            self._buffers.pop(flow, None)
+        return observations
+
+    def _dns_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
+        buffer = self._buffers.setdefault(flow, bytearray())
+        buffer += data
+        messages, consumed = dns.split_tcp_dns_stream(bytes(buffer))
+        del buffer[:consumed]
+        observations: list[Observation] = []
+        for message in messages:
+            observations += self._dns_message(packet, message, tcp=True)
+        return observations
+
+    def _tls_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
+        buffer = self._buffers.get(flow)
+        if buffer is None:
+            if data.startswith(_TLS_SERVER_RECORD_STARTS) or _is_server_hello(data):
+                self._give_up(flow)
+                return []
+            buffer = self._buffers[flow] = bytearray()
+        buffer += data
+        stream = bytes(buffer)
+        start = tls.find_client_hello_record(stream)
+        if start < 0:
+            if len(stream) >= TLS_SCAN_WINDOW_BYTES:
+                self._give_up(flow)
+            return []
+        try:
+            hello = tls.parse_client_hello_records(stream[start:])
+        except ValueError:
+            self._malformed("tls")
+            self._give_up(flow)
+            return []
+        if hello is None:
+            if len(stream) - start >= tls.MAX_CLIENT_HELLO_BYTES:
+                self._give_up(flow)
+            return []
+        self._give_up(flow)
+        if hello.sni is None:
+            return []
+        return [self._hello_observation(packet, Proto.TLS, hello)]
+
+    def _give_up(self, flow: FlowKey) -> None:
+        self._buffers.pop(flow, None)
+        self.streams.forget(flow)
+
+    # --- shared ------------------------------------------------------------------------
+
+    def _hello_observation(self, packet: Packet, proto: Proto, hello: tls.ClientHello) -> Observation:
+        name = hello.sni or ""
+        flags: set[Flag] = set()
+        if hello.has_ech:
+            flags.add(Flag.ECH)
+        if packet.dst_port == DNS_OVER_TLS_PORT or name in DOH_RESOLVER_NAMES:
+            flags.add(Flag.ENCRYPTED_DNS)
+        return Observation(
+            ts=packet.ts,
+            proto=proto,
+            name=name,
+            client_ip=packet.src_ip,
+            client_mac=packet.src_mac,
+            server_ip=packet.dst_ip,
+            server_port=packet.dst_port,
+            flags=frozenset(flags),
+            vlan=packet.vlan,
+        )
+
+    def _malformed(self, stage: str) -> None:
+        malformed = self.counters.malformed
+        malformed[stage] = malformed.get(stage, 0) + 1
+
+    def _expire_if_due(self, now: float) -> None:
+        if self._next_expiry is None:
+            self._next_expiry = now + EXPIRE_EVERY_S
+        elif now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY_S
+            self.streams.expire(now)
+            self.quic.expire(now)
+            live = self._buffers.keys() - self.streams.flows()
+            for flow in live:
+                del self._buffers[flow]
+
+
+def _is_server_hello(data: bytes) -> bool:
+    """A TLS handshake record whose first message is a ServerHello (type 2)."""
+    return len(data) > 5 and data[0] == 0x16 and data[1] == 0x03 and data[5] == 0x02

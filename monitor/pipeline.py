@@ -1,0 +1,86 @@
+"""Frames in, observations out: decode and extract behind a per-frame guard.
+
+The guard is the fix for a dissector that silently turns errors into "nothing here": a
+``ValueError`` (malformed input) is counted per stage; any other exception is a bug, counted
+and logged at most once a minute per stage, and capture goes on. Tests build the pipeline with
+``strict=True`` so that bugs fail them instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+
+from monitor.decode import Decoder
+from monitor.errors import UnsupportedLinkType
+from monitor.extract import dns
+from monitor.extract.extractor import Extractor
+from monitor.values import Frame, Observation, StageCounters
+
+logger = logging.getLogger(__name__)
+
+ERROR_LOG_INTERVAL_S = 60.0
+"""At most one traceback per stage in this many seconds, so a bug cannot flood the journal."""
+
+
+class Pipeline:
+    """One capture's decode and extract state, with the counters the summary reports."""
+
+    def __init__(self, *, strict: bool = False, dns_ports: Iterable[int] = dns.DNS_PORTS) -> None:
+        self.strict = strict
+        self.counters = StageCounters()
+        self.decoder = Decoder()
+        self.extractor = Extractor(self.counters, dns_ports=dns_ports)
+        self._last_error_log: dict[str, float] = {}
+
+    def process(self, frame: Frame) -> list[Observation]:
+        """The observations one frame completes; never raises unless ``strict``."""
+        counters = self.counters
+        counters.frames += 1
+        try:
+            packet = self.decoder.decode(frame)
+        except UnsupportedLinkType as e:
+            linktypes = counters.unsupported_linktypes
+            linktypes[e.linktype] = linktypes.get(e.linktype, 0) + 1
+            return []
+        except ValueError:
+            self._count(counters.malformed, "decode")
+            return []
+        except Exception:
+            self._bug("decode")
+            return []
+        if packet is None:
+            return []
+        counters.packets += 1
+        try:
+            observations = self.extractor.feed(packet)
+        except ValueError:
+            self._count(counters.malformed, "extract")
+            return []
+        except Exception:
+            self._bug("extract")
+            return []
+        counters.observations += len(observations)
+        return observations
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Observation]:
+        """Process a whole source, yielding observations as they complete."""
+        process = self.process
+        for frame in frames:
+            observations = process(frame)
+            if observations:
+                yield from observations
+
+    @staticmethod
+    def _count(table: dict[str, int], stage: str) -> None:
+        table[stage] = table.get(stage, 0) + 1
+
+    def _bug(self, stage: str) -> None:
+        if self.strict:
+            raise
+        self._count(self.counters.errors, stage)
+        now = time.monotonic()
+        if now - self._last_error_log.get(stage, -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
+            self._last_error_log[stage] = now
+            logger.exception("unexpected error in the %s stage; the frame was skipped", stage)

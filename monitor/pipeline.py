@@ -27,10 +27,16 @@ ERROR_LOG_INTERVAL_S = 60.0
 class Pipeline:
     """One capture's decode and extract state, with the counters the summary reports."""
 
-    def __init__(self, *, strict: bool = False, dns_ports: Iterable[int] = dns.DNS_PORTS) -> None:
+    def __init__(
+        self,
+        *,
+        strict: bool = False,
+        dns_ports: Iterable[int] = dns.DNS_PORTS,
+        decoder: Decoder | None = None,
+    ) -> None:
         self.strict = strict
         self.counters = StageCounters()
-        self.decoder = Decoder()
+        self.decoder = decoder or Decoder()
         self.extractor = Extractor(self.counters, dns_ports=dns_ports)
         self._last_error_log: dict[str, float] = {}
 

@@ -76,15 +76,17 @@ def render_table_row(observation: Observation) -> str:
 def render_summary(summary: FileSummary) -> str:
     """One human line about a scanned file."""
     counters = summary.counters
-    parts = [
+    counts = [
         f"{counters.frames:,} frames",
         f"{counters.packets:,} packets",
         f"{counters.observations:,} observations" + _breakdown(summary.by_proto),
     ]
     malformed = sum(counters.malformed.values())
-    parts.append(f"{malformed:,} malformed" + _breakdown(counters.malformed))
+    if malformed:
+        counts.append(f"{malformed:,} malformed" + _breakdown(counters.malformed))
     if counters.errors:
-        parts.append(f"{sum(counters.errors.values()):,} internal errors" + _breakdown(counters.errors))
+        counts.append(f"{sum(counters.errors.values()):,} internal errors" + _breakdown(counters.errors))
+    parts = [", ".join(counts)]
     if counters.unsupported_linktypes:
         named = ", ".join(
             f"{LINKTYPE_NAMES.get(linktype, 'unknown')} ({linktype}): {count:,} frames"

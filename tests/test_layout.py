@@ -1,0 +1,50 @@
+"""Every module has a test file at the mirrored path, and every test file a module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("monitor", "api")
+NOT_MODULES = {"__init__.py", "__main__.py"}
+TEST_FILES_WITHOUT_MODULE = {
+    "tests/monitor/test_scan_golden.py",  # golden tests of `hallmonitor scan` over real captures
+}
+
+
+def source_modules() -> set[Path]:
+    return {
+        path.relative_to(ROOT)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if path.name not in NOT_MODULES
+    }
+
+
+def mirrored_test(module: Path) -> Path:
+    return Path("tests") / module.parent / f"test_{module.name}"
+
+
+def test_every_module_has_a_test_file() -> None:
+    missing = sorted(
+        str(mirrored_test(module))
+        for module in source_modules()
+        if not (ROOT / mirrored_test(module)).exists()
+    )
+    assert missing == []
+
+
+def test_every_test_file_mirrors_a_module() -> None:
+    expected = {str(mirrored_test(module)) for module in source_modules()}
+    test_files = {
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / "tests" / package).rglob("test_*.py")
+    }
+    assert sorted(test_files - expected - TEST_FILES_WITHOUT_MODULE) == []
+
+
+def test_test_directories_are_packages() -> None:
+    for directory in (ROOT / "tests").rglob("*"):
+        if directory.is_dir() and any(directory.glob("test_*.py")):
+            assert (directory / "__init__.py").exists(), directory

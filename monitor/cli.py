@@ -71,7 +71,7 @@ def scan(files: tuple[str, ...], output_format: str | None, dns_ports: tuple[int
     terminal. A summary of each file goes to stderr. A file that cannot be read is named on
     stderr and makes the exit status 1; damaged packets are counted, never fatal.
     """
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     fmt = output_format or default_format(out)
     if fmt == "table":
         out.write(TABLE_HEADER + "\n")

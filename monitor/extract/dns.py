@@ -27,7 +27,6 @@ its header claims some, raises ``ValueError``.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass
 
@@ -44,7 +43,8 @@ MAX_POINTERS = 127
 """Compression pointers followed for one name: more than a 255-byte name can need."""
 
 _QUESTION_MIN = 5  # the root name (1 byte) + QTYPE + QCLASS
-_HEADER = struct.Struct("!2x5H")  # flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
+_HEADER = struct.Struct("!2x3H")  # (ID), flags, QDCOUNT, ANCOUNT
+_IPV6_GROUPS = struct.Struct("!8H")
 _RR_FIXED = struct.Struct("!HH4xH")  # TYPE, CLASS, (TTL), RDLENGTH
 _TCP_LENGTH = struct.Struct("!H")
 
@@ -53,10 +53,6 @@ _TYPE_CNAME = 5
 _TYPE_AAAA = 28
 _CLASS_IN = 1
 _MDNS_CACHE_FLUSH = 0x8000
-
-# Bytes that stand for themselves in a name: printable ASCII except the backslash. The dot is
-# kept here because it joins labels; a dot inside a label is caught by counting dots.
-_PLAIN = bytes(range(0x20, 0x7F)).replace(b"\\", b"")
 
 
 def _escape_byte(byte: int) -> str:
@@ -83,6 +79,31 @@ class DnsMessage:
     """(owner, target) of the answer section's CNAME records, in order."""
     addresses: tuple[tuple[str, str], ...]
     """(owner, address text) of the answer section's A and AAAA records, in order."""
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__, which costs about
+# as much as decoding a name. Setting the slots through their descriptors builds the same
+# object in half the time; DnsMessage(...) stays the public way to make one.
+_MESSAGE_SLOTS = tuple(getattr(DnsMessage, field).__set__ for field in DnsMessage.__slots__)
+
+
+def _new_message(
+    is_response: bool,
+    opcode: int,
+    rcode: int,
+    questions: tuple[str, ...],
+    cnames: tuple[tuple[str, str], ...],
+    addresses: tuple[tuple[str, str], ...],
+) -> DnsMessage:
+    message = object.__new__(DnsMessage)
+    set_response, set_opcode, set_rcode, set_questions, set_cnames, set_addresses = _MESSAGE_SLOTS
+    set_response(message, is_response)
+    set_opcode(message, opcode)
+    set_rcode(message, rcode)
+    set_questions(message, questions)
+    set_cnames(message, cnames)
+    set_addresses(message, addresses)
+    return message
 
 
 class _UndecodableName(ValueError):
@@ -112,16 +133,6 @@ def _skip_labels(data: bytes, pos: int, start: int) -> int:
     raise ValueError(f"name at offset {start}: runs past the end of the message ({size} bytes)")
 
 
-def _name_text(labels: list[bytes]) -> str:
-    if not labels:
-        return "."
-    raw = b".".join(labels)
-    if not raw.translate(None, _PLAIN) and raw.count(b".") == len(labels) - 1:
-        return raw.lower().decode("ascii")
-    escaped = _ESCAPED
-    return ".".join("".join([escaped[byte] for byte in label]) for label in labels)
-
-
 def _read_name(data: bytes, pos: int) -> tuple[str, int]:
     """Decode the name at ``pos``; return it and the offset after it.
 
@@ -130,57 +141,60 @@ def _read_name(data: bytes, pos: int) -> tuple[str, int]:
     """
     start = limit = pos
     end = -1
-    size = len(data)
     wire_length = 1
     pointers = 0
     labels: list[bytes] = []
-    while True:
-        if pos >= size:
-            raise ValueError(
-                f"name at offset {start}: runs past the end of the message ({size} bytes)"
-            )
-        length = data[pos]
-        if length == 0:
-            if end < 0:
-                end = pos + 1
-            return _name_text(labels), end
-        if length < 0x40:
-            wire_length += 1 + length
-            if wire_length > MAX_NAME_LENGTH:
-                raise _UndecodableName(
-                    f"name at offset {start}: longer than {MAX_NAME_LENGTH} bytes",
-                    end if end >= 0 else _skip_labels(data, pos, start),
-                )
-            following = pos + 1 + length
-            if following > size:
+    try:
+        # A label cut by the end of the data leaves ``pos`` past the end: the next
+        # ``data[pos]`` raises IndexError, which saves a bounds check per label.
+        while length := data[pos]:
+            if length < 0x40:
+                wire_length += 1 + length
+                if wire_length > MAX_NAME_LENGTH:
+                    raise _UndecodableName(
+                        f"name at offset {start}: longer than {MAX_NAME_LENGTH} bytes",
+                        end if end >= 0 else _skip_labels(data, pos, start),
+                    )
+                pos += 1 + length
+                labels.append(data[pos - length : pos])
+            elif length >= 0xC0:
+                target = ((length & 0x3F) << 8) | data[pos + 1]
+                if end < 0:
+                    end = pos + 2
+                if target >= limit:
+                    raise _UndecodableName(
+                        f"name at offset {start}: compression pointer at offset {pos} "
+                        f"to {target} does not point before {limit}",
+                        end,
+                    )
+                pointers += 1
+                if pointers > MAX_POINTERS:
+                    raise _UndecodableName(
+                        f"name at offset {start}: more than {MAX_POINTERS} compression pointers",
+                        end,
+                    )
+                pos = limit = target
+            else:
                 raise ValueError(
-                    f"name at offset {start}: label at offset {pos}: "
-                    f"length {length} > remaining {size - pos - 1}"
+                    f"name at offset {start}: extended label type 0x{length & 0xC0:02x} "
+                    f"at offset {pos}"
                 )
-            labels.append(data[pos + 1 : following])
-            pos = following
-        elif length >= 0xC0:
-            if pos + 1 >= size:
-                raise ValueError(f"name at offset {start}: pointer cut at offset {pos}")
-            target = ((length & 0x3F) << 8) | data[pos + 1]
-            if end < 0:
-                end = pos + 2
-            if target >= limit:
-                raise _UndecodableName(
-                    f"name at offset {start}: compression pointer at offset {pos} "
-                    f"to {target} does not point before {limit}",
-                    end,
-                )
-            pointers += 1
-            if pointers > MAX_POINTERS:
-                raise _UndecodableName(
-                    f"name at offset {start}: more than {MAX_POINTERS} compression pointers", end
-                )
-            pos = limit = target
-        else:
-            raise ValueError(
-                f"name at offset {start}: extended label type 0x{length & 0xC0:02x} at offset {pos}"
-            )
+    except IndexError:
+        raise ValueError(
+            f"name at offset {start}: runs past the end of the message ({len(data)} bytes)"
+        ) from None
+    if end < 0:
+        end = pos + 1
+    if not labels:
+        return ".", end
+    raw = b".".join(labels)
+    if raw.isascii():
+        text = raw.decode("ascii")
+        # Printable (space included), no backslash, and no dot inside a label.
+        if text.isprintable() and "\\" not in text and text.count(".") == len(labels) - 1:
+            return text.lower(), end
+    escaped = _ESCAPED
+    return ".".join("".join([escaped[byte] for byte in label]) for label in labels), end
 
 
 def parse_dns_message(data: bytes) -> DnsMessage:
@@ -193,76 +207,79 @@ def parse_dns_message(data: bytes) -> DnsMessage:
     size = len(data)
     if size < HEADER_LENGTH:
         raise ValueError(f"header: {size} bytes < {HEADER_LENGTH}")
-    flags, qdcount, ancount, _nscount, _arcount = _HEADER.unpack_from(data)
+    flags, qdcount, ancount = _HEADER.unpack_from(data)
     if qdcount * _QUESTION_MIN > size - HEADER_LENGTH:
         raise ValueError(
             f"header: {qdcount} questions cannot fit in the {size - HEADER_LENGTH} bytes "
             "after the header"
         )
     is_response = flags >= 0x8000
+    want_answers = is_response and ancount > 0
+    # Where each decoded name started, so that answer owners, nearly always a bare pointer to
+    # the question or to the previous CNAME target, are not decoded again.
+    names_at: dict[int, str] = {}
     questions: list[str] = []
     first_error = ""
     pos = HEADER_LENGTH
-    complete = True
+    name: str | None
     for index in range(qdcount):
         try:
-            name, pos = _read_name(data, pos)
+            name, end = _read_name(data, pos)
         except _UndecodableName as e:
-            if not first_error:
-                first_error = f"question #{index + 1}: {e}"
-            pos = e.end
+            first_error = first_error or f"question #{index + 1}: {e}"
+            name, end = None, e.end
         except ValueError as e:
-            if not questions:
-                raise ValueError(f"question #{index + 1}: {e}") from None
-            complete = False
+            first_error = first_error or f"question #{index + 1}: {e}"
+            want_answers = False  # the question section is cut: no answers can follow
             break
-        else:
+        if end + 4 > size:  # QTYPE and QCLASS cut off: tshark drops such a question too
+            first_error = first_error or f"question #{index + 1}: QTYPE/QCLASS cut at {size}"
+            want_answers = False
+            break
+        if name is not None:
             questions.append(name)
-        pos += 4  # QTYPE, QCLASS
-        if pos > size:
-            complete = False
-            break
+            if want_answers:
+                names_at[pos] = name
+        pos = end + 4
     if qdcount and not questions:
         raise ValueError(first_error or "question section: no readable name")
 
-    cnames: list[tuple[str, str]] = []
-    addresses: list[tuple[str, str]] = []
-    if is_response and ancount and complete:
-        _read_answers(data, pos, ancount, cnames, addresses)
-    return DnsMessage(
-        is_response,
-        (flags >> 11) & 0xF,
-        flags & 0xF,
-        tuple(questions),
-        tuple(cnames),
-        tuple(addresses),
+    if want_answers:
+        cnames, addresses = _read_answers(data, pos, ancount, names_at)
+    else:
+        cnames = addresses = ()
+    return _new_message(
+        is_response, (flags >> 11) & 0xF, flags & 0xF, tuple(questions), cnames, addresses
     )
 
 
 def _read_answers(
-    data: bytes,
-    pos: int,
-    count: int,
-    cnames: list[tuple[str, str]],
-    addresses: list[tuple[str, str]],
-) -> None:
-    """Append the CNAME, A and AAAA records of the answer section, up to the first damage."""
+    data: bytes, pos: int, count: int, names_at: dict[int, str]
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The CNAME and A/AAAA records of the answer section, up to the first damage."""
+    cnames: list[tuple[str, str]] = []
+    addresses: list[tuple[str, str]] = []
     size = len(data)
     for _ in range(count):
-        owner: str | None
-        try:
-            owner, pos = _read_name(data, pos)
-        except _UndecodableName as e:
-            owner, pos = None, e.end
-        except ValueError:
-            return
+        owner: str | None = None
+        if pos + 1 < size and data[pos] >= 0xC0:
+            owner = names_at.get(((data[pos] & 0x3F) << 8) | data[pos + 1])
+        if owner is not None:
+            pos += 2
+        else:
+            try:
+                owner, pos = _read_name(data, pos)
+            except _UndecodableName as e:
+                pos = e.end  # the record can still be skipped
+            except ValueError:
+                break
         if pos + 10 > size:
-            return
+            break
         rtype, rclass, rdlength = _RR_FIXED.unpack_from(data, pos)
         pos += 10
         rdata_end = pos + rdlength
         if rdata_end > size:
-            return
+            break
         if owner is not None:
             if rtype == _TYPE_A:
                 if rdlength == 4 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
@@ -271,7 +288,7 @@ def _read_answers(
                     )
             elif rtype == _TYPE_AAAA:
                 if rdlength == 16 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
-                    addresses.append((owner, str(ipaddress.IPv6Address(data[pos:rdata_end]))))
+                    addresses.append((owner, _ipv6_text(data[pos:rdata_end])))
             elif rtype == _TYPE_CNAME:
                 try:
                     target, target_end = _read_name(data, pos)
@@ -280,7 +297,30 @@ def _read_answers(
                 else:
                     if target_end == rdata_end:  # the name fills the RDATA exactly
                         cnames.append((owner, target))
+                        names_at[pos] = target
         pos = rdata_end
+    return tuple(cnames), tuple(addresses)
+
+
+def _ipv6_text(packed: bytes) -> str:
+    """RFC 5952 text of 16 bytes: lowercase hex, the longest run of 2+ zero groups as ``::``."""
+    groups = _IPV6_GROUPS.unpack(packed)
+    best_start = best_length = 0
+    run_start = run_length = 0
+    for index, group in enumerate(groups):
+        if group:
+            run_length = 0
+            continue
+        if not run_length:
+            run_start = index
+        run_length += 1
+        if run_length > best_length:
+            best_start, best_length = run_start, run_length
+    if best_length < 2:
+        return ":".join([f"{group:x}" for group in groups])
+    head = ":".join([f"{group:x}" for group in groups[:best_start]])
+    tail = ":".join([f"{group:x}" for group in groups[best_start + best_length :]])
+    return f"{head}::{tail}"
 
 
 def split_tcp_dns_stream(stream: bytes) -> tuple[list[bytes], int]:

@@ -212,6 +212,8 @@ class Extractor:
             return []
         data = streams.feed(flow, packet.ts, packet.tcp_seq, packet.tcp_flags, packet.payload)
         observations: list[Observation] = []
+        if streams.skipped_gap:
+            self._buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
         if data:
             if packet.dst_port in self.dns_ports or packet.src_port in self.dns_ports:
                 observations = self._dns_stream(packet, flow, data)
@@ -241,18 +243,21 @@ class Extractor:
         buffer += data
         stream = bytes(buffer)
         start = tls.find_client_hello_record(stream)
-        if start < 0:
+        while start >= 0:
+            try:
+                hello = tls.parse_client_hello_records(stream[start:])
+            except ValueError:
+                # Something that only looked like a ClientHello: look further on.
+                self._malformed("tls")
+                start = tls.find_client_hello_record(stream, start + 1)
+                continue
+            if hello is None:
+                if len(stream) - start >= tls.MAX_CLIENT_HELLO_BYTES:
+                    self._give_up(flow)
+                return []
+            break
+        else:
             if len(stream) >= TLS_SCAN_WINDOW_BYTES:
-                self._give_up(flow)
-            return []
-        try:
-            hello = tls.parse_client_hello_records(stream[start:])
-        except ValueError:
-            self._malformed("tls")
-            self._give_up(flow)
-            return []
-        if hello is None:
-            if len(stream) - start >= tls.MAX_CLIENT_HELLO_BYTES:
                 self._give_up(flow)
             return []
         self._give_up(flow)
@@ -266,7 +271,9 @@ class Extractor:
 
     # --- shared ------------------------------------------------------------------------
 
-    def _hello_observation(self, packet: Packet, proto: Proto, hello: tls.ClientHello) -> Observation:
+    def _hello_observation(
+        self, packet: Packet, proto: Proto, hello: tls.ClientHello
+    ) -> Observation:
         name = hello.sni or ""
         flags: set[Flag] = set()
         if hello.has_ech:

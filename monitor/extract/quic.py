@@ -52,7 +52,7 @@ class _Version(NamedTuple):
 
     salt: bytes
     labels: tuple[bytes, bytes, bytes]
-    """The HKDF-Expand-Label ``info`` prefixes for the key, IV and header-protection key."""
+    """The HKDF-Expand-Label ``info`` bytes for the key, IV and header-protection key."""
     initial_type: int
     """The long-header packet type bits (``(first byte >> 4) & 3``) of an Initial packet."""
     retry_type: int
@@ -113,6 +113,18 @@ def _draft_salt(draft: int) -> bytes:
 # IETF drafts 21-34 (0xff0000NN): drafts 33 and 34 already use the v1 salt.
 _VERSIONS.update({0xFF000000 | draft: _v1_like(_draft_salt(draft)) for draft in range(21, 35)})
 
+# Versions 0x?a?a?a?a are reserved to make servers answer with Version Negotiation (RFC 9000
+# section 15), so their Initial keys are the client's choice. The QUIC interop runner's clients
+# (the ndpi-quic-interop-v trace) use the draft-29 salt, which tshark 4.0 also tries.
+_GREASE = _v1_like(_SALT_DRAFT29)
+
+
+def _version_params(version: int) -> _Version | None:
+    params = _VERSIONS.get(version)
+    if params is None and version & 0x0F0F0F0F == 0x0A0A0A0A:
+        return _GREASE
+    return params
+
 
 def looks_like_quic_long_header(datagram: bytes) -> bool:
     """Cheap test: long header with the fixed bit, and a known or plausible QUIC version."""
@@ -164,10 +176,12 @@ class _Conn:
         "version",
     )
 
-    def __init__(self, client: tuple[str, int], version: int, dcid: bytes, keys: _Keys) -> None:
+    def __init__(
+        self, client: tuple[str, int], version: int, params: _Version, dcid: bytes, keys: _Keys
+    ) -> None:
         self.client = client
         self.version = version
-        self.params = _VERSIONS[version]
+        self.params = params
         self.dcid = dcid
         self.keys = keys
         self.largest_pn = -1
@@ -184,6 +198,17 @@ class _Conn:
         self.largest_pn = -1
         self.stream = bytearray()
         self.ranges = []
+
+
+class _Initial(NamedTuple):
+    """Where one Initial packet sits in its datagram, and what its header says."""
+
+    version: int
+    params: _Version
+    dcid: bytes
+    start: int
+    pn_offset: int
+    end: int
 
 
 def _varint(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
@@ -256,6 +281,8 @@ class QuicInitialTracker:
         """
         if len(datagram) < 7 or datagram[0] & 0xC0 != 0xC0:
             return None
+        if _version_params(int.from_bytes(datagram[1:5], "big")) is None:
+            return None  # version negotiation, Google's own crypto, or not QUIC at all
         src = (flow[0], flow[1])
         dst = (flow[2], flow[3])
         key = (src, dst) if src <= dst else (dst, src)
@@ -266,15 +293,15 @@ class QuicInitialTracker:
                 return None
         pos = 0
         end = len(datagram)
-        index = 0
+        number = 0
+        # Coalesced packets (RFC 9000 section 12.2): each long header's Length says where the
+        # next starts; a short header (1-RTT) or padding runs to the end of the datagram.
         while pos < end and datagram[pos] & 0xC0 == 0xC0:
-            index += 1
+            number += 1
             try:
-                pos, hello = self._packet(datagram, pos, index, key, src, dst, ts)
-            except ValueError:
-                if index == 1:
-                    raise
-                return None  # a damaged coalesced packet after a good one: keep what we had
+                pos, hello = self._packet(datagram, pos, key, src, dst, ts)
+            except ValueError as e:
+                raise ValueError(f"packet #{number}: {e}") from None
             if hello is not None or pos < 0:
                 return hello
         return None
@@ -283,51 +310,50 @@ class QuicInitialTracker:
         self,
         data: bytes,
         pos: int,
-        index: int,
         key: tuple[tuple[str, int], tuple[str, int]],
         src: tuple[str, int],
         dst: tuple[str, int],
         ts: float,
     ) -> tuple[int, QuicClientHello | None]:
         """Read the long-header packet at ``pos``; return where the next one starts (-1: stop)."""
-        where = f"packet #{index}"
         end = len(data)
         if pos + 7 > end:
-            raise ValueError(f"{where}: long header needs 7 bytes, {end - pos} left")
+            raise ValueError(f"long header needs 7 bytes, {end - pos} left")
         first = data[pos]
         version = int.from_bytes(data[pos + 1 : pos + 5], "big")
-        params = _VERSIONS.get(version)
+        params = _version_params(version)
         if params is None:
             return -1, None  # version negotiation or a version we cannot read
         dcid_len = data[pos + 5]
         if dcid_len > 20:
-            raise ValueError(f"{where}: DCID length {dcid_len} > 20")
+            raise ValueError(f"DCID length {dcid_len} > 20")
         at = pos + 6 + dcid_len
         if at >= end:
-            raise ValueError(f"{where}: DCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(f"DCID runs past the datagram ({end - pos} bytes)")
         dcid = data[pos + 6 : at]
         scid_len = data[at]
         if scid_len > 20:
-            raise ValueError(f"{where}: SCID length {scid_len} > 20")
+            raise ValueError(f"SCID length {scid_len} > 20")
         at += 1 + scid_len
         if at > end:
-            raise ValueError(f"{where}: SCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(f"SCID runs past the datagram ({end - pos} bytes)")
         ptype = (first >> 4) & 3
         if ptype == params.retry_type:
-            self._retry(key, dst, version, data[at - scid_len : at], ts)
+            self._retry(key, dst, version, params, data[at - scid_len : at], ts)
             return -1, None  # a Retry fills the rest of the datagram
         if ptype == params.initial_type:
-            token_len, at = _varint(data, at, end, f"{where}: token length")
+            token_len, at = _varint(data, at, end, "token length")
             at += token_len
-        length, pn_offset = _varint(data, at, end, f"{where}: Length")
+        length, pn_offset = _varint(data, at, end, "Length")
         packet_end = pn_offset + length
         if packet_end > end:
-            raise ValueError(f"{where}: Length {length} > {end - pn_offset} bytes left")
+            raise ValueError(f"Length {length} > {end - pn_offset} bytes left")
         if length < 20:
-            raise ValueError(f"{where}: Length {length} < 20 (packet number and sample)")
+            raise ValueError(f"Length {length} < 20 (packet number and sample)")
         if ptype != params.initial_type:
             return packet_end, None  # 0-RTT or Handshake: not ours to read
-        hello = self._initial(data, pos, pn_offset, packet_end, index, key, src, version, dcid, ts)
+        packet = _Initial(version, params, dcid, pos, pn_offset, packet_end)
+        hello = self._initial(data, packet, key, src, ts)
         return packet_end, hello
 
     def _retry(
@@ -335,6 +361,7 @@ class QuicInitialTracker:
         key: tuple[tuple[str, int], tuple[str, int]],
         client: tuple[str, int],
         version: int,
+        params: _Version,
         new_dcid: bytes,
         ts: float,
     ) -> None:
@@ -343,11 +370,13 @@ class QuicInitialTracker:
         if not new_dcid:
             raise ValueError("Retry: empty Source Connection ID")
         conn = self._conns.get(key)
-        if conn is not None and (conn.client != client or conn.done or conn.dcid == new_dcid):
+        if conn is not None and (
+            conn.client != client or conn.done or conn.version != version or conn.dcid == new_dcid
+        ):
             return
-        keys = self._keys_for(version, new_dcid)
+        keys = self._keys_for(params, new_dcid)
         if conn is None:
-            self._add(key, _Conn(client, version, new_dcid, keys), ts)
+            self._add(key, _Conn(client, version, params, new_dcid, keys), ts)
         else:
             conn.restart(new_dcid, keys)
         self.retries += 1
@@ -355,50 +384,45 @@ class QuicInitialTracker:
     def _initial(
         self,
         data: bytes,
-        pos: int,
-        pn_offset: int,
-        end: int,
-        index: int,
+        packet: _Initial,
         key: tuple[tuple[str, int], tuple[str, int]],
         src: tuple[str, int],
-        version: int,
-        dcid: bytes,
         ts: float,
     ) -> QuicClientHello | None:
         conn = self._conns.get(key)
         if conn is not None and conn.client != src:
             return None  # the server's Initial: server keys, and no ClientHello
         plain = None
-        if conn is not None and conn.version == version:
-            plain = self._decrypt(conn.keys, data, pos, pn_offset, end, conn.largest_pn, conn)
-        if plain is None and (conn is None or conn.dcid != dcid or conn.version != version):
-            keys = self._keys_for(version, dcid)
-            plain = self._decrypt(keys, data, pos, pn_offset, end, -1, None)
+        if conn is not None and conn.version == packet.version:
+            plain = self._decrypt(conn.keys, data, packet, conn.largest_pn)
+        if plain is None and (
+            conn is None or conn.dcid != packet.dcid or conn.version != packet.version
+        ):
+            keys = self._keys_for(packet.params, packet.dcid)
+            plain = self._decrypt(keys, data, packet, -1)
             if plain is not None:
                 if conn is None:
-                    conn = _Conn(src, version, dcid, keys)
+                    conn = _Conn(src, packet.version, packet.params, packet.dcid, keys)
                     self._add(key, conn, ts)
                 else:  # keys from a Retry we did not see, or a new version after negotiation
-                    conn.version = version
-                    conn.params = _VERSIONS[version]
-                    conn.restart(dcid, keys)
-                conn.largest_pn = plain[1]
+                    conn.version = packet.version
+                    conn.params = packet.params
+                    conn.restart(packet.dcid, keys)
         if plain is None or conn is None:
             self.decrypt_failures += 1
             return None
-        return self._frames(conn, plain[0], index)
+        payload, pn = plain
+        if pn > conn.largest_pn:
+            conn.largest_pn = pn
+        return self._frames(conn, payload)
 
+    @staticmethod
     def _decrypt(
-        self,
-        keys: _Keys,
-        data: bytes,
-        pos: int,
-        pn_offset: int,
-        end: int,
-        largest_pn: int,
-        conn: _Conn | None,
+        keys: _Keys, data: bytes, packet: _Initial, largest_pn: int
     ) -> tuple[bytes, int] | None:
         """Remove header protection and decrypt; None when the AEAD tag does not verify."""
+        pos = packet.start
+        pn_offset = packet.pn_offset
         sample = pn_offset + 4
         mask = keys.hp.update(data[sample : sample + 16])
         first = data[pos] ^ (mask[0] & 0x0F)
@@ -410,65 +434,68 @@ class QuicInitialTracker:
         header = bytes((first,)) + data[pos + 1 : pn_offset] + truncated.to_bytes(pn_len, "big")
         nonce = (keys.iv ^ pn).to_bytes(12, "big")
         try:
-            plain = keys.aead.decrypt(nonce, data[pn_offset + pn_len : end], header)
+            plain = keys.aead.decrypt(nonce, data[pn_offset + pn_len : packet.end], header)
         except InvalidTag:
             return None
-        if conn is not None and pn > conn.largest_pn:
-            conn.largest_pn = pn
         return plain, pn
 
-    def _frames(self, conn: _Conn, payload: bytes, index: int) -> QuicClientHello | None:
+    def _frames(self, conn: _Conn, payload: bytes) -> QuicClientHello | None:
         """Walk the frames of a decrypted Initial, feeding CRYPTO data to the connection."""
-        crypto_type = conn.params.crypto_frame
         pos = 0
         end = len(payload)
-        padding_from = len(payload.rstrip(b"\x00"))  # trailing PADDING, found in one C call
         number = 0
         while pos < end:
-            ftype = payload[pos]
-            if ftype == 0x00:  # PADDING: skip the whole run
-                if pos >= padding_from:
+            if payload[pos] == 0x00:  # PADDING, usually up to the end of the packet
+                if payload.endswith(bytes(end - pos)):
                     break
                 while payload[pos] == 0:
                     pos += 1
-                continue
             number += 1
-            where = f"packet #{index} frame #{number}"
-            pos += 1
-            if ftype == crypto_type:
-                offset, pos = _varint(payload, pos, end, f"{where}: CRYPTO offset")
-                length, pos = _varint(payload, pos, end, f"{where}: CRYPTO length")
-                if pos + length > end:
-                    raise ValueError(f"{where}: CRYPTO length {length} > {end - pos} bytes left")
-                hello = self._crypto(conn, offset, payload[pos : pos + length], where)
-                if hello is not None or conn.done:
-                    return hello
-                pos += length
-            elif ftype == 0x01:  # PING
-                continue
-            elif ftype in (0x02, 0x03):  # ACK, ACK with ECN counts
-                pos = _skip_ack(payload, pos, end, ftype == 0x03, where)
-            elif ftype in (0x1C, 0x1D):  # CONNECTION_CLOSE
-                _, pos = _varint(payload, pos, end, f"{where}: error code")
-                if ftype == 0x1C:
-                    _, pos = _varint(payload, pos, end, f"{where}: frame type")
-                reason, pos = _varint(payload, pos, end, f"{where}: reason length")
-                pos += reason
-            else:
-                break  # a frame an Initial should not carry: nothing more we can read
+            try:
+                pos, hello = self._frame(conn, payload, pos, end)
+            except ValueError as e:
+                raise ValueError(f"frame #{number} (type {payload[pos]:#x}): {e}") from None
+            if hello is not None or pos < 0:
+                return hello
         return None
 
-    def _crypto(self, conn: _Conn, offset: int, chunk: bytes, where: str) -> QuicClientHello | None:
+    def _frame(
+        self, conn: _Conn, payload: bytes, pos: int, end: int
+    ) -> tuple[int, QuicClientHello | None]:
+        """Read the frame at ``pos``: where the next starts (-1: stop), and a finished hello."""
+        ftype = payload[pos]
+        pos += 1
+        if ftype == conn.params.crypto_frame:
+            offset, pos = _varint(payload, pos, end, "CRYPTO offset")
+            length, pos = _varint(payload, pos, end, "CRYPTO length")
+            if pos + length > end:
+                raise ValueError(f"CRYPTO length {length} > {end - pos} bytes left")
+            hello = self._crypto(conn, offset, payload[pos : pos + length])
+            return (-1 if conn.done else pos + length), hello
+        if ftype == 0x01:  # PING
+            return pos, None
+        if ftype in (0x02, 0x03):  # ACK, ACK with ECN counts
+            return _skip_ack(payload, pos, end, ftype == 0x03), None
+        if ftype in (0x1C, 0x1D):  # CONNECTION_CLOSE
+            _, pos = _varint(payload, pos, end, "error code")
+            if ftype == 0x1C:
+                _, pos = _varint(payload, pos, end, "frame type")
+            reason, pos = _varint(payload, pos, end, "reason length")
+            return pos + reason, None
+        return -1, None  # a frame an Initial should not carry: nothing more we can read
+
+    def _crypto(self, conn: _Conn, offset: int, chunk: bytes) -> QuicClientHello | None:
         """Add CRYPTO data at ``offset``; the ClientHello once bytes 0 .. 4+length are in."""
         if not chunk:
             return None
         stop = offset + len(chunk)
         if stop > self.max_crypto_bytes:
-            return self._overflow(conn)
+            self._overflow(conn)
+            return None
         if offset == 0 and not conn.ranges and len(chunk) >= 4:  # the common single-frame case
             if chunk[0] != 0x01:
                 conn.done = True
-                raise ValueError(f"{where}: CRYPTO data starts with handshake type {chunk[0]}")
+                raise ValueError(f"CRYPTO data starts with handshake type {chunk[0]}")
             need = 4 + int.from_bytes(chunk[1:4], "big")
             if need <= len(chunk):
                 conn.done = True
@@ -483,10 +510,11 @@ class QuicInitialTracker:
             return None
         if stream[0] != 0x01:
             conn.done = True
-            raise ValueError(f"{where}: CRYPTO data starts with handshake type {stream[0]}")
+            raise ValueError(f"CRYPTO data starts with handshake type {stream[0]}")
         need = 4 + int.from_bytes(stream[1:4], "big")
         if need > self.max_crypto_bytes:
-            return self._overflow(conn)
+            self._overflow(conn)
+            return None
         if first[1] < need:
             return None
         conn.done = True
@@ -500,10 +528,8 @@ class QuicInitialTracker:
         conn.stream = bytearray()
         conn.ranges = []
         self.crypto_overflows += 1
-        return None
 
-    def _keys_for(self, version: int, dcid: bytes) -> _Keys:
-        params = _VERSIONS[version]
+    def _keys_for(self, params: _Version, dcid: bytes) -> _Keys:
         cache_key = (params.salt, dcid)
         keys = self._keys.get(cache_key)
         if keys is None:
@@ -528,16 +554,16 @@ class QuicInitialTracker:
         return len(stale)
 
 
-def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool, where: str) -> int:
+def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool) -> int:
     # ACK frame (RFC 9000 section 19.3): largest, delay, range count, first range, ranges, ECN.
-    _, pos = _varint(payload, pos, end, f"{where}: ACK largest acknowledged")
-    _, pos = _varint(payload, pos, end, f"{where}: ACK delay")
-    count, pos = _varint(payload, pos, end, f"{where}: ACK range count")
-    _, pos = _varint(payload, pos, end, f"{where}: ACK first range")
+    _, pos = _varint(payload, pos, end, "ACK largest acknowledged")
+    _, pos = _varint(payload, pos, end, "ACK delay")
+    count, pos = _varint(payload, pos, end, "ACK range count")
+    _, pos = _varint(payload, pos, end, "ACK first range")
     if count > end - pos:
-        raise ValueError(f"{where}: ACK range count {count} > {end - pos} bytes left")
+        raise ValueError(f"ACK range count {count} > {end - pos} bytes left")
     for _ in range(2 * count + (3 if ecn else 0)):
-        _, pos = _varint(payload, pos, end, f"{where}: ACK range")
+        _, pos = _varint(payload, pos, end, "ACK range")
     return pos
 
 

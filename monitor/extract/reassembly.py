@@ -13,7 +13,9 @@ kilobytes of each client stream in order, and nothing more, so this reassembler 
   of ``ndpi-tls-multi-synack``); the same ISN again is a retransmission and changes nothing.
 - Overlaps and retransmissions are trimmed; the bytes seen first win. Sequence numbers are
   compared modulo 2^32, so wrap-around needs no special case.
-- FIN or RST ends the flow: its state goes and later segments are ignored until a new SYN.
+- FIN or RST ends the flow: its state goes and later segments are ignored until a new SYN. A FIN
+  or RST whose sequence number lies outside any plausible window is ignored, as a TCP stack
+  would (RFC 5961; ``sv-tls-subjectaltname`` has such an RST before the SYN is retransmitted).
 - Memory is bounded: ``max_flows`` flows (the least recently active is evicted first), at most
   ``max_bytes_per_flow`` bytes delivered per flow (after which the flow is ignored), at most
   ``max_pending_segments`` held segments per flow and ``max_pending_bytes`` held bytes in all.
@@ -24,7 +26,8 @@ Gaps. A hole that is never filled (capture loss on a mirror port, ``sv-dns-tcp-t
 stall a flow for good. Like Suricata, the reassembler gives up on the hole and carries on with the
 bytes after it when the flow holds more than ``max_pending_segments`` segments (or the reassembler
 more than ``max_pending_bytes`` bytes), when the hole is older than ``gap_timeout_s`` at the next
-segment of that flow, or when the flow ends (FIN/RST) with segments still held. The bytes that
+segment of that flow, or when the flow ends (FIN/RST) with segments still held and the FIN or
+RST itself completed nothing. The bytes that
 ``feed`` then returns do not follow the bytes it returned before: ``skipped_gap`` is True after
 such a call, and the caller must restart its parse there (drop what it buffered). When several
 holes are skipped in one call, only the bytes after the last one are returned.
@@ -34,10 +37,14 @@ Pure: time comes in as the packet timestamps.
 
 from __future__ import annotations
 
+from collections.abc import KeysView
+
 from monitor.values import TCP_FIN, TCP_RST, TCP_SYN, FlowKey
 
 _SEQ_MOD = 1 << 32
 _SEQ_HALF = 1 << 31
+_SEQ_WINDOW = 1 << 30
+"""A FIN or RST more than this far from the stream start is out of any window: ignored."""
 _ENDS_FLOW = TCP_FIN | TCP_RST
 _NO_ISN = -1
 
@@ -92,6 +99,10 @@ class StreamReassembler:
 
     def __len__(self) -> int:
         return len(self._flows)
+
+    def flows(self) -> KeysView[FlowKey]:
+        """The flows held (a live, set-like view)."""
+        return self._flows.keys()
 
     @property
     def pending_bytes(self) -> int:
@@ -178,11 +189,13 @@ class StreamReassembler:
             if flow in self._ignored or not payload:
                 return b""
             state = self._new_flow(flow, seq, _NO_ISN, ts)
+        offset = (seq - state.base) % _SEQ_MOD
+        if _SEQ_WINDOW <= offset < _SEQ_MOD - 1:
+            return b""  # outside any plausible window: stale or forged, ignored (RFC 5961)
         data = b""
         if payload:
-            offset = (seq - state.base) % _SEQ_MOD
             data = self._accept(flow, state, ts, offset, payload)
-        if flow in self._flows and state.pending:
+        if not data and state.pending and flow in self._flows:
             data = self._skip_gaps(state)
         self.forget(flow)
         return data
@@ -229,7 +242,9 @@ class StreamReassembler:
             state.gap_since = ts
         self._hold(state, offset, data)
         out = self._drain(state)
-        if state.pending and (
+        if out:
+            state.gap_since = ts  # the next hole, if any, opens now
+        elif (
             len(state.pending) > self._max_pending
             or self._pending_bytes > self._max_pending_bytes
             or ts - state.gap_since > self._gap_timeout

@@ -18,6 +18,7 @@ RFC 6101 appendix E.1 / RFC 5246 appendix E.2 (SSLv2-compatible ClientHello).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from monitor.hostnames import normalise_hostname
@@ -36,6 +37,10 @@ MAX_CLIENT_HELLO_BYTES = 65536
 """A ClientHello message (header included) longer than this is refused; callers stop buffering."""
 
 _RECORD_MAGIC = b"\x16\x03"
+_u16 = struct.Struct(">H").unpack_from
+_u16_pair = struct.Struct(">HH").unpack_from
+_record_and_message_header = struct.Struct(">BBBHBBH").unpack_from
+"""Content type, version major and minor, record length, handshake type, 3-byte length."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +122,13 @@ def parse_client_hello_records(stream: bytes) -> ClientHello | None:
             return _parse_sslv2_client_hello(stream)
         raise ValueError(f"record #0: content type {stream[0]}, expected handshake (22)")
     # Fast path: the whole ClientHello sits in the first record, as it usually does.
-    if n >= RECORD_HEADER_LEN + 4 and stream[1] == 3 and stream[5] == HANDSHAKE_CLIENT_HELLO:
-        record_len = (stream[3] << 8) | stream[4]
-        msg_len = (stream[6] << 16) | (stream[7] << 8) | stream[8]
+    if n >= RECORD_HEADER_LEN + 4:
+        _, major, _, record_len, msg_type, len_high, len_low = _record_and_message_header(stream)
+        msg_len = (len_high << 16) | len_low
         if (
-            4 + msg_len <= record_len <= MAX_RECORD_LEN
+            major == 3
+            and msg_type == HANDSHAKE_CLIENT_HELLO
+            and 4 + msg_len <= record_len <= MAX_RECORD_LEN
             and RECORD_HEADER_LEN + 4 + msg_len <= n
             and msg_len <= MAX_CLIENT_HELLO_BYTES - 4
         ):
@@ -183,12 +190,12 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
     """Parse the ClientHello body in ``buf[pos:end]`` (after the 4-byte handshake header)."""
     if end - pos < 35:
         raise ValueError(f"ClientHello body: {end - pos} bytes, need 35 up to the session id")
-    version = (buf[pos] << 8) | buf[pos + 1]
+    version = _u16(buf, pos)[0]
     p = pos + 34  # legacy_version (2) + random (32)
     p += 1 + buf[p]  # session id
     if p + 2 > end:
         raise ValueError(f"session id: length {buf[pos + 34]} leaves no room for cipher suites")
-    p += 2 + ((buf[p] << 8) | buf[p + 1])  # cipher suites
+    p += 2 + _u16(buf, p)[0]  # cipher suites
     if p + 1 > end:
         raise ValueError("cipher suites: length runs past the end of the ClientHello")
     p += 1 + buf[p]  # compression methods
@@ -198,7 +205,7 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
         return ClientHello(None, False, (), version)  # no extensions (SSLv3, early TLS)
     if p + 2 > end:
         raise ValueError("extensions: 1 byte left, need a 2-byte length")
-    ext_len = (buf[p] << 8) | buf[p + 1]
+    ext_len = _u16(buf, p)[0]
     p += 2
     ext_end = p + ext_len
     error: str | None = None
@@ -215,11 +222,12 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
         if p + 4 > ext_end:
             error = f"extension #{index}: header needs 4 bytes, {ext_end - p} left"
             break
-        ext_type = (buf[p] << 8) | buf[p + 1]
-        length = (buf[p + 2] << 8) | buf[p + 3]
+        ext_type, length = _u16_pair(buf, p)
         p += 4
         if p + length > ext_end:
-            error = f"extension #{index} (type {ext_type}): length {length} > remaining {ext_end - p}"
+            error = (
+                f"extension #{index} (type {ext_type}): length {length} > remaining {ext_end - p}"
+            )
             break
         if ext_type == EXT_SERVER_NAME and not sni_seen:
             sni_seen = True
@@ -297,8 +305,8 @@ def _alpn(buf: bytes, p: int, end: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _sslv2_header(stream: bytes, start: int) -> tuple[int, int, int] | None:
-    """(record length, version, body length) of an SSLv2 CLIENT-HELLO at ``start``, or None.
+def _sslv2_header(stream: bytes, start: int) -> tuple[int, int] | None:
+    """(record length, version) of an SSLv2 CLIENT-HELLO header at ``start``, or None.
 
     Needs the 11 header bytes; checks them against the SSLv2 rules so that a random byte with
     the high bit set is not taken for one.
@@ -323,7 +331,7 @@ def _sslv2_header(stream: bytes, start: int) -> tuple[int, int, int] | None:
         or record_len != 9 + cipher_len + session_len + challenge_len
     ):
         return None
-    return record_len, version, 9 + cipher_len + session_len + challenge_len
+    return record_len, version
 
 
 def _looks_like_sslv2_client_hello(stream: bytes, start: int) -> bool:
@@ -338,7 +346,7 @@ def _parse_sslv2_client_hello(stream: bytes) -> ClientHello | None:
     header = _sslv2_header(stream, 0)
     if header is None:
         raise ValueError("SSLv2 record: not a well-formed CLIENT-HELLO header")
-    record_len, version, _ = header
+    record_len, version = header
     if len(stream) < 2 + record_len:
         return None
     return ClientHello(None, False, (), version)

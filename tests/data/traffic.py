@@ -31,9 +31,10 @@ def dns_query(name: str, *, qid: int = 0x1234, ipv6: bool = False) -> ScapyPacke
 
 
 def dns_answer(name: str, cname: str, address: str) -> ScapyPacket:
-    answers = DNSRR(rrname=name, type="CNAME", rdata=cname) / DNSRR(
-        rrname=cname, type="A", rdata=address
-    )
+    answers = [
+        DNSRR(rrname=name, type="CNAME", rdata=cname),
+        DNSRR(rrname=cname, type="A", rdata=address),
+    ]
     return (
         Ether(src=GATEWAY_MAC, dst=CLIENT_MAC)
         / IP(src=RESOLVER_IP, dst=CLIENT_IP)

@@ -1,0 +1,426 @@
+"""Capture files (pcap and pcapng) as a stream of ``Frame`` values.
+
+``hallmonitor scan`` replays capture files through the same pipeline as live capture, and it
+must stay several times faster than tshark, so this reader costs well under a microsecond per
+packet. That is why it does not use scapy's readers, although scapy is our library for
+packets: scapy's ``RawPcapReader`` and ``RawPcapNgReader`` (which skip dissection) were
+measured against this reader on this project's 2-core machine, over 500,000 Ethernet frames
+copied from the reference captures (245 MB, in the page cache), best of 3:
+
+================================================  ==========  ==========
+reader                                            pcap        pcapng
+================================================  ==========  ==========
+scapy ``RawPcap(Ng)Reader``, bytes + metadata     1.9 µs/pkt  3.8 µs/pkt
+the same, turned into ``Frame`` values            2.5 µs/pkt  4.5 µs/pkt
+this reader (1 MiB reads + ``struct.Struct``)     0.8 µs/pkt  0.9 µs/pkt
+================================================  ==========  ==========
+
+An ``mmap`` version was no faster than buffered 1 MiB reads, and a file that shrinks under a
+mapping kills the process with SIGBUS, so the reader uses plain reads. Scapy also forgets to
+reset interfaces at a new pcapng section and ignores ``if_tsoffset``; this reader does both.
+
+What is read: pcap in both byte orders, with microsecond (``a1b2c3d4``) or nanosecond
+(``a1b23c4d``) timestamps; pcapng with any number of sections (each with its own byte order)
+and interfaces (each with its own link type, ``if_tsresol``, decimal or power-of-2, and
+``if_tsoffset``), and Enhanced, Simple and obsolete Packet blocks. Other blocks are skipped.
+
+A file whose header is broken raises ``CaptureFileError``. A file that ends in the middle of a
+record (a cut-off download, a capture still being written) yields every complete frame and
+then ends, with ``CaptureReader.truncated`` set; damage further in (an impossible record
+length) ends the file the same way, with ``CaptureReader.problem`` saying where.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO
+
+from monitor.errors import CaptureFileError
+from monitor.values import Frame
+
+CHUNK_BYTES = 1 << 20
+"""How much is read from the file at a time."""
+
+MAX_RECORD_BYTES = 1 << 24
+"""A record claiming more captured bytes than this is damage, not a packet."""
+
+PCAP_MAGIC_MICRO = 0xA1B2C3D4
+PCAP_MAGIC_NANO = 0xA1B23C4D
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+_BLOCK_IDB = 1
+_BLOCK_PB = 2
+_BLOCK_SPB = 3
+_BLOCK_EPB = 6
+
+_OPT_END = 0
+_OPT_IF_TSRESOL = 9
+_OPT_IF_TSOFFSET = 14
+
+_PCAP_HEADER_BYTES = 24
+_PCAP_RECORD_BYTES = 16
+_SHB_MIN_BYTES = 28
+
+_new_frame = tuple.__new__
+"""``Frame``'s generated ``__new__`` is Python code; calling tuple's directly halves the cost."""
+
+_Interface = tuple[int, int, int, int]
+"""A pcapng interface: link type, ticks per second, seconds to add (if_tsoffset), snaplen."""
+
+
+class _Layout:
+    """Precompiled structs for one byte order."""
+
+    def __init__(self, order: str) -> None:
+        self.u32 = struct.Struct(order + "I")
+        self.u16 = struct.Struct(order + "H")
+        self.i64 = struct.Struct(order + "q")
+        self.pcap_header = struct.Struct(order + "IHHiIII")
+        self.pcap_record = struct.Struct(order + "III4x")
+        self.block_header = struct.Struct(order + "II")
+        # Block type, block length, then the first five words of an Enhanced Packet Block.
+        self.epb = struct.Struct(order + "IIIIII")
+        self.idb = struct.Struct(order + "HxxI")
+        self.pb = struct.Struct(order + "HxxIII")
+        self.option = struct.Struct(order + "HH")
+
+
+_LITTLE = _Layout("<")
+_BIG = _Layout(">")
+
+
+def capture_size(path: str | os.PathLike[str]) -> int:
+    """The size of a capture file in bytes (for a progress bar against ``bytes_read``)."""
+    try:
+        return os.stat(path).st_size
+    except OSError as e:
+        raise CaptureFileError(os.fspath(path), _os_reason(e)) from e
+
+
+def read_capture(path: str | os.PathLike[str]) -> CaptureReader:
+    """The frames of a pcap or pcapng file, in file order.
+
+    The header is checked at once (``CaptureFileError`` if the file cannot be a capture);
+    iterate the result for ``Frame`` values, then look at ``truncated`` and ``problem``.
+    """
+    return CaptureReader(path)
+
+
+class CaptureReader:
+    """One capture file: iterate it for frames; afterwards it says how the file ended.
+
+    Counters (``frames_read``, ``bytes_read``) advance a chunk at a time while frames are
+    read, and are exact once the iteration has ended.
+    """
+
+    path: str
+    format: str
+    """``"pcap"`` or ``"pcapng"``."""
+    size: int
+    """File size in bytes when it was opened."""
+    frames_read: int
+    bytes_read: int
+    """Bytes of the file consumed so far, up to the end of the last complete record."""
+    truncated: bool
+    """The file ended in the middle of a record (its complete frames were all yielded)."""
+    problem: str | None
+    """Why reading stopped before the end of the file, in one line; ``None`` if it did not."""
+    skipped: int
+    """Packet records that could not become frames (unknown interface, no interface yet)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.frames_read = 0
+        self.bytes_read = 0
+        self.truncated = False
+        self.problem = None
+        self.skipped = 0
+        head, self.size = self._read_head()
+        self._layout, self.format = self._check_header(head)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.format == "pcap":
+            return self._pcap_frames()
+        return self._pcapng_frames()
+
+    def close(self) -> None:
+        """Nothing stays open between iterations; kept for symmetry with live sources."""
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open(self) -> BinaryIO:
+        try:
+            return open(self.path, "rb", buffering=0)  # the caller closes it
+        except OSError as e:
+            raise CaptureFileError(self.path, _os_reason(e)) from e
+
+    def _read_head(self) -> tuple[bytes, int]:
+        with self._open() as fh:
+            try:
+                size = os.fstat(fh.fileno()).st_size
+                head = fh.read(4096)
+            except OSError as e:
+                raise CaptureFileError(self.path, _os_reason(e)) from e
+            if len(head) >= 12 and int.from_bytes(head[:4], "little") == PCAPNG_SHB:
+                # The first Section Header Block may carry long options: read all of it.
+                length_field = head[4:8]
+                order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+                length = int.from_bytes(length_field, "little" if order == "<" else "big")
+                if len(head) < length <= MAX_RECORD_BYTES:
+                    head += fh.read(length - len(head))
+        return head, size
+
+    def _check_header(self, head: bytes) -> tuple[_Layout, str]:
+        if not head:
+            raise CaptureFileError(self.path, "empty file (0 bytes)")
+        if len(head) < 4:
+            raise CaptureFileError(self.path, f"too short to be a capture ({len(head)} bytes)")
+        magic = head[:4]
+        for layout in (_LITTLE, _BIG):
+            value = layout.u32.unpack_from(magic)[0]
+            if value in (PCAP_MAGIC_MICRO, PCAP_MAGIC_NANO):
+                if len(head) < _PCAP_HEADER_BYTES:
+                    raise CaptureFileError(
+                        self.path,
+                        f"file ends inside the pcap file header ({len(head)} of 24 bytes)",
+                    )
+                return layout, "pcap"
+        if int.from_bytes(magic, "little") == PCAPNG_SHB:
+            layout_or_reason = _shb_layout(head)
+            if isinstance(layout_or_reason, str):
+                raise CaptureFileError(
+                    self.path, f"damaged pcapng section header: {layout_or_reason}"
+                )
+            return layout_or_reason, "pcapng"
+        shown = " ".join(f"{byte:02x}" for byte in magic)
+        hint = "; it is gzip-compressed: gunzip it first" if magic[:2] == b"\x1f\x8b" else ""
+        raise CaptureFileError(self.path, f"not a pcap or pcapng file (starts with {shown}){hint}")
+
+    # -- pcap ----------------------------------------------------------------------------------
+
+    def _pcap_frames(self) -> Iterator[Frame]:
+        layout = self._layout
+        fh = self._open()
+        frames = 0
+        base = 0  # file offset of buf[0]
+        buf = b""
+        pos = 0
+        try:
+            header = fh.read(_PCAP_HEADER_BYTES)
+            if len(header) < _PCAP_HEADER_BYTES:  # the file shrank since it was opened
+                self.truncated = True
+                self.problem = "file ends mid-packet"
+                return
+            magic, _, _, _, _, _, linktype_field = layout.pcap_header.unpack_from(header)
+            scale = 1e-9 if magic == PCAP_MAGIC_NANO else 1e-6
+            # The upper bits of the field carry FCS information, not the link type.
+            linktype = linktype_field & 0xFFFF
+            unpack = layout.pcap_record.unpack_from
+            base = _PCAP_HEADER_BYTES
+            while more := fh.read(CHUNK_BYTES):
+                base += pos
+                buf = buf[pos:] + more if pos < len(buf) else more
+                pos = 0
+                size = len(buf)
+                last = size - _PCAP_RECORD_BYTES
+                while pos <= last:
+                    sec, frac, caplen = unpack(buf, pos)
+                    start = pos + _PCAP_RECORD_BYTES
+                    end = start + caplen
+                    if end > size:
+                        if caplen > MAX_RECORD_BYTES:
+                            self.problem = (
+                                f"record {frames + 1} at byte {base + pos}: captured length "
+                                f"{caplen} is impossible"
+                            )
+                            return
+                        break
+                    yield _new_frame(Frame, (sec + frac * scale, linktype, buf[start:end]))
+                    frames += 1
+                    pos = end
+                self.frames_read = frames
+                self.bytes_read = base + pos
+            if pos < len(buf):
+                self.truncated = True
+                self.problem = "file ends mid-packet"
+        finally:
+            self.frames_read = frames
+            self.bytes_read = base + pos
+            fh.close()
+
+    # -- pcapng --------------------------------------------------------------------------------
+
+    def _pcapng_frames(self) -> Iterator[Frame]:
+        layout = self._layout
+        fh = self._open()
+        frames = 0
+        base = 0  # file offset of buf[0]
+        buf = b""
+        pos = 0
+        # The interfaces of the current section.
+        interfaces: list[_Interface] = []
+        last_ts = 0.0
+        try:
+            while more := fh.read(CHUNK_BYTES):
+                base += pos
+                buf = buf[pos:] + more if pos < len(buf) else more
+                pos = 0
+                size = len(buf)
+                epb = layout.epb.unpack_from
+                u32 = layout.u32.unpack_from
+                while pos + 12 <= size:
+                    if pos + 28 <= size:
+                        btype, blen, iface, high, low, caplen = epb(buf, pos)
+                    else:
+                        btype, blen = layout.block_header.unpack_from(buf, pos)
+                        iface = high = low = caplen = 0
+                    if btype == PCAPNG_SHB:
+                        # Its own byte order; the type reads the same in both.
+                        found = _shb_layout(buf[pos : pos + _SHB_MIN_BYTES])
+                        if isinstance(found, str):
+                            self.problem = f"section header at byte {base + pos}: {found}"
+                            return
+                        layout = found
+                        epb = layout.epb.unpack_from
+                        u32 = layout.u32.unpack_from
+                        blen = u32(buf, pos + 4)[0]
+                        if blen > size - pos:
+                            if blen > MAX_RECORD_BYTES:
+                                self.problem = f"section header at byte {base + pos}: length {blen}"
+                                return
+                            break
+                        interfaces = []
+                        pos += blen
+                        continue
+                    if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
+                        self.problem = f"block at byte {base + pos}: impossible length {blen}"
+                        return
+                    end = pos + blen
+                    if end > size:
+                        break
+                    if u32(buf, end - 4)[0] != blen:
+                        self.problem = f"block at byte {base + pos}: trailing length is not {blen}"
+                        return
+                    if btype == _BLOCK_EPB:
+                        if blen < 32 or caplen > blen - 32:
+                            self.problem = f"packet block at byte {base + pos}: bad captured length"
+                            return
+                        if iface < len(interfaces):
+                            linktype, divisor, offset, _ = interfaces[iface]
+                            last_ts = ((high << 32) | low) / divisor + offset
+                            data = buf[pos + 28 : pos + 28 + caplen]
+                            yield _new_frame(Frame, (last_ts, linktype, data))
+                            frames += 1
+                        else:
+                            self.skipped += 1
+                    elif btype == _BLOCK_IDB:
+                        interface = _parse_idb(layout, buf[pos + 8 : end - 4])
+                        if interface is None:
+                            self.problem = f"interface block at byte {base + pos} is too short"
+                            return
+                        interfaces.append(interface)
+                    elif btype == _BLOCK_SPB:
+                        # No interface id (always the first) and no timestamp: keep the last one.
+                        if interfaces and blen >= 16:
+                            wirelen = u32(buf, pos + 8)[0]
+                            linktype, _, _, snaplen = interfaces[0]
+                            caplen = min(wirelen, blen - 16, snaplen or wirelen)
+                            data = buf[pos + 12 : pos + 12 + caplen]
+                            yield _new_frame(Frame, (last_ts, linktype, data))
+                            frames += 1
+                        else:
+                            self.skipped += 1
+                    elif btype == _BLOCK_PB:
+                        if blen < 32:
+                            self.problem = f"packet block at byte {base + pos} is too short"
+                            return
+                        iface, high, low, caplen = layout.pb.unpack_from(buf, pos + 8)
+                        if iface < len(interfaces) and caplen <= blen - 32:
+                            linktype, divisor, offset, _ = interfaces[iface]
+                            last_ts = ((high << 32) | low) / divisor + offset
+                            data = buf[pos + 28 : pos + 28 + caplen]
+                            yield _new_frame(Frame, (last_ts, linktype, data))
+                            frames += 1
+                        else:
+                            self.skipped += 1
+                    pos = end
+                self.frames_read = frames
+                self.bytes_read = base + pos
+            if pos < len(buf):
+                self.truncated = True
+                self.problem = "file ends mid-packet"
+        finally:
+            self.frames_read = frames
+            self.bytes_read = base + pos
+            fh.close()
+
+
+def _shb_layout(head: bytes) -> _Layout | str:
+    """The byte order a Section Header Block declares, or why it cannot be read."""
+    if len(head) < 12:
+        return f"file ends inside it ({len(head)} bytes)"
+    order_magic = head[8:12]
+    if order_magic == b"\x4d\x3c\x2b\x1a":
+        layout = _LITTLE
+    elif order_magic == b"\x1a\x2b\x3c\x4d":
+        layout = _BIG
+    else:
+        shown = " ".join(f"{byte:02x}" for byte in order_magic)
+        return f"unknown byte-order magic {shown}"
+    length = layout.u32.unpack_from(head, 4)[0]
+    if length < _SHB_MIN_BYTES or length % 4:
+        return f"impossible length {length}"
+    if len(head) >= 14:
+        major = layout.u16.unpack_from(head, 12)[0]
+        if major != 1:
+            return f"version {major} is not 1"
+    return layout
+
+
+def _parse_idb(layout: _Layout, body: bytes) -> _Interface | None:
+    """An Interface Description Block body, or ``None`` if it is too short."""
+    if len(body) < 8:
+        return None
+    linktype, snaplen = layout.idb.unpack_from(body)
+    divisor = 1_000_000
+    offset = 0
+    pos = 8
+    while pos + 4 <= len(body):
+        code, length = layout.option.unpack_from(body, pos)
+        if code == _OPT_END:
+            break
+        value = body[pos + 4 : pos + 4 + length]
+        if code == _OPT_IF_TSRESOL and length == 1:
+            # High bit set: a power of two; otherwise a power of ten.
+            exponent = value[0] & 0x7F
+            divisor = (2 if value[0] & 0x80 else 10) ** exponent
+        elif code == _OPT_IF_TSOFFSET and length == 8:
+            offset = layout.i64.unpack_from(value)[0]
+        pos += 4 + length + (-length % 4)
+    return (linktype, divisor, offset, snaplen)
+
+
+def _os_reason(error: OSError) -> str:
+    """A one-line reason for a file that cannot be opened or read."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a capture file"
+    if isinstance(error, PermissionError):
+        return "permission denied (run as a user who can read it)"
+    return error.strerror or str(error)

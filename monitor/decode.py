@@ -8,7 +8,7 @@ built without the keyword-argument machinery of ``NamedTuple.__new__``.
 What it reads: Ethernet (802.1Q/802.1ad tags at any depth, PPPoE sessions), BSD loopback, raw
 IP, Linux cooked captures v1 and v2, PPP, NFLOG; IPv4 and IPv6 (extension headers, fragment
 reassembly); and the tunnels GRE (plain, PPTP, ERSPAN II/III, Ethernet bridging), GRE-in-UDP,
-VXLAN, Teredo, IP-in-IP and IPv6-in-IP, unwrapped to the innermost UDP or TCP packet.
+VXLAN, Teredo, GTP-U, IP-in-IP and IPv6-in-IP, unwrapped to the innermost UDP or TCP packet.
 
 The only state is the IP fragment reassembly table, bounded in buffers, bytes and time (time
 being the frames' own timestamps; this module never reads the clock).
@@ -98,7 +98,8 @@ _IPV6_NO_NEXT = 59
 _PORT_VXLAN = 4789
 _PORT_GRE_IN_UDP = 4754
 _PORT_TEREDO = 3544
-_TUNNEL_PORTS = frozenset((_PORT_VXLAN, _PORT_GRE_IN_UDP, _PORT_TEREDO))
+_PORT_GTP_U = 2152
+_TUNNEL_PORTS = frozenset((_PORT_VXLAN, _PORT_GRE_IN_UDP, _PORT_TEREDO, _PORT_GTP_U))
 
 _AF_INET = 2
 _AF_INET6_BSD = frozenset((24, 28, 30))  # NetBSD/OpenBSD, FreeBSD, macOS
@@ -484,10 +485,13 @@ class Decoder:
         if header_length <= total_length <= available:
             end = offset + total_length  # drops Ethernet padding
         elif total_length > available:
-            raise ValueError(f"IPv4: total length {total_length} > {available} bytes captured")
+            if protocol != IPPROTO_UDP or fragment & 0x3FFF:
+                raise ValueError(f"IPv4: total length {total_length} > {available} bytes captured")
         elif total_length:
             raise ValueError(f"IPv4: total length {total_length} < header length {header_length}")
-        # else 0, written by segmentation offload on the capturing host: the frame says how long
+        # else 0, written by segmentation offload on the capturing host: the frame says how long;
+        # or a UDP datagram cut by the snap length, whose first bytes (a DNS question) still count.
+        # A cut TCP segment raises: its missing bytes would corrupt the reassembled stream.
         src = _cached_ipv4(source) or _format_ipv4(source)
         dst = _cached_ipv4(destination) or _format_ipv4(destination)
         offset += header_length
@@ -528,11 +532,11 @@ class Decoder:
         version, payload_length, next_header, source, destination = _IPV6(data, offset)
         if version >> 4 != 6:
             raise ValueError(f"IPv6: version {version >> 4}")
-        if payload_length > available - 40:
+        if payload_length > available - 40 and next_header != IPPROTO_UDP:
             raise ValueError(
                 f"IPv6: payload length {payload_length} > {available - 40} bytes captured"
             )
-        if payload_length:
+        if 0 < payload_length <= available - 40:
             end = offset + 40 + payload_length  # else a jumbogram, or offload: the frame says
         src = _cached_ipv6(source) or _format_ipv6(source)
         dst = _cached_ipv6(destination) or _format_ipv6(destination)
@@ -685,7 +689,7 @@ class Decoder:
     def _udp_tunnel(
         self, ts: float, port: int, data: bytes, offset: int, end: int, vlan: int | None, depth: int
     ) -> Packet | None:
-        """VXLAN, GRE-in-UDP or Teredo; ``_NOT_A_TUNNEL`` if the payload is not that tunnel."""
+        """VXLAN, GRE-in-UDP, GTP-U or Teredo; ``_NOT_A_TUNNEL`` if the payload is not that tunnel."""
         if port == _PORT_VXLAN:
             if end - offset < 8 + 14 or not data[offset] & 0x08:  # the I flag: VNI is valid
                 return _NOT_A_TUNNEL
@@ -693,7 +697,46 @@ class Decoder:
             return self._ethernet(ts, data, offset + 8, end, vlan, depth + 1)
         if port == _PORT_GRE_IN_UDP:
             return self._gre(ts, data, offset, end, vlan, depth)
+        if port == _PORT_GTP_U:
+            return self._gtp_u(ts, data, offset, end, vlan, depth)
         return self._teredo(ts, data, offset, end, vlan, depth)
+
+    def _gtp_u(
+        self, ts: float, data: bytes, offset: int, end: int, vlan: int | None, depth: int
+    ) -> Packet | None:
+        """GTP-U (3GPP TS 29.281) user data: a mobile operator's mirror port carries it.
+
+        Only a G-PDU (version 1, protocol type GTP, message 0xff) whose length field matches
+        the datagram exactly and whose payload starts like an IP header is unwrapped: DNS on
+        port 2152 that merely looks like GTP (``zeek-dns-false-gtp-vlan``) stays plain UDP.
+        """
+        if end - offset < 8 + 20:
+            return _NOT_A_TUNNEL
+        flags = data[offset]
+        if flags >> 5 != 1 or not flags & 0x10 or data[offset + 1] != 0xFF:
+            return _NOT_A_TUNNEL
+        if _U16_BE(data, offset + 2)[0] != end - offset - 8:
+            return _NOT_A_TUNNEL
+        inner = offset + 8
+        if flags & 0x07:  # sequence number, N-PDU number, next extension header type
+            inner += 4
+            next_type = data[inner - 1]
+            while next_type:
+                if inner >= end or data[inner] == 0:
+                    return _NOT_A_TUNNEL
+                inner += 4 * data[inner]
+                if inner > end:
+                    return _NOT_A_TUNNEL
+                next_type = data[inner - 1]
+        if inner >= end:
+            return _NOT_A_TUNNEL
+        version = data[inner] >> 4
+        _check_depth(depth)
+        if version == 4:
+            return self._ipv4(ts, data, inner, end, None, vlan, depth + 1)
+        if version == 6:
+            return self._ipv6(ts, data, inner, end, None, vlan, depth + 1)
+        return _NOT_A_TUNNEL
 
     def _teredo(
         self, ts: float, data: bytes, offset: int, end: int, vlan: int | None, depth: int

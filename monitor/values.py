@@ -137,3 +137,122 @@ class StageCounters:
     """Unexpected exceptions per stage: bugs, counted so that capture goes on."""
     unsupported_linktypes: dict[int, int] = field(default_factory=dict)
     """Frames per link type that the decoder does not read."""
+
+
+# --- Engine II: classification, policy and incidents ---------------------------------------
+
+
+class Presence(StrEnum):
+    """Whether a list entry means a person is on the platform, or a page merely embeds it."""
+
+    PRIMARY = "primary"
+    """The site or app itself: ``www.instagram.com``, ``i.instagram.com`` app traffic."""
+    EMBEDDED = "embedded"
+    """Widgets, pixels, SDK beacons and shared CDNs that any page may pull in."""
+
+
+class Category(StrEnum):
+    """What kind of platform, so that a school chooses what it flags."""
+
+    SOCIAL = "social"
+    MESSAGING = "messaging"
+    VIDEO = "video"
+
+
+class SegmentRole(StrEnum):
+    """Who uses a network segment (not to be confused with the web app's user roles)."""
+
+    STAFF = "staff"
+    PUPIL = "pupil"
+    GUEST = "guest"
+    ADMIN = "admin"
+
+
+class Attribution(StrEnum):
+    """How an observation was tied to a platform."""
+
+    NAME = "name"
+    """The observed name itself is on the list."""
+    CNAME = "cname"
+    """A DNS answer's CNAME chain led into the platform's domains."""
+    ADDRESS = "address"
+    """A TLS/QUIC connection without a usable name went to an address a platform name resolved to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The classifier's verdict on one observation."""
+
+    platform: str
+    """Platform id, e.g. ``instagram`` (the list file's name)."""
+    category: Category
+    presence: Presence
+    rule: str
+    """The list suffix that matched, e.g. ``instagram.com``."""
+    via: Attribution = Attribution.NAME
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device's identity at one moment, frozen into incidents because addresses move."""
+
+    ip: str
+    mac: str | None = None
+    host_name: str | None = None
+    """The DHCP host name last seen for this MAC or address."""
+    segment: str | None = None
+    """The configured segment name the address or VLAN falls in."""
+    label: str | None = None
+    """An admin's label (owner, room); filled in by the store, not the engine."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """An observation that matched a platform, with the policy's view of it."""
+
+    observation: Observation
+    match: Match
+    device: Device
+    role: SegmentRole | None
+    """The segment's role; None when the address is in no configured segment."""
+    flagged: bool
+    """The segment flags this category, and the time is inside the school day."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One observation that an incident rests on (no payload: time, protocol, name, how)."""
+
+    ts: float
+    proto: Proto
+    name: str
+    via: Attribution
+
+
+class IncidentState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A snapshot of one device's use of one platform; the store upserts it by ``key``."""
+
+    key: str
+    """Stable id: the same observations always give the same key (replays are idempotent)."""
+    site: str
+    platform: str
+    category: Category
+    device: Device
+    role: SegmentRole | None
+    start: float
+    end: float
+    """Time of the last hit so far (UTC seconds)."""
+    active_minutes: float
+    """Estimated minutes of use: whole minutes with at least one hit, plus one."""
+    confidence: float
+    """0..1: higher with more primary hits and several protocols; lower when only via address."""
+    evidence: tuple[Evidence, ...]
+    """Capped list of the hits it rests on, oldest first."""
+    hit_count: int
+    state: IncidentState

@@ -99,6 +99,8 @@ class Run:
     received: int
     drops: int
     seconds: float
+    cpu: float
+    """CPU seconds the receiving process used (user and system), the senders excluded."""
 
 
 def run_once(rate: int, seconds: float, senders: int, ring: bool) -> Run:
@@ -125,8 +127,10 @@ def run_once(rate: int, seconds: float, senders: int, ring: bool) -> Run:
 
         waiter = threading.Thread(target=finish)
         waiter.start()
+        cpu_start = time.process_time()
         for _ in source.frames(stop, poll_s=0.05):
             received += 1
+        cpu = time.process_time() - cpu_start
         waiter.join()
         sent = 0
         elapsed = 0.0
@@ -136,7 +140,9 @@ def run_once(rate: int, seconds: float, senders: int, ring: bool) -> Run:
             sent += int(count)
             elapsed = max(elapsed, float(duration))
         _, drops = source.stats()[pair.host_iface]
-    return Run(offered=sent / elapsed, sent=sent, received=received, drops=drops, seconds=elapsed)
+    return Run(
+        offered=sent / elapsed, sent=sent, received=received, drops=drops, seconds=elapsed, cpu=cpu
+    )
 
 
 def say(line: str) -> None:
@@ -154,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     say(f"{args.seconds:g} s per run, median of {args.repeats}, {args.senders} sender processes")
     say(
-        f"{'mode':<9} {'asked/s':>9} {'offered/s':>10} {'received/s':>11} {'kernel drops':>13} {'lost':>7}"
+        f"{'mode':<9} {'asked/s':>9} {'offered/s':>10} {'received/s':>11} {'kernel drops':>13} {'lost':>7} {'rx CPU/pkt':>11}"
     )
     for mode in args.modes.split(","):
         for rate in (int(r) for r in args.rates.split(",")):
@@ -166,8 +172,9 @@ def main() -> None:
             received = statistics.median(run.received / run.seconds for run in runs)
             drops = statistics.median(run.drops for run in runs)
             lost = statistics.median((run.sent - run.received) / run.sent for run in runs)
+            cpu = statistics.median(run.cpu / max(1, run.received) * 1e6 for run in runs)
             say(
-                f"{mode:<9} {rate:>9,} {offered:>10,.0f} {received:>11,.0f} {drops:>13,.0f} {lost:>7.1%}"
+                f"{mode:<9} {rate:>9,} {offered:>10,.0f} {received:>11,.0f} {drops:>13,.0f} {lost:>7.1%} {cpu:>8.2f} µs"
             )
 
 

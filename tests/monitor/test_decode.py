@@ -54,6 +54,8 @@ MAC_BYTES = bytes.fromhex("020000000001")
 
 V4 = IP(src="10.0.0.1", dst="192.0.2.53") / UDP(sport=40000, dport=53) / Raw(b"query")
 V6 = IPv6(src="2001:db8::1", dst="2001:db8::53") / UDP(sport=40000, dport=53) / Raw(b"query")
+V4_TCP = IP(src="10.0.0.1", dst="192.0.2.53") / TCP(sport=40000, dport=443) / Raw(b"hello")
+V6_TCP = IPv6(src="2001:db8::1", dst="2001:db8::53") / TCP(sport=40000, dport=443) / Raw(b"hello")
 EXPECTED_V4 = Packet(1.0, "10.0.0.1", "192.0.2.53", IPPROTO_UDP, 40000, 53, b"query")
 EXPECTED_V6 = Packet(1.0, "2001:db8::1", "2001:db8::53", IPPROTO_UDP, 40000, 53, b"query")
 
@@ -408,15 +410,29 @@ def with_ipv4_field(packet: ScapyPacket, offset: int, value: bytes) -> bytes:
         pytest.param(with_ipv4_field(V4, 0, b"\x44"), id="ihl-4"),
         pytest.param(with_ipv4_field(V4, 0, b"\x4f"), id="ihl-beyond-packet"),
         pytest.param(with_ipv4_field(V4, 2, b"\x00\x10"), id="total-length-under-header"),
-        pytest.param(with_ipv4_field(V4, 2, b"\x01\x00"), id="total-length-beyond-capture"),
+        pytest.param(with_ipv4_field(V4_TCP, 2, b"\x01\x00"), id="tcp-total-length-beyond-capture"),
         pytest.param(bytes(V4)[:19], id="header-cut"),
-        pytest.param(with_ipv4_field(V6, 4, b"\x01\x00"), id="v6-payload-beyond-capture"),
+        pytest.param(with_ipv4_field(V6_TCP, 4, b"\x01\x00"), id="v6-tcp-payload-beyond-capture"),
         pytest.param(bytes(V6)[:39], id="v6-header-cut"),
     ],
 )
 def test_decode_malformed_ip_raises_value_error(data: bytes) -> None:
     with pytest.raises(ValueError, match=r"IPv[46]"):
         decode(data, 101)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(with_ipv4_field(V4, 2, b"\x01\x00"), EXPECTED_V4, id="v4"),
+        pytest.param(with_ipv4_field(V6, 4, b"\x01\x00"), EXPECTED_V6, id="v6"),
+    ],
+)
+def test_decode_udp_cut_by_the_snap_length_keeps_the_captured_bytes(
+    data: bytes, expected: Packet
+) -> None:
+    """tshark reads DNS questions from such frames (ndpi-fuzz-2006); a TCP segment would not do."""
+    assert decode(data, 101) == expected
 
 
 def test_decode_ip_length_zero_from_segmentation_offload_uses_the_frame() -> None:
@@ -607,13 +623,10 @@ def test_decode_inconsistent_fragments_raise_and_drop_the_buffer(
     assert decoder.pending_fragment_buffers == 0
 
 
-@pytest.mark.parametrize(
-    "arguments",
-    [{"max_fragment_buffers": 0}, {"fragment_timeout_s": 0.0}, {"fragment_timeout_s": -1.0}],
-)
-def test_decoder_rejects_bad_bounds(arguments: dict[str, float]) -> None:
+@pytest.mark.parametrize(("buffers", "timeout_s"), [(0, 30.0), (1, 0.0), (1, -1.0)])
+def test_decoder_rejects_bad_bounds(buffers: int, timeout_s: float) -> None:
     with pytest.raises(ValueError, match="fragment"):
-        Decoder(**arguments)  # type: ignore[arg-type]
+        Decoder(max_fragment_buffers=buffers, fragment_timeout_s=timeout_s)
 
 
 # -- UDP and TCP -------------------------------------------------------------------------------
@@ -1055,8 +1068,13 @@ def frame_bytes(case: Any, index: int = 0) -> bytes:
     return bytes(case.values[index])
 
 
+def frame_linktype(case: Any) -> int:
+    """The link type in a ``pytest.param`` of ``LINK_CASES``."""
+    return int(case.values[0])
+
+
 PREFIX_CASES = [
-    *(pytest.param(case.values[0], frame_bytes(case, 1), id=case.id) for case in LINK_CASES),
+    *(pytest.param(frame_linktype(case), frame_bytes(case, 1), id=case.id) for case in LINK_CASES),
     *(pytest.param(1, frame_bytes(case), id=case.id) for case in ETHERNET_CASES),
     *(pytest.param(1, frame_bytes(case), id=case.id) for case in TUNNEL_CASES),
 ]
@@ -1071,8 +1089,12 @@ def test_decode_truncated_prefix_gives_none_or_value_error(linktype: int, data: 
             result = Decoder().decode(Frame(1.0, linktype, data[:size]))
         except ValueError:
             continue
-        # Cutting only bytes after the packet (NFLOG's TLV padding) changes nothing.
-        assert result is None or result == full, f"prefix of {size} bytes gave {result}"
+        if result is None or result == full:
+            continue  # cutting only bytes after the packet (NFLOG's TLV padding) changes nothing
+        # A UDP datagram cut by the snap length keeps what was captured of its payload (for a
+        # tunnel cut short, that is the outer datagram).
+        assert result.protocol == IPPROTO_UDP, f"prefix of {size} bytes gave {result}"
+        assert data[:size].endswith(result.payload)
 
 
 SUPPORTED_LINKTYPES = [0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 239, 276]
@@ -1089,7 +1111,7 @@ def test_decode_arbitrary_bytes_give_packet_none_or_value_error(linktype: int, d
 
 
 SEEDS = (
-    [(int(case.values[0]), frame_bytes(case, 1)) for case in LINK_CASES]  # type: ignore[call-overload]
+    [(frame_linktype(case), frame_bytes(case, 1)) for case in LINK_CASES]
     + [(1, frame_bytes(case)) for case in TUNNEL_CASES]
     + [(1, data) for data in V4_FRAGMENTS + V6_FRAGMENTS]
 )
@@ -1158,3 +1180,46 @@ def test_decode_formats_ipv4_addresses_like_ipaddress(raw: bytes) -> None:
     decoded = decode(bytes(packet), 101)
     assert decoded is not None
     assert decoded.src_ip == str(ipaddress.IPv4Address(raw))
+
+
+class TestGtpU:
+    """GTP-U G-PDUs on UDP 2152 are unwrapped; look-alikes stay plain UDP."""
+
+    @staticmethod
+    def gtp_frame(inner: bytes, *, length_delta: int = 0, message_type: int = 0xFF) -> Frame:
+        from scapy.layers.inet import IP as OuterIP
+        from scapy.layers.inet import UDP as OuterUDP
+        from scapy.layers.l2 import Ether as OuterEther
+
+        header = bytes([0x30, message_type]) + (len(inner) + length_delta).to_bytes(2, "big")
+        header += (0x1234).to_bytes(4, "big")  # TEID
+        outer = (
+            OuterEther()
+            / OuterIP(src="192.0.2.1", dst="192.0.2.2")
+            / OuterUDP(sport=2152, dport=2152)
+            / (header + inner)
+        )
+        return Frame(0.0, 1, bytes(outer))
+
+    def test_gtp_u_g_pdu_is_unwrapped_to_the_inner_packet(self) -> None:
+        from scapy.layers.dns import DNS, DNSQR
+        from scapy.layers.inet import IP as InnerIP
+        from scapy.layers.inet import UDP as InnerUDP
+
+        inner = bytes(
+            InnerIP(src="10.1.1.1", dst="10.1.1.2")
+            / InnerUDP(sport=3333, dport=53)
+            / DNS(qd=DNSQR(qname="example.com"))
+        )
+        packet = Decoder().decode(self.gtp_frame(inner))
+        assert packet is not None
+        assert (packet.src_ip, packet.dst_port) == ("10.1.1.1", 53)
+
+    @pytest.mark.parametrize(("length_delta", "message_type"), [(1, 0xFF), (-1, 0xFF), (0, 0x01)])
+    def test_gtp_look_alike_stays_plain_udp(self, length_delta: int, message_type: int) -> None:
+        inner = bytes(20)
+        packet = Decoder().decode(
+            self.gtp_frame(inner, length_delta=length_delta, message_type=message_type)
+        )
+        assert packet is not None
+        assert (packet.src_ip, packet.src_port, packet.dst_port) == ("192.0.2.1", 2152, 2152)

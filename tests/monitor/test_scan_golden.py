@@ -108,6 +108,21 @@ CLEARTEXT_DOH = (
 )
 
 DISAGREEMENTS: dict[str, Disagreement] = {
+    "ndpi-fuzz-2006": Disagreement(
+        why=(
+            "Fuzzed DNS headers claim impossible question counts (frames 452, 588 and 315: e.g. "
+            "34817 questions in 32 bytes). tshark still prints the first question; we reject such "
+            "a message as not DNS, so that junk on a DNS port cannot become names. Every question "
+            "in a message with a plausible count is read (see tests/monitor/extract/test_dns.py)."
+        ),
+        peer_only={
+            "dns": {
+                "1.0.0.127.in-a\\032dr.arpa",
+                "_sip._udp.sip.cybescity.dk",
+                "_sip._udp.sip.sybertity.dk",
+            }
+        },
+    ),
     "td-quic-vn": Disagreement(
         why=(
             "After Version Negotiation the client sends a real QUIC v1 Initial that authenticates "

@@ -6,8 +6,10 @@ needs to tell one failure from another::
 
     Exception
     ├── ValueError
-    │   └── CaptureFileError      a capture file cannot be read (names the file)
-    └── UnsupportedLinkType       a frame's link type is one the decoder does not read
+    │   ├── CaptureFileError      a capture file cannot be read (names the file)
+    │   └── ConfigError           a setting is wrong (names the key and what is allowed)
+    ├── UnsupportedLinkType       a frame's link type is one the decoder does not read
+    └── SchemaNotCurrent          the database is not at this version's migration head
 """
 
 from __future__ import annotations
@@ -28,3 +30,27 @@ class UnsupportedLinkType(Exception):
     def __init__(self, linktype: int) -> None:
         super().__init__(f"unsupported link type {linktype}")
         self.linktype = linktype
+
+
+class ConfigError(ValueError):
+    """A setting is wrong: ``key`` names it (``calendar.hours.monday[1]``, a file), ``message`` says
+    what is allowed. ``problems`` lists every problem found, one line each, key first."""
+
+    def __init__(self, key: str, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+        self.problems = problems or (f"{key}: {message}",)
+
+
+class SchemaNotCurrent(Exception):
+    """The database schema is not at the revision this version needs (or the database is empty)."""
+
+    def __init__(self, current: str | None, required: str) -> None:
+        shown = current if current is not None else "none (an empty database)"
+        super().__init__(
+            f"the database schema is at revision {shown} but this version needs {required}: "
+            "run `hallmonitor db upgrade`"
+        )
+        self.current = current
+        self.required = required

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
+from typing import Any
 
 from monitor.values import Frame
 
@@ -230,6 +231,18 @@ class LiveSource:
             raise CaptureSetupError(
                 f"interface {name!r} has hardware type {hatype}, which Hall Monitor cannot decode"
             )
+        # Compiled before any socket exists, so a bad filter is reported without privileges.
+        program = self._compile_filter(DLT_FOR_LINKTYPE.get(linktype, linktype))
+        try:
+            return self._open_socket(name, ifindex, hatype, linktype, program, use_ring)
+        finally:
+            from scapy.arch.common import free_filter
+
+            free_filter(program)
+
+    def _open_socket(
+        self, name: str, ifindex: int, hatype: int, linktype: int, program: Any, use_ring: bool
+    ) -> _Capture:
         try:
             # Protocol 0: nothing is queued until bind(), after the filter is in place.
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -237,7 +250,10 @@ class LiveSource:
             raise CaptureSetupError(_permission_advice()) from None
         try:
             capture = _Capture(name, sock, linktype, hatype == ARPHRD_LOOPBACK)
-            self._attach_filter(sock, DLT_FOR_LINKTYPE.get(linktype, linktype))
+            from scapy.libs.structures import sock_fprog
+
+            fprog = sock_fprog(program.bf_len, program.bf_insns)
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
             self._set_buffer(sock)
             if use_ring:
                 self._set_ring(capture)
@@ -257,15 +273,15 @@ class LiveSource:
             raise
         return capture
 
-    def _attach_filter(self, sock: socket.socket, linktype: int) -> None:
+    def _compile_filter(self, dlt: int) -> Any:
+        """The filter as a libpcap ``bpf_program`` for this DLT (the caller frees it)."""
         # scapy's attach_filter() looks the interface up in its own table, which misses
         # interfaces of other network namespaces: compile for the link type instead.
-        from scapy.arch.common import compile_filter, free_filter
+        from scapy.arch.common import compile_filter
         from scapy.error import Scapy_Exception
-        from scapy.libs.structures import sock_fprog
 
         try:
-            program = compile_filter(self.bpf, linktype=linktype)
+            return compile_filter(self.bpf, linktype=dlt)
         except (Scapy_Exception, ImportError, OSError) as e:
             message = str(e)
             if "libpcap" in message:
@@ -279,11 +295,6 @@ class LiveSource:
                     "scapy uses it to compile BPF filters"
                 ) from e
             raise CaptureSetupError(f"the capture filter does not compile: {message}") from e
-        try:
-            fprog = sock_fprog(program.bf_len, program.bf_insns)
-            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        finally:
-            free_filter(program)
 
     def _set_buffer(self, sock: socket.socket) -> None:
         try:

@@ -66,3 +66,90 @@ def test_strict_pipeline_raises_bugs_for_tests() -> None:
     pipeline = Pipeline(strict=True, decoder=ExplodingDecoder())
     with pytest.raises(RuntimeError, match="bug"):
         pipeline.process(frame(dns_query("example.com")))
+
+
+# -- live capture, end to end -------------------------------------------------------------------
+
+LIVE_SENDER = """
+import socket, time
+host4, host6 = {host4!r}, {host6!r}
+udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+udp4.sendto(bytes.fromhex({query4!r}), (host4, 53))
+udp6.sendto(bytes.fromhex({query6!r}), (host6, 53))
+udp4.sendto(bytes.fromhex({quic!r}), (host4, 443))
+hello = bytes.fromhex({hello!r})
+tls = socket.create_connection((host4, 443))
+tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+tls.sendall(hello[:1000])
+time.sleep(0.2)
+tls.sendall(hello[1000:])
+time.sleep(0.1)
+tls.close()
+"""
+
+
+def real_quic_initial(server_name: str) -> bytes:
+    """A QUIC v1 Initial really encrypted with the client's Initial keys (RFC 9001)."""
+    import random
+
+    from tests.bench.make_mix import (
+        HelloOptions,
+        QuicInitialKeys,
+        build_client_hello,
+        build_quic_initial,
+    )
+
+    dcid, scid = bytes(range(8)), bytes(range(8, 16))
+    hello = build_client_hello(random.Random(1), HelloOptions(server_name, False, False, scid))
+    crypto = b"\x06\x00" + (0x4000 | len(hello)).to_bytes(2, "big") + hello
+    return build_quic_initial(QuicInitialKeys(dcid, b"client in"), dcid, scid, 0, 1, crypto)
+
+
+@pytest.mark.live_capture
+def test_live_capture_reports_dns_tls_and_quic_names() -> None:
+    """Real packets on a veth pair the test creates: the whole live path finds every name."""
+    import secrets
+    import threading
+
+    from monitor.sources.live import LiveSource
+    from tests.data.traffic import client_hello_bytes
+    from tests.monitor.sources.netns import run_in_namespace, veth_namespace
+    from tests.monitor.sources.test_live import TcpSink, dns_query
+
+    token = secrets.token_hex(4)
+    names = {
+        ("dns", f"v4-{token}.example.org"),
+        ("dns", f"v6-{token}.example.org"),
+        ("tls", f"tls-{token}.instagram.com"),
+        ("quic", f"quic-{token}.facebook.com"),
+    }
+    hello = client_hello_bytes(f"tls-{token}.instagram.com", padding=1400)
+    assert len(hello) > 1460  # split over two segments, as post-quantum ClientHellos are
+    with veth_namespace() as veth:
+        sink = TcpSink(veth.host_ip, 443)
+        pipeline = Pipeline(strict=True)
+        found: set[tuple[str, str]] = set()
+        stop = threading.Event()
+        timer = threading.Timer(10.0, stop.set)
+        try:
+            with LiveSource([veth.host_iface]) as source:
+                code = LIVE_SENDER.format(
+                    host4=veth.host_ip,
+                    host6=veth.host_ip6,
+                    query4=dns_query(f"v4-{token}.example.org").hex(),
+                    query6=dns_query(f"v6-{token}.example.org", 28).hex(),
+                    quic=real_quic_initial(f"quic-{token}.facebook.com").hex(),
+                    hello=hello.hex(),
+                )
+                run_in_namespace(veth.ns_name, code)
+                timer.start()
+                for frame in source.frames(stop, poll_s=0.05):
+                    found |= {(o.proto.value, o.name) for o in pipeline.process(frame)}
+                    if names <= found:
+                        break
+        finally:
+            timer.cancel()
+            sink.close()
+    assert names <= found
+    assert pipeline.counters.malformed == {}

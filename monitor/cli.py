@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Collection
 from typing import IO
 
 import click
@@ -63,7 +64,9 @@ def main(log_level: str) -> None:
     hidden=True,
     help="Stop on an internal error instead of counting it (for tests).",
 )
-def scan(files: tuple[str, ...], output_format: str | None, dns_ports: tuple[int, ...], strict: bool) -> None:
+def scan(
+    files: tuple[str, ...], output_format: str | None, dns_ports: tuple[int, ...], strict: bool
+) -> None:
     """Read pcap or pcapng FILES and print every DNS query, TLS and QUIC server name seen.
 
     Each observation is printed to stdout: JSON lines (keys ts, proto, name, client_ip,
@@ -89,7 +92,9 @@ def scan(files: tuple[str, ...], output_format: str | None, dns_ports: tuple[int
         sys.exit(1)
 
 
-def _scan_one(path: str, out: IO[str], fmt: str, dns_ports: set[int], strict: bool) -> FileSummary:
+def _scan_one(
+    path: str, out: IO[str], fmt: str, dns_ports: Collection[int], strict: bool
+) -> FileSummary:
     pipeline = Pipeline(strict=strict, dns_ports=dns_ports)
     summary = FileSummary(path=path, counters=pipeline.counters, by_proto=Counter())
     frames = read_capture(path)

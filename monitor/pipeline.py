@@ -89,4 +89,6 @@ class Pipeline:
         now = time.monotonic()
         if now - self._last_error_log.get(stage, -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
             self._last_error_log[stage] = now
-            logger.exception("unexpected error in the %s stage; the frame was skipped", stage)
+            logger.error(
+                "unexpected error in the %s stage; the frame was skipped", stage, exc_info=True
+            )

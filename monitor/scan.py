@@ -85,7 +85,9 @@ def render_summary(summary: FileSummary) -> str:
     if malformed:
         counts.append(f"{malformed:,} malformed" + _breakdown(counters.malformed))
     if counters.errors:
-        counts.append(f"{sum(counters.errors.values()):,} internal errors" + _breakdown(counters.errors))
+        counts.append(
+            f"{sum(counters.errors.values()):,} internal errors" + _breakdown(counters.errors)
+        )
     parts = [", ".join(counts)]
     if counters.unsupported_linktypes:
         named = ", ".join(

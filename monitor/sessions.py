@@ -4,7 +4,8 @@ A name is not yet an incident: opening Instagram gives dozens of DNS lookups and
 a few minutes, and a news page with a Facebook widget gives Facebook names without anyone being
 on Facebook. ``Sessionizer`` is the state machine between the two:
 
-- Only flagged hits count (the policy said: this segment flags the category, in school time).
+- Only flagged hits count (the policy said: this segment flags the category, in school time),
+  for incidents and embedded counts alike.
 - Hits are grouped by device and platform. The device's identity is its MAC address when known,
   else its IP address, so a laptop that changes address keeps its incident.
 - An incident **opens** on a ``primary`` hit (a person is on the site or app). Further hits of

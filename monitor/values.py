@@ -249,7 +249,7 @@ class Incident:
     end: float
     """Time of the last hit so far (UTC seconds)."""
     active_minutes: float
-    """Estimated minutes of use: whole minutes with at least one hit, plus one."""
+    """Estimated minutes of use: minutes holding a hit, bridging gaps under two minutes."""
     confidence: float
     """0..1: higher with more primary hits and several protocols; lower when only via address."""
     evidence: tuple[Evidence, ...]

@@ -54,7 +54,9 @@ def client_hello_bytes(server_name: str, *, padding: int = 0) -> bytes:
     return bytes(TLS(msg=[hello]))
 
 
-def tls_flow(server_name: str, *, split_at: int | None = None, padding: int = 0) -> list[ScapyPacket]:
+def tls_flow(
+    server_name: str, *, split_at: int | None = None, padding: int = 0
+) -> list[ScapyPacket]:
     """SYN, then the ClientHello in one segment or two (split at ``split_at`` bytes)."""
     record = client_hello_bytes(server_name, padding=padding)
     ip = IP(src=CLIENT_IP, dst=SERVER_IP)

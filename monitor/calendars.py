@@ -65,6 +65,8 @@ def parse_ical_closures(text: str, tz: str | None = None) -> list[tuple[date, da
         calendar = icalendar.Calendar.from_ical(text)
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise ValueError(f"not an iCalendar file: {e}") from e
+    if not isinstance(calendar, icalendar.Calendar):
+        raise ValueError(f"not an iCalendar file: starts with {calendar.name}, not VCALENDAR")
     try:
         zone = ZoneInfo(tz) if tz else None
     except (ValueError, KeyError) as e:
@@ -80,7 +82,10 @@ def parse_ical_closures(text: str, tz: str | None = None) -> list[tuple[date, da
         try:
             start, end = event.start, event.end
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{where}: {e}") from e
+            said = str(e)
+            if said[1:2].islower():  # "No DTSTART given." but not "DTSTART and ..."
+                said = said[:1].lower() + said[1:]
+            raise ValueError(f"{where}: {said}") from e
         closures.append((*_days(start, end, zone, where), summary))
     return closures
 

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, time, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -42,8 +42,14 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings import EnvSettingsSource, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -57,7 +63,8 @@ CONFIG_ENV = "HALLMONITOR_CONFIG"
 """Names the config file; ``/etc/hallmonitor/config.toml`` otherwise."""
 SYSTEM_CONFIG_PATH = Path("/etc/hallmonitor/config.toml")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DEFAULT_DAY = ["08:00-16:30"]
+DEFAULT_DAY = ((time(8, 0), time(16, 30)),)
+"""Monday to Friday by default: 08:00-16:30."""
 
 
 # --- value types with their own messages ---------------------------------------------------
@@ -181,7 +188,7 @@ class Group(BaseModel):
 
 class SiteSettings(Group):
     name: str = Field(
-        "school",
+        default="school",
         min_length=1,
         max_length=100,
         description="Short name of the school, stored on every incident (a trust's schools share "
@@ -200,10 +207,16 @@ class CaptureSettings(Group):
         description="Extra UDP/TCP ports carrying DNS (53, 5353 and 5355 are always read).",
     )
     snaplen: int = Field(
-        65535, ge=256, le=262144, description="Bytes kept of each captured frame (256 to 262144)."
+        default=65535,
+        ge=256,
+        le=262144,
+        description="Bytes kept of each captured frame (256 to 262144).",
     )
     buffer_mb: int = Field(
-        32, ge=1, le=4096, description="Kernel capture buffer per interface, in MiB (1 to 4096)."
+        default=32,
+        ge=1,
+        le=4096,
+        description="Kernel capture buffer per interface, in MiB (1 to 4096).",
     )
 
 
@@ -219,7 +232,7 @@ class ListsSettings(Group):
         '["education.example.org"].',
     )
     address_ttl_minutes: float = Field(
-        60,
+        default=60,
         gt=0,
         le=1440,
         description="How long an address a platform name resolved to still identifies that "
@@ -240,8 +253,8 @@ class SegmentSettings(Group):
         "address.",
     )
     role: SegmentRole = Field(description="Who uses it: staff, pupil, guest or admin.")
-    flag: Annotated[list[Category] | None, *EnvList] = Field(
-        None,
+    flag: Annotated[list[Category] | None, NoDecode, BeforeValidator(_env_list)] = Field(
+        default=None,
         description="Categories flagged here: social, messaging, video. Default by role: staff "
         "and pupil flag all three, guest and admin none.",
     )
@@ -290,7 +303,7 @@ class HoursSettings(Group):
 class TermSettings(Group):
     start: date = Field(description="First day of term (YYYY-MM-DD).")
     end: date = Field(description="Last day of term, included (YYYY-MM-DD).")
-    name: str = Field("", description="Optional name, e.g. autumn 2026.")
+    name: str = Field(default="", description="Optional name, e.g. autumn 2026.")
 
     @model_validator(mode="after")
     def _in_order(self) -> TermSettings:
@@ -308,8 +321,8 @@ def _closure_table(value: object) -> object:
 
 class ClosureSettings(Group):
     start: date = Field(description="First day closed (YYYY-MM-DD).")
-    end: date | None = Field(None, description="Last day closed, included; default: start.")
-    reason: str = Field("", description="Why, e.g. INSET day.")
+    end: date | None = Field(default=None, description="Last day closed, included; default: start.")
+    reason: str = Field(default="", description="Why, e.g. INSET day.")
 
     @model_validator(mode="after")
     def _in_order(self) -> ClosureSettings:
@@ -327,12 +340,12 @@ class ClosureSettings(Group):
 
 class CalendarSettings(Group):
     timezone: str = Field(
-        "Europe/London",
+        default="Europe/London",
         description="IANA time zone of the school's clocks, e.g. Europe/London; hours are local "
         "wall-clock time, daylight saving included.",
     )
     hours: HoursSettings = Field(
-        default_factory=HoursSettings,
+        default_factory=lambda: HoursSettings(),
         description='School hours per weekday, several ranges a day: monday = ["08:00-12:15", '
         '"13:00-16:00"]. Default Monday to Friday 08:00-16:30, no weekends.',
     )
@@ -350,11 +363,11 @@ class CalendarSettings(Group):
         "closes the days it covers.",
     )
     bank_holidays_file: Path | None = Field(
-        None,
+        default=None,
         description="A file in the gov.uk bank holidays JSON format; its holidays are closures.",
     )
     bank_holidays_division: Literal["england-and-wales", "scotland", "northern-ireland"] = Field(
-        "england-and-wales", description="Which division of the bank holidays file applies."
+        default="england-and-wales", description="Which division of the bank holidays file applies."
     )
 
     @field_validator("timezone")
@@ -375,13 +388,13 @@ class CalendarSettings(Group):
 
 class IncidentSettings(Group):
     idle_gap_minutes: float = Field(
-        10,
+        default=10,
         gt=0,
         le=1440,
         description="An incident closes after this many minutes without a hit (more than 0).",
     )
     max_evidence: int = Field(
-        50, ge=1, le=10000, description="Evidence items kept per incident (1 to 10000)."
+        default=50, ge=1, le=10000, description="Evidence items kept per incident (1 to 10000)."
     )
 
 
@@ -395,24 +408,27 @@ def _hide_password(url: str) -> str:
 
 class DatabaseSettings(Group):
     url: SecretStr = Field(
-        SecretStr("sqlite:////var/lib/hallmonitor/hallmonitor.db"),
+        default=SecretStr("sqlite:////var/lib/hallmonitor/hallmonitor.db"),
         description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB "
         "(postgresql:// means psycopg 3). Default: sqlite:///<data_dir>/hallmonitor.db. Its "
         "password is never printed.",
     )
     data_dir: Path = Field(
-        Path("/var/lib/hallmonitor"), description="Where the daemon keeps its state."
+        default=Path("/var/lib/hallmonitor"), description="Where the daemon keeps its state."
     )
     spool_dir: Path = Field(
-        Path("/var/lib/hallmonitor/spool"),
+        default=Path("/var/lib/hallmonitor/spool"),
         description="Where writes wait while the database is unreachable. Default: "
         "<data_dir>/spool.",
     )
     batch_size: int = Field(
-        500, ge=1, le=100000, description="Rows per insert batch (1 to 100000)."
+        default=500, ge=1, le=100000, description="Rows per insert batch (1 to 100000)."
     )
     flush_interval_s: float = Field(
-        1.0, gt=0, le=60, description="Longest wait before a partial batch is written, seconds."
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Longest wait before a partial batch is written, seconds.",
     )
 
     @model_validator(mode="before")
@@ -437,9 +453,11 @@ class DatabaseSettings(Group):
         except (ArgumentError, ValueError):
             raise _problem(f"{_hide_password(text)!r} is not a database URL; {_URL_HINT}") from None
         if url.drivername not in _DRIVERS:
-            raise _problem(f"{url.drivername!r} is not supported; {_URL_HINT}")
-        if url.drivername.startswith("sqlite") and not url.database:
-            raise _problem(f"{_hide_password(text)!r} names no database file; {_URL_HINT}")
+            raise _problem(
+                f"{_hide_password(text)!r}: {url.drivername} is not supported; {_URL_HINT}"
+            )
+        if not url.database:
+            raise _problem(f"{_hide_password(text)!r} names no database; {_URL_HINT}")
         return SecretStr(text)
 
     def display_url(self) -> str:
@@ -449,11 +467,11 @@ class DatabaseSettings(Group):
 
 class RetentionSettings(Group):
     observations_days: int = Field(
-        30, ge=1, le=36500, description="Days matched observations are kept."
+        default=30, ge=1, le=36500, description="Days matched observations are kept."
     )
-    incidents_days: int = Field(365, ge=1, le=36500, description="Days incidents are kept.")
+    incidents_days: int = Field(default=365, ge=1, le=36500, description="Days incidents are kept.")
     false_positive_days: int = Field(
-        30, ge=1, le=36500, description="Days incidents marked false positive are kept."
+        default=30, ge=1, le=36500, description="Days incidents marked false positive are kept."
     )
 
 
@@ -464,7 +482,7 @@ def _upper(value: object) -> object:
 class LoggingSettings(Group):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
-    ] = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    ] = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
 
 class Settings(BaseSettings):
@@ -474,26 +492,32 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
 
-    site: SiteSettings = Field(default_factory=SiteSettings, description="The school.")
-    capture: CaptureSettings = Field(default_factory=CaptureSettings, description="Live capture.")
-    lists: ListsSettings = Field(default_factory=ListsSettings, description="Platform lists.")
+    site: SiteSettings = Field(default_factory=lambda: SiteSettings(), description="The school.")
+    capture: CaptureSettings = Field(
+        default_factory=lambda: CaptureSettings(), description="Live capture."
+    )
+    lists: ListsSettings = Field(
+        default_factory=lambda: ListsSettings(), description="Platform lists."
+    )
     segments: list[SegmentSettings] = Field(
         default_factory=list,
         description="Network segments ([[segments]] tables); addresses in none are never flagged.",
     )
     calendar: CalendarSettings = Field(
-        default_factory=CalendarSettings, description="The school day."
+        default_factory=lambda: CalendarSettings(), description="The school day."
     )
     incidents: IncidentSettings = Field(
-        default_factory=IncidentSettings, description="Grouping hits into incidents."
+        default_factory=lambda: IncidentSettings(), description="Grouping hits into incidents."
     )
     database: DatabaseSettings = Field(
-        default_factory=DatabaseSettings, description="Where incidents are stored."
+        default_factory=lambda: DatabaseSettings(), description="Where incidents are stored."
     )
     retention: RetentionSettings = Field(
-        default_factory=RetentionSettings, description="How long records are kept."
+        default_factory=lambda: RetentionSettings(), description="How long records are kept."
     )
-    logging: LoggingSettings = Field(default_factory=LoggingSettings, description="Logging.")
+    logging: LoggingSettings = Field(
+        default_factory=lambda: LoggingSettings(), description="Logging."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -505,6 +529,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only the values given: ``load_settings`` layers the file and the environment."""
+        del settings_cls, env_settings, dotenv_settings, file_secret_settings
         return (init_settings,)
 
 
@@ -553,17 +578,16 @@ def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None
     try:
         env_data = _MappingEnvSource(Settings, environ)()
     except SettingsError as e:
-        problems.append(f"environment: {e}")
+        problems.append(_describe_env_error(str(e), environ))
         env_data = {}
     source = str(path) if path is not None else "settings"
-    if problems:
-        raise _collected(source, problems)
-    env_keys = {".".join(map(str, key)): name for key, name in _env_origins(environ)}
+    env_keys = {".".join(key): name for key, name in _env_origins(environ)}
     try:
         settings = Settings(**_merge(file_data, env_data))
     except ValidationError as e:
-        raise _collected(source, [_describe(error, env_keys) for error in e.errors()]) from None
-    problems = _cross_check(settings)
+        problems += [_describe(error, env_keys) for error in e.errors()]
+        raise _collected(source, problems) from None
+    problems += _cross_check(settings)
     if problems:
         raise _collected(source, problems)
     return settings
@@ -587,11 +611,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         found = re.search(r"\s*\(at line (\d+), column \d+\)$", message)
-        if found:
-            message = f"line {found[1]}: {message[: found.start()]}"
-        elif "end of document" in message:
-            message = f"line {text.count(chr(10)) + 1}: {message}"
-        raise ConfigError(where, f"{message[:1].lower()}{message[1:]} (TOML)") from None
+        line = int(found[1]) if found else text.count("\n") + 1
+        message = message[: found.start()] if found else message.split(" (at ")[0]
+        raise ConfigError(
+            where, f"line {line}: {message[:1].lower()}{message[1:]} (TOML)"
+        ) from None
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -624,6 +648,14 @@ def _unknown_env_groups(environ: Mapping[str, str]) -> list[str]:
                 + ", ".join(Settings.model_fields)
             )
     return problems
+
+
+def _describe_env_error(message: str, environ: Mapping[str, str]) -> str:
+    """pydantic-settings says which field's JSON failed; name the variables instead."""
+    found = re.search(r'field "([^"]+)"', message)
+    group = found[1] if found else ""
+    names = [name for key, name in _env_origins(environ) if key[0] == group] or [ENV_PREFIX + "*"]
+    return f"{', '.join(sorted(names))}: not valid JSON; give a JSON list [...] or table {{...}}"
 
 
 def _env_origins(environ: Mapping[str, str]) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -697,31 +729,32 @@ def _choices(expected: str) -> str:
     return ", ".join(re.findall(r"'([^']*)'", expected)) or expected
 
 
-_PHRASES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "int_parsing": lambda ctx: "is not a whole number",
-    "int_type": lambda ctx: "is not a whole number",
-    "int_from_float": lambda ctx: "is not a whole number",
-    "float_parsing": lambda ctx: "is not a number",
-    "float_type": lambda ctx: "is not a number",
-    "bool_parsing": lambda ctx: "is not true or false",
-    "string_type": lambda ctx: "is not a string; use quotes",
-    "list_type": lambda ctx: "is not a list; use [...]",
-    "model_type": lambda ctx: "is not a table; use [group] or {key = value}",
-    "model_attributes_type": lambda ctx: "is not a table; use [group] or {key = value}",
-    "dict_type": lambda ctx: "is not a table; use {key = value}",
-    "date_parsing": lambda ctx: "is not a date; use YYYY-MM-DD",
-    "date_from_datetime_parsing": lambda ctx: "is not a date; use YYYY-MM-DD",
-    "date_from_datetime_inexact": lambda ctx: "is not a date; use YYYY-MM-DD",
-    "date_type": lambda ctx: "is not a date; use YYYY-MM-DD",
-    "path_type": lambda ctx: "is not a path",
-    "string_too_short": lambda ctx: "is empty; give a name",
-    "string_too_long": lambda ctx: f"is too long; use at most {ctx['max_length']} characters",
-    "greater_than_equal": lambda ctx: f"is too small; use {ctx['ge']} or more",
-    "greater_than": lambda ctx: f"is too small; use more than {ctx['gt']}",
-    "less_than_equal": lambda ctx: f"is too large; use {ctx['le']} or less",
-    "less_than": lambda ctx: f"is too large; use less than {ctx['lt']}",
-    "enum": lambda ctx: f"is not allowed; use one of {_choices(ctx['expected'])}",
-    "literal_error": lambda ctx: f"is not allowed; use one of {_choices(ctx['expected'])}",
+_PHRASES: dict[str, str] = {
+    # pydantic error type: what follows the value; {name} is filled from the error's context
+    "int_parsing": "is not a whole number",
+    "int_type": "is not a whole number",
+    "int_from_float": "is not a whole number",
+    "float_parsing": "is not a number",
+    "float_type": "is not a number",
+    "bool_parsing": "is not true or false",
+    "string_type": "is not a string; use quotes",
+    "list_type": "is not a list; use [...]",
+    "model_type": "is not a table; use [group] or {{key = value}}",
+    "model_attributes_type": "is not a table; use [group] or {{key = value}}",
+    "dict_type": "is not a table; use {{key = value}}",
+    "date_parsing": "is not a date; use YYYY-MM-DD",
+    "date_from_datetime_parsing": "is not a date; use YYYY-MM-DD",
+    "date_from_datetime_inexact": "is not a date; use YYYY-MM-DD",
+    "date_type": "is not a date; use YYYY-MM-DD",
+    "path_type": "is not a path",
+    "string_too_short": "is empty; give a name",
+    "string_too_long": "is too long; use at most {max_length} characters",
+    "greater_than_equal": "is too small; use {ge} or more",
+    "greater_than": "is too small; use more than {gt}",
+    "less_than_equal": "is too large; use {le} or less",
+    "less_than": "is too large; use less than {lt}",
+    "enum": "is not allowed; use one of {choices}",
+    "literal_error": "is not allowed; use one of {choices}",
 }
 
 
@@ -740,13 +773,27 @@ def _describe(error: ErrorDetails, env_keys: Mapping[str, str]) -> str:
         line = f"{key}: {ctx['message']}"
     else:
         phrase = _PHRASES.get(kind)
-        said = phrase(ctx) if phrase else f"is not valid: {error['msg']}"
+        if phrase is None:
+            said = f"is not valid: {error['msg']}"
+        else:
+            limits = {
+                name: int(value) if isinstance(value, float) and value.is_integer() else value
+                for name, value in ctx.items()
+            }
+            said = phrase.format(**limits, choices=_choices(str(ctx.get("expected", ""))))
         line = f"{key}: {_show(error['input'], key)} {said}"
+    names = _origins(tuple(str(part) for part in loc), env_keys)
+    return f"{line} (from {', '.join(names)})" if names else line
+
+
+def _origins(loc: tuple[str, ...], env_keys: Mapping[str, str]) -> list[str]:
+    """The variables that set this key, a table holding it, or keys inside it."""
     for length in range(len(loc), 0, -1):
-        name = env_keys.get(".".join(str(part) for part in loc[:length]))
+        name = env_keys.get(".".join(loc[:length]))
         if name is not None:
-            return f"{line} (from {name})"
-    return line
+            return [name]
+    prefix = ".".join(loc) + "."
+    return sorted(name for key, name in env_keys.items() if key.startswith(prefix))
 
 
 def _cross_check(settings: Settings) -> list[str]:

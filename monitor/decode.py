@@ -120,6 +120,8 @@ _COMMON_HEADERS = struct.Struct("!6x6sHBxH2xHxB2x4s4sHHH").unpack_from
 _COMMON_HEADERS_TAGGED = struct.Struct("!6x6s2xHHBxH2xHxB2x4s4sHHH").unpack_from
 """``_COMMON_HEADERS`` with an 802.1Q tag: the TCI comes first, then the same fields."""
 _TCP_AFTER_PORTS = struct.Struct("!I4xBB").unpack_from  # seq, data offset, flags
+_COMMON_IPV6 = struct.Struct("!B3xHB1x16s16sHHH").unpack_from
+"""IPv6 (version, payload length, next header, addresses), then UDP ports and length."""
 _SLL = struct.Struct("!2xHH6s2xH").unpack_from  # ARPHRD, address length, address, protocol
 _SLL2 = struct.Struct("!H6xH1xB6s").unpack_from  # protocol, ARPHRD, address length, address
 _U32_LE = struct.Struct("<I").unpack_from
@@ -818,7 +820,7 @@ class Decoder:
 
 
 def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
-    """The fast path: Ethernet, at most one 802.1Q tag, plain IPv4, then UDP or TCP.
+    """The fast path: Ethernet, at most one 802.1Q tag, plain IPv4 or IPv6, then UDP or TCP.
 
     Covers nearly every frame a gateway sees, with one ``unpack_from`` for all the headers.
     Returns ``_NOT_COMMON`` for anything else, or anything odd, which the general path then
@@ -860,6 +862,8 @@ def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
         vlan = None
         network = 14
     if ethertype != _ETHERTYPE_IPV4 or version_ihl != 0x45 or fragment & 0x3FFF:
+        if ethertype == _ETHERTYPE_IPV6:
+            return _decode_common_ipv6(ts, data, size, network, source, vlan)
         return _NOT_COMMON
     transport = network + 20
     end = network + total_length
@@ -892,6 +896,64 @@ def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
             _cached_ipv4(source_ip) or _format_ipv4(source_ip),
             _cached_ipv4(destination_ip) or _format_ipv4(destination_ip),
             protocol,
+            source_port,
+            destination_port,
+            payload,
+            _cached_mac(source) or _format_mac(source),
+            vlan,
+            seq,
+            flags,
+        ),
+    )
+
+
+def _decode_common_ipv6(
+    ts: float, data: bytes, size: int, network: int, source: bytes, vlan: int | None
+) -> Packet | None:
+    """``_decode_common_ethernet`` for IPv6 without extension headers (and no jumbogram)."""
+    transport = network + 40
+    if size < transport + 8:
+        return _NOT_COMMON
+    (
+        version,
+        payload_length,
+        next_header,
+        source_ip,
+        destination_ip,
+        source_port,
+        destination_port,
+        udp_length,
+    ) = _COMMON_IPV6(data, network)
+    end = transport + payload_length
+    if version >> 4 != 6 or not payload_length or end > size:
+        return _NOT_COMMON
+    if next_header == IPPROTO_UDP:
+        if (
+            udp_length < 8
+            or udp_length > payload_length
+            or source_port in _TUNNEL_PORTS
+            or destination_port in _TUNNEL_PORTS
+        ):
+            return _NOT_COMMON
+        payload = data[transport + 8 : transport + udp_length]
+        seq = flags = 0
+    elif next_header == IPPROTO_TCP and payload_length >= 20:
+        seq, data_offset, flags = _TCP_AFTER_PORTS(data, transport + 4)
+        header_length = (data_offset >> 4) << 2
+        if header_length < 20 or header_length > payload_length:
+            return _NOT_COMMON
+        payload = data[transport + header_length : end]
+        if not payload and not flags & _TCP_FIN_SYN_RST:
+            return None
+    else:
+        return _NOT_COMMON
+    return _new_packet(
+        Packet,
+        (
+            ts,
+            _cached_ipv6(source_ip) or _format_ipv6(source_ip),
+            _cached_ipv6(destination_ip) or _format_ipv6(destination_ip),
+            next_header,
             source_port,
             destination_port,
             payload,

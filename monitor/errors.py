@@ -7,7 +7,8 @@ needs to tell one failure from another::
     Exception
     ├── ValueError
     │   ├── CaptureFileError      a capture file cannot be read (names the file)
-    │   └── ConfigError           a setting is wrong (names the key and what is allowed)
+    │   ├── ConfigError           a setting is wrong (names the key and what is allowed)
+    │   └── BlocklistError        a list file has a bad line (names the file and the line)
     ├── UnsupportedLinkType       a frame's link type is one the decoder does not read
     └── SchemaNotCurrent          the database is not at this version's migration head
 """
@@ -54,3 +55,16 @@ class SchemaNotCurrent(Exception):
         )
         self.current = current
         self.required = required
+
+
+class BlocklistError(ValueError):
+    """A list file has a bad line, or cannot be read; names the file and the line.
+
+    ``line`` counts from 1; 0 means the file as a whole (missing header, unreadable file).
+    """
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message

@@ -53,8 +53,8 @@ class Pipeline:
         except ValueError:
             self._count(counters.malformed, "decode")
             return []
-        except Exception:
-            self._bug("decode")
+        except Exception as e:
+            self._bug("decode", e)
             return []
         if packet is None:
             return []
@@ -64,8 +64,8 @@ class Pipeline:
         except ValueError:
             self._count(counters.malformed, "extract")
             return []
-        except Exception:
-            self._bug("extract")
+        except Exception as e:
+            self._bug("extract", e)
             return []
         counters.observations += len(observations)
         return observations
@@ -78,17 +78,63 @@ class Pipeline:
             if observations:
                 yield from observations
 
+    def batches(self, frames: Iterable[Frame]) -> Iterator[list[Observation]]:
+        """``process`` over a whole source: each frame's observations, when it has any.
+
+        The same guard as ``process``, in one loop with its lookups hoisted (the scan's hot
+        path). ``counters.frames``, ``packets`` and ``observations`` are added once, when the
+        iteration ends (or is closed); the other counters move as they happen.
+        """
+        counters = self.counters
+        malformed = counters.malformed
+        decode = self.decoder.decode
+        feed = self.extractor.feed
+        seen = packets = observed = 0
+        try:
+            for frame in frames:
+                seen += 1
+                try:
+                    packet = decode(frame)
+                except UnsupportedLinkType as e:
+                    linktypes = counters.unsupported_linktypes
+                    linktypes[e.linktype] = linktypes.get(e.linktype, 0) + 1
+                    continue
+                except ValueError:
+                    malformed["decode"] = malformed.get("decode", 0) + 1
+                    continue
+                except Exception as e:
+                    self._bug("decode", e)
+                    continue
+                if packet is None:
+                    continue
+                packets += 1
+                try:
+                    observations = feed(packet)
+                except ValueError:
+                    malformed["extract"] = malformed.get("extract", 0) + 1
+                    continue
+                except Exception as e:
+                    self._bug("extract", e)
+                    continue
+                if observations:
+                    observed += len(observations)
+                    yield observations
+        finally:
+            counters.frames += seen
+            counters.packets += packets
+            counters.observations += observed
+
     @staticmethod
     def _count(table: dict[str, int], stage: str) -> None:
         table[stage] = table.get(stage, 0) + 1
 
-    def _bug(self, stage: str) -> None:
+    def _bug(self, stage: str, error: Exception) -> None:
         if self.strict:
-            raise
+            raise error
         self._count(self.counters.errors, stage)
         now = time.monotonic()
         if now - self._last_error_log.get(stage, -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
             self._last_error_log[stage] = now
             logger.error(
-                "unexpected error in the %s stage; the frame was skipped", stage, exc_info=True
+                "unexpected error in the %s stage; the frame was skipped", stage, exc_info=error
             )

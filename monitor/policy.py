@@ -34,7 +34,7 @@ from datetime import date, datetime, time, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from zoneinfo import ZoneInfo
 
-from monitor.values import Category, Device, Hit, Match, Observation, Presence, SegmentRole
+from monitor.values import Category, Device, Hit, Match, Observation, SegmentRole
 
 DEFAULT_FLAGS: Mapping[SegmentRole, frozenset[Category]] = {
     SegmentRole.STAFF: frozenset(Category),
@@ -204,16 +204,14 @@ class Policy:
         self.calendar = calendar
 
     def decide(self, observation: Observation, match: Match, device: Device) -> Hit:
-        """Role from the segment; flagged when primary, the segment flags the category, and
-        it is school time. The device gets the segment's name if it did not carry it."""
+        """Role from the segment; flagged when the segment flags the category and it is school
+        time. Embedded hits are flagged too: the sessionizer counts them, and lets them grow an
+        incident a primary hit opened, but never opens one on them. The device gets the
+        segment's name if it did not carry it."""
         segment = self.segments.find(observation.client_ip, observation.vlan)
         if segment is None:
             return Hit(observation, match, device, None, False)
         if device.segment != segment.name:
             device = replace(device, segment=segment.name)
-        flagged = (
-            match.presence is Presence.PRIMARY
-            and match.category in segment.flags
-            and self.calendar.is_school_time(observation.ts)
-        )
+        flagged = match.category in segment.flags and self.calendar.is_school_time(observation.ts)
         return Hit(observation, match, device, segment.role, flagged)

@@ -138,7 +138,28 @@ def _read_name(data: bytes, pos: int) -> tuple[str, int]:
 
     Raises ``_UndecodableName`` (with the end offset) for a bad pointer or a name too long, and
     plain ``ValueError`` when the end of the name cannot be found.
+
+    Names without compression pointers (every question name, most owners) are remembered by
+    their wire bytes: such a name is decoded from those bytes alone, so the same bytes always
+    give the same text, and a repeated name costs a ``find`` and a dictionary lookup.
     """
+    stop = data.find(0, pos) + 1
+    if stop:
+        text = _cached_name(data[pos:stop])
+        if text is not None:
+            return text, stop
+    return _decode_name(data, pos)
+
+
+_NAME_CACHE_ENTRIES = 16384
+"""Uncompressed names remembered by ``_read_name``; a full cache is emptied, not grown."""
+
+_name_text: dict[bytes, str] = {}
+_cached_name = _name_text.get  # bound once: the cache is cleared, never replaced
+
+
+def _decode_name(data: bytes, pos: int) -> tuple[str, int]:
+    """``_read_name`` without the cache; remembers each pointer-free name it decodes."""
     start = limit = pos
     end = -1
     wire_length = 1
@@ -183,18 +204,28 @@ def _read_name(data: bytes, pos: int) -> tuple[str, int]:
         raise ValueError(
             f"name at offset {start}: runs past the end of the message ({len(data)} bytes)"
         ) from None
-    if end < 0:
-        end = pos + 1
+    if end >= 0:  # compressed: the text depends on bytes elsewhere in the message
+        return _name_text_of(labels), end
+    end = pos + 1
+    text = _name_text_of(labels)
+    if len(_name_text) >= _NAME_CACHE_ENTRIES:
+        _name_text.clear()
+    _name_text[data[start:end]] = text
+    return text, end
+
+
+def _name_text_of(labels: list[bytes]) -> str:
+    """The text of a name's labels: lowercase ASCII, odd bytes escaped (module docstring)."""
     if not labels:
-        return ".", end
+        return "."
     raw = b".".join(labels)
     if raw.isascii():
         text = raw.decode("ascii")
         # Printable (space included), no backslash, and no dot inside a label.
         if text.isprintable() and "\\" not in text and text.count(".") == len(labels) - 1:
-            return text.lower(), end
+            return text.lower()
     escaped = _ESCAPED
-    return ".".join("".join([escaped[byte] for byte in label]) for label in labels), end
+    return ".".join("".join([escaped[byte] for byte in label]) for label in labels)
 
 
 def parse_dns_message(data: bytes) -> DnsMessage:
@@ -283,12 +314,12 @@ def _read_answers(
         if owner is not None:
             if rtype == _TYPE_A:
                 if rdlength == 4 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
-                    addresses.append(
-                        (owner, f"{data[pos]}.{data[pos + 1]}.{data[pos + 2]}.{data[pos + 3]}")
-                    )
+                    packed = data[pos:rdata_end]
+                    addresses.append((owner, _cached_address(packed) or _address_text(packed)))
             elif rtype == _TYPE_AAAA:
                 if rdlength == 16 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
-                    addresses.append((owner, _ipv6_text(data[pos:rdata_end])))
+                    packed = data[pos:rdata_end]
+                    addresses.append((owner, _cached_address(packed) or _address_text(packed)))
             elif rtype == _TYPE_CNAME:
                 try:
                     target, target_end = _read_name(data, pos)
@@ -300,6 +331,22 @@ def _read_answers(
                         names_at[pos] = target
         pos = rdata_end
     return tuple(cnames), tuple(addresses)
+
+
+_ADDRESS_CACHE_ENTRIES = 16384
+"""Answer addresses remembered as text; a full cache is emptied, not grown."""
+
+_address_texts: dict[bytes, str] = {}
+_cached_address = _address_texts.get  # bound once: the cache is cleared, never replaced
+
+
+def _address_text(packed: bytes) -> str:
+    """The text of a 4- or 16-byte address, remembered for the next answer that carries it."""
+    text = ".".join(map(str, packed)) if len(packed) == 4 else _ipv6_text(packed)
+    if len(_address_texts) >= _ADDRESS_CACHE_ENTRIES:
+        _address_texts.clear()
+    _address_texts[packed] = text
+    return text
 
 
 def _ipv6_text(packed: bytes) -> str:

@@ -78,7 +78,7 @@ def _make_sqlite_engine(url: URL) -> Engine:
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (so that
         # DDL in migrations is transactional too); see the "begin" listener below.
         dbapi_connection.isolation_level = None

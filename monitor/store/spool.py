@@ -116,7 +116,9 @@ class Spool:
                     records.append(_parse_line(line))
                 except ValueError as e:
                     bad += 1
-                    logger.error("%s line %d: unreadable spool record skipped: %s", segment, number, e)
+                    logger.error(
+                        "%s line %d: unreadable spool record skipped: %s", segment, number, e
+                    )
         return records, bad
 
     def remove(self, segment: Path) -> None:
@@ -125,6 +127,19 @@ class Spool:
             size = segment.stat().st_size
             segment.unlink()
             self._pending_bytes = max(0, self._pending_bytes - size)
+
+    @property
+    def rejected_path(self) -> Path:
+        """Where items the database refused are kept, one JSON line each, for a person to look at."""
+        return self.directory / "rejected.jsonl"
+
+    def append_rejected(self, item: dict[str, Any], reason: str) -> None:
+        """Keep an item the database refused (not a connection problem), with the reason."""
+        line = json.dumps({"reason": reason, "item": item}, separators=(",", ":")) + "\n"
+        with self._lock, self.rejected_path.open("a", encoding="utf-8") as rejected:
+            rejected.write(line)
+            rejected.flush()
+            os.fsync(rejected.fileno())
 
     def close(self) -> None:
         with self._lock:

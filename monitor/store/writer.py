@@ -27,17 +27,34 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.store.db import display_url
-from monitor.store.rows import apply_records, encode_item
+from monitor.store.items import (
+    CounterIncrement,
+    DeviceSeen,
+    EmbeddedCountRow,
+    StoredObservation,
+    WriterItem,
+    apply_records,
+    encode_item,
+)
 from monitor.store.spool import Spool, SpoolRecord
-from monitor.values import Incident, Match, Observation
+
+__all__ = [
+    "CounterIncrement",
+    "DeviceSeen",
+    "EmbeddedCountRow",
+    "StoredObservation",
+    "Writer",
+    "WriterItem",
+    "WriterStats",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,52 +64,6 @@ SPOOL_SYNC_INTERVAL_S = 1.0
 """Items spooled by the capture thread (queue full) are fsynced at least this often."""
 ERROR_LOG_INTERVAL_S = 60.0
 """Repeated errors of one kind (drops, queue overflow) are logged at most this often."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObservation:
-    """A matched observation to store, with the incident it counted towards (if any)."""
-
-    site: str
-    observation: Observation
-    match: Match
-    incident_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterIncrement:
-    """Add ``count`` to an anonymous daily counter (``observations.dns``, ``matches.outside_hours``)."""
-
-    site: str
-    day: date
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedCountRow:
-    """Add ``count`` embedded-only hits for one device, platform and day."""
-
-    site: str
-    day: date
-    device_ip: str
-    device_mac: str | None
-    platform: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSeen:
-    """A device (MAC, where known) was seen at an address at ``ts``, perhaps with a host name."""
-
-    site: str
-    mac: str | None
-    ip: str
-    host_name: str | None
-    ts: float
-
-
-WriterItem = Incident | StoredObservation | CounterIncrement | EmbeddedCountRow | DeviceSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,84 +235,97 @@ class Writer:
             return
         record = SpoolRecord(uuid.uuid4().hex, [encode_item(item) for item in batch])
         try:
-            self._apply([record], skip_applied=False)
+            written = self._apply([record], skip_applied=False)
         except SQLAlchemyError as e:
-            if not is_transient(e):
-                self._apply_one_by_one(record.items, e)
+            if is_transient(e):
+                self._note_unreachable(e)
+                self._spool_record(record)
                 return
-            self._note_unreachable(e)
-            self._spool_record(record)
-            return
-        self._count("written", len(batch))
+            logger.error("the database refused a batch (%s); writing its items one by one",
+                         describe_error(e))  # fmt: skip
+            written, unreachable = self._apply_singly(record, spool_rest=True)
+            if unreachable is not None:
+                self._note_unreachable(unreachable)
+                self._count("written", written)
+                return
+        self._count("written", written)
         self._note_reachable()
 
     def _apply(self, records: list[SpoolRecord], *, skip_applied: bool) -> int:
         if self._engine is None:
             raise RuntimeError("Writer.start() was not called")
         with self._engine.begin() as connection:
-            return self._apply_in(connection, records, skip_applied=skip_applied)
-
-    def _apply_in(
-        self, connection: Connection, records: list[SpoolRecord], *, skip_applied: bool
-    ) -> int:
-        applied, bad_items = apply_records(
-            connection, records, now=datetime.now(UTC), skip_applied=skip_applied
-        )
+            applied, bad_items = apply_records(
+                connection, records, now=datetime.now(UTC), skip_applied=skip_applied
+            )
         for item, reason in bad_items:
             self._reject(item, reason)
         return applied
 
-    def _apply_one_by_one(self, items: list[dict[str, Any]], error: SQLAlchemyError) -> None:
-        """A batch the database refused: find the item(s) at fault, write the rest."""
-        logger.error("the database refused a batch (%s); retrying its items one by one", error)
-        for index, item in enumerate(items):
-            record = SpoolRecord(uuid.uuid4().hex, [item])
+    def _apply_singly(
+        self, record: SpoolRecord, *, spool_rest: bool
+    ) -> tuple[int, SQLAlchemyError | None]:
+        """Apply a refused record item by item, rejecting the items the database refuses.
+
+        Item ``i`` gets the id ``<record id>.<i>``, so doing this again after a crash or an
+        outage applies each item once. On a connection error it stops, spools the items not yet
+        applied (with ``spool_rest``) and returns the error.
+        """
+        applied = 0
+        for index, item in enumerate(record.items):
+            single = SpoolRecord(f"{record.id}.{index}", [item])
             try:
-                self._apply([record], skip_applied=False)
+                applied += self._apply([single], skip_applied=True)
             except SQLAlchemyError as e:
-                if is_transient(e):
-                    self._note_unreachable(e)
-                    self._spool_record(SpoolRecord(uuid.uuid4().hex, items[index:]))
-                    return
-                self._reject(item, str(e))
-                continue
-            self._count("written")
+                if not is_transient(e):
+                    self._reject(item, describe_error(e))
+                    continue
+                if spool_rest:
+                    for rest, rest_item in enumerate(record.items[index:], start=index):
+                        self._spool_record(SpoolRecord(f"{record.id}.{rest}", [rest_item]))
+                return applied, e
+        return applied, None
 
     def _replay_spool(self) -> None:
         replayed = 0
+        group_size = max(1, self._batch_size // 10)
         for segment in self._spool.sealed_segments():
             records, unreadable = self._spool.read(segment)
             self._count("dropped", unreadable)
-            for start in range(0, len(records), max(1, self._batch_size // 10)):
-                group = records[start : start + max(1, self._batch_size // 10)]
+            for start in range(0, len(records), group_size):
                 if not self._database_due():
                     return
-                try:
-                    applied = self._apply(group, skip_applied=True)
-                except SQLAlchemyError as e:
-                    if is_transient(e):
-                        self._note_unreachable(e)
-                        return
-                    applied = self._replay_one_by_one(group, e)
+                applied, unreachable = self._replay_group(records[start : start + group_size])
                 replayed += applied
                 self._count("replayed", applied)
+                if unreachable is not None:
+                    self._note_unreachable(unreachable)
+                    return
             self._spool.remove(segment)
         self._note_reachable()
         if replayed:
             logger.info("replayed %d spooled items into the database", replayed)
 
-    def _replay_one_by_one(self, group: list[SpoolRecord], error: SQLAlchemyError) -> int:
-        logger.error("the database refused spooled records (%s); retrying one by one", error)
+    def _replay_group(self, group: list[SpoolRecord]) -> tuple[int, SQLAlchemyError | None]:
+        try:
+            return self._apply(group, skip_applied=True), None
+        except SQLAlchemyError as e:
+            if is_transient(e):
+                return 0, e
+            logger.error("the database refused spooled records (%s); replaying one by one",
+                         describe_error(e))  # fmt: skip
         applied = 0
         for record in group:
             try:
                 applied += self._apply([record], skip_applied=True)
             except SQLAlchemyError as e:
                 if is_transient(e):
-                    raise
-                for item in record.items:
-                    self._reject(item, str(e))
-        return applied
+                    return applied, e
+                done, unreachable = self._apply_singly(record, spool_rest=False)
+                applied += done
+                if unreachable is not None:
+                    return applied, unreachable
+        return applied, None
 
     def _spool_batch(self, batch: list[WriterItem]) -> None:
         if batch:
@@ -394,9 +378,7 @@ class Writer:
 
     def _note_reachable(self) -> None:
         if self._down_since is not None:
-            logger.info(
-                "database reachable again after %.0fs", time.monotonic() - self._down_since
-            )
+            logger.info("database reachable again after %.0fs", time.monotonic() - self._down_since)
             self._down_since = None
         self._retry_delay_s = self._retry_initial_s
         self._retry_at = 0.0

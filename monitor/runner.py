@@ -1,0 +1,370 @@
+"""Lifecycle of the capture daemon and of replays: build, run, stop in order, lose nothing.
+
+``hallmonitor capture`` and ``hallmonitor scan --record`` both come here. One thread captures
+(frames -> pipeline -> engine, which hands items to the writer); the main thread owns the
+signals and ticks the engine (idle incidents close, counters flush), logs a stats line, runs
+the daily purge and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
+closes every open incident, and drains the writer's queue before the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from monitor.classify import Classifier
+from monitor.config import Settings, build_policy
+from monitor.devices import DeviceDirectory
+from monitor.engine import Engine
+from monitor.extract.dns import DNS_PORTS
+from monitor.lists import load_lists
+from monitor.pipeline import Pipeline
+from monitor.policy import Policy
+from monitor.sessions import Sessionizer
+from monitor.sources.live import LiveSource, build_bpf_filter
+from monitor.sources.pcap import read_capture
+from monitor.store.db import ensure_schema_current, make_engine
+from monitor.store.retention import purge
+from monitor.store.writer import Writer, WriterStats
+
+logger = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 0.5
+"""How often the main thread closes idle incidents and checks signals."""
+STATS_INTERVAL_S = 300.0
+"""How often the daemon logs its stats line."""
+PURGE_INTERVAL_S = 24 * 3600.0
+"""How often the daemon enforces retention."""
+DRAIN_TIMEOUT_S = 30.0
+"""How long shutdown waits for the writer to drain before the rest goes to the spool."""
+REPLAY_TICK_EVERY_FRAMES = 1000
+"""During a replay, the capture clock advances the engine this often."""
+
+
+def build_rules(settings: Settings) -> tuple[Classifier, Policy]:
+    """Lists, classifier and policy from the configuration (re-run on SIGHUP)."""
+    lists = load_lists(list(settings.lists.directories), extra_allow=settings.lists.allow)
+    classifier = Classifier(lists, address_ttl_s=settings.lists.address_ttl_minutes * 60)
+    return classifier, build_policy(settings)
+
+
+def local_day_function(timezone: str) -> Callable[[float], date]:
+    """The school's calendar day of a UTC timestamp."""
+    zone = ZoneInfo(timezone)
+
+    def day_of(ts: float) -> date:
+        return datetime.fromtimestamp(ts, zone).date()
+
+    return day_of
+
+
+def build_engine(settings: Settings, sink: Callable[..., None]) -> Engine:
+    """The engine for one process, wired from the configuration."""
+    classifier, policy = build_rules(settings)
+    day_of = local_day_function(settings.calendar.timezone)
+    sessionizer = Sessionizer(
+        site=settings.site.name,
+        idle_gap_s=settings.incidents.idle_gap_minutes * 60,
+        max_evidence=settings.incidents.max_evidence,
+        day_of=day_of,
+    )
+    return Engine(
+        site=settings.site.name,
+        classifier=classifier,
+        policy=policy,
+        sessionizer=sessionizer,
+        devices=DeviceDirectory(),
+        sink=sink,
+        day_of=day_of,
+    )
+
+
+def build_writer(settings: Settings) -> Writer:
+    """The single database writer, with its spool for when the database is away."""
+    url = settings.database.url.get_secret_value()
+    return Writer(
+        lambda: make_engine(url),
+        spool_dir=settings.database.spool_dir,
+        batch_size=settings.database.batch_size,
+        flush_interval_s=settings.database.flush_interval_s,
+    )
+
+
+def check_schema(settings: Settings) -> None:
+    """Refuse to start on a database that is not at the latest migration."""
+    engine = make_engine(settings.database.url.get_secret_value())
+    try:
+        ensure_schema_current(engine)
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, for the last log line or the replay's stderr summary."""
+
+    frames: int
+    observations: int
+    matches: int
+    incidents: int
+    writer: WriterStats
+
+    def describe(self) -> str:
+        writer = self.writer
+        text = (
+            f"{self.frames:,} frames, {self.observations:,} observations, "
+            f"{self.matches:,} platform matches, {self.incidents:,} incidents; "
+            f"{writer.written:,} records written"
+        )
+        if writer.spooled:
+            text += (
+                f", {writer.spooled:,} waiting in the spool for the database "
+                "(written on the next start)"
+            )
+        if writer.dropped:
+            text += f", {writer.dropped:,} DROPPED (spool unwritable)"
+        return text
+
+
+def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
+    """Replay capture files through the daemon's path into the database (``scan --record``)."""
+    check_schema(settings)
+    writer = build_writer(settings)
+    writer.start()
+    engine = build_engine(settings, writer.submit)
+    frames = 0
+    extra_ports = set(settings.capture.dns_ports)
+    try:
+        for path in paths:
+            pipeline = Pipeline(dns_ports=DNS_PORTS | extra_ports)
+            last_ts = 0.0
+            for frame in read_capture(path):
+                frames += 1
+                for observation in pipeline.process(frame):
+                    engine.feed(observation)
+                last_ts = frame.ts
+                if frames % REPLAY_TICK_EVERY_FRAMES == 0:
+                    engine.tick(last_ts)
+            engine.tick(last_ts)
+    finally:
+        engine.close()
+        stats = writer.stop(DRAIN_TIMEOUT_S)
+    return RunSummary(
+        frames,
+        engine.stats.observations,
+        engine.stats.matches,
+        engine.stats.incidents_opened,
+        stats,
+    )
+
+
+def default_interfaces() -> list[str]:
+    """Every interface that is up, except loopback: what to capture when none is configured."""
+    names = []
+    for entry in sorted(Path("/sys/class/net").iterdir()):
+        try:
+            up = (entry / "operstate").read_text().strip() in ("up", "unknown")
+            loopback = (entry / "type").read_text().strip() == "772"
+        except OSError:
+            continue
+        if up and not loopback:
+            names.append(entry.name)
+    return names
+
+
+class CaptureDaemon:
+    """``hallmonitor capture``: live capture into the database until SIGTERM."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        reload_settings: Callable[[], Settings] | None = None,
+        stats_interval_s: float = STATS_INTERVAL_S,
+    ) -> None:
+        self.settings = settings
+        self.reload_settings = reload_settings
+        self.stats_interval_s = stats_interval_s
+        self.stop_event = threading.Event()
+        self.reload_event = threading.Event()
+        self.lock = threading.Lock()
+        self.frames = 0
+        self.capture_error: BaseException | None = None
+
+    def run(self) -> RunSummary:
+        """Start, serve until a stop signal, then stop every part in order."""
+        settings = self.settings
+        check_schema(settings)
+        interfaces = list(settings.capture.interfaces) or default_interfaces()
+        ports = DNS_PORTS | set(settings.capture.dns_ports)
+        source = LiveSource(
+            interfaces,
+            bpf=build_bpf_filter(sorted(ports)),
+            snaplen=settings.capture.snaplen,
+            buffer_bytes=settings.capture.buffer_mb << 20,
+        )
+        writer = build_writer(settings)
+        writer.start()
+        engine = build_engine(settings, writer.submit)
+        pipeline = Pipeline(dns_ports=ports)
+        previous = self._install_signal_handlers()
+        logger.info(
+            "capturing on %s for site %r; database %s",
+            ", ".join(interfaces),
+            settings.site.name,
+            settings.database.display_url(),
+        )
+        thread = threading.Thread(
+            target=self._capture, args=(source, pipeline, engine), name="capture", daemon=True
+        )
+        thread.start()
+        try:
+            self._serve(source, pipeline, engine, writer, thread)
+        finally:
+            self.stop_event.set()
+            thread.join(timeout=10)
+            source.close()
+            with self.lock:
+                engine.close()
+            stats = writer.stop(DRAIN_TIMEOUT_S)
+            self._restore_signal_handlers(previous)
+        summary = RunSummary(
+            self.frames,
+            engine.stats.observations,
+            engine.stats.matches,
+            engine.stats.incidents_opened,
+            stats,
+        )
+        logger.info("stopped: %s", summary.describe())
+        if self.capture_error is not None:
+            raise RuntimeError(f"capture failed: {self.capture_error}") from self.capture_error
+        return summary
+
+    def _capture(self, source: LiveSource, pipeline: Pipeline, engine: Engine) -> None:
+        lock = self.lock
+        try:
+            for frame in source.frames(self.stop_event):
+                self.frames += 1
+                observations = pipeline.process(frame)
+                if observations:
+                    with lock:
+                        for observation in observations:
+                            engine.feed(observation)
+        except Exception as e:  # a dead capture thread must stop the daemon, not hang it
+            logger.exception("capture stopped")
+            self.capture_error = e
+            self.stop_event.set()
+
+    def _serve(
+        self,
+        source: LiveSource,
+        pipeline: Pipeline,
+        engine: Engine,
+        writer: Writer,
+        thread: threading.Thread,
+    ) -> None:
+        next_stats = time.monotonic() + self.stats_interval_s
+        next_purge = time.monotonic()
+        while not self.stop_event.wait(TICK_INTERVAL_S):
+            with self.lock:
+                engine.tick(time.time())
+            if self.reload_event.is_set():
+                self.reload_event.clear()
+                self._reload(engine)
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + self.stats_interval_s
+                self._log_stats(source, pipeline, engine, writer)
+            if now >= next_purge:
+                next_purge = now + PURGE_INTERVAL_S
+                self._purge()
+            if not thread.is_alive():
+                break
+
+    def _reload(self, engine: Engine) -> None:
+        if self.reload_settings is None:
+            return
+        try:
+            settings = self.reload_settings()
+            classifier, policy = build_rules(settings)
+        except Exception as e:  # keep running on the old rules: say why, loudly
+            logger.error("reload failed, keeping the previous lists and configuration: %s", e)
+            return
+        with self.lock:
+            engine.replace_rules(classifier, policy)
+        self.settings = settings
+        logger.info("reloaded lists and configuration")
+
+    def _purge(self) -> None:
+        retention = self.settings.retention
+        try:
+            engine = make_engine(self.settings.database.url.get_secret_value())
+            try:
+                result = purge(
+                    engine,
+                    datetime.now(UTC),
+                    observations_days=retention.observations_days,
+                    incidents_days=retention.incidents_days,
+                    false_positive_days=retention.false_positive_days,
+                )
+            finally:
+                engine.dispose()
+        except Exception as e:  # the database may be away: the next day's purge catches up
+            logger.warning("retention purge failed, will try again tomorrow: %s", e)
+            return
+        logger.info("retention purge: %s", result)
+
+    def _log_stats(
+        self, source: LiveSource, pipeline: Pipeline, engine: Engine, writer: Writer
+    ) -> None:
+        counters = pipeline.counters
+        received = drops = 0
+        for packets, dropped in source.stats().values():
+            received += packets
+            drops += dropped
+        writer_stats = writer.stats()
+        logger.info(
+            "packets %d, kernel drops %d, malformed %d, observations %d, matches %d, "
+            "incidents %d, queue %d, spool %d bytes",
+            received,
+            drops,
+            sum(counters.malformed.values()),
+            engine.stats.observations,
+            engine.stats.matches,
+            engine.stats.incidents_opened,
+            writer_stats.queued,
+            writer_stats.spool_bytes,
+        )
+
+    def _install_signal_handlers(self) -> dict[int, object]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, object] = {}
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            logger.info("received %s: stopping", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_event.set()
+
+        for signum, handler in (
+            (signal.SIGTERM, stop),
+            (signal.SIGINT, stop),
+            (signal.SIGHUP, reload),
+        ):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, object]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -1,0 +1,363 @@
+"""What the writer stores: the item types, their spool encoding, and the SQL that applies them.
+
+Every item is encoded as a JSON object tagged with its type and version (``{"t": "incident",
+"v": 1, ...}``), whether it goes to the database now or to the spool first, so that both paths
+run the same ``apply_records``. Timestamps are epoch seconds in the encoding and timezone-aware
+UTC datetimes in the database; days are ISO dates.
+
+The statements are idempotent and order-independent, which makes spool replays safe:
+incidents are upserted by key and only ever move forward (more hits, or open -> closed);
+counters add (exactly-once through ``applied_batches``); device bindings keep the earliest
+first-seen, the latest last-seen and the latest host name. The review columns (``status``,
+``outcome``) and admin labels are never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, assert_never
+
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from monitor.store.models import (
+    UNKNOWN_MAC,
+    AppliedBatchRecord,
+    DailyCounterRecord,
+    DeviceRecord,
+    EmbeddedCountRecord,
+    IncidentRecord,
+    ObservationRecord,
+)
+from monitor.store.spool import SpoolRecord
+from monitor.values import Incident, Match, Observation
+
+ITEM_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObservation:
+    """A matched observation to store, with the incident it counted towards (if any)."""
+
+    site: str
+    observation: Observation
+    match: Match
+    incident_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterIncrement:
+    """Add ``count`` to an anonymous daily counter (``observations.dns``, ``matches.outside_hours``)."""
+
+    site: str
+    day: date
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedCountRow:
+    """Add ``count`` embedded-only hits for one device, platform and day."""
+
+    site: str
+    day: date
+    device_ip: str
+    device_mac: str | None
+    platform: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    """A device (MAC, where known) was seen at an address at ``ts``, perhaps with a host name."""
+
+    site: str
+    mac: str | None
+    ip: str
+    host_name: str | None
+    ts: float
+
+
+WriterItem = Incident | StoredObservation | CounterIncrement | EmbeddedCountRow | DeviceSeen
+
+INCIDENT_FIELDS = [
+    "key",
+    "site",
+    "platform",
+    "category",
+    "device_ip",
+    "device_mac",
+    "device_host_name",
+    "device_segment",
+    "device_label",
+    "role",
+    "start_at",
+    "end_at",
+    "active_minutes",
+    "confidence",
+    "hit_count",
+    "state",
+    "evidence",
+]
+OBSERVATION_FIELDS = [
+    "site",
+    "ts",
+    "proto",
+    "name",
+    "client_ip",
+    "client_mac",
+    "server_ip",
+    "server_port",
+    "flags",
+    "platform",
+    "presence",
+    "via",
+    "incident_key",
+]
+FIELDS: dict[str, list[str]] = {
+    "incident": INCIDENT_FIELDS,
+    "observation": OBSERVATION_FIELDS,
+    "counter": ["site", "day", "name", "count"],
+    "embedded": ["site", "day", "device_ip", "device_mac", "platform", "count"],
+    "device": ["site", "mac", "ip", "host_name", "ts"],
+}
+"""The fields of each item type's encoding (besides ``t`` and ``v``)."""
+TIME_FIELDS = {"start_at", "end_at", "ts"}
+DAY_FIELDS = {"day"}
+
+
+def encode_item(item: WriterItem) -> dict[str, Any]:
+    """The JSON object for ``item``: what the spool keeps and ``apply_records`` applies."""
+    match item:
+        case Incident():
+            return _encode_incident(item)
+        case StoredObservation(site, observation, found, incident_key):
+            return {
+                "t": "observation", "v": ITEM_VERSION, "site": site, "ts": observation.ts,
+                "proto": observation.proto.value, "name": observation.name,
+                "client_ip": observation.client_ip, "client_mac": observation.client_mac,
+                "server_ip": observation.server_ip, "server_port": observation.server_port,
+                "flags": ",".join(sorted(flag.value for flag in observation.flags)),
+                "platform": found.platform, "presence": found.presence.value,
+                "via": found.via.value, "incident_key": incident_key,
+            }  # fmt: skip
+        case CounterIncrement(site, day, name, count):
+            return {"t": "counter", "v": ITEM_VERSION, "site": site, "day": day.isoformat(),
+                    "name": name, "count": count}  # fmt: skip
+        case EmbeddedCountRow(site, day, device_ip, device_mac, platform, count):
+            return {"t": "embedded", "v": ITEM_VERSION, "site": site, "day": day.isoformat(),
+                    "device_ip": device_ip, "device_mac": device_mac or UNKNOWN_MAC,
+                    "platform": platform, "count": count}  # fmt: skip
+        case DeviceSeen(site, mac, ip, host_name, ts):
+            return {"t": "device", "v": ITEM_VERSION, "site": site, "mac": mac or UNKNOWN_MAC,
+                    "ip": ip, "host_name": host_name, "ts": ts}  # fmt: skip
+        case _:
+            assert_never(item)
+
+
+def _encode_incident(incident: Incident) -> dict[str, Any]:
+    device = incident.device
+    return {
+        "t": "incident", "v": ITEM_VERSION, "key": incident.key, "site": incident.site,
+        "platform": incident.platform, "category": incident.category.value,
+        "device_ip": device.ip, "device_mac": device.mac, "device_host_name": device.host_name,
+        "device_segment": device.segment, "device_label": device.label,
+        "role": incident.role.value if incident.role is not None else None,
+        "start_at": incident.start, "end_at": incident.end,
+        "active_minutes": incident.active_minutes, "confidence": incident.confidence,
+        "hit_count": incident.hit_count, "state": incident.state.value,
+        "evidence": [
+            {"ts": e.ts, "proto": e.proto.value, "name": e.name, "via": e.via.value}
+            for e in incident.evidence
+        ],
+    }  # fmt: skip
+
+
+def decode_item(encoded: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The item type and database parameters of an encoded item; ``ValueError`` if unreadable."""
+    kind = encoded.get("t")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise ValueError(f"unknown item type {kind!r}")
+    if encoded.get("v") != ITEM_VERSION:
+        raise ValueError(f"{kind} item version {encoded.get('v')!r}, expected {ITEM_VERSION}")
+    missing = [name for name in FIELDS[kind] if name not in encoded]
+    if missing:
+        raise ValueError(f"{kind} item without {', '.join(missing)}")
+    params: dict[str, Any] = {}
+    for name in FIELDS[kind]:
+        value = encoded[name]
+        try:
+            if name in TIME_FIELDS:
+                value = datetime.fromtimestamp(float(value), UTC)
+            elif name in DAY_FIELDS:
+                value = date.fromisoformat(value)
+        except (TypeError, ValueError, OverflowError, OSError) as e:
+            raise ValueError(f"{kind} item: bad {name} {value!r}") from e
+        params[name] = value
+    return kind, params
+
+
+def apply_records(
+    connection: Connection, records: list[SpoolRecord], *, now: datetime, skip_applied: bool
+) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+    """Apply ``records`` in the caller's transaction; record their ids in ``applied_batches``.
+
+    With ``skip_applied`` (spool replays), records whose id is already there are skipped.
+    Returns the number of items applied and the items that could not be decoded, with why.
+    """
+    todo = records
+    if skip_applied:
+        done = set(connection.scalars(select(AppliedBatchRecord.id).where(
+            AppliedBatchRecord.id.in_([record.id for record in records])
+        )))  # fmt: skip
+        todo = [record for record in records if record.id not in done]
+    if not todo:
+        return 0, []
+    connection.execute(
+        insert(AppliedBatchRecord), [{"id": record.id, "applied_at": now} for record in todo]
+    )
+    grouped: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FIELDS}
+    bad: list[tuple[dict[str, Any], str]] = []
+    for item in (item for record in todo for item in record.items):
+        try:
+            kind, params = decode_item(item)
+        except ValueError as e:
+            bad.append((item, str(e)))
+            continue
+        grouped[kind].append(params)
+    _upsert_incidents(connection, grouped["incident"], now)
+    if grouped["observation"]:
+        connection.execute(insert(ObservationRecord), grouped["observation"])
+    _add_counts(connection, DailyCounterRecord, grouped["counter"])
+    _add_counts(connection, EmbeddedCountRecord, grouped["embedded"])
+    _upsert_devices(connection, grouped["device"])
+    return sum(len(rows) for rows in grouped.values()), bad
+
+
+def _dialect_insert(connection: Connection, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(model)
+    if name == "sqlite":
+        return sqlite.insert(model)
+    raise ValueError(f"unsupported database {name!r}: Hall Monitor uses SQLite or PostgreSQL")
+
+
+def _incident_rank(params: dict[str, Any]) -> tuple[int, bool]:
+    return (params["hit_count"], params["state"] == "closed")
+
+
+def _upsert_incidents(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        previous = latest.get(row["key"])
+        if previous is None or _incident_rank(row) >= _incident_rank(previous):
+            latest[row["key"]] = row
+    if not latest:
+        return
+    table = IncidentRecord.__table__.c
+    stmt = _dialect_insert(connection, IncidentRecord)
+    excluded = stmt.excluded
+    updated: dict[str, Any] = {
+        name: excluded[name] for name in INCIDENT_FIELDS if name not in ("key", "device_label")
+    }
+    updated["device_label"] = func.coalesce(table.device_label, excluded.device_label)
+    updated["updated_at"] = excluded.updated_at
+    moves_forward = or_(
+        excluded.hit_count > table.hit_count,
+        and_(
+            excluded.hit_count == table.hit_count,
+            or_(excluded.state == "closed", table.state == "open"),
+        ),
+    )
+    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_=updated, where=moves_forward)
+    connection.execute(
+        stmt, [{**row, "created_at": now, "updated_at": now} for row in latest.values()]
+    )
+    _fill_device_labels(connection, latest.keys())
+
+
+def _fill_device_labels(connection: Connection, keys: Iterable[str]) -> None:
+    """Freeze the admin's label of the device (if any) into incidents that have none yet."""
+    incidents = IncidentRecord.__table__.c
+    devices = DeviceRecord.__table__.c
+    label = (
+        select(devices.label)
+        .where(
+            devices.site == incidents.site,
+            devices.mac == func.coalesce(incidents.device_mac, UNKNOWN_MAC),
+            devices.ip == incidents.device_ip,
+        )
+        .scalar_subquery()
+    )
+    connection.execute(
+        update(IncidentRecord)
+        .where(incidents.key.in_(list(keys)), incidents.device_label.is_(None))
+        .values(device_label=label)
+    )
+
+
+def _add_counts(connection: Connection, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    table = model.__table__
+    key_names = [column.name for column in table.primary_key.columns]
+    totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row[name] for name in key_names)
+        if key in totals:
+            totals[key]["count"] += row["count"]
+        else:
+            totals[key] = dict(row)
+    if not totals:
+        return
+    stmt = _dialect_insert(connection, model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=key_names, set_={"count": table.c.count + stmt.excluded["count"]}
+    )
+    connection.execute(stmt, list(totals.values()))
+
+
+def _upsert_devices(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["site"], row["mac"], row["ip"])
+        seen = row["ts"]
+        current = merged.get(key)
+        if current is None:
+            merged[key] = {**{k: row[k] for k in ("site", "mac", "ip", "host_name")},
+                           "first_seen": seen, "last_seen": seen}  # fmt: skip
+            continue
+        current["first_seen"] = min(current["first_seen"], seen)
+        if seen >= current["last_seen"]:
+            current["last_seen"] = seen
+            current["host_name"] = row["host_name"] or current["host_name"]
+        elif current["host_name"] is None:
+            current["host_name"] = row["host_name"]
+    if not merged:
+        return
+    table = DeviceRecord.__table__.c
+    stmt = _dialect_insert(connection, DeviceRecord)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site", "mac", "ip"],
+        set_={
+            "first_seen": case(
+                (new.first_seen < table.first_seen, new.first_seen), else_=table.first_seen
+            ),
+            "last_seen": case(
+                (new.last_seen > table.last_seen, new.last_seen), else_=table.last_seen
+            ),
+            "host_name": case(
+                (
+                    and_(
+                        new.host_name.is_not(None),
+                        or_(new.last_seen >= table.last_seen, table.host_name.is_(None)),
+                    ),
+                    new.host_name,
+                ),
+                else_=table.host_name,
+            ),
+        },
+    )
+    connection.execute(stmt, list(merged.values()))

@@ -1,0 +1,184 @@
+"""Engines, migrations and the schema check, on SQLite files and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from monitor import errors
+from monitor.errors import SchemaNotCurrent
+from monitor.store.db import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    current_revision,
+    display_url,
+    ensure_schema_current,
+    head_revision,
+    make_engine,
+    normalise_url,
+    upgrade_schema,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+STORE_TABLES = {
+    "applied_batches",
+    "daily_counters",
+    "devices",
+    "embedded_counts",
+    "incidents",
+    "observations",
+}
+
+
+class TestUrls:
+    @pytest.mark.parametrize(
+        ("url", "driver"),
+        [
+            ("postgresql://u:p@db.school/hm", "postgresql+psycopg"),
+            ("postgres://u@db.school/hm", "postgresql+psycopg"),
+            ("postgresql+psycopg://u@db.school/hm", "postgresql+psycopg"),
+            ("sqlite:///var/hm.sqlite3", "sqlite"),
+        ],
+    )
+    def test_normalise_url_uses_psycopg_3_for_postgresql(self, url: str, driver: str) -> None:
+        assert normalise_url(url).drivername == driver
+
+    def test_display_url_hides_the_password(self) -> None:
+        shown = display_url("postgresql://monitor:s3cret@db.school:5432/hm")
+        assert "s3cret" not in shown
+        assert shown == "postgresql://monitor:***@db.school:5432/hm"
+
+    def test_display_url_of_garbage_says_so_without_raising(self) -> None:
+        assert display_url("not a url") == "<unparsable database URL>"
+
+
+class TestMakeEngine:
+    def test_make_engine_sqlite_creates_the_directory_and_sets_the_pragmas(
+        self, tmp_path: Path
+    ) -> None:
+        engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'dir' / 'hm.sqlite3'}")
+        try:
+            with engine.connect() as connection:
+                pragmas = [
+                    connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "foreign_keys", "busy_timeout")
+                ]
+        finally:
+            engine.dispose()
+        assert pragmas == ["wal", 1, 5000]
+        assert (tmp_path / "new" / "dir" / "hm.sqlite3").exists()
+
+    def test_make_engine_sqlite_rolls_back_ddl(self, tmp_path: Path) -> None:
+        engine = make_engine(f"sqlite:///{tmp_path / 'hm.sqlite3'}")
+        try:
+            with pytest.raises(RuntimeError), engine.begin() as connection:
+                connection.execute(text("CREATE TABLE scratch (x INTEGER)"))
+                raise RuntimeError("abort the transaction")
+            assert inspect(engine).get_table_names() == []
+        finally:
+            engine.dispose()
+
+    def test_make_engine_postgresql_uses_psycopg_without_connecting(self) -> None:
+        engine = make_engine("postgresql://monitor@127.0.0.1:1/hm")
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        engine.dispose()
+
+
+class TestMigrations:
+    def test_migrations_have_a_single_head(self) -> None:
+        script = ScriptDirectory.from_config(alembic_config())
+        assert len(script.get_heads()) == 1
+        assert script.get_current_head() == head_revision()
+
+    def test_migration_files_have_dated_names(self) -> None:
+        names = [path.name for path in (MIGRATIONS_DIR / "versions").glob("*.py")]
+        assert names
+        for name in names:
+            assert re.fullmatch(r"\d{4}_\d\d_\d\d_\d{4}-[0-9a-f]{12}_\w+\.py", name), name
+
+    def test_upgrade_downgrade_upgrade_is_clean(self, empty_url: str) -> None:
+        assert upgrade_schema(empty_url).endswith(
+            f"schema upgraded from revision none (empty database) to {head_revision()}"
+        )
+        engine = make_engine(empty_url)
+        try:
+            assert set(inspect(engine).get_table_names()) == STORE_TABLES | {"alembic_version"}
+            with engine.begin() as connection:
+                config = alembic_config(empty_url)
+                config.attributes["connection"] = connection
+                command.downgrade(config, "base")
+            assert inspect(engine).get_table_names() == ["alembic_version"]
+            assert current_revision(engine) is None
+        finally:
+            engine.dispose()
+        upgrade_schema(empty_url)
+        engine = make_engine(empty_url)
+        try:
+            ensure_schema_current(engine)
+            assert set(inspect(engine).get_table_names()) == STORE_TABLES | {"alembic_version"}
+        finally:
+            engine.dispose()
+
+    def test_upgrade_schema_at_head_says_so(self, engine_url: str) -> None:
+        assert upgrade_schema(engine_url).endswith(f"schema already at revision {head_revision()}")
+
+    def test_alembic_command_line_reads_the_url_from_x_argument(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+        completed = subprocess.run(
+            [sys.executable, "-m", "alembic", "-x", f"url={url}", "upgrade", "head"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        engine = make_engine(url)
+        try:
+            ensure_schema_current(engine)
+        finally:
+            engine.dispose()
+
+
+class TestSchemaCheck:
+    def test_ensure_schema_current_accepts_the_head(self, engine_url: str) -> None:
+        engine = make_engine(engine_url)
+        try:
+            ensure_schema_current(engine)
+        finally:
+            engine.dispose()
+
+    def test_ensure_schema_current_refuses_an_empty_database(self, empty_url: str) -> None:
+        engine = make_engine(empty_url)
+        try:
+            with pytest.raises(SchemaNotCurrent) as raised:
+                ensure_schema_current(engine)
+        finally:
+            engine.dispose()
+        assert raised.value.current is None
+        assert str(raised.value) == (
+            "the database schema is at revision none (an empty database) but this version "
+            f"needs {head_revision()}: run `hallmonitor db upgrade`"
+        )
+
+    def test_ensure_schema_current_refuses_an_old_revision(self, engine_url: str) -> None:
+        engine = make_engine(engine_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("UPDATE alembic_version SET version_num = '0123456789ab'"))
+            with pytest.raises(SchemaNotCurrent) as raised:
+                ensure_schema_current(engine)
+        finally:
+            engine.dispose()
+        assert (raised.value.current, raised.value.required) == ("0123456789ab", head_revision())
+        assert "at revision 0123456789ab" in str(raised.value)
+        assert str(raised.value).endswith("run `hallmonitor db upgrade`")
+
+    def test_schema_not_current_is_in_the_errors_tree(self) -> None:
+        assert "SchemaNotCurrent" in (errors.__doc__ or "")

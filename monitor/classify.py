@@ -3,13 +3,12 @@
 Pure: takes a ``ListSet`` and ``Observation``s, keeps no clock of its own (address memory
 expires by the observations' timestamps).
 
-Names are matched on label boundaries by walking the name's suffixes from the longest down, one
-hash lookup each, so the time per name depends on its number of labels, not on the list size.
-The index stores no strings: a suffix is kept as its 64-bit string hash in an open-addressing
-table (``array('q')``, at most a quarter full) beside a small platform index, which keeps a
-million suffixes in about 40 MB. Two different suffixes with the same 64-bit hash would be
-confused; with a million entries the chance per lookup is about 1 in 10^13.
-"""
+Names are matched on label boundaries with a few hash lookups each (see ``SuffixIndex``), so the
+time per name depends on its number of labels, not on the list size. The index stores no
+strings: a suffix is kept as its 64-bit string hash in an open-addressing table (``array('q')``,
+at most half full) beside a 16-bit value, which keeps a million suffixes in about 40 MB where a
+``set`` of the strings takes about 105 MB. Two different suffixes with the same 64-bit hash
+would be confused; with a million entries the chance per lookup is about 1 in 10^13."""
 
 from __future__ import annotations
 
@@ -22,8 +21,14 @@ from monitor.hostnames import normalise_hostname
 from monitor.lists import ListSet
 from monitor.values import Attribution, Category, Flag, Match, Observation, Presence, Proto
 
-_MATCH_CACHE_SIZE = 4096
+_MATCH_CACHE_SIZE = 16_384
 _NAMED_HELLOS = (Proto.TLS, Proto.QUIC)
+
+
+LONGER = 0x8000
+"""Value bit: some listed suffix is longer than this one (keep walking left)."""
+TAG_BITS = 0x7FFF
+"""Value bits: the entry's tag plus one; 0 for a suffix that is only an ancestor of entries."""
 
 
 class SuffixIndex:
@@ -31,80 +36,99 @@ class SuffixIndex:
 
     ``longest(name)`` returns the longest suffix of ``name`` (on label boundaries) that is in
     the index, with its tag. Names must already be normalised.
+
+    The walk goes from the name's last two labels leftwards, so most names cost one lookup:
+    each suffix also marks its ancestors (down to two labels) with ``LONGER``, and the walk
+    stops at the first suffix that is neither listed nor marked. A slot holds the suffix's
+    64-bit string hash (``array('q')``) and a 16-bit value (``array('H')``, 0 when empty).
     """
 
-    __slots__ = ("_keys", "_mask", "_tags", "size")
+    __slots__ = ("_keys", "_mask", "_values", "entries", "used")
 
     def __init__(self, items: Iterable[tuple[str, int]], *, expected: int = 0) -> None:
-        """Index ``(suffix, tag)`` pairs; ``tag`` is 0..65534. A later duplicate replaces."""
+        """Index ``(suffix, tag)`` pairs; ``tag`` is 0..32765. A later duplicate retags."""
         capacity = 8
-        while capacity < 4 * expected:
+        while capacity < 2 * expected:
             capacity *= 2
         self._keys = array("q", bytes(8 * capacity))
-        self._tags = array("H", bytes(2 * capacity))
+        self._values = array("H", bytes(2 * capacity))
         self._mask = capacity - 1
-        self.size = 0
+        self.entries = 0
+        """Suffixes with a tag."""
+        self.used = 0
+        """Occupied slots: entries and their ancestors."""
         for suffix, tag in items:
             self.add(suffix, tag)
 
     def add(self, suffix: str, tag: int) -> None:
-        """Add or retag one suffix (the table doubles when it is a quarter full)."""
-        if 4 * (self.size + 1) > len(self._keys):
+        """Add or retag one suffix, and mark its ancestors."""
+        if not 0 <= tag < TAG_BITS:
+            raise ValueError(f"tag {tag} is out of range 0..{TAG_BITS - 1}")
+        if self._put(hash(suffix), tag + 1, TAG_BITS) & TAG_BITS == 0:
+            self.entries += 1
+        dot = suffix.find(".")
+        while suffix.find(".", dot + 1) > 0:  # ancestors with two labels or more
+            self._put(hash(suffix[dot + 1 :]), LONGER, 0)
+            dot = suffix.find(".", dot + 1)
+
+    def _put(self, key: int, bits: int, clear: int) -> int:
+        """Set ``bits`` (after clearing ``clear``) in the slot of ``key``; return the old value."""
+        if 2 * (self.used + 1) > len(self._keys):
             self._grow()
-        key = hash(suffix) or 1
-        mask = self._mask
-        keys = self._keys
+        keys, values, mask = self._keys, self._values, self._mask
         slot = key & mask
-        while keys[slot] and keys[slot] != key:
+        while values[slot] and keys[slot] != key:
             slot = (slot + 1) & mask
-        if not keys[slot]:
+        old = values[slot]
+        if not old:
             keys[slot] = key
-            self.size += 1
-        self._tags[slot] = tag + 1
+            self.used += 1
+        values[slot] = (old & ~clear) | bits
+        return old
 
     def _grow(self) -> None:
-        old = [(key, tag) for key, tag in zip(self._keys, self._tags, strict=True) if key]
-        capacity = 2 * len(self._keys)
-        self._keys = array("q", bytes(8 * capacity))
-        self._tags = array("H", bytes(2 * capacity))
+        old_keys, old_values = self._keys, self._values
+        capacity = 2 * len(old_keys)
+        keys = self._keys = array("q", bytes(8 * capacity))
+        values = self._values = array("H", bytes(2 * capacity))
         self._mask = mask = capacity - 1
-        for key, tag in old:
-            slot = key & mask
-            while self._keys[slot]:
-                slot = (slot + 1) & mask
-            self._keys[slot] = key
-            self._tags[slot] = tag
+        for old_slot, value in enumerate(old_values):
+            if value:
+                key = old_keys[old_slot]
+                slot = key & mask
+                while values[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                values[slot] = value
 
     def tables(self) -> tuple[array[int], array[int], int]:
-        """The hash table, the tag table and the slot mask, for callers that inline ``longest``.
-
-        A tag table entry is the tag plus one; empty slots hold key 0.
-        """
-        return self._keys, self._tags, self._mask
+        """The key table, the value table and the slot mask, for callers that inline ``longest``."""
+        return self._keys, self._values, self._mask
 
     def longest(self, name: str) -> tuple[str, int] | None:
         """The longest indexed suffix of ``name`` and its tag, or None."""
-        keys = self._keys
-        mask = self._mask
-        start = 0
+        keys, values, mask = self._keys, self._values, self._mask
+        last = name.rfind(".")
+        if last <= 0:  # a single label is never an entry
+            return None
+        start = name.rfind(".", 0, last)
+        found = None
         while True:
-            dot = name.find(".", start)
-            if dot < 0:  # a single label is never an entry
-                return None
-            suffix = name[start:] if start else name
-            key = hash(suffix) or 1
+            suffix = name[start + 1 :] if start >= 0 else name
+            key = hash(suffix)
             slot = key & mask
-            while True:
-                found = keys[slot]
-                if found == key:
-                    return suffix, self._tags[slot] - 1
-                if not found:
-                    break
+            value = values[slot]
+            while value and keys[slot] != key:
                 slot = (slot + 1) & mask
-            start = dot + 1
+                value = values[slot]
+            if value & TAG_BITS:
+                found = (suffix, (value & TAG_BITS) - 1)
+            if value < LONGER or start < 0:
+                return found
+            start = name.rfind(".", 0, start)
 
     def __len__(self) -> int:
-        return self.size
+        return self.entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +154,7 @@ class Classifier:
             ((entry.suffix, rule_tag[entry.platform, entry.presence]) for entry in lists.entries),
             expected=len(lists.entries),
         )
-        self._keys, self._tags, self._mask = self._index.tables()
+        self._keys, self._values, self._mask = self._index.tables()
         self._allow = lists.allowlist
         self._matches: dict[str, Match] = {}
         self._addresses: OrderedDict[str, _Remembered] = OrderedDict()
@@ -143,33 +167,39 @@ class Classifier:
         """The platform ``name`` belongs to (longest listed suffix), None if none or allowlisted."""
         if not (name.isascii() and name.islower()) or name[-1:] == ".":
             name = normalise_hostname(name)
-        # The walk of SuffixIndex.longest, inlined: this is the per-observation hot path.
+        # SuffixIndex.longest, inlined: this is the per-observation hot path.
         keys = self._keys
+        values = self._values
         mask = self._mask
-        start = 0
-        while True:
-            dot = name.find(".", start)
-            if dot < 0:
-                return None
-            suffix = name[start:] if start else name
-            key = hash(suffix) or 1
-            slot = key & mask
-            found = keys[slot]
-            while found and found != key:
-                slot = (slot + 1) & mask
-                found = keys[slot]
-            if found:
-                break
-            start = dot + 1
-        if self._allow and self._allowed(name):
+        last = name.rfind(".")
+        if last <= 0:
             return None
-        match = self._matches.get(suffix)
+        start = name.rfind(".", 0, last)
+        rule = None
+        tag = 0
+        while True:
+            suffix = name[start + 1 :] if start >= 0 else name
+            key = hash(suffix)
+            slot = key & mask
+            value = values[slot]
+            while value and keys[slot] != key:
+                slot = (slot + 1) & mask
+                value = values[slot]
+            if value & TAG_BITS:
+                rule = suffix
+                tag = value & TAG_BITS
+            if value < LONGER or start < 0:
+                break
+            start = name.rfind(".", 0, start)
+        if rule is None or self._allow and self._allowed(name):
+            return None
+        match = self._matches.get(rule)
         if match is None:
-            platform, category, presence = self._rules[self._tags[slot] - 1]
-            match = Match(platform, category, presence, suffix)
+            platform, category, presence = self._rules[tag - 1]
+            match = Match(platform, category, presence, rule)
             if len(self._matches) >= _MATCH_CACHE_SIZE:
                 self._matches.clear()
-            self._matches[suffix] = match
+            self._matches[rule] = match
         return match
 
     def _allowed(self, name: str) -> bool:

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Collection
-from typing import IO
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TypeVar, cast
 
 import click
+from sqlalchemy.exc import OperationalError
 
-from monitor.errors import CaptureFileError
+from monitor.config import (
+    Settings,
+    default_config_path,
+    load_settings,
+    run_config_check,
+)
+from monitor.errors import (
+    BlocklistError,
+    CaptureFileError,
+    ConfigError,
+    SchemaNotCurrent,
+)
 from monitor.extract.dns import DNS_PORTS
+from monitor.lists import PublicFormat, run_lists_check, run_lists_import
 from monitor.logconfig import configure_logging
 from monitor.pipeline import Pipeline
+from monitor.runner import CaptureDaemon, record_captures
 from monitor.scan import (
     TABLE_HEADER,
     FileSummary,
@@ -22,7 +38,13 @@ from monitor.scan import (
     render_table_row,
     scan_frames,
 )
+from monitor.sources.live import CaptureSetupError
 from monitor.sources.pcap import capture_size, read_capture
+from monitor.store.db import upgrade_schema
+from monitor.store.retention import run_purge
+from monitor.values import Category, Presence
+
+T = TypeVar("T")
 
 PROGRESS_MIN_BYTES = 16 << 20
 """Files at least this large get a progress bar when a person is watching."""
@@ -36,10 +58,45 @@ PROGRESS_MIN_BYTES = 16 << 20
     show_default=True,
     help="How much to log to stderr.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The TOML configuration file. Default: $HALLMONITOR_CONFIG, else "
+    "/etc/hallmonitor/config.toml if it exists, else built-in defaults.",
+)
 @click.version_option(package_name="hallmonitor")
-def main(log_level: str) -> None:
-    """Hall Monitor: see social-networking use on a school network, for the headteacher's review."""
+@click.pass_context
+def main(ctx: click.Context, log_level: str, config_path: Path | None) -> None:
+    """Hall Monitor: see social-networking use on a school network, for the headteacher's review.
+
+    Settings come from one TOML file (see deploy/config.example.toml) with environment
+    overrides named HALLMONITOR_<GROUP>__<KEY>.
+    """
     configure_logging(log_level.upper())
+    ctx.obj = config_path or default_config_path()
+
+
+def _settings(ctx: click.Context) -> Settings:
+    """The configuration, or one human line per problem and exit status 1."""
+    try:
+        return load_settings(ctx.find_root().obj)
+    except ConfigError as e:
+        raise click.ClickException(f"configuration: {e}") from e
+
+
+def _fail_on_setup_errors(action: Callable[[], T]) -> T:
+    """Run ``action``; turn the errors a user can fix into one line instead of a traceback."""
+    try:
+        return action()
+    except (SchemaNotCurrent, BlocklistError, ConfigError, CaptureSetupError) as e:
+        raise click.ClickException(str(e)) from e
+    except OperationalError as e:
+        first_line = str(e.orig or e).splitlines()[0]
+        raise click.ClickException(
+            f"the database cannot be reached: {first_line}; check database.url in the configuration"
+        ) from e
 
 
 @main.command()
@@ -64,8 +121,20 @@ def main(log_level: str) -> None:
     hidden=True,
     help="Stop on an internal error instead of counting it (for tests).",
 )
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Instead of printing observations, replay the files through the capture daemon's path "
+    "into the database (platform matches, school calendar, segments, incidents).",
+)
+@click.pass_context
 def scan(
-    files: tuple[str, ...], output_format: str | None, dns_ports: tuple[int, ...], strict: bool
+    ctx: click.Context,
+    files: tuple[str, ...],
+    output_format: str | None,
+    dns_ports: tuple[int, ...],
+    strict: bool,
+    record: bool,
 ) -> None:
     """Read pcap or pcapng FILES and print every DNS query, TLS and QUIC server name seen.
 
@@ -74,6 +143,9 @@ def scan(
     terminal. A summary of each file goes to stderr. A file that cannot be read is named on
     stderr and makes the exit status 1; damaged packets are counted, never fatal.
     """
+    if record:
+        _record(ctx, files, dns_ports)
+        return
     out = sys.stdout
     fmt = output_format or default_format(out)
     if fmt == "table":
@@ -90,6 +162,17 @@ def scan(
     out.flush()
     if failed:
         sys.exit(1)
+
+
+def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ...]) -> None:
+    settings = _settings(ctx)
+    if dns_ports:
+        settings.capture.dns_ports = [*settings.capture.dns_ports, *dns_ports]
+    try:
+        summary = _fail_on_setup_errors(lambda: record_captures(settings, files))
+    except CaptureFileError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
 
 
 def _scan_one(
@@ -114,3 +197,135 @@ def _scan_one(
             write(render(observation) + "\n")
     summary.truncated = bool(getattr(frames, "truncated", False))
     return summary
+
+
+@main.command()
+@click.pass_context
+def capture(ctx: click.Context) -> None:
+    """Capture live on the configured interfaces and record incidents in the database.
+
+    Runs until SIGTERM or Ctrl-C, then closes open incidents and drains what is queued for the
+    database (exit status 0). SIGHUP reloads the lists and the configuration. Needs root, or
+    the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
+    """
+    config_path = ctx.find_root().obj
+    settings = _settings(ctx)
+    daemon = CaptureDaemon(settings, reload_settings=lambda: load_settings(config_path))
+    _fail_on_setup_errors(daemon.run)
+
+
+@main.group()
+def db() -> None:
+    """The incident database."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the database schema to the latest version (safe to run again)."""
+    settings = _settings(ctx)
+    url = settings.database.url.get_secret_value()
+    click.echo(_fail_on_setup_errors(lambda: upgrade_schema(url)))
+
+
+@main.command()
+@click.pass_context
+def purge(ctx: click.Context) -> None:
+    """Delete records older than the retention settings allow (the daemon also does this daily)."""
+    settings = _settings(ctx)
+    retention = settings.retention
+    url = settings.database.url.get_secret_value()
+    click.echo(
+        _fail_on_setup_errors(
+            lambda: run_purge(
+                url,
+                datetime.now(UTC),
+                observations_days=retention.observations_days,
+                incidents_days=retention.incidents_days,
+                false_positive_days=retention.false_positive_days,
+            )
+        )
+    )
+
+
+@main.group()
+def lists() -> None:
+    """The platform lists (shipped in blocklists/, plus lists.directories)."""
+
+
+@lists.command("check")
+@click.pass_context
+def lists_check(ctx: click.Context) -> None:
+    """Validate every platform list and allowlist; bad lines are named with file and line."""
+    settings = _settings(ctx)
+    status, lines = run_lists_check(list(settings.lists.directories))
+    for line in lines:
+        click.echo(line, err=status != 0)
+    sys.exit(status)
+
+
+@lists.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["hosts", "plain", "adblock", "ut1"]),
+    required=True,
+    help="hosts: '0.0.0.0 name'; plain: a domain a line; adblock: '||domain^'; ut1: UT1 domains.",
+)
+@click.option("--platform", required=True, help="Platform id, the list file's name (e.g. tiktok).")
+@click.option("--name", "display_name", help="The platform's display name. Default: the id.")
+@click.option(
+    "--category", type=click.Choice([c.value for c in Category]), required=True, help="Category."
+)
+@click.option(
+    "--presence",
+    type=click.Choice([p.value for p in Presence]),
+    default=Presence.PRIMARY.value,
+    show_default=True,
+    help="What every imported entry means.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write <platform>.txt into (add it to lists.directories).",
+)
+def lists_import(
+    file: Path,
+    fmt: str,
+    platform: str,
+    display_name: str | None,
+    category: str,
+    presence: str,
+    out_dir: Path,
+) -> None:
+    """Turn a public domain list FILE into a platform list in our format."""
+    try:
+        text = run_lists_import(
+            file,
+            cast(PublicFormat, fmt),
+            platform,
+            display_name or platform,
+            category,
+            presence,
+            out_dir,
+        )
+    except (BlocklistError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(text)
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Load the configuration and report every problem with its key and what is allowed."""
+    status, lines = run_config_check(ctx.find_root().obj)
+    for line in lines:
+        click.echo(line, err=status != 0)
+    sys.exit(status)

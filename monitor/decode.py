@@ -21,10 +21,11 @@ from collections.abc import Callable
 from operator import itemgetter
 
 from monitor.errors import UnsupportedLinkType
-from monitor.values import IPPROTO_TCP, IPPROTO_UDP, Frame, Packet
+from monitor.values import IPPROTO_TCP, IPPROTO_UDP, FlowKey, Frame, Packet
 
 __all__ = [
     "LINKTYPE_NAMES",
+    "SKIPPED",
     "MAX_DATAGRAM_BYTES",
     "MAX_TUNNEL_DEPTH",
     "Decoder",
@@ -107,6 +108,7 @@ _ARPHRD_NETLINK = 824
 _NFULA_PAYLOAD = 9
 
 _TCP_FIN_SYN_RST = 0x07
+_TCP_SYN = 0x02
 
 _ETHERNET = struct.Struct("!6x6sH").unpack_from  # source MAC, ethertype
 _IPV4 = struct.Struct("!BxHHHxB2x4s4s").unpack_from  # ver/ihl, length, id, frag, proto, src, dst
@@ -138,6 +140,12 @@ _NOT_A_TUNNEL = Packet(0.0, "not a tunnel", "", 0, 0, 0, b"")
 
 _NOT_COMMON = Packet(0.0, "not common", "", 0, 0, 0, b"")
 """Sentinel: the fast path does not cover this frame."""
+
+SKIPPED = Packet(0.0, "skipped", "", IPPROTO_TCP, 0, 0, b"")
+"""What ``Decoder.decode`` returns for a TCP segment its ``skip_tcp`` predicate rejects."""
+
+SkipTcp = Callable[[FlowKey], bool]
+"""Given a directed TCP flow: True when the caller has no use for its segments (it gave up)."""
 
 _ipv4_text: dict[bytes, str] = {}
 _ipv6_text: dict[bytes, str] = {}
@@ -277,18 +285,22 @@ class Decoder:
         """How many datagrams are waiting for more fragments."""
         return len(self._fragments)
 
-    def decode(self, frame: Frame) -> Packet | None:
+    def decode(self, frame: Frame, skip_tcp: SkipTcp | None = None) -> Packet | None:
         """The innermost UDP datagram or TCP segment in ``frame``, or None if it carries none.
 
         Raises ``ValueError`` for malformed frames and ``UnsupportedLinkType`` for link types
         this decoder does not read (see ``LINKTYPE_NAMES``).
+
+        With ``skip_tcp``, a plain Ethernet/IP TCP segment that would be returned, has no SYN,
+        and whose flow ``skip_tcp`` rejects comes back as ``SKIPPED`` instead, before its
+        payload is copied (bulk transfers on flows the extractor gave up on cost nothing more).
         """
         ts, linktype, data = frame
         try:
             if linktype == 1:
                 size = len(data)
                 if size >= 42:
-                    packet = _decode_common_ethernet(ts, data, size)
+                    packet = _decode_common_ethernet(ts, data, size, skip_tcp)
                     if packet is not _NOT_COMMON:
                         return packet
                 return self._ethernet(ts, data, 0, size, None, 0)
@@ -819,7 +831,9 @@ class Decoder:
         return self._ethertype(ts, data, offset, end, protocol, None, vlan, depth)
 
 
-def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
+def _decode_common_ethernet(
+    ts: float, data: bytes, size: int, skip_tcp: SkipTcp | None = None
+) -> Packet | None:
     """The fast path: Ethernet, at most one 802.1Q tag, plain IPv4 or IPv6, then UDP or TCP.
 
     Covers nearly every frame a gateway sees, with one ``unpack_from`` for all the headers.
@@ -863,7 +877,7 @@ def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
         network = 14
     if ethertype != _ETHERTYPE_IPV4 or version_ihl != 0x45 or fragment & 0x3FFF:
         if ethertype == _ETHERTYPE_IPV6:
-            return _decode_common_ipv6(ts, data, size, network, source, vlan)
+            return _decode_common_ipv6(ts, data, size, network, source, vlan, skip_tcp)
         return _NOT_COMMON
     transport = network + 20
     end = network + total_length
@@ -877,38 +891,64 @@ def _decode_common_ethernet(ts: float, data: bytes, size: int) -> Packet | None:
             or destination_port in _TUNNEL_PORTS
         ):
             return _NOT_COMMON
-        payload = data[transport + 8 : transport + udp_length]
-        seq = flags = 0
-    elif protocol == IPPROTO_TCP and total_length >= 40:
+        return _new_packet(
+            Packet,
+            (
+                ts,
+                _cached_ipv4(source_ip) or _format_ipv4(source_ip),
+                _cached_ipv4(destination_ip) or _format_ipv4(destination_ip),
+                IPPROTO_UDP,
+                source_port,
+                destination_port,
+                data[transport + 8 : transport + udp_length],
+                _cached_mac(source) or _format_mac(source),
+                vlan,
+                0,
+                0,
+            ),
+        )
+    if protocol == IPPROTO_TCP and total_length >= 40:
         seq, data_offset, flags = _TCP_AFTER_PORTS(data, transport + 4)
         header_length = (data_offset >> 4) << 2
         if header_length < 20 or header_length > total_length - 20:
             return _NOT_COMMON
-        payload = data[transport + header_length : end]
-        if not payload and not flags & _TCP_FIN_SYN_RST:
+        if transport + header_length == end and not flags & _TCP_FIN_SYN_RST:
             return None
-    else:
-        return _NOT_COMMON
-    return _new_packet(
-        Packet,
-        (
-            ts,
-            _cached_ipv4(source_ip) or _format_ipv4(source_ip),
-            _cached_ipv4(destination_ip) or _format_ipv4(destination_ip),
-            protocol,
-            source_port,
-            destination_port,
-            payload,
-            _cached_mac(source) or _format_mac(source),
-            vlan,
-            seq,
-            flags,
-        ),
-    )
+        src = _cached_ipv4(source_ip) or _format_ipv4(source_ip)
+        dst = _cached_ipv4(destination_ip) or _format_ipv4(destination_ip)
+        if (
+            skip_tcp is not None
+            and not flags & _TCP_SYN
+            and skip_tcp((src, source_port, dst, destination_port))
+        ):
+            return SKIPPED
+        return _new_packet(
+            Packet,
+            (
+                ts,
+                src,
+                dst,
+                protocol,
+                source_port,
+                destination_port,
+                data[transport + header_length : end],
+                _cached_mac(source) or _format_mac(source),
+                vlan,
+                seq,
+                flags,
+            ),
+        )
+    return _NOT_COMMON
 
 
 def _decode_common_ipv6(
-    ts: float, data: bytes, size: int, network: int, source: bytes, vlan: int | None
+    ts: float,
+    data: bytes,
+    size: int,
+    network: int,
+    source: bytes,
+    vlan: int | None,
+    skip_tcp: SkipTcp | None,
 ) -> Packet | None:
     """``_decode_common_ethernet`` for IPv6 without extension headers (and no jumbogram)."""
     transport = network + 40
@@ -935,34 +975,54 @@ def _decode_common_ipv6(
             or destination_port in _TUNNEL_PORTS
         ):
             return _NOT_COMMON
-        payload = data[transport + 8 : transport + udp_length]
-        seq = flags = 0
-    elif next_header == IPPROTO_TCP and payload_length >= 20:
+        return _new_packet(
+            Packet,
+            (
+                ts,
+                _cached_ipv6(source_ip) or _format_ipv6(source_ip),
+                _cached_ipv6(destination_ip) or _format_ipv6(destination_ip),
+                IPPROTO_UDP,
+                source_port,
+                destination_port,
+                data[transport + 8 : transport + udp_length],
+                _cached_mac(source) or _format_mac(source),
+                vlan,
+                0,
+                0,
+            ),
+        )
+    if next_header == IPPROTO_TCP and payload_length >= 20:
         seq, data_offset, flags = _TCP_AFTER_PORTS(data, transport + 4)
         header_length = (data_offset >> 4) << 2
         if header_length < 20 or header_length > payload_length:
             return _NOT_COMMON
-        payload = data[transport + header_length : end]
-        if not payload and not flags & _TCP_FIN_SYN_RST:
+        if header_length == payload_length and not flags & _TCP_FIN_SYN_RST:
             return None
-    else:
-        return _NOT_COMMON
-    return _new_packet(
-        Packet,
-        (
-            ts,
-            _cached_ipv6(source_ip) or _format_ipv6(source_ip),
-            _cached_ipv6(destination_ip) or _format_ipv6(destination_ip),
-            next_header,
-            source_port,
-            destination_port,
-            payload,
-            _cached_mac(source) or _format_mac(source),
-            vlan,
-            seq,
-            flags,
-        ),
-    )
+        src = _cached_ipv6(source_ip) or _format_ipv6(source_ip)
+        dst = _cached_ipv6(destination_ip) or _format_ipv6(destination_ip)
+        if (
+            skip_tcp is not None
+            and not flags & _TCP_SYN
+            and skip_tcp((src, source_port, dst, destination_port))
+        ):
+            return SKIPPED
+        return _new_packet(
+            Packet,
+            (
+                ts,
+                src,
+                dst,
+                next_header,
+                source_port,
+                destination_port,
+                data[transport + header_length : end],
+                _cached_mac(source) or _format_mac(source),
+                vlan,
+                seq,
+                flags,
+            ),
+        )
+    return _NOT_COMMON
 
 
 def _check_depth(depth: int) -> None:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 
-from monitor.decode import Decoder
+from monitor.decode import SKIPPED, Decoder
 from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
 from monitor.extract.extractor import Extractor
@@ -87,14 +87,20 @@ class Pipeline:
         """
         counters = self.counters
         malformed = counters.malformed
-        decode = self.decoder.decode
-        feed = self.extractor.feed
+        decoder = self.decoder
+        decode = decoder.decode
+        extractor = self.extractor
+        feed = extractor.feed
+        advance = extractor.advance
+        # Segments of TCP flows the extractor ignores are dropped by the decoder, uncopied;
+        # not by a decoder subclass that replaces ``decode`` (tests use such decoders).
+        skip_tcp = extractor.streams.is_ignored if type(decoder).decode is Decoder.decode else None
         seen = packets = observed = 0
         try:
             for frame in frames:
                 seen += 1
                 try:
-                    packet = decode(frame)
+                    packet = decode(frame) if skip_tcp is None else decode(frame, skip_tcp)
                 except UnsupportedLinkType as e:
                     linktypes = counters.unsupported_linktypes
                     linktypes[e.linktype] = linktypes.get(e.linktype, 0) + 1
@@ -109,6 +115,9 @@ class Pipeline:
                     continue
                 packets += 1
                 try:
+                    if packet is SKIPPED:
+                        advance(frame.ts)
+                        continue
                     observations = feed(packet)
                 except ValueError:
                     malformed["extract"] = malformed.get("extract", 0) + 1

@@ -44,19 +44,26 @@ def scan_frames(
     *,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[Observation]:
-    """Observations from frames, reporting approximate file bytes consumed to ``on_bytes``."""
-    process = pipeline.process
+    """Observations from frames, reporting approximate file bytes consumed to ``on_bytes``.
+
+    Runs ``pipeline.batches``: the pipeline's frame, packet and observation counters are
+    complete once the iteration has ended.
+    """
+    if on_bytes is not None:
+        frames = _reporting_bytes(frames, on_bytes)
+    for observations in pipeline.batches(frames):
+        yield from observations
+
+
+def _reporting_bytes(frames: Iterable[Frame], on_bytes: Callable[[int], None]) -> Iterator[Frame]:
     pending_bytes = 0
     for frame in frames:
-        if on_bytes is not None:
-            pending_bytes += len(frame.data) + PCAP_RECORD_OVERHEAD_BYTES
-            if pending_bytes >= 1 << 20:
-                on_bytes(pending_bytes)
-                pending_bytes = 0
-        observations = process(frame)
-        if observations:
-            yield from observations
-    if on_bytes is not None and pending_bytes:
+        pending_bytes += len(frame.data) + PCAP_RECORD_OVERHEAD_BYTES
+        if pending_bytes >= 1 << 20:
+            on_bytes(pending_bytes)
+            pending_bytes = 0
+        yield frame
+    if pending_bytes:
         on_bytes(pending_bytes)
 
 
@@ -76,11 +83,8 @@ def write_observations(
     scan), so that the hot path is only the pipeline and the renderer.
     """
     if on_bytes is not None:
-        batches: Iterable[list[Observation]] = (
-            [observation] for observation in scan_frames(frames, pipeline, on_bytes=on_bytes)
-        )
-    else:
-        batches = pipeline.batches(frames)
+        frames = _reporting_bytes(frames, on_bytes)
+    batches = pipeline.batches(frames)
     counts: dict[Proto, int] = {}
     lines: list[str] = []
     add_line = lines.append

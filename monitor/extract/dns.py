@@ -228,13 +228,40 @@ def _name_text_of(labels: list[bytes]) -> str:
     return ".".join("".join([escaped[byte] for byte in label]) for label in labels)
 
 
+_MESSAGE_CACHE_ENTRIES = 8192
+"""Parsed messages remembered by their bytes after the ID; a full cache is emptied."""
+_MESSAGE_CACHE_MAX_BYTES = 512
+"""Longer messages (rare, mostly zone transfers and DNSSEC answers) are not remembered."""
+
+_messages: dict[bytes, DnsMessage] = {}
+_cached_message = _messages.get  # bound once: the cache is cleared, never replaced
+
+
 def parse_dns_message(data: bytes) -> DnsMessage:
     """Parse a DNS message (UDP payload, or one message of a TCP stream without its length).
 
     Raises ``ValueError`` when the bytes are not DNS: shorter than a header, a header claiming
     more questions than the bytes can hold, or no readable question name although some are
     claimed. Damage after the first readable question is tolerated (see the module docstring).
+
+    The result depends on every byte but the 2-byte ID, and the same query (and often the same
+    answer) crosses a network many times a minute, so parsed messages are remembered by those
+    bytes (``DnsMessage`` is immutable; malformed messages are not remembered).
     """
+    if len(data) > _MESSAGE_CACHE_MAX_BYTES:
+        return _parse_dns_message(data)
+    key = data[2:]
+    message = _cached_message(key)
+    if message is None:
+        message = _parse_dns_message(data)
+        if len(_messages) >= _MESSAGE_CACHE_ENTRIES:
+            _messages.clear()
+        _messages[key] = message
+    return message
+
+
+def _parse_dns_message(data: bytes) -> DnsMessage:
+    """``parse_dns_message`` without the cache."""
     size = len(data)
     if size < HEADER_LENGTH:
         raise ValueError(f"header: {size} bytes < {HEADER_LENGTH}")

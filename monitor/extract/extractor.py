@@ -191,6 +191,15 @@ class Extractor:
             return self._feed_tcp(packet)
         return []
 
+    def advance(self, ts: float) -> None:
+        """Account for a packet at ``ts`` that needs no other work (``feed`` does this first).
+
+        For a TCP segment of a flow this extractor ignores (``streams.is_ignored``, no SYN),
+        which the caller dropped before building a ``Packet``: ``feed`` would do only this.
+        """
+        if ts >= self._next_expiry:
+            self._expire_if_due(ts)
+
     # --- UDP ---------------------------------------------------------------------------
 
     def _feed_udp(self, packet: Packet) -> list[Observation]:

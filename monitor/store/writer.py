@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,9 +155,7 @@ class Writer:
         """Drain the queue and flush; what cannot reach the database by then goes to the spool."""
         self._deadline = time.monotonic() + timeout * 0.75
         self._stopping.set()
-        if self._thread is None:
-            self._spool_batch(self._take_batch(wait=False, limit=self._queue.qsize()))
-        else:
+        if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.error(
@@ -166,6 +164,8 @@ class Writer:
                     self._queue.qsize(),
                 )
                 return self.stats()
+        # Not started, or the thread failed: keep what is still queued.
+        self._spool_batch(self._take_batch(wait=False, limit=self._queue.qsize()))
         self._spool.close()
         stats = self.stats()
         logger.info(
@@ -189,21 +189,28 @@ class Writer:
 
     def _run(self) -> None:
         try:
-            while True:
-                if self._spool.has_pending() and self._database_due():
-                    self._replay_spool()
-                stopping = self._stopping.is_set()
-                batch = self._take_batch(wait=not stopping, limit=self._batch_size)
-                if batch:
-                    self._handle(batch)
-                elif stopping:
-                    break
-                if time.monotonic() - self._last_sync >= SPOOL_SYNC_INTERVAL_S:
-                    self._spool.sync()
-                    self._last_sync = time.monotonic()
+            self._loop()
+        except Exception as e:  # a bug: say so once, loudly; stop() still spools the queue
+            logger.exception("the database writer thread failed; queued items stay unwritten")
+            with self._stats_lock:
+                self._last_error = f"writer thread failed: {type(e).__name__}: {e}"
         finally:
             if self._engine is not None:
                 self._engine.dispose()
+
+    def _loop(self) -> None:
+        while True:
+            if self._spool.has_pending() and self._database_due():
+                self._replay_spool()
+            stopping = self._stopping.is_set()
+            batch = self._take_batch(wait=not stopping, limit=self._batch_size)
+            if batch:
+                self._handle(batch)
+            elif stopping:
+                break
+            if time.monotonic() - self._last_sync >= SPOOL_SYNC_INTERVAL_S:
+                self._spool.sync()
+                self._last_sync = time.monotonic()
 
     def _database_due(self) -> bool:
         now = time.monotonic()
@@ -288,14 +295,13 @@ class Writer:
 
     def _replay_spool(self) -> None:
         replayed = 0
-        group_size = max(1, self._batch_size // 10)
         for segment in self._spool.sealed_segments():
             records, unreadable = self._spool.read(segment)
             self._count("dropped", unreadable)
-            for start in range(0, len(records), group_size):
+            for group in _groups(records, self._batch_size):
                 if not self._database_due():
                     return
-                applied, unreachable = self._replay_group(records[start : start + group_size])
+                applied, unreachable = self._replay_group(group)
                 replayed += applied
                 self._count("replayed", applied)
                 if unreachable is not None:
@@ -353,7 +359,7 @@ class Writer:
         except OSError as e:
             logger.error("cannot keep a rejected item in %s: %s", self._spool.directory, e)
         self._log_rate_limited(
-            "reject", logging.ERROR, "the database refused a %s item (%s); kept in %s",
+            "reject", logging.ERROR, "the database refused an item of type %s (%s); kept in %s",
             item.get("t"), reason, self._spool.rejected_path,
         )  # fmt: skip
 
@@ -392,6 +398,20 @@ class Writer:
         if now - self._last_logged.get(kind, -ERROR_LOG_INTERVAL_S) >= ERROR_LOG_INTERVAL_S:
             self._last_logged[kind] = now
             logger.log(level, message, *args)
+
+
+def _groups(records: list[SpoolRecord], batch_size: int) -> Iterator[list[SpoolRecord]]:
+    """Consecutive records with about ``batch_size`` items together: one transaction each."""
+    group: list[SpoolRecord] = []
+    size = 0
+    for record in records:
+        group.append(record)
+        size += len(record.items)
+        if size >= batch_size:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def is_transient(error: SQLAlchemyError) -> bool:

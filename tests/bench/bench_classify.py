@@ -132,6 +132,13 @@ def bench_classifier(domains: int, lookups: int, repeats: int) -> None:
     index_mb = rss_mb() - before
     names = lookup_names(lookups, domains)
     rate, found = lookups_per_second(classifier.match_name, names, repeats)
+    miss_rate, _ = lookups_per_second(classifier.match_name, names[1::2], repeats)
+    hit_rate, _ = lookups_per_second(classifier.match_name, names[0::2], repeats)
+    rng = random.Random(4)
+    repeated = rng.choices(
+        names, weights=[1 / (rank + 1) for rank in range(len(names))], k=len(names)
+    )
+    repeated_rate, _ = lookups_per_second(classifier.match_name, repeated, repeats)
     say(f"classifier: {domains:,} domains, index built in {build_s:.1f} s")
     say(f"  index RSS delta   {index_mb:7.1f} MB   (target <= {TARGET_MB:.0f} MB)")
     say(f"  ListSet RSS       {before - before_lists:7.1f} MB   (input; drop it after building)")
@@ -139,6 +146,9 @@ def bench_classifier(domains: int, lookups: int, repeats: int) -> None:
         f"  match_name        {rate:9,.0f} lookups/s median of {repeats}   (target >= {TARGET_LOOKUPS:,.0f}/s)"
     )
     say(f"  matched           {found:,} of {len(names):,} names (expected half)")
+    say(f"    misses only     {miss_rate:9,.0f} lookups/s")
+    say(f"    hits only       {hit_rate:9,.0f} lookups/s (each a new Match: about 1 us)")
+    say(f"    Zipf repeats    {repeated_rate:9,.0f} lookups/s (names repeat as in real traffic)")
 
 
 def bench_set(domains: int, lookups: int, repeats: int) -> None:

@@ -343,6 +343,31 @@ class TestDatabaseOutage:
         submitted = [i.observation.ts for i in items if isinstance(i, StoredObservation)]
         assert observation_times_in_id_order(engine) == submitted
 
+    def test_stop_while_the_database_is_away_spools_everything_for_the_next_start(
+        self,
+        proxied_url: tuple[str, TcpProxy],
+        engine: Engine,
+        make_writer: Callable[..., Writer],
+        spool_dir: Path,
+    ) -> None:
+        url, proxy = proxied_url
+        proxy.pause()
+        items = incident_life("k1", T0, 5)
+        writer = make_writer(url, retry_initial_s=10.0)
+        writer.start()
+        for item in items:
+            writer.submit(item)
+        stats = writer.stop(timeout=5)
+        assert (stats.written, stats.spooled, stats.dropped, stats.queued) == (0, len(items), 0, 0)
+        assert stats.last_error is not None and "OperationalError" in stats.last_error
+        proxy.resume()
+        writer = make_writer(url)
+        writer.start()
+        stats = writer.stop(timeout=30)
+        assert stats.replayed == len(items)
+        assert_nothing_lost(stats, spool_dir)
+        assert_stored_once(engine, {"k1": 5}, observations=5)
+
     def test_database_away_for_a_few_seconds_loses_nothing(
         self,
         proxied_url: tuple[str, TcpProxy],
@@ -361,5 +386,5 @@ class TestDatabaseOutage:
         spool_dir: Path,
     ) -> None:
         self.run_outage(
-            proxied_url, engine, make_writer, spool_dir, outage_s=31, feed_period_s=0.15
+            proxied_url, engine, make_writer, spool_dir, outage_s=31, feed_period_s=0.25
         )

@@ -180,21 +180,21 @@ def _scan_one(
 ) -> FileSummary:
     pipeline = Pipeline(strict=strict, dns_ports=dns_ports)
     summary = FileSummary(path=path, counters=pipeline.counters, by_proto=Counter())
-    frames = read_capture(path)
     render = render_jsonl if fmt == "jsonl" else render_table_row
     size = capture_size(path)
     show_progress = fmt == "table" and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
     write = out.write
     by_proto = summary.by_proto
-    if show_progress:
-        with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
-            for observation in scan_frames(frames, pipeline, on_bytes=bar.update):
+    with read_capture(path) as frames:
+        if show_progress:
+            with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
+                for observation in scan_frames(frames, pipeline, on_bytes=bar.update):
+                    by_proto[observation.proto.value] += 1
+                    write(render(observation) + "\n")
+        else:
+            for observation in scan_frames(frames, pipeline):
                 by_proto[observation.proto.value] += 1
                 write(render(observation) + "\n")
-    else:
-        for observation in scan_frames(frames, pipeline):
-            by_proto[observation.proto.value] += 1
-            write(render(observation) + "\n")
     summary.truncated = bool(getattr(frames, "truncated", False))
     return summary
 

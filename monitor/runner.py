@@ -146,13 +146,14 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         for path in paths:
             pipeline = Pipeline(dns_ports=DNS_PORTS | extra_ports)
             last_ts = 0.0
-            for frame in read_capture(path):
-                frames += 1
-                for observation in pipeline.process(frame):
-                    engine.feed(observation)
-                last_ts = frame.ts
-                if frames % REPLAY_TICK_EVERY_FRAMES == 0:
-                    engine.tick(last_ts)
+            with read_capture(path) as reader:
+                for frame in reader:
+                    frames += 1
+                    for observation in pipeline.process(frame):
+                        engine.feed(observation)
+                    last_ts = frame.ts
+                    if frames % REPLAY_TICK_EVERY_FRAMES == 0:
+                        engine.tick(last_ts)
             engine.tick(last_ts)
     finally:
         engine.close()

@@ -1,4 +1,4 @@
-"""Real databases for the store tests: SQLite files and a PostgreSQL server.
+"""Real databases for the store, engine and runner tests: SQLite files and a PostgreSQL server.
 
 SQLite: the schema is migrated once per session into a template file (``alembic upgrade
 head``, never ``create_all``), and each test gets its own copy. PostgreSQL: each session

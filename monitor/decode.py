@@ -285,15 +285,21 @@ class Decoder:
         """How many datagrams are waiting for more fragments."""
         return len(self._fragments)
 
-    def decode(self, frame: Frame, skip_tcp: SkipTcp | None = None) -> Packet | None:
+    def decode(self, frame: Frame) -> Packet | None:
         """The innermost UDP datagram or TCP segment in ``frame``, or None if it carries none.
 
         Raises ``ValueError`` for malformed frames and ``UnsupportedLinkType`` for link types
         this decoder does not read (see ``LINKTYPE_NAMES``).
+        """
+        return self.decode_skipping(frame, None)
 
-        With ``skip_tcp``, a plain Ethernet/IP TCP segment that would be returned, has no SYN,
-        and whose flow ``skip_tcp`` rejects comes back as ``SKIPPED`` instead, before its
-        payload is copied (bulk transfers on flows the extractor gave up on cost nothing more).
+    def decode_skipping(self, frame: Frame, skip_tcp: SkipTcp | None) -> Packet | None:
+        """``decode``, except that unwanted TCP segments come back as ``SKIPPED``.
+
+        A TCP segment on the Ethernet fast path (plain IPv4 or IPv6, at most one VLAN tag)
+        that has no SYN and whose flow ``skip_tcp`` rejects is returned as ``SKIPPED``,
+        before its payload is copied: bulk transfers on flows the extractor gave up on cost
+        little more than their header checks. Other frames decode as ``decode`` does.
         """
         ts, linktype, data = frame
         try:

@@ -89,6 +89,7 @@ class Pipeline:
         malformed = counters.malformed
         decoder = self.decoder
         decode = decoder.decode
+        decode_skipping = decoder.decode_skipping
         extractor = self.extractor
         feed = extractor.feed
         advance = extractor.advance
@@ -100,7 +101,7 @@ class Pipeline:
             for frame in frames:
                 seen += 1
                 try:
-                    packet = decode(frame) if skip_tcp is None else decode(frame, skip_tcp)
+                    packet = decode(frame) if skip_tcp is None else decode_skipping(frame, skip_tcp)
                 except UnsupportedLinkType as e:
                     linktypes = counters.unsupported_linktypes
                     linktypes[e.linktype] = linktypes.get(e.linktype, 0) + 1

@@ -32,7 +32,7 @@ from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from monitor.decode import LINKTYPE_NAMES, MAX_TUNNEL_DEPTH, Decoder, render_ipv6
+from monitor.decode import LINKTYPE_NAMES, MAX_TUNNEL_DEPTH, SKIPPED, Decoder, render_ipv6
 from monitor.errors import UnsupportedLinkType
 from monitor.values import (
     IPPROTO_TCP,
@@ -1194,7 +1194,7 @@ class TestGtpU:
         header = bytes([0x30, message_type]) + (len(inner) + length_delta).to_bytes(2, "big")
         header += (0x1234).to_bytes(4, "big")  # TEID
         outer = (
-            OuterEther()
+            OuterEther(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
             / OuterIP(src="192.0.2.1", dst="192.0.2.2")
             / OuterUDP(sport=2152, dport=2152)
             / (header + inner)
@@ -1223,3 +1223,33 @@ class TestGtpU:
         )
         assert packet is not None
         assert (packet.src_ip, packet.src_port, packet.dst_port) == ("192.0.2.1", 2152, 2152)
+
+
+@pytest.mark.parametrize("vlan", [None, 7])
+@pytest.mark.parametrize(
+    "ip", [IP(src="10.0.0.2", dst="10.0.0.1"), IPv6(src="fd00::2", dst="fd00::1")]
+)
+def test_decode_skipping_drops_segments_of_flows_the_caller_ignores(
+    ip: ScapyPacket, vlan: int | None
+) -> None:
+    link = Ether() / Dot1Q(vlan=vlan) if vlan else Ether()
+    src, dst = ip.src, ip.dst
+    ignored = {(src, 40000, dst, 443)}
+    decoder = Decoder()
+
+    def decode(flags: str, payload: bytes) -> Packet | None:
+        frame = link / ip / TCP(sport=40000, dport=443, flags=flags) / Raw(payload)
+        return decoder.decode_skipping(Frame(1.0, 1, bytes(frame)), ignored.__contains__)
+
+    assert decode("PA", b"data") is SKIPPED
+    assert decode("FA", b"") is SKIPPED  # a FIN is skipped too: the flow is over for the caller
+    assert decode("A", b"") is None  # a bare ACK is nothing, skipped or not
+    syn = decode("S", b"")  # a SYN may restart the flow: never skipped
+    assert syn is not None and syn is not SKIPPED and syn.tcp_flags == TCP_SYN
+    ignored.clear()
+    packet = decode("PA", b"data")
+    assert packet is not None and packet is not SKIPPED
+    assert (packet.payload, packet.vlan) == (b"data", vlan)
+    assert packet == decoder.decode(
+        Frame(1.0, 1, bytes(link / ip / TCP(sport=40000, dport=443, flags="PA") / Raw(b"data")))
+    )

@@ -153,3 +153,18 @@ def test_live_capture_reports_dns_tls_and_quic_names() -> None:
             sink.close()
     assert names <= found
     assert pipeline.counters.malformed == {}
+
+
+def test_batches_gives_what_process_gives_frame_by_frame() -> None:
+    frames = [
+        frame(dns_query("www.tiktok.com")),
+        Frame(0.0, RADIOTAP, b"\x00" * 40),
+        Frame(0.0, ETHERNET, bytes(dns_query("example.com"))[:20]),
+        *(frame(p) for p in tls_flow("www.tiktok.com", split_at=300)),
+        *(frame(p) for p in tls_flow("www.tiktok.com", split_at=300)),  # again: flow ignored
+    ]
+    one_by_one = Pipeline(strict=True)
+    expected = [o for f in frames for o in one_by_one.process(f)]
+    batched = Pipeline(strict=True)
+    assert [o for batch in batched.batches(frames) for o in batch] == expected
+    assert batched.counters == one_by_one.counters

@@ -5,9 +5,23 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from pathlib import Path
 
-from monitor.scan import FileSummary, default_format, render_jsonl, render_summary, render_table_row
+import pytest
+
+from monitor.pipeline import Pipeline
+from monitor.scan import (
+    WRITE_BATCH_LINES,
+    FileSummary,
+    default_format,
+    render_jsonl,
+    render_summary,
+    render_table_row,
+    write_observations,
+)
+from monitor.sources.pcap import read_capture
 from monitor.values import Flag, Observation, Proto, StageCounters
+from tests.data.traffic import dns_query, tls_flow, write_pcap
 
 OBSERVATION = Observation(
     ts=1_700_000_000.25,
@@ -62,3 +76,48 @@ def test_render_summary_names_unsupported_link_types_and_truncation() -> None:
 
 def test_default_format_is_json_lines_when_not_a_terminal() -> None:
     assert default_format(io.StringIO()) == "jsonl"
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        OBSERVATION,
+        Observation(
+            ts=1_763_978_400.000001,
+            proto=Proto.DNS,
+            name='caf\u00e9.ex"ample\\032.com',
+            client_ip="10.0.0.2",
+            client_mac="02:00:00:00:00:01",
+            server_ip="10.0.0.1",
+            server_port=53,
+            flags=frozenset({Flag.RESPONSE, Flag.TCP, Flag.LOCAL}),
+            cnames=("a.example.net", "b\u00fc.akamai.net"),
+            addresses=("192.0.2.1", "2001:db8::1"),
+            vlan=42,
+        ),
+        Observation(0.0, Proto.DHCP, "printer\n", "0.0.0.0", None, "255.255.255.255", 67),
+    ],
+)
+def test_render_jsonl_writes_exactly_what_json_dumps_writes(observation: Observation) -> None:
+    expected = json.dumps(observation.as_json_dict(), separators=(",", ":"))
+    assert render_jsonl(observation) == expected
+
+
+def test_write_observations_writes_every_line_and_counts_by_proto(tmp_path: Path) -> None:
+    capture = write_pcap(
+        tmp_path / "names.pcap",
+        [dns_query(f"host{index}.example.com") for index in range(WRITE_BATCH_LINES + 3)]
+        + tls_flow("www.tiktok.com"),
+    )
+    written: list[str] = []
+    by_proto: Counter[str] = Counter()
+    pipeline = Pipeline(strict=True)
+    write_observations(read_capture(capture), pipeline, written.append, render_jsonl, by_proto)
+    lines = "".join(written).splitlines()
+    assert len(written) == 2  # one full batch, then the rest
+    assert [json.loads(line)["name"] for line in lines] == [
+        *(f"host{index}.example.com" for index in range(WRITE_BATCH_LINES + 3)),
+        "www.tiktok.com",
+    ]
+    assert by_proto == {"dns": WRITE_BATCH_LINES + 3, "tls": 1}
+    assert pipeline.counters.observations == WRITE_BATCH_LINES + 4

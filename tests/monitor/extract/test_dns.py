@@ -704,3 +704,17 @@ def test_fuzz_capture_escapes_differ_from_tshark_only_in_form() -> None:
         "1.0.0.127.in-addr.arp\\\\",
         "reg.sip\\272star.com",
     } <= ours
+
+
+def test_parse_dns_message_gives_the_same_message_whatever_the_id() -> None:
+    query = bytes.fromhex(
+        "1234 0100 0001 0000 0000 0000"  # header: ID, RD, one question
+        "03 777777 07 6578616d706c65 03 636f6d 00 0001 0001"  # www.example.com A IN
+    )
+    first = parse_dns_message(query)
+    again = parse_dns_message(b"\xab\xcd" + query[2:])
+    assert first == again == DnsMessage(False, 0, 0, ("www.example.com",), (), ())
+    with pytest.raises(ValueError):
+        parse_dns_message(query[:14])  # malformed: raises every time, not remembered
+    with pytest.raises(ValueError):
+        parse_dns_message(query[:14])

@@ -7,6 +7,11 @@ in its DHCP request ("STAFF-LAPTOP-12"). ``DeviceDirectory`` remembers both from
 observations it is shown, in bounded tables (least recently learned entries are forgotten
 first), and builds the ``Device`` that an incident freezes.
 
+A MAC address seen with many IP addresses belongs to a router, not a device: when the sensor
+sits above a routed (layer 3) switch, every client's frames carry the switch's MAC. Such a MAC
+would merge every pupil into one "device", so once a MAC has been seen with more than
+``ROUTER_MAC_MIN_ADDRESSES`` addresses it is ignored and devices are told apart by IP.
+
 Pure: no IO and no clock; the tables change only through ``learn``.
 """
 
@@ -17,11 +22,15 @@ from monitor.values import Device, Observation, Proto
 UNSPECIFIED_ADDRESSES = frozenset({"0.0.0.0", "::"})
 """Addresses that name no device (a DHCP DISCOVER is sent from 0.0.0.0)."""
 
+ROUTER_MAC_MIN_ADDRESSES = 16
+"""A MAC seen with more IP addresses than this is a router's (a device has one or two per family,
+plus a few IPv6 privacy addresses)."""
+
 
 class DeviceDirectory:
     """What the engine knows about devices right now: DHCP host names by MAC, last MAC by IP."""
 
-    __slots__ = ("_host_by_mac", "_mac_by_ip", "_max_devices")
+    __slots__ = ("_addresses_by_mac", "_host_by_mac", "_mac_by_ip", "_max_devices", "_routers")
 
     def __init__(self, *, max_devices: int = 65536) -> None:
         if max_devices < 1:
@@ -29,6 +38,8 @@ class DeviceDirectory:
         self._max_devices = max_devices
         self._host_by_mac: dict[str, str] = {}
         self._mac_by_ip: dict[str, str] = {}
+        self._addresses_by_mac: dict[str, set[str]] = {}
+        self._routers: set[str] = set()
 
     def learn(self, observation: Observation) -> None:
         """Remember what ``observation`` says about its client.
@@ -37,23 +48,48 @@ class DeviceDirectory:
         observation with a client MAC teaches which MAC the client IP belongs to now.
         """
         mac = observation.client_mac
-        if mac is None:
+        if mac is None or mac in self._routers:
             return
         if observation.proto is Proto.DHCP and observation.name:
             _remember(self._host_by_mac, mac, observation.name, self._max_devices)
-        if observation.client_ip not in UNSPECIFIED_ADDRESSES:
-            _remember(self._mac_by_ip, observation.client_ip, mac, self._max_devices)
+        ip = observation.client_ip
+        if ip not in UNSPECIFIED_ADDRESSES:
+            if self._mac_by_ip.get(ip) != mac:
+                self._count_address(mac, ip)
+                if mac in self._routers:
+                    return
+            _remember(self._mac_by_ip, ip, mac, self._max_devices)
+
+    def _count_address(self, mac: str, ip: str) -> None:
+        addresses = self._addresses_by_mac.get(mac)
+        if addresses is None:
+            if len(self._addresses_by_mac) >= self._max_devices:
+                del self._addresses_by_mac[next(iter(self._addresses_by_mac))]
+            addresses = self._addresses_by_mac[mac] = set()
+        addresses.add(ip)
+        if len(addresses) > ROUTER_MAC_MIN_ADDRESSES:
+            self._routers.add(mac)
+            del self._addresses_by_mac[mac]
+            self._host_by_mac.pop(mac, None)
+            for known_ip in [known for known, owner in self._mac_by_ip.items() if owner == mac]:
+                del self._mac_by_ip[known_ip]
 
     def identify(self, observation: Observation, segment: str | None) -> Device:
         """The device behind ``observation``, as far as the directory knows it now."""
         ip = observation.client_ip
         mac = observation.client_mac or self._mac_by_ip.get(ip)
+        if mac in self._routers:
+            mac = None
         host_name = self._host_by_mac.get(mac) if mac is not None else None
         return Device(ip=ip, mac=mac, host_name=host_name, segment=segment)
 
     def find_host_name(self, mac: str) -> str | None:
         """The DHCP host name last seen for ``mac``, if any."""
         return self._host_by_mac.get(mac)
+
+    def is_router(self, mac: str) -> bool:
+        """Whether ``mac`` was seen with so many addresses that it must be a router's."""
+        return mac in self._routers
 
     def find_mac(self, ip: str) -> str | None:
         """The MAC address last seen using ``ip``, if any."""

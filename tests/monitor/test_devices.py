@@ -127,3 +127,32 @@ def test_directory_stays_bounded_and_keeps_what_the_observation_says(
         assert device.mac == observation.client_mac
     if device.mac is None:
         assert device.host_name is None
+
+
+def test_a_mac_seen_with_many_addresses_is_a_router_and_devices_are_told_apart_by_ip() -> None:
+    from monitor.devices import ROUTER_MAC_MIN_ADDRESSES
+
+    router = "00:1b:63:aa:bb:cc"
+    directory = DeviceDirectory()
+    addresses = [f"10.30.0.{host}" for host in range(1, ROUTER_MAC_MIN_ADDRESSES + 3)]
+    for address in addresses:
+        directory.learn(
+            Observation(0.0, Proto.DNS, "example.com", address, router, "10.30.0.254", 53)
+        )
+    assert directory.is_router(router)
+    seen = Observation(1.0, Proto.DNS, "www.tiktok.com", addresses[0], router, "10.30.0.254", 53)
+    device = directory.identify(seen, "pupils")
+    assert (device.ip, device.mac) == (addresses[0], None)
+    assert directory.find_mac(addresses[0]) is None
+
+
+def test_a_device_with_a_few_addresses_keeps_its_mac() -> None:
+    laptop = "02:00:00:00:00:15"
+    directory = DeviceDirectory()
+    for address in ("10.20.0.15", "2001:db8:20::15", "2001:db8:20::a1b2", "fe80::15"):
+        directory.learn(
+            Observation(0.0, Proto.DNS, "example.com", address, laptop, "10.20.0.1", 53)
+        )
+    assert not directory.is_router(laptop)
+    seen = Observation(1.0, Proto.DNS, "example.com", "10.20.0.15", None, "10.20.0.1", 53)
+    assert directory.identify(seen, None).mac == laptop

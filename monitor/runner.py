@@ -124,9 +124,9 @@ class RunSummary:
             f"{self.matches:,} platform matches, {self.incidents:,} incidents; "
             f"{writer.written:,} records written"
         )
-        if writer.spooled:
+        if writer.spool_bytes:
             text += (
-                f", {writer.spooled:,} waiting in the spool for the database "
+                f", {writer.spool_bytes:,} bytes waiting in the spool for the database "
                 "(written on the next start)"
             )
         if writer.dropped:

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.config import Settings, load_settings
 from monitor.errors import SchemaNotCurrent
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
-from monitor.store.models import IncidentRecord
+from monitor.store.models import IncidentRecord, ObservationRecord
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 
@@ -227,6 +227,57 @@ for index in range(200):
     assert (row.platform, row.device_ip, row.state) == ("instagram", veth.ns_ip, "closed")
     assert row.hit_count == 200
     assert "stopped:" in stderr and "DROPPED" not in stderr
+
+
+@pytest.mark.live_capture
+def test_capture_daemon_stopped_under_load_exits_0_with_everything_stored(
+    veth, tmp_path: Path
+) -> None:
+    """SIGTERM while queries stream in: every hit the daemon counted is in the database."""
+    from tests.monitor.sources.netns import namespace_command
+    from tests.monitor.sources.test_live import dns_query
+
+    url = f"sqlite:///{tmp_path / 'load.sqlite3'}"
+    config = write_config(tmp_path, url, extra=f'\n[capture]\ninterfaces = ["{veth.host_iface}"]\n')
+    subprocess.run(hallmonitor("--config", str(config), "db", "upgrade"), check=True, timeout=60)
+    daemon = Daemon(config)
+    flood = f"""
+import socket, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+query = bytes.fromhex({dns_query("www.tiktok.com").hex()!r})
+deadline = time.monotonic() + 6
+while time.monotonic() < deadline:
+    for _ in range(100):
+        udp.sendto(query, ({veth.host_ip!r}, 53))
+    time.sleep(0.01)
+"""
+    sender = None
+    try:
+        wait_for(lambda: daemon.logged("capturing on"), 30, "the daemon to start")
+        sender = subprocess.Popen(namespace_command(veth.ns_name, flood))
+        wait_for(lambda: len(stored_incidents(url)) == 1, 30, "the first incident row")
+        time.sleep(1.0)
+    finally:
+        status = daemon.stop()
+        if sender is not None:
+            sender.kill()
+            sender.wait()
+    stderr = "".join(daemon.lines)
+    assert status == 0, stderr
+    (row,) = stored_incidents(url)
+    assert row.state == "closed"
+    assert row.hit_count > 100
+    assert stored_observation_count(url) == row.hit_count
+    assert "DROPPED" not in stderr and "waiting in the spool" not in stderr
+
+
+def stored_observation_count(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db:
+            return int(db.scalar(select(func.count()).select_from(ObservationRecord)) or 0)
+    finally:
+        engine.dispose()
 
 
 def test_capture_refuses_to_start_on_an_old_schema(tmp_path: Path) -> None:

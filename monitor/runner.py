@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import OperationalError
+
 from monitor.classify import Classifier
 from monitor.config import Settings, build_policy
 from monitor.devices import DeviceDirectory
@@ -99,10 +101,23 @@ def build_writer(settings: Settings) -> Writer:
 
 
 def check_schema(settings: Settings) -> None:
-    """Refuse to start on a database that is not at the latest migration."""
+    """Refuse to start on a database that is not at the latest migration.
+
+    A database that cannot be reached at all does not stop the start: capture goes on into the
+    spool, and the writer replays it when the database returns (it checks nothing itself, so
+    run ``hallmonitor db upgrade`` before pointing a sensor at a new database).
+    """
     engine = make_engine(settings.database.url.get_secret_value())
     try:
         ensure_schema_current(engine)
+    except OperationalError as e:
+        logger.warning(
+            "the database %s cannot be reached (%s); starting anyway: records wait in the spool "
+            "%s until it returns",
+            settings.database.display_url(),
+            str(e.orig or e).splitlines()[0],
+            settings.database.spool_dir,
+        )
     finally:
         engine.dispose()
 

@@ -122,6 +122,20 @@ def test_replaying_the_same_capture_twice_stores_each_incident_once(
     assert first
 
 
+def test_replay_into_an_unreachable_database_keeps_everything_in_the_spool(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings = settings_for(tmp_path, f"postgresql://nobody@127.0.0.1:{port}/nothing")
+    summary = record_captures(settings, [str(PCAPS / "ndpi-instagram.pcap")])
+    assert summary.incidents > 0
+    assert summary.writer.written == 0 and summary.writer.dropped == 0
+    assert summary.writer.spool_bytes > 0
+    assert "waiting in the spool" in summary.describe()
+
+
 def test_replay_refuses_a_database_without_the_schema(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     with pytest.raises(SchemaNotCurrent, match="hallmonitor db upgrade"):

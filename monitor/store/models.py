@@ -18,17 +18,21 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Dialect,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -205,3 +209,164 @@ class AppliedBatchRecord(Base):
 
     id: Mapped[str] = mapped_column(String, primary_key=True)
     applied_at: Mapped[datetime]
+
+
+# --- the review app and reports -----------------------------------------------------------------
+
+
+class UserRecord(Base):
+    """A person who signs in to the review app: an admin, a reviewer or a governor."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'governor')", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String, unique=True)
+    display_name: Mapped[str] = mapped_column(String)
+    email: Mapped[str | None] = mapped_column(String)
+    """Where reports go (the weekly summary goes to reviewers and governors with an address)."""
+    password_hash: Mapped[str] = mapped_column(String)
+    """An argon2 hash; never the password."""
+    role: Mapped[str] = mapped_column(String)
+    site: Mapped[str | None] = mapped_column(String)
+    """Limits a reviewer to one school of a trust; NULL sees every site."""
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
+    locked_until: Mapped[datetime | None]
+    """Login throttling: no login is tried before this time."""
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class WebSessionRecord(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its hash."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index(None, "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    """For the idle time-out: a session unused for longer is refused and deleted."""
+    address: Mapped[str | None] = mapped_column(String)
+
+
+class ApiTokenRecord(Base):
+    """A bearer token an admin created for an integration; only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index(None, "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String)
+    token_hash: Mapped[str] = mapped_column(String, unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEventRecord(Base):
+    """Append-only: every view of an incident or device, export, change and login attempt."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "at"), Index(None, "target_type", "target_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    user_id: Mapped[int | None] = mapped_column(BigId)
+    """No foreign key: the record outlives a deleted user."""
+    username: Mapped[str | None] = mapped_column(String)
+    """As typed at a failed login, or the signed-in user's name."""
+    action: Mapped[str] = mapped_column(String)
+    """``login``, ``login_failed``, ``view_incident``, ``review``, ``export``, ``erase_device``..."""
+    target_type: Mapped[str | None] = mapped_column(String)
+    target_id: Mapped[str | None] = mapped_column(String)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    address: Mapped[str | None] = mapped_column(String)
+    """The client address the request came from."""
+
+
+class IncidentReviewRecord(Base):
+    """One change of an incident's review state: the history the headteacher's decisions keep."""
+
+    __tablename__ = "incident_reviews"
+    __table_args__ = (Index(None, "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    user_id: Mapped[int | None] = mapped_column(BigId)
+    username: Mapped[str] = mapped_column(String)
+    from_status: Mapped[str] = mapped_column(String)
+    to_status: Mapped[str] = mapped_column(String)
+    outcome: Mapped[str | None] = mapped_column(String)
+    """``no_action``, ``informal_conversation``, ``formal_process`` or ``false_positive``."""
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    second_reviewer: Mapped[str | None] = mapped_column(String)
+
+
+class ListChangeRecord(Base):
+    """An entry added to or removed from a platform list or the allowlist, with its reason."""
+
+    __tablename__ = "list_changes"
+    __table_args__ = (
+        CheckConstraint("action IN ('add', 'remove')", name="action"),
+        Index(None, "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    username: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)
+    list_name: Mapped[str] = mapped_column(String)
+    """A platform id, or ``allowlist``."""
+    suffix: Mapped[str] = mapped_column(String)
+    presence: Mapped[str | None] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str | None] = mapped_column(String)
+
+
+class SentReportRecord(Base):
+    """One report for one period and recipient: the unique key makes sending exactly-once."""
+
+    __tablename__ = "sent_reports"
+    __table_args__ = (
+        UniqueConstraint("kind", "period", "recipient"),
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    """``weekly`` (more kinds later: ``termly``)."""
+    period: Mapped[str] = mapped_column(String)
+    """The ISO week, e.g. ``2026-W47``."""
+    recipient: Mapped[str] = mapped_column(String)
+    """An email address."""
+    role: Mapped[str] = mapped_column(String)
+    """``reviewer`` or ``governor``: which version of the report."""
+    status: Mapped[str] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String)
+    message_id: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class CheckRecord(Base):
+    """A self-test or check that was run (the governors' report lists them)."""
+
+    __tablename__ = "checks"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String)
+    """``selftest``, ``doctor``..."""
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text)
+    username: Mapped[str | None] = mapped_column(String)
+    site: Mapped[str | None] = mapped_column(String)

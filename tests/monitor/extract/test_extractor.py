@@ -9,6 +9,7 @@ checked against it on every test.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 import pytest
 from hypothesis import example, given, settings
@@ -129,9 +130,11 @@ def feed_all(extractor: Extractor, packets: list[Packet]) -> list[Observation]:
     return observations
 
 
-def new_extractor(**kwargs: object) -> tuple[Extractor, StageCounters]:
+def new_extractor(*, dns_ports: Iterable[int] | None = None) -> tuple[Extractor, StageCounters]:
     counters = StageCounters()
-    return Extractor(counters, **kwargs), counters  # type: ignore[arg-type]
+    if dns_ports is None:
+        return Extractor(counters), counters
+    return Extractor(counters, dns_ports=dns_ports), counters
 
 
 # --- payload builders -------------------------------------------------------------------
@@ -175,11 +178,14 @@ def quic_initials(name: str, *, ech: bool = False, split: int | None = None) -> 
     datagrams = []
     for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
         # CRYPTO frame: type 0x06, offset and length as 2-byte varints (0x4000 | value).
-        frame = b"\x06" + (0x4000 | start).to_bytes(2, "big") + (0x4000 | end - start).to_bytes(
-            2, "big"
-        )
+        frame = b"\x06" + varint2(start) + varint2(end - start)
         datagrams.append(build_quic_initial(keys, dcid, scid, number, 1, frame + hello[start:end]))
     return datagrams
+
+
+def varint2(value: int) -> bytes:
+    """A QUIC variable-length integer in its 2-byte form (RFC 9000 section 16)."""
+    return (0x4000 | value).to_bytes(2, "big")
 
 
 def dhcp_request(*options: object, mac: str = CLIENT_MAC, op: int = 1) -> bytes:
@@ -275,8 +281,7 @@ def test_extractor_dns_flags_by_port(
     dns_ports: set[int] | None,
     expected: frozenset[Flag] | None,
 ) -> None:
-    kwargs = {} if dns_ports is None else {"dns_ports": dns_ports}
-    extractor, counters = new_extractor(**kwargs)
+    extractor, counters = new_extractor(dns_ports=dns_ports)
     payload = (
         dns_response("printer.local", [("printer.local", "A", "10.20.0.9")])
         if response
@@ -354,7 +359,7 @@ def test_extractor_dns_over_tcp_joins_a_message_split_over_two_segments(split: i
     first, second = client_stream([stream[:split], stream[split:]], dport=53)[1:]
     assert extractor.feed(first) == []
     assert [(o.name, o.flags) for o in extractor.feed(second)] == [
-        ("split.example", {Flag.TCP})
+        ("split.example", frozenset({Flag.TCP}))
     ]
 
 
@@ -514,9 +519,7 @@ def tls_observation(
         pytest.param([(0, 1000), (1000, None)], False, id="no SYN (capture mid-connection)"),
     ],
 )
-def test_extractor_tls_client_hello_on_443(
-    pieces: list[tuple[int, int | None]], syn: bool
-) -> None:
+def test_extractor_tls_client_hello_on_443(pieces: list[tuple[int, int | None]], syn: bool) -> None:
     assert len(LONG_HELLO) > 1500  # more than one Ethernet segment, like a post-quantum hello
     extractor, counters = new_extractor()
     packets = [tcp(b"", seq=ISN, flags=TCP_SYN)] if syn else []
@@ -586,9 +589,7 @@ def test_extractor_tls_false_start_in_the_same_segment_as_the_hello() -> None:
         pytest.param(443, "dns.google", True, {Flag.ECH, Flag.ENCRYPTED_DNS}, id="ECH to DoH"),
     ],
 )
-def test_extractor_tls_flags(
-    dport: int, name: str, ech: bool, expected: frozenset[Flag]
-) -> None:
+def test_extractor_tls_flags(dport: int, name: str, ech: bool, expected: frozenset[Flag]) -> None:
     extractor, _ = new_extractor()
     packets = client_stream([hello_record(name, ech=ech)], dport=dport)
     (observation,) = feed_all(extractor, packets)
@@ -634,11 +635,14 @@ SERVER_HELLO = bytes(TLS(msg=[TLSServerHello(cipher=0x1301)]))
 )
 def test_extractor_tls_server_side_stream_is_forgotten_at_once(first: bytes) -> None:
     extractor, counters = new_extractor()
-    server = {"sport": 443, "dport": CLIENT_PORT, "src": SERVER_IP, "dst": CLIENT_IP}
     packets = [
-        tcp(b"", seq=9000, flags=TCP_SYN | TCP_ACK, **server),  # type: ignore[arg-type]
-        tcp(first, seq=9001, **server),  # type: ignore[arg-type]
-        tcp(bytes(1400), seq=9001 + len(first), **server),  # type: ignore[arg-type]
+        tcp(b"", seq=9000, flags=TCP_SYN | TCP_ACK),  # the server's SYN-ACK
+        tcp(first, seq=9001),
+        tcp(bytes(1400), seq=9001 + len(first)),
+    ]
+    packets = [
+        packet._replace(src_ip=SERVER_IP, src_port=443, dst_ip=CLIENT_IP, dst_port=CLIENT_PORT)
+        for packet in packets
     ]
     assert feed_all(extractor, packets) == []
     flow = packets[1].flow()

@@ -34,6 +34,15 @@ STORE_TABLES = {
     "embedded_counts",
     "incidents",
     "observations",
+    # the review app and reports
+    "api_tokens",
+    "audit_events",
+    "checks",
+    "incident_reviews",
+    "list_changes",
+    "sent_reports",
+    "users",
+    "web_sessions",
 }
 
 

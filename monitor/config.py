@@ -475,6 +475,126 @@ class RetentionSettings(Group):
     )
 
 
+class WebSettings(Group):
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the review app listens on: loopback behind a reverse proxy, or the "
+        "admin VLAN's address.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="Port of the review app.")
+    base_url: str = Field(
+        default="",
+        description="The address people open, used for links in emails, e.g. "
+        '"https://hallmonitor.school.example". Default: http://<host>:<port>.',
+    )
+    root_path: str = Field(
+        default="",
+        description='Path prefix when a reverse proxy serves the app below a path, e.g. "/monitor".',
+    )
+    forwarded_allow_ips: EnvList[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto headers are trusted.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=1440, description="Sign out after this many idle minutes (1 to 1440)."
+    )
+    session_max_hours: int = Field(
+        default=12,
+        ge=1,
+        le=168,
+        description="Sign out after this many hours in any case (1 to 168).",
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description='Mark cookies Secure: "auto" when the request came over HTTPS (directly or '
+        'through a trusted proxy), "always" or "never".',
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed logins in a row before the account is locked for a while (1 to 100).",
+    )
+    login_lockout_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="How long a locked account waits (1 to 1440 minutes).",
+    )
+
+    def public_url(self) -> str:
+        """The address to put in links: ``base_url``, else built from host and port."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.root_path.rstrip('/')}"
+
+
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class MailSettings(Group):
+    enabled: bool = Field(
+        default=False, description="Send the weekly summary by email (needs host and recipients)."
+    )
+    host: str = Field(default="localhost", min_length=1, description="SMTP server.")
+    port: int = Field(
+        default=587, ge=1, le=65535, description="SMTP port: 587 with starttls, 465 with tls, 25."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description='"starttls" (upgrade a plain connection), "tls" (implicit TLS, port 465) or '
+        '"none" (only for a relay on the same host).',
+    )
+    username: str = Field(default="", description="SMTP AUTH user; empty: no AUTH.")
+    password: SecretStr = Field(
+        default=SecretStr(""),
+        description="SMTP AUTH password. Prefer HALLMONITOR_MAIL__PASSWORD or password_file to "
+        "keeping it in this file.",
+    )
+    password_file: Path | None = Field(
+        default=None, description="A file holding the SMTP password (e.g. a systemd credential)."
+    )
+    from_address: EmailAddress = Field(
+        default="hallmonitor@localhost", description="The From: address of reports."
+    )
+    reviewers: EnvList[EmailAddress] = Field(
+        default_factory=list,
+        description="Who gets the reviewer version of the weekly summary (headteacher, deputy).",
+    )
+    governors: EnvList[EmailAddress] = Field(
+        default_factory=list,
+        description="Who gets the governor version: aggregate figures only, never a device.",
+    )
+    timeout_s: float = Field(
+        default=30, gt=0, le=300, description="Seconds to wait for the SMTP server (up to 300)."
+    )
+
+    def smtp_password(self) -> str:
+        """The password from ``password_file`` if set, else ``password``."""
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password.get_secret_value()
+
+
+class ReportSettings(Group):
+    weekly_day: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = Field(default="monday", description="Day the weekly summary is sent (school time zone).")
+    weekly_time: str = Field(
+        default="07:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Time of day (HH:MM, school time zone) the weekly summary is sent.",
+    )
+    retry_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="After a failed send, try again after this many minutes (1 to 1440).",
+    )
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -517,6 +637,13 @@ class Settings(BaseSettings):
     )
     logging: LoggingSettings = Field(
         default_factory=lambda: LoggingSettings(), description="Logging."
+    )
+    web: WebSettings = Field(default_factory=lambda: WebSettings(), description="The review app.")
+    mail: MailSettings = Field(
+        default_factory=lambda: MailSettings(), description="Sending reports by email."
+    )
+    reports: ReportSettings = Field(
+        default_factory=lambda: ReportSettings(), description="When reports are sent."
     )
 
     @classmethod

@@ -170,6 +170,8 @@ def test_example_file_with_every_line_switched_on_loads(tmp_path: Path) -> None:
     examples_only: Any = {
         "segments": True,
         "calendar": {"terms", "closures", "bank_holidays_file"},
+        "web": {"base_url"},
+        "mail": {"password_file", "reviewers", "governors"},
     }
     assert settings.model_dump(exclude=examples_only) == defaults.model_dump(exclude=examples_only)
     assert [segment.name for segment in settings.segments] == ["staff", "pupils", "guests"]
@@ -358,7 +360,7 @@ def test_load_settings_reads_os_environ_when_no_mapping_is_given(
         (
             {"HALLMONITOR_CAPTUR__SNAPLEN": "100"},
             "HALLMONITOR_CAPTUR__SNAPLEN: 'captur' is not a settings group; use one of site, "
-            "capture, lists, segments, calendar, incidents, database, retention, logging",
+            "capture, lists, segments, calendar, incidents, database, retention, logging, web, mail, reports",
         ),
         (
             {"HALLMONITOR_CAPTURE__SNAPLEN": "big"},
@@ -401,7 +403,7 @@ def test_environment_errors_name_the_variable(environ: dict[str, str], problem: 
         (
             "sites = 1",
             "sites: unknown key; allowed keys: site, capture, lists, segments, calendar, "
-            "incidents, database, retention, logging",
+            "incidents, database, retention, logging, web, mail, reports",
         ),
         (
             "[capture]\ninterface = ['eth0']",
@@ -916,3 +918,50 @@ def test_settings_built_directly_validate_and_read_no_environment(
 
 def test_timestamps_helper_is_london_time() -> None:
     assert at("2026-07-01T09:00") == datetime(2026, 7, 1, 8, tzinfo=UTC).timestamp()
+
+
+# --- web, mail and reports ----------------------------------------------------------------------
+
+
+def test_web_public_url_prefers_base_url_then_host_port_and_prefix(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={})
+    assert settings.web.public_url() == "http://127.0.0.1:8080"
+    settings = load_settings(
+        write(tmp_path, '[web]\nhost = "::1"\nport = 9000\nroot_path = "/monitor/"\n'), environ={}
+    )
+    assert settings.web.public_url() == "http://[::1]:9000/monitor"
+    settings = load_settings(
+        None, environ={"HALLMONITOR_WEB__BASE_URL": "https://hm.school.example/"}
+    )
+    assert settings.web.public_url() == "https://hm.school.example"
+
+
+def test_mail_password_comes_from_its_file_before_the_setting(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("from-file\n")
+    settings = load_settings(
+        write(tmp_path, f'[mail]\npassword = "in-config"\npassword_file = "{secret}"\n'), environ={}
+    )
+    assert settings.mail.smtp_password() == "from-file"
+    assert "in-config" not in repr(settings)
+    assert (
+        load_settings(None, environ={"HALLMONITOR_MAIL__PASSWORD": "env"}).mail.smtp_password()
+        == "env"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[mail]\nreviewers = ["not-an-address"]', "mail.reviewers[0]"),
+        ('[mail]\nsecurity = "ssl"', "mail.security"),
+        ('[reports]\nweekly_time = "7am"', "reports.weekly_time"),
+        ('[web]\nsecure_cookies = "yes"', "web.secure_cookies"),
+    ],
+)
+def test_wrong_web_mail_and_report_values_name_their_key(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    assert str(caught.value).count(key) >= 1

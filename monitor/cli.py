@@ -7,28 +7,16 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 import click
-from sqlalchemy.exc import OperationalError
 
-from monitor.config import (
-    Settings,
-    default_config_path,
-    load_settings,
-    run_config_check,
-)
-from monitor.errors import (
-    BlocklistError,
-    CaptureFileError,
-    ConfigError,
-    SchemaNotCurrent,
-)
+# Heavy modules (sqlalchemy, pydantic, scapy) are imported inside the commands that use them:
+# `hallmonitor scan` starts in a tenth of a second, which matters when scanning many files.
+from monitor.errors import BlocklistError, CaptureFileError, ConfigError, SchemaNotCurrent
 from monitor.extract.dns import DNS_PORTS
-from monitor.lists import PublicFormat, run_lists_check, run_lists_import
 from monitor.logconfig import configure_logging
 from monitor.pipeline import Pipeline
-from monitor.runner import CaptureDaemon, record_captures
 from monitor.scan import (
     TABLE_HEADER,
     FileSummary,
@@ -36,13 +24,13 @@ from monitor.scan import (
     render_jsonl,
     render_summary,
     render_table_row,
-    scan_frames,
+    write_observations,
 )
-from monitor.sources.live import CaptureSetupError
 from monitor.sources.pcap import capture_size, read_capture
-from monitor.store.db import upgrade_schema
-from monitor.store.retention import run_purge
 from monitor.values import Category, Presence
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
 
 T = TypeVar("T")
 
@@ -75,11 +63,15 @@ def main(ctx: click.Context, log_level: str, config_path: Path | None) -> None:
     overrides named HALLMONITOR_<GROUP>__<KEY>.
     """
     configure_logging(log_level.upper())
+    from monitor.config import default_config_path
+
     ctx.obj = config_path or default_config_path()
 
 
 def _settings(ctx: click.Context) -> Settings:
     """The configuration, or one human line per problem and exit status 1."""
+    from monitor.config import load_settings
+
     try:
         return load_settings(ctx.find_root().obj)
     except ConfigError as e:
@@ -88,6 +80,10 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     """Run ``action``; turn the errors a user can fix into one line instead of a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.sources.live import CaptureSetupError
+
     try:
         return action()
     except (SchemaNotCurrent, BlocklistError, ConfigError, CaptureSetupError) as e:
@@ -165,6 +161,8 @@ def scan(
 
 
 def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ...]) -> None:
+    from monitor.runner import record_captures
+
     settings = _settings(ctx)
     if dns_ports:
         settings.capture.dns_ports = [*settings.capture.dns_ports, *dns_ports]
@@ -188,13 +186,9 @@ def _scan_one(
     with read_capture(path) as frames:
         if show_progress:
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
-                for observation in scan_frames(frames, pipeline, on_bytes=bar.update):
-                    by_proto[observation.proto.value] += 1
-                    write(render(observation) + "\n")
+                write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         else:
-            for observation in scan_frames(frames, pipeline):
-                by_proto[observation.proto.value] += 1
-                write(render(observation) + "\n")
+            write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = bool(getattr(frames, "truncated", False))
     return summary
 
@@ -208,6 +202,9 @@ def capture(ctx: click.Context) -> None:
     database (exit status 0). SIGHUP reloads the lists and the configuration. Needs root, or
     the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
     """
+    from monitor.config import load_settings
+    from monitor.runner import CaptureDaemon
+
     config_path = ctx.find_root().obj
     settings = _settings(ctx)
     daemon = CaptureDaemon(settings, reload_settings=lambda: load_settings(config_path))
@@ -223,6 +220,8 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database schema to the latest version (safe to run again)."""
+    from monitor.store.db import upgrade_schema
+
     settings = _settings(ctx)
     url = settings.database.url.get_secret_value()
     click.echo(_fail_on_setup_errors(lambda: upgrade_schema(url)))
@@ -232,6 +231,8 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def purge(ctx: click.Context) -> None:
     """Delete records older than the retention settings allow (the daemon also does this daily)."""
+    from monitor.store.retention import run_purge
+
     settings = _settings(ctx)
     retention = settings.retention
     url = settings.database.url.get_secret_value()
@@ -257,6 +258,8 @@ def lists() -> None:
 @click.pass_context
 def lists_check(ctx: click.Context) -> None:
     """Validate every platform list and allowlist; bad lines are named with file and line."""
+    from monitor.lists import run_lists_check
+
     settings = _settings(ctx)
     status, lines = run_lists_check(list(settings.lists.directories))
     for line in lines:
@@ -301,6 +304,8 @@ def lists_import(
     out_dir: Path,
 ) -> None:
     """Turn a public domain list FILE into a platform list in our format."""
+    from monitor.lists import PublicFormat, run_lists_import
+
     try:
         text = run_lists_import(
             file,
@@ -325,6 +330,8 @@ def config_group() -> None:
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
     """Load the configuration and report every problem with its key and what is allowed."""
+    from monitor.config import run_config_check
+
     status, lines = run_config_check(ctx.find_root().obj)
     for line in lines:
         click.echo(line, err=status != 0)

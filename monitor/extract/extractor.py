@@ -173,8 +173,8 @@ class Extractor:
     ) -> None:
         self.counters = counters
         self.dns_ports = frozenset(dns_ports)
-        self.streams = reassembler or StreamReassembler()
-        self.quic = quic_tracker or quic.QuicInitialTracker()
+        self.streams = reassembler if reassembler is not None else StreamReassembler()
+        self.quic = quic_tracker if quic_tracker is not None else quic.QuicInitialTracker()
         self._buffers: dict[FlowKey, bytearray] = {}
         self._next_expiry = -math.inf
         """Capture time of the next expiry pass; -inf until the first packet sets the clock."""
@@ -335,6 +335,10 @@ class Extractor:
             return []
         data = streams.feed(flow, ts, seq, tcp_flags, payload)
         observations: list[Observation] = []
+        if streams.evicted:
+            for evicted in streams.evicted:
+                self._buffers.pop(evicted, None)
+            streams.evicted.clear()
         if streams.skipped_gap:
             self._buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
         if data:
@@ -349,7 +353,12 @@ class Extractor:
     def _dns_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
         buffer = self._buffers.setdefault(flow, bytearray())
         buffer += data
-        messages, consumed = dns.split_tcp_dns_stream(bytes(buffer))
+        try:
+            messages, consumed = dns.split_tcp_dns_stream(bytes(buffer))
+        except ValueError:
+            self._malformed("dns")
+            self._give_up(flow)
+            return []
         del buffer[:consumed]
         observations: list[Observation] = []
         for message in messages:
@@ -370,8 +379,10 @@ class Extractor:
             try:
                 hello = tls.parse_client_hello_records(stream[start:])
             except ValueError:
-                # Something that only looked like a ClientHello: look further on.
+                # Something that only looked like a ClientHello: look further on, and spoil its
+                # first byte so that the next segment's rescan neither counts nor parses it again.
                 self._malformed("tls")
+                buffer[start] = 0
                 start = tls.find_client_hello_record(stream, start + 1)
                 continue
             if hello is None:

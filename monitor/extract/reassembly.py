@@ -95,6 +95,9 @@ class StreamReassembler:
         """Flows given up on, oldest first, with the ISN they had (a new SYN resets them)."""
         self._pending_bytes = 0
         self.skipped_gap = False
+        self.evicted: list[FlowKey] = []
+        """Flows dropped to stay within ``max_flows``; the caller drops its state for them
+        (and clears this list)."""
         """True when the bytes the last ``feed`` returned follow a hole that was given up on."""
 
     def __len__(self) -> int:
@@ -204,6 +207,7 @@ class StreamReassembler:
         if len(self._flows) >= self._max_flows:
             oldest = next(iter(self._flows))
             self._drop_pending(self._flows.pop(oldest))
+            self.evicted.append(oldest)
         state = _Flow(base, isn, ts)
         self._flows[flow] = state
         return state

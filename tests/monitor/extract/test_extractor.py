@@ -413,11 +413,6 @@ def test_extractor_every_prefix_of_a_dns_tcp_stream_gives_the_complete_messages(
         assert counters.malformed == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_dns_stream lets split_tcp_dns_stream's ValueError (a length shorter than a "
-    "DNS header) escape feed() instead of counting it, and keeps the bad bytes buffered",
-)
 def test_extractor_dns_over_tcp_with_an_impossible_length_is_counted_not_raised() -> None:
     extractor, counters = new_extractor()
     syn, bad, after = client_stream([b"\x00\x05hello", tcp_dns(dns_query("x.example"))], dport=53)
@@ -687,11 +682,6 @@ def test_extractor_tls_malformed_client_hello_is_counted() -> None:
     assert counters.malformed == {"tls": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_tls_stream rescans its whole buffer on every segment, so the same malformed "
-    "record raises (and is counted) again with each later segment of the flow",
-)
 def test_extractor_tls_malformed_client_hello_is_counted_once() -> None:
     extractor, counters = new_extractor()
     packets = client_stream([malformed_hello_record(), b"more", b"and more"])
@@ -861,11 +851,6 @@ def test_extractor_expiry_keeps_recently_active_flows() -> None:
     assert [o.name for o in extractor.feed(rest)] == ["www.instagram.com"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Extractor.__init__ uses `reassembler or StreamReassembler()`: both classes define "
-    "__len__, so an empty injected reassembler or tracker is falsy and silently replaced",
-)
 def test_extractor_uses_the_reassembler_and_tracker_it_is_given() -> None:
     reassembler = StreamReassembler(max_flows=8)
     tracker = QuicInitialTracker(max_connections=8)
@@ -874,11 +859,6 @@ def test_extractor_uses_the_reassembler_and_tracker_it_is_given() -> None:
     assert extractor.quic is tracker
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flow the reassembler evicts (max_flows) keeps its buffer in _buffers until the "
-    "next expiry pass, so _buffers grows with every new flow for up to EXPIRE_EVERY_S",
-)
 def test_extractor_buffers_stay_within_the_reassembler_flow_bound() -> None:
     extractor, _ = new_extractor()
     extractor.streams = StreamReassembler(max_flows=8)  # set directly: see the test above
@@ -946,7 +926,6 @@ def test_extractor_arbitrary_packets_never_raise(
     _check_arbitrary(udp_datagrams, tcp_segments, port)
 
 
-@pytest.mark.xfail(strict=True, reason="the DNS-over-TCP length bug above")
 @settings(max_examples=150, deadline=None)
 @given(st.lists(segments, max_size=6), st.sampled_from(DNS_PORTS))
 @example([(TCP_PSH_ACK, 1, b"\x00\x05hello")], 53)  # the bug, found every run

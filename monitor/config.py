@@ -570,6 +570,11 @@ class MailSettings(Group):
     timeout_s: float = Field(
         default=30, gt=0, le=300, description="Seconds to wait for the SMTP server (up to 300)."
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="A PEM file of the certificate authorities trusted for the SMTP server's "
+        "certificate (a private CA); default: the system's.",
+    )
 
     def smtp_password(self) -> str:
         """The password from ``password_file`` if set, else ``password``."""
@@ -680,6 +685,7 @@ _PATH_KEYS = (
     ("calendar", "bank_holidays_file"),
     ("database", "data_dir"),
     ("database", "spool_dir"),
+    ("mail", "ca_file"),
 )
 
 

@@ -95,6 +95,10 @@ class IncidentRecord(Base):
         Index(None, "site", "start_at"),
         Index(None, "platform", "start_at"),
         Index(None, "end_at"),
+        Index(None, "status", "start_at"),
+        Index(None, "site", "status", "start_at"),
+        Index(None, "device_mac", "start_at"),
+        Index(None, "device_ip", "start_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -131,7 +135,12 @@ class ObservationRecord(Base):
     """A matched observation (traffic that matched no list is only counted, never stored)."""
 
     __tablename__ = "observations"
-    __table_args__ = (Index(None, "ts"), Index(None, "incident_key"))
+    __table_args__ = (
+        Index(None, "ts"),
+        Index(None, "incident_key"),
+        Index(None, "client_mac"),
+        Index(None, "client_ip"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     site: Mapped[str] = mapped_column(String)

@@ -171,7 +171,7 @@ def test_example_file_with_every_line_switched_on_loads(tmp_path: Path) -> None:
         "segments": True,
         "calendar": {"terms", "closures", "bank_holidays_file"},
         "web": {"base_url"},
-        "mail": {"password_file", "reviewers", "governors"},
+        "mail": {"password_file", "reviewers", "governors", "ca_file"},
     }
     assert settings.model_dump(exclude=examples_only) == defaults.model_dump(exclude=examples_only)
     assert [segment.name for segment in settings.segments] == ["staff", "pupils", "guests"]
@@ -948,6 +948,12 @@ def test_mail_password_comes_from_its_file_before_the_setting(tmp_path: Path) ->
         load_settings(None, environ={"HALLMONITOR_MAIL__PASSWORD": "env"}).mail.smtp_password()
         == "env"
     )
+
+
+def test_mail_ca_file_is_taken_from_the_config_file_directory(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[mail]\nca_file = "smtp-ca.pem"\n'), environ={})
+    assert settings.mail.ca_file == tmp_path / "smtp-ca.pem"
+    assert load_settings(None, environ={}).mail.ca_file is None
 
 
 @pytest.mark.parametrize(

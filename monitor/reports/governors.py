@@ -1,0 +1,63 @@
+"""The governors' termly or annual report: the evidence a school keeps for its annual review.
+
+The DfE filtering and monitoring standards ask the governing body to review, at least once a
+year, how filtering and monitoring work. This report gathers what that review needs, as figures
+only: incidents by outcome and their trend, the checks and self-tests run, what the monitor saw
+and could not see, and every list change with its reason. It is one HTML page that prints
+cleanly to PDF from a browser (``hallmonitor report governors --from ... --to ... --out ...``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from monitor.config import Settings, build_calendar
+from monitor.reports.data import GovernorReport, load_governor_report
+from monitor.reports.render import plural, render_governors_report
+from monitor.store.db import ensure_schema_current, make_engine
+
+
+def build_governors_report(
+    db: Session, settings: Settings, start: date, end: date
+) -> GovernorReport:
+    """The report for the local days ``start`` to ``end`` (reads the closure files named in
+    the settings, for the school days)."""
+    if end < start:
+        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    calendar = build_calendar(settings)
+    school_days = calendar.school_days(start, end)
+    return load_governor_report(db, start, end, calendar.zone, school_days)
+
+
+def run_report_governors(
+    settings: Settings, *, start: date, end: date, out: Path, now: datetime | None = None
+) -> str:
+    """``hallmonitor report governors``: write the printable report to ``out``; returns a
+    summary line. Raises ``ValueError`` for a period that ends before it starts and
+    ``SchemaNotCurrent`` for an old database."""
+    engine = make_engine(settings.database.url.get_secret_value())
+    try:
+        ensure_schema_current(engine)
+        with Session(engine) as db:
+            report = build_governors_report(db, settings, start, end)
+    finally:
+        engine.dispose()
+    html = render_governors_report(
+        report,
+        school=settings.site.name,
+        start=start,
+        end=end,
+        tz=settings.calendar.timezone,
+        generated_at=now or datetime.now(UTC),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return (
+        f"wrote the governors' report for {start} to {end} to {out}: "
+        f"{plural(report.incidents, 'incident')}, "
+        f"{plural(sum(c.runs for c in report.checks), 'check')}, "
+        f"{plural(len(report.list_changes), 'list change')}"
+    )

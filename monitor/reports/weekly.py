@@ -1,0 +1,164 @@
+"""The weekly summary: which week, and what each kind of recipient is told about it.
+
+The headteacher (``reviewer``) gets every figure, the busiest devices and links to the incidents
+waiting for review; the nominated governor (``governor``) gets aggregates and trends only. Both
+get a summary every week, even when nothing happened: silence must mean failure, not calm.
+
+Weeks are ISO weeks (Monday to Sunday) of the school's local calendar. The default is the
+previous week: on Monday 23 November 2026 that is ``2026-W47``, 16 to 22 November.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from monitor.policy import SchoolCalendar
+from monitor.reports.data import (
+    GovernorWeek,
+    ReviewerWeek,
+    load_governor_week,
+    load_reviewer_week,
+)
+
+
+class ReportRole(StrEnum):
+    """Which version of a report a recipient gets."""
+
+    REVIEWER = "reviewer"
+    GOVERNOR = "governor"
+
+
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    """An ISO week: Monday ``start`` to Sunday ``end``, local days."""
+
+    year: int
+    number: int
+
+    @property
+    def start(self) -> date:
+        return date.fromisocalendar(self.year, self.number, 1)
+
+    @property
+    def end(self) -> date:
+        return date.fromisocalendar(self.year, self.number, 7)
+
+    @property
+    def iso(self) -> str:
+        """``2026-W47``: the form on the command line and in ``sent_reports.period``."""
+        return f"{self.year}-W{self.number:02d}"
+
+    def before(self) -> Week:
+        return week_containing(self.start - timedelta(days=7))
+
+    def __str__(self) -> str:
+        return self.iso
+
+
+def week_containing(day: date) -> Week:
+    year, number, _ = day.isocalendar()
+    return Week(year, number)
+
+
+def parse_week(text: str) -> Week:
+    """``2026-W47`` to a ``Week``; raises ``ValueError`` saying what is allowed."""
+    found = _ISO_WEEK.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not an ISO week; write e.g. 2026-W47")
+    year, number = int(found[1]), int(found[2])
+    try:
+        date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise ValueError(f"{text!r}: {year} has no week {number}") from None
+    return Week(year, number)
+
+
+def previous_week(now: datetime, zone: ZoneInfo) -> Week:
+    """The week before the one ``now`` falls in, on the school's clocks."""
+    return week_containing(now.astimezone(zone).date()).before()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewerSummary:
+    """The headteacher's version: devices, the review queue with links, capture health."""
+
+    school: str
+    week: Week
+    timezone: str
+    school_days: int
+    public_url: str
+    data: ReviewerWeek
+
+    @property
+    def role(self) -> ReportRole:
+        return ReportRole.REVIEWER
+
+    @property
+    def nothing_to_report(self) -> bool:
+        return self.data.incidents == 0 and self.data.waiting_review_total == 0
+
+    def incident_url(self, incident_id: int) -> str:
+        return f"{self.public_url}/incidents/{incident_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class GovernorSummary:
+    """The governor's version: aggregates and trends only (see ``GovernorWeek``)."""
+
+    school: str
+    week: Week
+    timezone: str
+    school_days: int
+    public_url: str
+    data: GovernorWeek
+
+    @property
+    def role(self) -> ReportRole:
+        return ReportRole.GOVERNOR
+
+    @property
+    def nothing_to_report(self) -> bool:
+        return self.data.incidents == 0 and self.data.waiting_review_total == 0
+
+
+WeeklySummary = ReviewerSummary | GovernorSummary
+
+
+def build_weekly_summary(
+    db: Session,
+    role: ReportRole,
+    week: Week,
+    *,
+    school: str,
+    calendar: SchoolCalendar,
+    public_url: str,
+) -> WeeklySummary:
+    """The summary of ``week`` for ``role`` (reads the database, nothing else)."""
+    zone = calendar.zone
+    school_days = calendar.school_days(week.start, week.end)
+    if role is ReportRole.REVIEWER:
+        return ReviewerSummary(
+            school=school,
+            week=week,
+            timezone=calendar.tz,
+            school_days=len(school_days),
+            public_url=public_url.rstrip("/"),
+            data=load_reviewer_week(db, week.start, week.end, zone, school_days),
+        )
+    return GovernorSummary(
+        school=school,
+        week=week,
+        timezone=calendar.tz,
+        school_days=len(school_days),
+        public_url=public_url.rstrip("/"),
+        data=load_governor_week(db, week.start, week.end, zone, school_days),
+    )

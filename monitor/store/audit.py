@@ -1,0 +1,89 @@
+"""The append-only audit trail: who did or saw what, when, and from which address.
+
+Every login (success and failure), logout, view of an incident or device, export and change
+appends one ``AuditEventRecord`` through ``record_event``, in the caller's transaction: the
+action and its audit row are committed together or not at all. Nothing here updates or deletes
+audit rows (retention of the audit log is a separate, deliberate decision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from monitor.store.models import AuditEventRecord
+
+USERNAME_MAX_LENGTH = 150
+"""A name typed at a failed login is cut to this length before it is stored."""
+
+
+class AuditAction(StrEnum):
+    """The actions written to the audit log (``action`` column); add new ones here."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    VIEW_INCIDENT = "view_incident"
+    VIEW_DEVICE = "view_device"
+    REVIEW = "review"
+    EXPORT = "export"
+    LABEL_DEVICE = "label_device"
+    MERGE_DEVICES = "merge_devices"
+    ERASE_DEVICE = "erase_device"
+    CHANGE_LIST = "change_list"
+    CHANGE_USER = "change_user"
+    CREATE_API_TOKEN = "create_api_token"
+    REVOKE_API_TOKEN = "revoke_api_token"
+
+
+class Actor(Protocol):
+    """Who acted: a signed-in user (``api.deps.CurrentUser``) or a name typed at a login."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def username(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NamedActor:
+    """An actor known only by a name, e.g. the name typed at a failed login."""
+
+    id: int | None
+    username: str
+
+
+def record_event(
+    db: Session,
+    *,
+    user: Actor | None,
+    action: AuditAction | str,
+    target_type: str | None,
+    target_id: str | int | None,
+    detail: Mapping[str, object] | None,
+    address: str | None,
+    at: datetime | None = None,
+) -> None:
+    """Append one audit row to the caller's transaction (the caller commits).
+
+    ``detail`` must be JSON-serialisable; keep it to what an auditor needs (a reason, an
+    outcome, filter values), never a password.
+    """
+    db.add(
+        AuditEventRecord(
+            at=at if at is not None else datetime.now(UTC),
+            user_id=None if user is None else user.id,
+            username=None if user is None else user.username[:USERNAME_MAX_LENGTH],
+            action=str(action),
+            target_type=target_type,
+            target_id=None if target_id is None else str(target_id),
+            detail=dict(detail or {}),
+            address=address,
+        )
+    )

@@ -1,0 +1,399 @@
+"""The review queue and one incident's page: filtered, sorted, paged, scoped to a site.
+
+The queue reads the columns it shows and nothing else (never the evidence JSON). A page is
+found in two steps: the ids of the page's rows, found in an index, then those rows; so a deep
+page does not fetch and discard every row before it. Sort keys end with the start time and
+the id, so pages are stable while new incidents arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
+
+from monitor.store.models import (
+    UNKNOWN_MAC,
+    DeviceRecord,
+    IncidentRecord,
+    IncidentReviewRecord,
+    ObservationRecord,
+)
+from monitor.store.queries.identity import same_device
+from monitor.store.queries.scope import Window, contains_text, site_condition
+from monitor.store.queries.weeks import local_midnight
+
+STATUSES = ("new", "in_review", "closed")
+"""The review workflow's states, in order."""
+OUTCOMES = ("no_action", "informal_conversation", "formal_process", "false_positive")
+"""What a reviewer concluded when closing an incident."""
+DEFAULT_SORT = "-start"
+"""Newest first."""
+EARLIER_INCIDENTS_LIMIT = 20
+"""How many of the device's earlier incidents an incident's page lists."""
+TIMELINE_LIMIT = 200
+"""How many stored observations an incident's timeline shows (the count says how many exist)."""
+
+POLICY_POINTS = {
+    "staff": "Staff must not access social networking sites during the school day, nor "
+    "through the school's IT systems.",
+    "pupil": "Pupils must not access social networking sites through the school's IT systems; "
+    "the school monitors its IT systems for inappropriate use.",
+    "guest": "Visitors using the school's network are monitored for inappropriate use of the "
+    "school's IT systems.",
+    "admin": "The school monitors its IT systems, including administration networks, for "
+    "inappropriate use.",
+}
+"""The sentence of the Internet Social Networking Policy that an incident on a segment role
+relates to."""
+GENERAL_POLICY_POINT = "The school monitors its IT systems for inappropriate use."
+"""For an incident on no configured segment."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilters:
+    """What the queue shows; an empty filter means "any". Dates are the school's local days."""
+
+    statuses: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    """Configured segment names (``staff-wifi``)."""
+    roles: tuple[str, ...] = ()
+    """Segment roles (``staff``, ``pupil``...)."""
+    device: str | None = None
+    """A case-insensitive substring of the device's IP, MAC, host name or label."""
+    date_from: date | None = None
+    """First local day (included) on which the incident started."""
+    date_to: date | None = None
+    """Last local day (included) on which the incident started."""
+    tz: tzinfo | None = None
+    """The school's time zone; required with a date."""
+    site: str | None = None
+    """One school of a trust (a reviewer's own site limit applies as well)."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.statuses) - set(STATUSES))
+        if unknown:
+            raise ValueError(f"status {unknown[0]!r}: allowed {', '.join(STATUSES)}")
+        if (self.date_from or self.date_to) and self.tz is None:
+            raise ValueError("a date filter needs the school's time zone (tz)")
+        if self.date_from and self.date_to and self.date_to < self.date_from:
+            raise ValueError(f"date range {self.date_from} to {self.date_to}: end before start")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSummary:
+    """One row of the queue."""
+
+    id: int
+    site: str
+    platform: str
+    category: str
+    device_ip: str
+    device_mac: str | None
+    device_host_name: str | None
+    device_label: str | None
+    device_segment: str | None
+    role: str | None
+    start_at: datetime
+    end_at: datetime
+    active_minutes: float
+    confidence: float
+    hit_count: int
+    state: str
+    """``open`` while hits continue, ``closed`` after the idle gap (the engine's view)."""
+    status: str
+    """The review state: ``new``, ``in_review`` or ``closed``."""
+    outcome: str | None
+
+    @property
+    def device_name(self) -> str:
+        """What to call the device: its label, else its host name, MAC or address."""
+        return self.device_label or self.device_host_name or self.device_mac or self.device_ip
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    """One page of the queue, with what is needed to draw the pager."""
+
+    items: tuple[IncidentSummary, ...]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    sort: str
+    filters: IncidentFilters
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One piece of evidence: a stored observation, or an entry of the incident's evidence."""
+
+    at: datetime
+    proto: str
+    name: str
+    via: str
+    server_ip: str | None = None
+    server_port: int | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewEntry:
+    """One change of review state, as kept in ``incident_reviews``."""
+
+    at: datetime
+    username: str
+    from_status: str
+    to_status: str
+    outcome: str | None
+    note: str
+    second_reviewer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """Everything an incident's page shows."""
+
+    incident: IncidentSummary
+    key: str
+    created_at: datetime
+    updated_at: datetime
+    device_label: str | None
+    """The device's label now (from ``devices``), else the one frozen into the incident."""
+    timeline: tuple[TimelineEntry, ...]
+    """Stored observations, oldest first (at most ``TIMELINE_LIMIT``); the incident's own
+    capped evidence list once retention has purged them."""
+    observation_count: int
+    """Stored observations of this incident (the timeline may show fewer)."""
+    history: tuple[ReviewEntry, ...]
+    """Review changes, oldest first."""
+    earlier: tuple[IncidentSummary, ...]
+    """The device's other incidents that started before this one (or with it), newest first."""
+    policy_point: str
+
+    @property
+    def last_change(self) -> ReviewEntry | None:
+        """The latest review change (what ``review_incident`` just did)."""
+        return self.history[-1] if self.history else None
+
+
+SUMMARY_COLUMNS = (
+    IncidentRecord.id, IncidentRecord.site, IncidentRecord.platform, IncidentRecord.category,
+    IncidentRecord.device_ip, IncidentRecord.device_mac, IncidentRecord.device_host_name,
+    IncidentRecord.device_label, IncidentRecord.device_segment, IncidentRecord.role,
+    IncidentRecord.start_at, IncidentRecord.end_at, IncidentRecord.active_minutes,
+    IncidentRecord.confidence, IncidentRecord.hit_count, IncidentRecord.state,
+    IncidentRecord.status, IncidentRecord.outcome,
+)  # fmt: skip
+"""The columns of :class:`IncidentSummary`, in its field order."""
+
+_STATUS_ORDER = case((IncidentRecord.status == "new", 0), (IncidentRecord.status == "in_review", 1), else_=2)  # fmt: skip
+_DEVICE_NAME = func.coalesce(
+    IncidentRecord.device_label, IncidentRecord.device_host_name, IncidentRecord.device_ip
+)
+SORT_KEYS: dict[str, ColumnElement[Any]] = {
+    "start": IncidentRecord.start_at.expression,
+    "platform": IncidentRecord.platform.expression,
+    "device": _DEVICE_NAME,
+    "confidence": IncidentRecord.confidence.expression,
+    "status": _STATUS_ORDER,
+}
+"""Sort names; ``-name`` sorts descending. Ties go newest first."""
+
+
+def summary_of(row: Sequence[Any]) -> IncidentSummary:
+    """An :class:`IncidentSummary` from a row of ``SUMMARY_COLUMNS``."""
+    return IncidentSummary(*row)
+
+
+def incident_conditions(
+    filters: IncidentFilters, site_scope: str | None, dialect: str
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of ``filters`` within ``site_scope`` (shared with the CSV export)."""
+    table = IncidentRecord
+    conditions = [site_condition(table.site, site_scope)]
+    if filters.site is not None:
+        conditions.append(table.site == filters.site)
+    if filters.statuses:
+        conditions.append(table.status.in_(filters.statuses))
+    if filters.platforms:
+        conditions.append(table.platform.in_(filters.platforms))
+    if filters.segments:
+        conditions.append(table.device_segment.in_(filters.segments))
+    if filters.roles:
+        conditions.append(table.role.in_(filters.roles))
+    if filters.device:
+        columns = (table.device_ip, table.device_mac, table.device_host_name, table.device_label)
+        conditions.append(contains_text(columns, filters.device.strip(), dialect))
+    if filters.date_from is not None and filters.tz is not None:
+        conditions.append(table.start_at >= local_midnight(filters.date_from, filters.tz))
+    if filters.date_to is not None and filters.tz is not None:
+        next_day = filters.date_to + timedelta(days=1)
+        conditions.append(table.start_at < local_midnight(next_day, filters.tz))
+    return conditions
+
+
+def incident_order(sort: str) -> list[Any]:
+    """ORDER BY for a sort name (``start``, ``-start``, ``platform``...); ``ValueError`` if unknown."""
+    descending = sort.startswith("-")
+    key = SORT_KEYS.get(sort.removeprefix("-"))
+    if key is None:
+        names = ", ".join(sorted(SORT_KEYS))
+        raise ValueError(f"sort {sort!r}: allowed {names}, each optionally prefixed with '-'")
+    if sort.removeprefix("-") == "start":
+        return [key.desc(), IncidentRecord.id.desc()] if descending else [key, IncidentRecord.id]
+    return [
+        key.desc() if descending else key.asc(),
+        IncidentRecord.start_at.desc(),
+        IncidentRecord.id.desc(),
+    ]
+
+
+def list_incidents(
+    db: Session,
+    filters: IncidentFilters,
+    *,
+    sort: str = DEFAULT_SORT,
+    page: int = 1,
+    per_page: int = 50,
+    site_scope: str | None,
+) -> IncidentPage:
+    """One page of the review queue; a page past the end has no items (``ValueError`` for a
+    bad sort, page or page size)."""
+    window = Window(page, per_page)
+    order = incident_order(sort)
+    conditions = incident_conditions(filters, site_scope, db.get_bind().dialect.name)
+    total = db.scalar(select(func.count()).select_from(IncidentRecord).where(*conditions)) or 0
+    ids = list(
+        db.scalars(
+            select(IncidentRecord.id)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(window.per_page)
+            .offset(window.offset)
+        )
+    )
+    items: tuple[IncidentSummary, ...] = ()
+    if ids:
+        rows = {
+            row.id: row
+            for row in db.execute(select(*SUMMARY_COLUMNS).where(IncidentRecord.id.in_(ids)))
+        }
+        items = tuple(summary_of(rows[incident_id]) for incident_id in ids)
+    return IncidentPage(
+        items=items,
+        total=total,
+        page=window.page,
+        per_page=window.per_page,
+        pages=window.pages(total),
+        sort=sort,
+        filters=filters,
+    )
+
+
+def get_incident(db: Session, incident_id: int, site_scope: str | None) -> IncidentDetail:
+    """An incident's page; ``LookupError`` when it does not exist or is outside ``site_scope``."""
+    record = db.scalars(
+        select(IncidentRecord).where(
+            IncidentRecord.id == incident_id, site_condition(IncidentRecord.site, site_scope)
+        )
+    ).one_or_none()
+    if record is None:
+        raise LookupError(f"no incident {incident_id}")
+    return build_detail(db, record, site_scope)
+
+
+def build_detail(db: Session, record: IncidentRecord, site_scope: str | None) -> IncidentDetail:
+    """The :class:`IncidentDetail` of a loaded incident row."""
+    summary = summary_of([getattr(record, column.key) for column in SUMMARY_COLUMNS])
+    timeline, observation_count = _timeline(db, record)
+    return IncidentDetail(
+        incident=summary,
+        key=record.key,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        device_label=_current_label(db, record) or record.device_label,
+        timeline=timeline,
+        observation_count=observation_count,
+        history=_history(db, record.id),
+        earlier=_earlier(db, record, site_scope),
+        policy_point=POLICY_POINTS.get(record.role or "", GENERAL_POLICY_POINT),
+    )
+
+
+def _timeline(db: Session, record: IncidentRecord) -> tuple[tuple[TimelineEntry, ...], int]:
+    table = ObservationRecord
+    count = db.scalar(select(func.count()).where(table.incident_key == record.key)) or 0
+    if count:
+        rows = db.execute(
+            select(table.ts, table.proto, table.name, table.via, table.server_ip,
+                   table.server_port, table.flags)
+            .where(table.incident_key == record.key)
+            .order_by(table.ts, table.id)
+            .limit(TIMELINE_LIMIT)
+        )  # fmt: skip
+        entries = tuple(
+            TimelineEntry(
+                ts, proto, name, via, server_ip, port, tuple(filter(None, flags.split(",")))
+            )
+            for ts, proto, name, via, server_ip, port, flags in rows
+        )
+        return entries, count
+    evidence = tuple(
+        TimelineEntry(
+            datetime.fromtimestamp(float(item["ts"]), UTC),
+            str(item.get("proto", "")),
+            str(item.get("name", "")),
+            str(item.get("via", "")),
+        )
+        for item in record.evidence or ()
+    )
+    return tuple(sorted(evidence, key=lambda entry: entry.at)), 0
+
+
+def _history(db: Session, incident_id: int) -> tuple[ReviewEntry, ...]:
+    table = IncidentReviewRecord
+    rows = db.execute(
+        select(table.at, table.username, table.from_status, table.to_status, table.outcome,
+               table.note, table.second_reviewer)
+        .where(table.incident_id == incident_id)
+        .order_by(table.at, table.id)
+    )  # fmt: skip
+    return tuple(ReviewEntry(*row) for row in rows)
+
+
+def _earlier(
+    db: Session, record: IncidentRecord, site_scope: str | None
+) -> tuple[IncidentSummary, ...]:
+    table = IncidentRecord
+    rows = db.execute(
+        select(*SUMMARY_COLUMNS)
+        .where(
+            same_device(record.site, record.device_mac, record.device_ip),
+            site_condition(table.site, site_scope),
+            table.id != record.id,
+            table.start_at <= record.start_at,
+        )
+        .order_by(table.start_at.desc(), table.id.desc())
+        .limit(EARLIER_INCIDENTS_LIMIT)
+    )
+    return tuple(summary_of(row) for row in rows)
+
+
+def _current_label(db: Session, record: IncidentRecord) -> str | None:
+    table = DeviceRecord
+    mac = record.device_mac or UNKNOWN_MAC
+    where = [table.site == record.site, table.mac == mac, table.label.is_not(None)]
+    if mac == UNKNOWN_MAC:
+        where.append(table.ip == record.device_ip)
+    return db.scalar(
+        select(table.label)
+        .where(*where)
+        .order_by((table.ip == record.device_ip).desc(), table.last_seen.desc())
+        .limit(1)
+    )

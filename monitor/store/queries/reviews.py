@@ -1,0 +1,118 @@
+"""The review workflow: ``new`` -> ``in_review`` -> ``closed``, and reopening, with history.
+
+Every change appends an ``incident_reviews`` row in the caller's transaction; the caller
+commits and writes the audit event (``IncidentDetail.last_change`` says what changed). The
+rules, checked here so that the pages and the API cannot differ:
+
+- only the transitions in :data:`TRANSITIONS` are allowed (anything else is ``ValueError``);
+- closing needs an outcome from :data:`OUTCOMES` and a note; other changes take no outcome;
+- reopening a closed incident (back to ``in_review``) clears its outcome, which stays in the
+  history;
+- only admins and reviewers review (``PermissionError`` otherwise), and a user limited to one
+  site cannot see another site's incident (``LookupError``, as for a missing one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.store.models import IncidentRecord, IncidentReviewRecord
+from monitor.store.queries.incidents import OUTCOMES, STATUSES, IncidentDetail, build_detail
+from monitor.store.queries.scope import site_condition
+
+TRANSITIONS = frozenset({("new", "in_review"), ("in_review", "closed"), ("closed", "in_review")})
+"""(from, to) review-state changes that are allowed."""
+REVIEW_ROLES = frozenset({"admin", "reviewer"})
+"""User roles that may change an incident's review state."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The signed-in user doing something (built by the app from its user row)."""
+
+    user_id: int | None
+    username: str
+    role: str
+    """``admin``, ``reviewer`` or ``governor``."""
+    site: str | None = None
+    """The one site the user is limited to, or None for every site."""
+
+
+def review_incident(
+    db: Session,
+    incident_id: int,
+    *,
+    user: Actor,
+    to_status: str,
+    outcome: str | None = None,
+    note: str = "",
+    second_reviewer: str | None = None,
+    now: datetime,
+) -> IncidentDetail:
+    """Move an incident to ``to_status`` and record the change; see the module docstring."""
+    if user.role not in REVIEW_ROLES:
+        raise PermissionError(f"a {user.role} cannot review incidents")
+    if now.tzinfo is None:
+        raise ValueError(f"naive datetime {now.isoformat()}: pass a timezone-aware value")
+    record = db.scalars(
+        select(IncidentRecord)
+        .where(IncidentRecord.id == incident_id, site_condition(IncidentRecord.site, user.site))
+        .with_for_update()
+    ).one_or_none()
+    if record is None:
+        raise LookupError(f"no incident {incident_id}")
+    note = note.strip()
+    second = (second_reviewer or "").strip() or None
+    _check(record.status, to_status, outcome, note, second, user)
+    db.add(
+        IncidentReviewRecord(
+            incident_id=record.id,
+            at=now,
+            user_id=user.user_id,
+            username=user.username,
+            from_status=record.status,
+            to_status=to_status,
+            outcome=outcome,
+            note=note,
+            second_reviewer=second,
+        )
+    )
+    record.status = to_status
+    record.outcome = outcome if to_status == "closed" else None
+    db.flush()
+    return build_detail(db, record, user.site)
+
+
+def _check(
+    from_status: str,
+    to_status: str,
+    outcome: str | None,
+    note: str,
+    second_reviewer: str | None,
+    user: Actor,
+) -> None:
+    if to_status not in STATUSES:
+        raise ValueError(f"status {to_status!r}: allowed {', '.join(STATUSES)}")
+    if (from_status, to_status) not in TRANSITIONS:
+        allowed = sorted(to for start, to in TRANSITIONS if start == from_status)
+        raise ValueError(
+            f"an incident that is {from_status.replace('_', ' ')} cannot move to "
+            f"{to_status.replace('_', ' ')}; it can move to {' or '.join(allowed) or 'nothing'}"
+        )
+    if to_status == "closed":
+        if outcome not in OUTCOMES:
+            raise ValueError(
+                f"closing needs an outcome: one of {', '.join(OUTCOMES)} (got {outcome!r})"
+            )
+        if not note:
+            raise ValueError("closing needs a note saying what was decided and why")
+    elif outcome is not None:
+        raise ValueError(
+            f"an outcome is recorded only when closing, not when moving to {to_status}"
+        )
+    if second_reviewer is not None and second_reviewer == user.username:
+        raise ValueError("the second reviewer must be someone else")

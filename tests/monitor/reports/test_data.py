@@ -1,0 +1,194 @@
+"""The report queries, on SQLite and PostgreSQL, and the governor types' privacy by type."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from monitor.reports.data import (
+    CheckSummary,
+    CounterTotal,
+    DayCount,
+    GovernorReport,
+    GovernorWeek,
+    OutcomeCount,
+    PeriodCount,
+    PlatformCount,
+    ReviewerWeek,
+    RoleCount,
+    SegmentCount,
+    load_capture_health,
+    load_governor_report,
+    load_governor_week,
+    load_reviewer_week,
+    utc_bounds,
+)
+from tests.monitor.reports.conftest import WEEK_START
+
+LONDON = ZoneInfo("Europe/London")
+WEEK_END = WEEK_START + timedelta(days=6)
+SCHOOL_DAYS = [WEEK_START + timedelta(days=n) for n in range(5)]
+
+IDENTITY_WORDS = {"device", "ip", "mac", "host", "hostname", "label", "address", "client"}
+"""A field whose name has one of these words (split on ``_``) could hold a device identity."""
+
+
+def field_names(cls: type, seen: set[type] | None = None) -> set[str]:
+    """Every field name of a dataclass and of the dataclasses inside it, recursively."""
+    seen = seen if seen is not None else set()
+    if cls in seen:
+        return set()
+    seen.add(cls)
+    names: set[str] = set()
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        names.add(field.name)
+        for inner in _types_in(hints[field.name]):
+            if dataclasses.is_dataclass(inner):
+                names |= field_names(inner, seen)
+    return names
+
+
+def _types_in(hint: object) -> list[type]:
+    args = typing.get_args(hint)
+    if not args:
+        return [hint] if isinstance(hint, type) else []
+    return [t for arg in args for t in _types_in(arg)]
+
+
+def test_utc_bounds_follow_the_school_clock() -> None:
+    # The day the clocks go forward is 23 hours long in London.
+    low, high = utc_bounds(date(2026, 3, 29), date(2026, 3, 29), LONDON)
+    assert (low, high) == (
+        datetime(2026, 3, 29, 0, tzinfo=UTC),
+        datetime(2026, 3, 29, 23, tzinfo=UTC),
+    )
+
+
+class TestPrivacyByType:
+    @pytest.mark.parametrize("cls", [GovernorWeek, GovernorReport])
+    def test_governor_types_have_no_identity_field(self, cls: type) -> None:
+        names = field_names(cls)
+        assert "by_platform" in names and "count" in names  # the walk reaches nested types
+        flagged = sorted(n for n in names if IDENTITY_WORDS & set(n.split("_")))
+        assert flagged == []
+
+    def test_reviewer_type_does_carry_devices(self) -> None:
+        names = field_names(ReviewerWeek)
+        assert {"device", "address"} <= names
+
+
+class TestReviewerWeek:
+    def test_load_reviewer_week_counts_and_compares(self, school: Engine) -> None:
+        with Session(school) as db:
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+        assert (week.incidents, week.previous_incidents) == (5, 2)
+        assert week.by_platform == (
+            PlatformCount("instagram", 3, 1),
+            PlatformCount("facebook", 1, 0),
+            PlatformCount("tiktok", 1, 0),
+            PlatformCount("x", 0, 1),
+        )
+        assert week.by_segment == (SegmentCount("staff-wifi", 3), SegmentCount("pupil-wifi", 2))
+        assert [d.count for d in week.by_day] == [1, 1, 1, 2, 0, 0, 0]
+        assert week.by_day[0] == DayCount(WEEK_START, 1)
+
+    def test_load_reviewer_week_busiest_devices_first(self, school: Engine) -> None:
+        with Session(school) as db:
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+        top = [(d.device, d.incidents, d.active_minutes, d.platforms) for d in week.top_devices]
+        assert top == [
+            ("Room 4 laptop (Ms Okafor)", 2, 37.0, ("instagram",)),
+            ("jaydens-iphone", 2, 24.0, ("instagram", "tiktok")),
+            ("office-pc-7", 1, 12.0, ("facebook",)),
+        ]
+
+    def test_load_reviewer_week_review_queue_oldest_first(self, school: Engine) -> None:
+        with Session(school) as db:
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, queue_limit=2)
+        assert week.waiting_review_total == 3
+        assert [(q.platform, q.device, q.status) for q in week.waiting_review] == [
+            ("instagram", "Room 4 laptop (Ms Okafor)", "new"),
+            ("instagram", "Room 4 laptop (Ms Okafor)", "new"),
+        ]
+
+
+class TestCaptureHealth:
+    def test_load_capture_health_sums_counters_and_finds_silent_days(self, school: Engine) -> None:
+        with Session(school) as db:
+            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS)
+        assert health.observations == 4 * (41_000 + 23_500 + 6_100)
+        assert health.by_protocol == (
+            CounterTotal("dns", 164_000),
+            CounterTotal("tls", 94_000),
+            CounterTotal("quic", 24_400),
+        )
+        assert health.school_days == 5
+        assert health.school_days_without_data == (WEEK_START + timedelta(days=4),)
+        assert health.counters == (
+            CounterTotal("flags.ech", 480),
+            CounterTotal("matches.outside_school_time", 140),
+            CounterTotal("matches.unsegmented", 12),
+        )
+
+    def test_load_capture_health_of_an_empty_database(self, engine: Engine) -> None:
+        with Session(engine) as db:
+            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS)
+        assert (health.observations, health.counters, len(health.school_days_without_data)) == (
+            0,
+            (),
+            5,
+        )
+
+
+class TestGovernorData:
+    def test_load_governor_week_aggregates_only(self, school: Engine) -> None:
+        with Session(school) as db:
+            week = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+        assert (week.incidents, week.previous_incidents, week.waiting_review_total) == (5, 2, 3)
+        assert week.by_role == (RoleCount("staff", 3), RoleCount("pupil", 2))
+        assert week.by_outcome == (
+            OutcomeCount("not reviewed yet", 3),
+            OutcomeCount("false_positive", 1),
+            OutcomeCount("no_action", 1),
+        )
+
+    def test_load_governor_report_over_a_term(self, school: Engine) -> None:
+        start, end = date(2026, 11, 2), date(2026, 11, 29)
+        with Session(school) as db:
+            report = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS)
+        assert report.incidents == 7
+        assert report.trend_step == "week"
+        assert report.trend == (
+            PeriodCount(date(2026, 11, 2), date(2026, 11, 8), 0),
+            PeriodCount(date(2026, 11, 9), date(2026, 11, 15), 2),
+            PeriodCount(date(2026, 11, 16), date(2026, 11, 22), 5),
+            PeriodCount(date(2026, 11, 23), date(2026, 11, 29), 0),
+        )
+        assert report.checks == (
+            CheckSummary("doctor", 1, 1, 0, datetime(2026, 11, 19, 12, tzinfo=UTC), True),
+            CheckSummary("selftest", 2, 1, 1, datetime(2026, 11, 18, 7, tzinfo=UTC), False),
+        )
+        [change] = report.list_changes
+        assert (change.action, change.list_name, change.suffix, change.approved_by) == (
+            "add",
+            "allowlist",
+            "education.instagram-partner.example",
+            "head",
+        )
+        assert change.reason.startswith("Art department")
+
+    def test_load_governor_report_over_a_year_goes_by_month(self, school: Engine) -> None:
+        start, end = date(2026, 9, 1), date(2027, 8, 31)
+        with Session(school) as db:
+            report = load_governor_report(db, start, end, LONDON, [])
+        assert report.trend_step == "month"
+        assert len(report.trend) == 12
+        assert report.trend[2] == PeriodCount(date(2026, 11, 1), date(2026, 11, 30), 7)
+        assert report.trend[-1].end == end

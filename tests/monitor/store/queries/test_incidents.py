@@ -1,0 +1,322 @@
+"""The review queue (filters, sorting, pages, site scope) and an incident's page."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from monitor.store.queries.incidents import (
+    EARLIER_INCIDENTS_LIMIT,
+    GENERAL_POLICY_POINT,
+    POLICY_POINTS,
+    IncidentFilters,
+    get_incident,
+    list_incidents,
+)
+from tests.monitor.store.queries.factories import (
+    LONDON,
+    OTHER_SITE,
+    PUPIL_TABLET,
+    ROUTED_PC,
+    SITE,
+    STAFF_LAPTOP,
+    T0,
+    add_device,
+    add_incident,
+    add_observation,
+    add_review,
+)
+
+
+@pytest.fixture
+def queue(db: Session) -> dict[str, int]:
+    """Seven incidents over three days, two sites, three devices; names -> ids."""
+    made = {
+        "staff-insta": add_incident(db, start=T0, platform="instagram", confidence=0.9),
+        "staff-tiktok": add_incident(
+            db, start=T0 + timedelta(hours=2), platform="tiktok", confidence=0.5, status="in_review"
+        ),  # fmt: skip
+        "pupil-snap": add_incident(
+            db,
+            start=T0 + timedelta(days=1),
+            platform="snapchat",
+            device=PUPIL_TABLET,
+            host_name="TAB-7",
+            segment="pupil-wifi",
+            role="pupil",
+            label="Year 9 trolley",
+            confidence=0.7,
+        ),  # fmt: skip
+        "routed-x": add_incident(
+            db,
+            start=T0 + timedelta(days=1, hours=1),
+            platform="x",
+            device=ROUTED_PC,
+            host_name=None,
+            segment=None,
+            role=None,
+            confidence=0.3,
+            status="closed",
+            outcome="no_action",
+        ),  # fmt: skip
+        "annex-insta": add_incident(
+            db, start=T0 + timedelta(days=2), site=OTHER_SITE, confidence=0.8
+        ),
+        "late-evening": add_incident(
+            db, start=datetime(2026, 3, 12, 23, 30, tzinfo=UTC), platform="facebook", confidence=0.6
+        ),  # fmt: skip
+        "formula": add_incident(
+            db,
+            start=T0 - timedelta(days=1),
+            platform="facebook",
+            label="=HYPERLINK(1)",
+            confidence=0.95,
+        ),  # fmt: skip
+    }
+    return {name: record.id for name, record in made.items()}
+
+
+def names(page_items: object, queue: dict[str, int]) -> list[str]:
+    by_id = {incident_id: name for name, incident_id in queue.items()}
+    return [by_id[item.id] for item in page_items]  # type: ignore[attr-defined]
+
+
+def listed(db: Session, queue: dict[str, int], filters: IncidentFilters | None = None, *, sort: str = "-start", site_scope: str | None = None) -> list[str]:  # fmt: skip
+    page = list_incidents(db, filters or IncidentFilters(), sort=sort, page=1, per_page=50, site_scope=site_scope)  # fmt: skip
+    return names(page.items, queue)
+
+
+class TestFilters:
+    @pytest.mark.parametrize(
+        ("filters", "expected"),
+        [
+            (
+                IncidentFilters(statuses=("new",)),
+                {"staff-insta", "pupil-snap", "annex-insta", "late-evening", "formula"},
+            ),  # fmt: skip
+            (IncidentFilters(statuses=("in_review", "closed")), {"staff-tiktok", "routed-x"}),
+            (IncidentFilters(platforms=("tiktok", "x")), {"staff-tiktok", "routed-x"}),
+            (IncidentFilters(segments=("pupil-wifi",)), {"pupil-snap"}),
+            (
+                IncidentFilters(roles=("staff",)),
+                {"staff-insta", "staff-tiktok", "annex-insta", "late-evening", "formula"},
+            ),  # fmt: skip
+            (IncidentFilters(site=OTHER_SITE), {"annex-insta"}),
+            # device: a substring of the address, the MAC, the host name or the label, any case
+            (IncidentFilters(device="10.2.0"), {"pupil-snap"}),
+            (IncidentFilters(device="AA:BB:CC:00:00:02"), {"pupil-snap"}),
+            (IncidentFilters(device="tab-"), {"pupil-snap"}),
+            (IncidentFilters(device="trolley"), {"pupil-snap"}),
+            (IncidentFilters(device="9.0.7"), {"routed-x"}),
+            # LIKE wildcards are literal characters
+            (IncidentFilters(device="%"), set()),
+            (IncidentFilters(device="10_2"), set()),
+        ],
+    )
+    def test_filter(self, db: Session, queue: dict[str, int], filters: IncidentFilters, expected: set[str]) -> None:  # fmt: skip
+        assert set(listed(db, queue, filters)) == expected
+
+    def test_dates_are_school_days(self, db: Session, queue: dict[str, int]) -> None:
+        # 23:30 UTC on Thursday 12 March is still Thursday in London (GMT): on the 12th
+        only_12th = IncidentFilters(date_from=date(2026, 3, 12), date_to=date(2026, 3, 12), tz=LONDON)  # fmt: skip
+        assert set(listed(db, queue, only_12th)) == {"annex-insta", "late-evening"}
+        since_11th = IncidentFilters(date_from=date(2026, 3, 11), tz=LONDON)
+        assert set(listed(db, queue, since_11th)) == {"pupil-snap", "routed-x", "annex-insta", "late-evening"}  # fmt: skip
+        until_9th = IncidentFilters(date_to=date(2026, 3, 9), tz=LONDON)
+        assert listed(db, queue, until_9th) == ["formula"]
+
+    def test_dates_follow_summer_time(self, db: Session) -> None:
+        # 23:30 UTC on 1 July is 00:30 on 2 July in London (BST)
+        late = add_incident(db, start=datetime(2026, 7, 1, 23, 30, tzinfo=UTC))
+        july_2nd = IncidentFilters(date_from=date(2026, 7, 2), date_to=date(2026, 7, 2), tz=LONDON)
+        page = list_incidents(db, july_2nd, sort="-start", page=1, per_page=10, site_scope=None)
+        assert [item.id for item in page.items] == [late.id]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"statuses": ("open",)}, "status 'open'"),
+            ({"date_from": date(2026, 3, 1)}, "time zone"),
+            (
+                {"date_from": date(2026, 3, 2), "date_to": date(2026, 3, 1), "tz": LONDON},
+                "end before start",
+            ),  # fmt: skip
+        ],
+    )
+    def test_bad_filters_are_refused(self, kwargs: dict[str, object], message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            IncidentFilters(**kwargs)  # type: ignore[arg-type]
+
+
+class TestSorting:
+    @pytest.mark.parametrize(
+        ("sort", "expected"),
+        [
+            (
+                "-start",
+                "late-evening annex-insta routed-x pupil-snap staff-tiktok staff-insta formula",
+            ),
+            (
+                "start",
+                "formula staff-insta staff-tiktok pupil-snap routed-x annex-insta late-evening",
+            ),
+            # ties (two on instagram, two on facebook) go newest first
+            (
+                "platform",
+                "late-evening formula annex-insta staff-insta pupil-snap staff-tiktok routed-x",
+            ),
+            (
+                "-confidence",
+                "formula staff-insta annex-insta pupil-snap late-evening staff-tiktok routed-x",
+            ),
+            # workflow order: new, in review, closed
+            (
+                "status",
+                "late-evening annex-insta pupil-snap staff-insta formula staff-tiktok routed-x",
+            ),
+            # label, else host name, else address
+            (
+                "device",
+                "routed-x formula late-evening annex-insta staff-tiktok staff-insta pupil-snap",
+            ),
+        ],
+    )
+    def test_sort(self, db: Session, queue: dict[str, int], sort: str, expected: str) -> None:
+        assert listed(db, queue, sort=sort) == expected.split()
+
+    def test_unknown_sort_is_refused(self, db: Session) -> None:
+        with pytest.raises(ValueError, match="sort 'hostname': allowed confidence, device"):
+            list_incidents(db, IncidentFilters(), sort="hostname", page=1, per_page=10, site_scope=None)  # fmt: skip
+
+
+class TestPages:
+    def test_pages_cover_every_row_once(self, db: Session, queue: dict[str, int]) -> None:
+        pages = [
+            list_incidents(
+                db, IncidentFilters(), sort="-start", page=n, per_page=3, site_scope=None
+            )
+            for n in (1, 2, 3)
+        ]
+        assert [(p.total, p.pages, p.page, len(p.items)) for p in pages] == [(7, 3, 1, 3), (7, 3, 2, 3), (7, 3, 3, 1)]  # fmt: skip
+        ids = [item.id for page in pages for item in page.items]
+        assert sorted(ids) == sorted(queue.values())
+
+    def test_a_page_past_the_end_is_empty(self, db: Session, queue: dict[str, int]) -> None:
+        page = list_incidents(db, IncidentFilters(), sort="-start", page=9, per_page=3, site_scope=None)  # fmt: skip
+        assert (page.items, page.total, page.pages) == ((), 7, 3)
+
+    def test_an_empty_queue_has_one_empty_page(self, db: Session) -> None:
+        page = list_incidents(db, IncidentFilters(), sort="-start", page=1, per_page=50, site_scope=None)  # fmt: skip
+        assert (page.items, page.total, page.pages) == ((), 0, 1)
+
+    def test_bad_page_is_refused(self, db: Session) -> None:
+        with pytest.raises(ValueError, match="pages are numbered from 1"):
+            list_incidents(db, IncidentFilters(), sort="-start", page=0, per_page=50, site_scope=None)  # fmt: skip
+
+    def test_rows_carry_what_the_queue_shows(self, db: Session, queue: dict[str, int]) -> None:
+        page = list_incidents(db, IncidentFilters(segments=("pupil-wifi",)), sort="-start", page=1, per_page=5, site_scope=None)  # fmt: skip
+        (row,) = page.items
+        assert (row.platform, row.device_ip, row.device_mac, row.device_name, row.role, row.status) == (  # fmt: skip
+            "snapchat", "10.2.0.50", "aa:bb:cc:00:00:02", "Year 9 trolley", "pupil", "new",
+        )  # fmt: skip
+        assert row.start_at == T0 + timedelta(days=1)
+        assert row.start_at.tzinfo == UTC
+
+
+class TestSiteScope:
+    def test_a_reviewer_limited_to_one_site_sees_only_it(self, db: Session, queue: dict[str, int]) -> None:  # fmt: skip
+        assert listed(db, queue, site_scope=OTHER_SITE) == ["annex-insta"]
+        assert "annex-insta" not in listed(db, queue, site_scope=SITE)
+        # asking for another site through the filter shows nothing either
+        assert listed(db, queue, IncidentFilters(site=OTHER_SITE), site_scope=SITE) == []
+
+    def test_another_sites_incident_is_missing(self, db: Session, queue: dict[str, int]) -> None:
+        with pytest.raises(LookupError, match="no incident"):
+            get_incident(db, queue["annex-insta"], SITE)
+        assert get_incident(db, queue["annex-insta"], OTHER_SITE).incident.site == OTHER_SITE
+        assert get_incident(db, queue["annex-insta"], None).incident.site == OTHER_SITE
+
+    def test_a_missing_incident_raises_lookup_error(self, db: Session) -> None:
+        with pytest.raises(LookupError, match="no incident 1000000000"):
+            get_incident(db, 10**9, None)
+
+
+class TestIncidentPage:
+    def test_timeline_from_stored_observations(self, db: Session) -> None:
+        incident = add_incident(db)
+        for n in (2, 0, 1):
+            add_observation(
+                db, incident, ts=T0 + timedelta(seconds=10 * n), flags="ech" if n == 1 else ""
+            )
+        add_observation(db, None, ts=T0)  # not this incident's
+        detail = get_incident(db, incident.id, None)
+        assert detail.observation_count == 3
+        assert [entry.at for entry in detail.timeline] == [
+            T0 + timedelta(seconds=10 * n) for n in range(3)
+        ]
+        assert [entry.flags for entry in detail.timeline] == [(), ("ech",), ()]
+        assert detail.timeline[0].server_ip == "157.240.1.174"
+
+    def test_timeline_falls_back_to_the_evidence_list(self, db: Session) -> None:
+        incident = add_incident(db, platform="tiktok")
+        detail = get_incident(db, incident.id, None)
+        assert detail.observation_count == 0
+        assert [(e.at, e.proto, e.name, e.via) for e in detail.timeline] == [
+            (T0 + timedelta(seconds=30 * n), "tls", "www.tiktok.com", "name") for n in range(3)
+        ]
+
+    def test_history_oldest_first(self, db: Session) -> None:
+        incident = add_incident(db, status="closed", outcome="no_action")
+        add_review(db, incident, at=T0 + timedelta(hours=2), from_status="in_review", to_status="closed", outcome="no_action", note="spoke to them")  # fmt: skip
+        add_review(db, incident, at=T0 + timedelta(hours=1))
+        history = get_incident(db, incident.id, None).history
+        assert [(h.to_status, h.outcome, h.note) for h in history] == [
+            ("in_review", None, ""), ("closed", "no_action", "spoke to them"),
+        ]  # fmt: skip
+
+    def test_earlier_incidents_of_the_same_mac(self, db: Session) -> None:
+        older = add_incident(db, start=T0 - timedelta(days=3))
+        moved = add_incident(db, start=T0 - timedelta(days=2), device=("10.1.9.9", STAFF_LAPTOP[1]))
+        add_incident(db, start=T0 - timedelta(days=1), site=OTHER_SITE)  # same MAC, other school
+        add_incident(db, start=T0 - timedelta(days=1), device=PUPIL_TABLET)
+        add_incident(db, start=T0 + timedelta(days=1))  # later: not "earlier"
+        current = add_incident(db)
+        earlier = get_incident(db, current.id, None).earlier
+        assert [item.id for item in earlier] == [moved.id, older.id]
+
+    def test_earlier_incidents_of_the_same_address_without_mac(self, db: Session) -> None:
+        older = add_incident(db, start=T0 - timedelta(days=3), device=ROUTED_PC)
+        add_incident(db, start=T0 - timedelta(days=2), device=(ROUTED_PC[0], "aa:bb:cc:00:00:09"))
+        current = add_incident(db, device=ROUTED_PC)
+        assert [item.id for item in get_incident(db, current.id, None).earlier] == [older.id]
+
+    def test_earlier_incidents_are_capped_newest_first(self, db: Session) -> None:
+        olds = [add_incident(db, start=T0 - timedelta(hours=n + 1)) for n in range(EARLIER_INCIDENTS_LIMIT + 3)]  # fmt: skip
+        current = add_incident(db)
+        earlier = get_incident(db, current.id, None).earlier
+        assert [item.id for item in earlier] == [old.id for old in olds[:EARLIER_INCIDENTS_LIMIT]]
+
+    def test_device_label_comes_from_the_device(self, db: Session) -> None:
+        incident = add_incident(db, label="old label")
+        assert get_incident(db, incident.id, None).device_label == "old label"
+        add_device(db, device=("10.1.9.9", STAFF_LAPTOP[1]), label="Ms Smith's laptop")
+        assert get_incident(db, incident.id, None).device_label == "Ms Smith's laptop"
+
+    @pytest.mark.parametrize(
+        ("role", "point"),
+        [
+            ("staff", POLICY_POINTS["staff"]),
+            ("pupil", POLICY_POINTS["pupil"]),
+            (None, GENERAL_POLICY_POINT),
+        ],
+    )
+    def test_policy_point_follows_the_role(self, db: Session, role: str | None, point: str) -> None:
+        incident = add_incident(db, role=role)
+        assert get_incident(db, incident.id, None).policy_point == point
+
+    def test_staff_policy_point_names_the_school_day(self) -> None:
+        assert POLICY_POINTS["staff"].startswith(
+            "Staff must not access social networking sites during the school day"
+        )

@@ -336,3 +336,176 @@ def config_check(ctx: click.Context) -> None:
     for line in lines:
         click.echo(line, err=status != 0)
     sys.exit(status)
+
+
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve the review app (web pages and the JSON API under /api/v1) until SIGTERM.
+
+    Listens on web.host:web.port (default 127.0.0.1:8080: put the reverse proxy in front, see
+    deploy/). Refuses to start on a database that is not at the latest migration.
+    """
+    from monitor.serve import run_server
+
+    settings = _settings(ctx)
+    _fail_on_setup_errors(lambda: run_server(settings, ctx.find_root().obj))
+
+
+@main.group()
+def users() -> None:
+    """People who sign in to the review app (admin, reviewer, governor)."""
+
+
+def _database_url(ctx: click.Context) -> str:
+    return _settings(ctx).database.url.get_secret_value()
+
+
+def _run_user_command(action: Callable[[], T]) -> T:
+    try:
+        return _fail_on_setup_errors(action)
+    except (ValueError, LookupError) as e:
+        raise click.ClickException(str(e).strip("'\"")) from e
+
+
+@users.command("add")
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["admin", "reviewer", "governor"]), required=True, help="Role."
+)
+@click.option("--name", "display_name", help="The person's name as shown. Default: USERNAME.")
+@click.option("--email", help="Where reports go (reviewers and governors).")
+@click.option("--site", help="Limit a reviewer to one school of a trust.")
+@click.password_option(help="At least 12 characters; asked for when not given.")
+@click.pass_context
+def users_add(
+    ctx: click.Context,
+    username: str,
+    role: str,
+    display_name: str | None,
+    email: str | None,
+    site: str | None,
+    password: str,
+) -> None:
+    """Create a user."""
+    from monitor.store.users import run_users_add
+
+    url = _database_url(ctx)
+    click.echo(
+        _run_user_command(
+            lambda: run_users_add(
+                url, username, display_name or username, role, email, site, password
+            )
+        )
+    )
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.password_option(help="At least 12 characters; asked for when not given.")
+@click.pass_context
+def users_passwd(ctx: click.Context, username: str, password: str) -> None:
+    """Set a new password (clears a lockout and signs the user out everywhere)."""
+    from monitor.store.users import run_users_passwd
+
+    url = _database_url(ctx)
+    click.echo(_run_user_command(lambda: run_users_passwd(url, username, password)))
+
+
+@users.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the user again instead.")
+@click.pass_context
+def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Disable a user (or enable with --enable); a disabled user cannot sign in."""
+    from monitor.store.users import run_users_disable
+
+    url = _database_url(ctx)
+    click.echo(_run_user_command(lambda: run_users_disable(url, username, disabled=not enable)))
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List users with their role, site and state."""
+    from monitor.store.users import run_users_list
+
+    url = _database_url(ctx)
+    for line in _run_user_command(lambda: run_users_list(url)):
+        click.echo(line)
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", "token_name", required=True, help="What the token is for.")
+@click.pass_context
+def users_token(ctx: click.Context, username: str, token_name: str) -> None:
+    """Create an API token acting as USERNAME; it is printed once and never again."""
+    from monitor.store.users import run_users_token
+
+    url = _database_url(ctx)
+    click.echo(_run_user_command(lambda: run_users_token(url, username, token_name)))
+
+
+@main.group()
+def report() -> None:
+    """Reports for the headteacher and the governors."""
+
+
+@report.command("weekly")
+@click.option("--week", help="ISO week, e.g. 2026-W47. Default: the previous week.")
+@click.option("--preview", is_flag=True, help="Write the emails to files (or print the text).")
+@click.option("--send", is_flag=True, help="Send the week's report to whoever has not had it.")
+@click.option("--resend", is_flag=True, help="Send it again to everyone, even if already sent.")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --preview: write weekly-<week>-<role>.html and .txt here.",
+)
+@click.pass_context
+def report_weekly(
+    ctx: click.Context,
+    week: str | None,
+    preview: bool,
+    send: bool,
+    resend: bool,
+    out_dir: Path | None,
+) -> None:
+    """The weekly summary: preview it, send it (exactly once per week and recipient), or resend."""
+    from monitor.reports.scheduler import run_report_weekly
+
+    settings = _settings(ctx)
+    status, lines = _fail_on_setup_errors(
+        lambda: run_report_weekly(
+            settings, week=week, preview=preview, send=send, resend=resend, out_dir=out_dir
+        )
+    )
+    for line in lines:
+        click.echo(line, err=status != 0)
+    sys.exit(status)
+
+
+@report.command("governors")
+@click.option(
+    "--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day."
+)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The HTML file to write (it prints cleanly to PDF from a browser).",
+)
+@click.pass_context
+def report_governors(ctx: click.Context, start: datetime, end: datetime, out: Path) -> None:
+    """The governors' termly or annual report: aggregate figures, checks, coverage, changes."""
+    from monitor.reports.governors import run_report_governors
+
+    settings = _settings(ctx)
+    try:
+        line = _fail_on_setup_errors(
+            lambda: run_report_governors(settings, start=start.date(), end=end.date(), out=out)
+        )
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(line)

@@ -23,6 +23,7 @@ def build_logging_config(level: str = "INFO") -> dict[str, object]:
         "loggers": {
             "monitor": {"level": level, "handlers": ["stderr"], "propagate": False},
             "api": {"level": level, "handlers": ["stderr"], "propagate": False},
+            "uvicorn": {"level": level, "handlers": ["stderr"], "propagate": False},
         },
         "root": {"level": "WARNING", "handlers": ["stderr"]},
     }

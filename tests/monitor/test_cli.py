@@ -136,3 +136,79 @@ def test_help_describes_scan() -> None:
     assert result.exit_code == 0
     assert "pcap or pcapng" in result.stdout
     assert "--dns-port" in result.stdout
+
+
+# -- the database, user and report commands -----------------------------------------------------
+
+
+def write_config(tmp_path: Path) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\ndata_dir = "{tmp_path / "data"}"\n')
+    return config
+
+
+def invoke(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_db_upgrade_then_users_add_and_list(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    status, out, _ = invoke(config, "db", "upgrade")
+    assert status == 0 and "schema upgraded" in out
+    status, out, err = invoke(
+        config,
+        "users",
+        "add",
+        "head",
+        "--role",
+        "reviewer",
+        "--name",
+        "Ms Head",
+        stdin="a long passphrase\na long passphrase\n",
+    )
+    assert status == 0, err
+    status, out, _ = invoke(config, "users", "list")
+    assert status == 0 and "head" in out and "reviewer" in out
+
+
+def test_users_add_refuses_a_short_password_with_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    invoke(config, "db", "upgrade")
+    status, _, err = invoke(
+        config, "users", "add", "head", "--role", "reviewer", stdin="short\nshort\n"
+    )
+    assert status == 1
+    assert "12 characters" in err and "Traceback" not in err
+
+
+def test_commands_on_a_database_without_schema_name_the_fix(tmp_path: Path) -> None:
+    status, _, err = invoke(write_config(tmp_path), "users", "list")
+    assert status == 1
+    assert "hallmonitor db upgrade" in err
+
+
+def test_report_weekly_preview_writes_both_versions(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    invoke(config, "db", "upgrade")
+    status, _, err = invoke(
+        config, "report", "weekly", "--week", "2026-W47", "--preview", "--out-dir", str(tmp_path)
+    )
+    assert status == 0, err
+    assert (tmp_path / "weekly-2026-W47-reviewer.html").exists()
+    assert (tmp_path / "weekly-2026-W47-governor.txt").exists()
+
+
+def test_config_and_lists_check_pass_on_the_defaults(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert invoke(config, "config", "check")[0] == 0
+    status, out, _ = invoke(config, "lists", "check")
+    assert status == 0 and "no problems" in out
+
+
+def test_bad_configuration_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[web]\nport = "eighty"\n')
+    status, _, err = invoke(config, "db", "upgrade")
+    assert status == 1
+    assert "web.port" in err and "Traceback" not in err

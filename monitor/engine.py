@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 Sink = Callable[[WriterItem], None]
 
+VISIBILITY_FLAGS = frozenset({Flag.ECH, Flag.ENCRYPTED_DNS})
+"""Flags counted per day: they say what a monitor cannot see (reports show them as gaps)."""
+
 COUNTER_FLUSH_INTERVAL_S = 60.0
 """How often (in capture time) the anonymous counters are handed to the store."""
 
@@ -86,7 +89,10 @@ class Engine:
         self.stats.observations += 1
         self.devices.learn(observation)
         day = self.day_of(observation.ts)
-        self._counters[(day, f"observations.{observation.proto.value}")] += 1
+        counters = self._counters
+        counters[(day, f"observations.{observation.proto.value}")] += 1
+        for flag in observation.flags & VISIBILITY_FLAGS:
+            counters[(day, f"flags.{flag.value}")] += 1
         if observation.proto is Proto.DHCP:
             self._device_seen(observation)
             return
@@ -107,6 +113,11 @@ class Engine:
         self.stats.flagged += 1
         self._emit_incidents(self.sessionizer.feed(hit))
         self.sink(StoredObservation(self.site, observation, match, None))
+
+    def count(self, ts: float, name: str, amount: int) -> None:
+        """Add to an anonymous daily counter of the engine's own (``capture.frames``...)."""
+        if amount:
+            self._counters[(self.day_of(ts), name)] += amount
 
     def tick(self, now: float) -> None:
         """Close idle incidents and hand over counters; ``now`` is the capture clock."""

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 0.5
 """How often the main thread closes idle incidents and checks signals."""
+COUNTS_INTERVAL_S = 30.0
+"""How often frames, malformed frames and kernel drops go to the anonymous daily counters."""
 STATS_INTERVAL_S = 300.0
 """How often the daemon logs its stats line."""
 PURGE_INTERVAL_S = 24 * 3600.0
@@ -170,6 +172,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
                     if frames % REPLAY_TICK_EVERY_FRAMES == 0:
                         engine.tick(last_ts)
             engine.tick(last_ts)
+            CaptureCounts().report(engine, last_ts, pipeline, 0)
     finally:
         engine.close()
         stats = writer.stop(DRAIN_TIMEOUT_S)
@@ -180,6 +183,28 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         engine.stats.incidents_opened,
         stats,
     )
+
+
+class CaptureCounts:
+    """Hands the growth of the pipeline's and the kernel's totals to the engine's daily counters.
+
+    Reads totals and remembers what it reported, so the capture thread's counters are never
+    reset from another thread.
+    """
+
+    def __init__(self) -> None:
+        self._reported: dict[str, int] = {}
+
+    def report(self, engine: Engine, ts: float, pipeline: Pipeline, kernel_drops: int) -> None:
+        counters = pipeline.counters
+        totals = {
+            "capture.frames": counters.frames,
+            "capture.malformed": sum(counters.malformed.values()),
+            "capture.kernel_drops": kernel_drops,
+        }
+        for name, total in totals.items():
+            engine.count(ts, name, total - self._reported.get(name, 0))
+            self._reported[name] = total
 
 
 def default_interfaces() -> list[str]:
@@ -213,6 +238,7 @@ class CaptureDaemon:
         self.reload_event = threading.Event()
         self.lock = threading.Lock()
         self.frames = 0
+        self.capture_counts = CaptureCounts()
         self.capture_error: BaseException | None = None
 
     def run(self) -> RunSummary:
@@ -247,8 +273,10 @@ class CaptureDaemon:
         finally:
             self.stop_event.set()
             thread.join(timeout=10)
+            drops = sum(dropped for _, dropped in source.stats().values())
             source.close()
             with self.lock:
+                self.capture_counts.report(engine, time.time(), pipeline, drops)
                 engine.close()
             stats = writer.stop(DRAIN_TIMEOUT_S)
             self._restore_signal_handlers(previous)
@@ -289,7 +317,14 @@ class CaptureDaemon:
     ) -> None:
         next_stats = time.monotonic() + self.stats_interval_s
         next_purge = time.monotonic()
+        capture_counts = self.capture_counts
+        next_counts = time.monotonic()
         while not self.stop_event.wait(TICK_INTERVAL_S):
+            if time.monotonic() >= next_counts:
+                next_counts = time.monotonic() + COUNTS_INTERVAL_S
+                drops = sum(dropped for _, dropped in source.stats().values())
+                with self.lock:
+                    capture_counts.report(engine, time.time(), pipeline, drops)
             with self.lock:
                 engine.tick(time.time())
             if self.reload_event.is_set():

@@ -219,3 +219,38 @@ def test_tick_closes_idle_incidents_and_flushes_counters_on_the_capture_clock() 
     assert incidents(items)[-1].state is IncidentState.CLOSED
     assert counters(items)["observations.dns"] == 1
     assert engine.stats.incidents_opened == engine.stats.incidents_closed == 1
+
+
+def test_visibility_gaps_are_counted_per_day_without_identities() -> None:
+    items: list[WriterItem] = []
+    engine = build(items)
+    hidden = Observation(
+        TUESDAY_10AM,
+        Proto.TLS,
+        "cloudflare-ech.com",
+        STAFF_LAPTOP,
+        STAFF_MAC,
+        "1.1.1.1",
+        443,
+        flags=frozenset({Flag.ECH}),
+    )
+    resolver = Observation(
+        TUESDAY_10AM,
+        Proto.TLS,
+        "dns.google",
+        STAFF_LAPTOP,
+        STAFF_MAC,
+        "8.8.8.8",
+        443,
+        flags=frozenset({Flag.ENCRYPTED_DNS}),
+    )
+    engine.feed(hidden)
+    engine.feed(resolver)
+    engine.count(TUESDAY_10AM, "capture.frames", 10)
+    engine.close()
+    assert counters(items) == {
+        "observations.tls": 2,
+        "flags.ech": 1,
+        "flags.encrypted-dns": 1,
+        "capture.frames": 10,
+    }

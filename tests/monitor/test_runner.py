@@ -19,7 +19,7 @@ from monitor.config import Settings, load_settings
 from monitor.errors import SchemaNotCurrent
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
-from monitor.store.models import IncidentRecord, ObservationRecord
+from monitor.store.models import DailyCounterRecord, IncidentRecord, ObservationRecord
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 
@@ -92,6 +92,7 @@ def test_replaying_social_captures_gives_incidents_with_platform_device_and_time
     assert set(SOCIAL_CAPTURES.values()) <= found
     assert all(row.state == "closed" and row.start_at <= row.end_at for row in rows)
     assert all(row.site == "st-marys" for row in rows)
+    assert daily_counter(engine_url, "capture.frames") == summary.frames
     instagram = next(row for row in rows if row.device_ip == "192.168.0.103")
     assert instagram.start_at.isoformat().startswith("2015-07-12T17:08")
     assert instagram.device_mac == "40:f3:08:c3:8e:e1"
@@ -283,6 +284,18 @@ while time.monotonic() < deadline:
     assert row.hit_count > 100
     assert stored_observation_count(url) == row.hit_count
     assert "DROPPED" not in stderr and "waiting in the spool" not in stderr
+
+
+def daily_counter(url: str, name: str) -> int:
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db:
+            total = db.scalar(
+                select(func.sum(DailyCounterRecord.count)).where(DailyCounterRecord.name == name)
+            )
+            return int(total or 0)
+    finally:
+        engine.dispose()
 
 
 def stored_observation_count(url: str) -> int:

@@ -38,7 +38,7 @@ TUESDAY_9PM = datetime(2026, 11, 24, 21, 0, tzinfo=UTC).timestamp()
 
 
 @cache
-def classifier_lists():  # type: ignore[no-untyped-def]
+def classifier_lists():
     return load_lists()
 
 

@@ -158,7 +158,7 @@ def hallmonitor(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("hallmonitor")), *args]
 
 
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -45,7 +45,23 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.csrf import csrf_protect
 from api.deps import LoginRequired, Visitor, is_api_request, route_path
-from api.pages import NavLink, home, links_for, login, path_for
+from api.pages import (
+    NavLink,
+    admin,
+    dashboard,
+    devices,
+    home,
+    incidents,
+    links_for,
+    lists,
+    login,
+    path_for,
+    privacy,
+)
+from api.routes import audit as audit_api
+from api.routes import devices as devices_api
+from api.routes import incidents as incidents_api
+from api.routes import stats as stats_api
 from monitor.config import Settings, default_config_path, load_settings
 from monitor.store.db import display_url, ensure_schema_current, make_engine
 from monitor.store.users import DEFAULT_HASHER
@@ -76,10 +92,24 @@ class PageModule(Protocol):
     NAV: tuple[NavLink, ...]
 
 
-PAGE_MODULES: tuple[PageModule, ...] = (login, home)
+PAGE_MODULES: tuple[PageModule, ...] = (
+    login,
+    home,
+    dashboard,
+    incidents,
+    devices,
+    lists,
+    admin,
+    privacy,
+)
 """Every page module, in navigation order: add a new one here."""
 
-API_ROUTERS: tuple[APIRouter, ...] = ()
+API_ROUTERS: tuple[APIRouter, ...] = (
+    incidents_api.router,
+    devices_api.router,
+    stats_api.router,
+    audit_api.router,
+)
 """The JSON API routers (``api/routes/<resource>.py``), mounted as they are: add them here."""
 
 

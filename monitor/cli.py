@@ -258,10 +258,10 @@ def lists() -> None:
 @click.pass_context
 def lists_check(ctx: click.Context) -> None:
     """Validate every platform list and allowlist; bad lines are named with file and line."""
-    from monitor.lists import run_lists_check
+    from monitor.lists import list_directories, run_lists_check
 
     settings = _settings(ctx)
-    status, lines = run_lists_check(list(settings.lists.directories))
+    status, lines = run_lists_check(list_directories(settings))
     for line in lines:
         click.echo(line, err=status != 0)
     sys.exit(status)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from monitor.errors import BlocklistError
 from monitor.hostnames import normalise_hostname
@@ -555,3 +555,49 @@ def run_lists_import(
     if fmt == "adblock":
         summary += f"; {imported.skipped} rule(s) other than ||domain^ skipped"
     return "\n".join([summary, *(str(error) for error in imported.errors)])
+
+
+# --- the review app's own list directory -----------------------------------------------------
+
+LOCAL_LIST_DIRECTORY = "lists"
+"""The directory under ``database.data_dir`` where the review app writes an admin's changes."""
+
+
+class _DataDir(Protocol):
+    @property
+    def data_dir(self) -> Path: ...
+
+
+class _Directories(Protocol):
+    @property
+    def directories(self) -> Sequence[Path]: ...
+
+
+class ListSettings(Protocol):
+    """The part of ``monitor.config.Settings`` read here (not imported: this module stays free
+    of the configuration's dependencies, which the classifier must not pull in)."""
+
+    @property
+    def database(self) -> _DataDir: ...
+
+    @property
+    def lists(self) -> _Directories: ...
+
+
+def local_list_directory(settings: ListSettings) -> Path:
+    """Where the review app keeps list changes made by an admin: ``<database.data_dir>/lists``.
+
+    It holds whole ``<platform>.txt`` files (which replace the file of the same name read
+    earlier) and an ``allowlist.txt`` (which adds to the others). Load it last.
+    """
+    return settings.database.data_dir / LOCAL_LIST_DIRECTORY
+
+
+def list_directories(settings: ListSettings) -> list[Path]:
+    """Every list directory in load order: the shipped lists, ``lists.directories``, then the
+    review app's local directory when it exists."""
+    directories = [default_directory(), *settings.lists.directories]
+    local = local_list_directory(settings)
+    if local.is_dir():
+        directories.append(local)
+    return directories

@@ -27,7 +27,7 @@ from monitor.config import Settings, build_policy
 from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.extract.dns import DNS_PORTS
-from monitor.lists import load_lists
+from monitor.lists import list_directories, load_lists
 from monitor.pipeline import Pipeline
 from monitor.policy import Policy
 from monitor.sessions import Sessionizer
@@ -55,7 +55,7 @@ REPLAY_TICK_EVERY_FRAMES = 1000
 
 def build_rules(settings: Settings) -> tuple[Classifier, Policy]:
     """Lists, classifier and policy from the configuration (re-run on SIGHUP)."""
-    lists = load_lists(list(settings.lists.directories), extra_allow=settings.lists.allow)
+    lists = load_lists(list_directories(settings), extra_allow=settings.lists.allow)
     classifier = Classifier(lists, address_ttl_s=settings.lists.address_ttl_minutes * 60)
     return classifier, build_policy(settings)
 

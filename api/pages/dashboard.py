@@ -1,0 +1,173 @@
+"""The dashboard: this week and this term at a glance.
+
+Reviewers and admins see incidents by platform, segment and day (charts drawn on the server,
+each with a table saying the same), the open items waiting for a decision and the sensors'
+capture health. Governors get their own dashboard built only from ``governor_summary``, whose
+types have no device field at all: nothing on it can name a device or a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request, Response
+
+from api.deps import SessionDep, SettingsDep, UserDep, utcnow
+from api.pages import NavLink, path_for, render_page
+from api.pages.charts import BarChart, bar_chart
+from monitor.config import Settings
+from monitor.store.queries import (
+    CaptureHealth,
+    GovernorSummary,
+    IncidentStats,
+    capture_health,
+    governor_summary,
+    incident_stats,
+)
+from monitor.store.queries.stats import Count
+from monitor.store.queries.weeks import local_day_range
+from monitor.store.users import UserRole
+
+router = APIRouter(include_in_schema=False)
+NAV: tuple[NavLink, ...] = (
+    NavLink(
+        "Dashboard",
+        "dashboard",
+        frozenset(UserRole),
+        "This week and this term at a glance.",
+    ),
+)
+
+FALLBACK_TERM_WEEKS = 12
+"""Without a configured term around today, "this term" is the last twelve weeks."""
+OUTCOME_LABELS = {
+    "no_action": "No action",
+    "informal_conversation": "Informal conversation",
+    "formal_process": "Formal process",
+    "false_positive": "False positive",
+    "awaiting_review": "Awaiting review",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A named span of local days, ``first`` to ``last`` included."""
+
+    name: str
+    """``This week``, ``Autumn 2026`` or ``The last 12 weeks``."""
+    first: date
+    last: date
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewerDashboardPage:
+    """What a reviewer or admin sees: incidents and capture health, scoped to their site."""
+
+    week: Period
+    term: Period
+    week_stats: IncidentStats
+    term_stats: IncidentStats
+    week_charts: tuple[BarChart, ...]
+    """By day, platform and segment."""
+    term_charts: tuple[BarChart, ...]
+    """By platform and segment."""
+    health: CaptureHealth
+    """This week's capture figures."""
+    health_chart: BarChart
+    """Observations per day this week: a zero on a school day means a sensor saw nothing."""
+    open_items_href: str
+    """The queue filtered on incidents waiting for a first look."""
+
+
+@dataclass(frozen=True, slots=True)
+class GovernorDashboardPage:
+    """What a governor sees: aggregates of the term only (no device field anywhere)."""
+
+    term: Period
+    summary: GovernorSummary
+    charts: tuple[BarChart, ...]
+    """By platform, segment role, outcome and week."""
+
+
+@router.get("/dashboard", name="dashboard")
+def dashboard(request: Request, user: UserDep, db: SessionDep, settings: SettingsDep) -> Response:
+    """The role's dashboard: incidents and health for reviewers, aggregates for governors."""
+    tz = ZoneInfo(settings.calendar.timezone)
+    today = utcnow().astimezone(tz).date()
+    week = this_week(today)
+    term = this_term(settings, today)
+    term_start, term_end = local_day_range(term.first, term.last, tz)
+    if user.role is UserRole.GOVERNOR:
+        summary = governor_summary(db, term_start, term_end, tz, user.site)
+        governor_page = GovernorDashboardPage(term, summary, governor_charts(summary))
+        return render_page(request, "pages/dashboard/governor.html", governor_page)
+    week_start, week_end = local_day_range(week.first, week.last, tz)
+    week_stats = incident_stats(db, week_start, week_end, tz, user.site)
+    term_stats = incident_stats(db, term_start, term_end, tz, user.site)
+    health = capture_health(db, week.first, week.last + timedelta(days=1), user.site)
+    page = ReviewerDashboardPage(
+        week=week,
+        term=term,
+        week_stats=week_stats,
+        term_stats=term_stats,
+        week_charts=(
+            bar_chart(
+                "Incidents by day",
+                "Day",
+                ((f"{d.day:%a %d %b}", d.count) for d in week_stats.by_day),
+            ),
+            bar_chart("Incidents by platform", "Platform", _counts(week_stats.by_platform)),
+            bar_chart("Incidents by segment", "Segment", _counts(week_stats.by_segment)),
+        ),
+        term_charts=(
+            bar_chart("Incidents by platform", "Platform", _counts(term_stats.by_platform)),
+            bar_chart("Incidents by segment", "Segment", _counts(term_stats.by_segment)),
+        ),
+        health=health,
+        health_chart=bar_chart(
+            "Observations by day",
+            "Day",
+            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day),
+            empty_text="The sensors counted nothing on any day.",
+        ),
+        open_items_href=path_for(request, "incident_queue") + "?status=new",
+    )
+    return render_page(request, "pages/dashboard/reviewer.html", page)
+
+
+def this_week(today: date) -> Period:
+    """Monday to Sunday of the week ``today`` is in."""
+    monday = today - timedelta(days=today.weekday())
+    return Period("This week", monday, monday + timedelta(days=6))
+
+
+def this_term(settings: Settings, today: date) -> Period:
+    """The configured term around ``today``, else the latest one that has started (up to
+    today), else the last ``FALLBACK_TERM_WEEKS`` weeks."""
+    started = [term for term in settings.calendar.terms if term.start <= today]
+    if started:
+        term = max(started, key=lambda t: t.start)
+        name = term.name or f"Term from {term.start:%d %b %Y}"
+        return Period(name, term.start, min(term.end, today))
+    first = today - timedelta(weeks=FALLBACK_TERM_WEEKS) + timedelta(days=1)
+    return Period(f"The last {FALLBACK_TERM_WEEKS} weeks", first, today)
+
+
+def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
+    """The governor's charts, from aggregates only."""
+    return (
+        bar_chart("Incidents by platform", "Platform", ((c.platform, c.count) for c in summary.by_platform)),
+        bar_chart("Incidents by segment role", "Role", ((c.role, c.count) for c in summary.by_role)),
+        bar_chart(
+            "Incidents by review outcome",
+            "Outcome",
+            ((OUTCOME_LABELS.get(c.outcome, c.outcome), c.count) for c in summary.by_outcome),
+        ),
+        bar_chart("Incidents by week", "Week", ((w.week, w.count) for w in summary.weekly_trend)),
+    )  # fmt: skip
+
+
+def _counts(counts: tuple[Count, ...]) -> list[tuple[str, int]]:
+    return [(c.key, c.count) for c in counts]

@@ -1,0 +1,359 @@
+"""The review queue, one incident's page, the review form and the queue's CSV export.
+
+The queue's filters are a GET form, so a filtered queue is a URL that can be shared or
+bookmarked; the CSV link carries the same query. Every view of an incident writes one
+``view_incident`` audit row, every review change one ``review`` row and every export one
+``export`` row, each in the transaction of what it records. A reviewer limited to one site
+gets 404 for another site's incident, exactly as for one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.datastructures import QueryParams
+
+from api.auth import client_address
+from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
+from api.pages import NavLink, path_for, redirect_to, render_page
+from monitor.store.audit import AuditAction, record_event
+from monitor.store.queries import (
+    OUTCOMES,
+    STATUSES,
+    Actor,
+    IncidentDetail,
+    IncidentFilters,
+    IncidentPage,
+    get_incident,
+    incidents_csv,
+    list_incidents,
+    review_incident,
+)
+from monitor.store.queries.incidents import DEFAULT_SORT, SORT_KEYS
+from monitor.store.users import UserRole
+
+router = APIRouter(include_in_schema=False)
+NAV: tuple[NavLink, ...] = (
+    NavLink(
+        "Incidents",
+        "incident_queue",
+        frozenset({UserRole.REVIEWER, UserRole.ADMIN}),
+        "The review queue: incidents waiting for a decision, with their evidence.",
+    ),
+)
+
+Reviewer = Annotated[CurrentUser, Depends(require_role(UserRole.REVIEWER, UserRole.ADMIN))]
+
+PER_PAGE = 50
+STATUS_LABELS = {"new": "New", "in_review": "In review", "closed": "Closed"}
+OUTCOME_LABELS = {
+    "no_action": "No action",
+    "informal_conversation": "Informal conversation",
+    "formal_process": "Formal process",
+    "false_positive": "False positive",
+}
+SORT_LABELS = {
+    "-start": "Newest first",
+    "start": "Oldest first",
+    "status": "Status (new first)",
+    "platform": "Platform",
+    "device": "Device",
+    "-confidence": "Most certain first",
+}
+FILTER_KEYS = ("status", "platform", "segment", "date_from", "date_to", "device", "sort")
+"""The query parameters the queue and its CSV export share."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueQuery:
+    """The queue's filters as the visitor typed them (echoed back into the form)."""
+
+    statuses: tuple[str, ...] = ()
+    platform: str = ""
+    segment: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    device: str = ""
+    sort: str = DEFAULT_SORT
+    page: int = 1
+
+    def audit_detail(self) -> dict[str, object]:
+        """The filters for an audit row: statuses as a list, other keys as typed."""
+        detail: dict[str, object] = {"statuses": list(self.statuses)} if self.statuses else {}
+        return detail | {key: value for key, value in self.filter_query() if key != "status"}
+
+    def filter_query(self) -> list[tuple[str, str]]:
+        """The non-empty filters and the sort, as query pairs (no page)."""
+        pairs = [("status", status) for status in self.statuses]
+        for key in ("platform", "segment", "date_from", "date_to", "device"):
+            value = getattr(self, key)
+            if value:
+                pairs.append((key, value))
+        if self.sort != DEFAULT_SORT:
+            pairs.append(("sort", self.sort))
+        return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """The review queue page."""
+
+    query: QueueQuery
+    result: IncidentPage | None
+    """None when the filters could not be used (``error`` says why)."""
+    error: str | None
+    segments: tuple[str, ...]
+    """The configured segment names, for the segment filter."""
+    export_href: str
+    """The CSV export of the same filters."""
+    previous_href: str | None
+    next_href: str | None
+
+    statuses = STATUSES
+    status_labels = STATUS_LABELS
+    outcome_labels = OUTCOME_LABELS
+    sort_labels = SORT_LABELS
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """An incident's page, with its review form."""
+
+    detail: IncidentDetail
+    actions: tuple[str, ...]
+    """The review states the incident can move to now."""
+    error: str | None = None
+    """Why the last review change was refused (the form is shown again)."""
+    form: ReviewForm | None = None
+    """What was entered, when the change was refused."""
+
+    outcomes = OUTCOMES
+    status_labels = STATUS_LABELS
+    outcome_labels = OUTCOME_LABELS
+
+
+class ReviewForm(BaseModel):
+    """The review form: the state to move to, and for closing an outcome and a note."""
+
+    to_status: str = Field(max_length=20)
+    outcome: str = Field(default="", max_length=40)
+    note: str = Field(default="", max_length=4000)
+    second_reviewer: str = Field(default="", max_length=150)
+
+
+def parse_query(params: QueryParams) -> QueueQuery:
+    """The queue's filters from the URL; unknown keys are ignored, bad values are kept as
+    typed (``build_filters`` reports them)."""
+    try:
+        page = max(1, int(params.get("page", "1")))
+    except ValueError:
+        page = 1
+    return QueueQuery(
+        statuses=tuple(s for s in params.getlist("status") if s),
+        platform=params.get("platform", "").strip(),
+        segment=params.get("segment", "").strip(),
+        date_from=params.get("date_from", "").strip(),
+        date_to=params.get("date_to", "").strip(),
+        device=params.get("device", "").strip(),
+        sort=params.get("sort", "").strip() or DEFAULT_SORT,
+        page=page,
+    )
+
+
+def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:
+    """``IncidentFilters`` for the query; ``ValueError`` with a message for the page."""
+    if query.sort.removeprefix("-") not in SORT_KEYS:
+        raise ValueError(f"Unknown sort order {query.sort!r}.")
+    return IncidentFilters(
+        statuses=query.statuses,
+        platforms=(query.platform,) if query.platform else (),
+        segments=(query.segment,) if query.segment else (),
+        device=query.device or None,
+        date_from=_date(query.date_from, "From"),
+        date_to=_date(query.date_to, "To"),
+        tz=tz,
+    )
+
+
+def _date(value: str, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} date {value!r}: use the form YYYY-MM-DD.") from None
+
+
+def _queue_href(request: Request, route: str, pairs: list[tuple[str, str]]) -> str:
+    url = path_for(request, route)
+    return url + "?" + urlencode(pairs) if pairs else url
+
+
+@router.get("/incidents", name="incident_queue")
+def incident_queue(
+    request: Request, user: Reviewer, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The review queue with its filters, sort and pages."""
+    query = parse_query(request.query_params)
+    tz = ZoneInfo(settings.calendar.timezone)
+    result: IncidentPage | None = None
+    error: str | None = None
+    try:
+        filters = build_filters(query, tz)
+        result = list_incidents(
+            db, filters, sort=query.sort, page=query.page, per_page=PER_PAGE, site_scope=user.site
+        )
+    except ValueError as e:
+        error = str(e)
+    pairs = query.filter_query()
+    previous_href = next_href = None
+    if result is not None and result.page > 1:
+        previous_href = _queue_href(request, "incident_queue", [*pairs, ("page", str(result.page - 1))])  # fmt: skip
+    if result is not None and result.page < result.pages:
+        next_href = _queue_href(request, "incident_queue", [*pairs, ("page", str(result.page + 1))])  # fmt: skip
+    page = QueuePage(
+        query=query,
+        result=result,
+        error=error,
+        segments=tuple(segment.name for segment in settings.segments),
+        export_href=_queue_href(request, "incident_export", pairs),
+        previous_href=previous_href,
+        next_href=next_href,
+    )
+    return render_page(
+        request, "pages/incidents/queue.html", page, status_code=400 if error else 200
+    )
+
+
+@router.get("/incidents.csv", name="incident_export")
+def incident_export(
+    request: Request, user: Reviewer, db: SessionDep, settings: SettingsDep
+) -> Response:
+    """The filtered queue as CSV (audited as ``export`` with the filters used)."""
+    query = parse_query(request.query_params)
+    tz = ZoneInfo(settings.calendar.timezone)
+    try:
+        filters = build_filters(query, tz)
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from None
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.EXPORT,
+        target_type="incidents",
+        target_id=None,
+        detail={"format": "csv", "filters": query.audit_detail()},
+        address=client_address(request),
+    )
+    db.commit()
+    factory = session_factory(request)
+
+    def lines() -> Iterator[str]:
+        # Its own session: the request's session ends before a streamed body is sent.
+        with factory() as stream_db:
+            yield from incidents_csv(stream_db, filters, user.site, sort=query.sort)
+
+    stamp = utcnow().astimezone(tz).strftime("%Y-%m-%d")
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="incidents-{stamp}.csv"'},
+    )
+
+
+def _allowed_actions(status: str) -> tuple[str, ...]:
+    return {"new": ("in_review",), "in_review": ("closed",), "closed": ("in_review",)}.get(
+        status, ()
+    )
+
+
+def _load(db: SessionDep, incident_id: int, user: CurrentUser) -> IncidentDetail:
+    try:
+        return get_incident(db, incident_id, user.site)
+    except LookupError:
+        raise HTTPException(404, f"No incident {incident_id}.") from None
+
+
+def _audit_view(request: Request, db: SessionDep, user: CurrentUser, incident_id: int) -> None:
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.VIEW_INCIDENT,
+        target_type="incident",
+        target_id=incident_id,
+        detail={},
+        address=client_address(request),
+    )
+
+
+@router.get("/incidents/{incident_id}", name="incident")
+def incident(request: Request, incident_id: int, user: Reviewer, db: SessionDep) -> Response:
+    """One incident: evidence, earlier incidents, policy point, history and the review form."""
+    detail = _load(db, incident_id, user)
+    _audit_view(request, db, user, incident_id)
+    db.commit()
+    page = IncidentView(detail, _allowed_actions(detail.incident.status))
+    return render_page(request, "pages/incidents/incident.html", page)
+
+
+@router.post("/incidents/{incident_id}/review", name="review_incident")
+def review(
+    request: Request,
+    incident_id: int,
+    user: Reviewer,
+    db: SessionDep,
+    form: Annotated[ReviewForm, Form()],
+) -> Response:
+    """Move the incident on (PRG); a refused change shows the page again with the reason."""
+    actor = Actor(user.id, user.username, user.role.value, user.site)
+    try:
+        detail = review_incident(
+            db,
+            incident_id,
+            user=actor,
+            to_status=form.to_status,
+            outcome=form.outcome or None,
+            note=form.note,
+            second_reviewer=form.second_reviewer or None,
+            now=utcnow(),
+        )
+    except LookupError:
+        raise HTTPException(404, f"No incident {incident_id}.") from None
+    except ValueError as e:
+        db.rollback()
+        current = _load(db, incident_id, user)
+        _audit_view(request, db, user, incident_id)
+        db.commit()
+        message = str(e)
+        page = IncidentView(
+            current,
+            _allowed_actions(current.incident.status),
+            message[:1].upper() + message[1:] + ".",
+            form,  # fmt: skip
+        )
+        return render_page(request, "pages/incidents/incident.html", page, status_code=400)
+    change = detail.last_change
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.REVIEW,
+        target_type="incident",
+        target_id=incident_id,
+        detail={
+            "from": change.from_status if change else None,
+            "to": form.to_status,
+            "outcome": form.outcome or None,
+            "second_reviewer": form.second_reviewer or None,
+        },
+        address=client_address(request),
+    )
+    db.commit()
+    return redirect_to(request, "incident", incident_id=incident_id)

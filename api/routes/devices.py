@@ -1,0 +1,97 @@
+"""``/api/v1/devices``: list and read devices (reviewers, admins); label one (admins).
+
+Reading a device and labelling one write one audit row each in the same transaction. A user
+limited to a site sees only that site's devices (another site's device is a 404). Governors
+get 403: a device is identity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import HTTPException, Path, Query, Request
+
+from api.auth import client_address
+from api.deps import SessionDep
+from api.routes import BAD_BODY, NOT_FOUND, Admin, Page, PerPage, Reviewer, api_router
+from api.schemas import DeviceDetailOut, DeviceListOut, LabelIn, LabelOut
+from monitor.store.audit import AuditAction, record_event
+from monitor.store.queries import get_device, label_device, list_devices
+
+router = api_router("devices")
+
+DeviceId = Annotated[int, Path(ge=1, le=2**62, description="The device's id.")]
+
+
+@router.get("", summary="List devices")
+def devices_list(
+    user: Reviewer,
+    db: SessionDep,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="Part of the MAC, IP address, host name or label."),
+    ] = None,
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> DeviceListOut:
+    """Devices seen most recently first (one row per MAC and address binding)."""
+    found = list_devices(db, user.site, search=search, page=page, per_page=per_page)
+    return DeviceListOut.model_validate(found)
+
+
+@router.get("/{device_id}", summary="Get one device", responses=NOT_FOUND)
+def device_get(
+    device_id: DeviceId, request: Request, user: Reviewer, db: SessionDep
+) -> DeviceDetailOut:
+    """A device with its other addresses, incident counts, last activity and latest incidents.
+    Audited (``view_device``)."""
+    try:
+        detail = get_device(db, device_id, user.site)
+    except LookupError:
+        raise HTTPException(404, f"No device {device_id}.") from None
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.VIEW_DEVICE,
+        target_type="device",
+        target_id=device_id,
+        detail={"via": "api"},
+        address=client_address(request),
+    )
+    db.commit()
+    return DeviceDetailOut.model_validate(detail)
+
+
+@router.put(
+    "/{device_id}/label",
+    summary="Label a device (admin)",
+    responses={**BAD_BODY, **NOT_FOUND},
+)
+def device_label(
+    device_id: DeviceId, body: LabelIn, request: Request, user: Admin, db: SessionDep
+) -> LabelOut:
+    """Set the device's label (every address of its MAC, or the address when the MAC is
+    unknown) and the label frozen into its incidents; an empty label clears it. Audited
+    (``label_device``)."""
+    try:
+        device = get_device(db, device_id, user.site).device
+        result = label_device(
+            db,
+            device.mac,
+            None if device.mac else device.ip,
+            body.label,
+            site_scope=device.site,  # a device is one school's
+        )
+    except LookupError:
+        raise HTTPException(404, f"No device {device_id}.") from None
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.LABEL_DEVICE,
+        target_type="device",
+        target_id=device_id,
+        detail={"label": result.label, "devices": result.devices, "incidents": result.incidents},
+        address=client_address(request),
+    )
+    db.commit()
+    return LabelOut.model_validate(result)

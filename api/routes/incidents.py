@@ -1,0 +1,162 @@
+"""``/api/v1/incidents``: the review queue as JSON, one incident, and review changes.
+
+The list takes the queue page's filters (status, platform, segment, role, device text, local
+dates, site), its sort names and pagination. Reading one incident and every review change write
+one audit row in the same transaction. A user limited to a site sees only that site: another
+site's incident is a 404, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import HTTPException, Path, Query, Request
+
+from api.auth import client_address
+from api.deps import SessionDep, SettingsDep
+from api.routes import (
+    BAD_BODY,
+    CONFLICT,
+    NOT_FOUND,
+    DateFrom,
+    DateTo,
+    Page,
+    PerPage,
+    Reviewer,
+    api_router,
+    check_range,
+    school_zone,
+)
+from api.schemas import IncidentDetailOut, IncidentListOut, IncidentSort, ReviewIn, ReviewStatus
+from monitor.store.audit import AuditAction, record_event
+from monitor.store.queries import (
+    Actor,
+    IncidentFilters,
+    get_incident,
+    list_incidents,
+    review_incident,
+)
+
+router = api_router("incidents")
+
+IncidentId = Annotated[int, Path(ge=1, le=2**62, description="The incident's id.")]
+Texts = Query(max_length=50, description="Any of these (repeat the parameter for several).")
+
+
+@router.get("", summary="List incidents (the review queue)")
+def incidents_list(
+    user: Reviewer,
+    db: SessionDep,
+    settings: SettingsDep,
+    status: Annotated[
+        list[ReviewStatus] | None, Query(max_length=3, description="Review states to include.")
+    ] = None,
+    platform: Annotated[list[str] | None, Texts] = None,
+    segment: Annotated[list[str] | None, Texts] = None,
+    role: Annotated[list[str] | None, Texts] = None,
+    device: Annotated[
+        str | None,
+        Query(max_length=200, description="Part of the device's address, MAC, host or label."),
+    ] = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    site: Annotated[str | None, Query(max_length=100, description="One school.")] = None,
+    sort: Annotated[IncidentSort, Query(description="Sort key; `-` for descending.")] = "-start",
+    page: Page = 1,
+    per_page: PerPage = 50,
+) -> IncidentListOut:
+    """Incidents matching every filter given, one page at a time (newest first by default).
+    Limited to the user's site when the user has one."""
+    check_range(date_from, date_to)
+    filters = IncidentFilters(
+        statuses=tuple(dict.fromkeys(status or ())),
+        platforms=tuple(platform or ()),
+        segments=tuple(segment or ()),
+        roles=tuple(role or ()),
+        device=(device.strip() or None) if device else None,
+        date_from=date_from,
+        date_to=date_to,
+        tz=school_zone(settings),
+        site=site,
+    )
+    found = list_incidents(
+        db, filters, sort=sort, page=page, per_page=per_page, site_scope=user.site
+    )
+    return IncidentListOut.model_validate(found)
+
+
+@router.get("/{incident_id}", summary="Get one incident", responses=NOT_FOUND)
+def incident_get(
+    incident_id: IncidentId, request: Request, user: Reviewer, db: SessionDep
+) -> IncidentDetailOut:
+    """An incident with its evidence timeline, review history, the device's earlier incidents
+    and the policy point it relates to. Audited (``view_incident``)."""
+    try:
+        detail = get_incident(db, incident_id, user.site)
+    except LookupError:
+        raise HTTPException(404, f"No incident {incident_id}.") from None
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.VIEW_INCIDENT,
+        target_type="incident",
+        target_id=incident_id,
+        detail={"via": "api"},
+        address=client_address(request),
+    )
+    db.commit()
+    return IncidentDetailOut.model_validate(detail)
+
+
+@router.post(
+    "/{incident_id}/review",
+    summary="Change an incident's review state",
+    responses={**BAD_BODY, **NOT_FOUND, **CONFLICT},
+)
+def incident_review(
+    incident_id: IncidentId, body: ReviewIn, request: Request, user: Reviewer, db: SessionDep
+) -> IncidentDetailOut:
+    """Move the incident ``new`` -> ``in_review`` -> ``closed`` (closing needs an outcome and a
+    note), or reopen a closed one (``in_review``). Kept in the history; audited (``review``).
+    409 when the change is not allowed from the incident's current state."""
+    actor = Actor(user.id, user.username, user.role.value, user.site)
+    try:
+        detail = review_incident(
+            db,
+            incident_id,
+            user=actor,
+            to_status=body.to_status,
+            outcome=body.outcome,
+            note=body.note,
+            second_reviewer=body.second_reviewer,
+            now=datetime.now(UTC),
+        )
+    except LookupError:
+        raise HTTPException(404, f"No incident {incident_id}.") from None
+    except ValueError as e:
+        db.rollback()
+        raise HTTPException(409, _sentence(str(e))) from None
+    change = detail.last_change
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.REVIEW,
+        target_type="incident",
+        target_id=incident_id,
+        detail={
+            "from": change.from_status if change else None,
+            "to": body.to_status,
+            "outcome": body.outcome,
+            "second_reviewer": change.second_reviewer if change else None,
+        },
+        address=client_address(request),
+    )
+    db.commit()
+    return IncidentDetailOut.model_validate(detail)
+
+
+def _sentence(message: str) -> str:
+    """``"an incident that is closed ..."`` -> ``"An incident that is closed ...."``."""
+    text = message[:1].upper() + message[1:]
+    return text if text.endswith(".") else text + "."

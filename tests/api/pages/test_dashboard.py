@@ -1,0 +1,114 @@
+"""The dashboard: incident figures and capture health for reviewers, aggregates for governors."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from bs4 import BeautifulSoup
+
+from api.pages.dashboard import (
+    GovernorDashboardPage,
+    Period,
+    ReviewerDashboardPage,
+    this_term,
+    this_week,
+)
+from monitor.config import Settings
+from monitor.store.users import UserRole
+from tests.api.conftest import AppHarness
+from tests.monitor.store.queries.factories import PUPIL_TABLET, add_counter, add_incident
+
+
+def seed_now(harness: AppHarness) -> None:
+    """Two incidents an hour ago (one reviewed) and this week's capture counters."""
+    now = datetime.now(UTC)
+    with harness.db() as db:
+        add_incident(db, start=now - timedelta(hours=1), platform="instagram")
+        add_incident(
+            db, start=now - timedelta(hours=1), platform="tiktok", device=PUPIL_TABLET,
+            host_name="PUPIL-TAB-3", segment="pupil-wifi", role="pupil", status="closed",
+            outcome="no_action", label="Year 9 tablet",
+        )  # fmt: skip
+        add_counter(db, now.date(), "observations.dns", 120)
+        add_counter(db, now.date(), "observations.tls", 30)
+        db.commit()
+
+
+def test_this_week_runs_monday_to_sunday() -> None:
+    assert this_week(date(2026, 11, 26)) == Period(
+        "This week", date(2026, 11, 23), date(2026, 11, 29)
+    )
+
+
+@pytest.mark.parametrize(
+    ("terms", "today", "expected"),
+    [
+        (
+            [{"start": "2026-09-03", "end": "2026-12-18", "name": "Autumn 2026"}],
+            date(2026, 11, 24),
+            Period("Autumn 2026", date(2026, 9, 3), date(2026, 11, 24)),
+        ),
+        (  # between terms: the latest term that started, to its end
+            [
+                {"start": "2026-04-13", "end": "2026-07-22"},
+                {"start": "2026-09-03", "end": "2026-12-18"},
+            ],
+            date(2026, 8, 1),
+            Period("Term from 13 Apr 2026", date(2026, 4, 13), date(2026, 7, 22)),
+        ),
+        ([], date(2026, 11, 24), Period("The last 12 weeks", date(2026, 9, 2), date(2026, 11, 24))),
+    ],
+)
+def test_this_term(terms: list[dict[str, str]], today: date, expected: Period) -> None:
+    settings = Settings.model_validate({"calendar": {"terms": terms}})
+    assert this_term(settings, today) == expected
+
+
+@pytest.mark.parametrize("role", [UserRole.REVIEWER, UserRole.ADMIN])
+def test_reviewer_dashboard_shows_this_week_and_term(harness: AppHarness, role: UserRole) -> None:
+    seed_now(harness)
+    harness.sign_in(role)
+    response = harness.client.get("/dashboard")
+    assert response.status_code == 200
+    assert response.template.name == "pages/dashboard/reviewer.html"  # type: ignore[attr-defined]
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert isinstance(page, ReviewerDashboardPage)
+    assert (page.week_stats.total, page.week_stats.open_items, page.term_stats.total) == (2, 1, 2)
+    assert [chart.title for chart in page.week_charts] == [
+        "Incidents by day", "Incidents by platform", "Incidents by segment",
+    ]  # fmt: skip
+    assert len(page.week_charts[0].bars) == 7
+    assert page.week_charts[1].rows == (("instagram", 1), ("tiktok", 1))
+    assert page.health.observations_total == 150
+    assert page.open_items_href == "/incidents?status=new"
+    soup = BeautifulSoup(response.text, "html.parser")
+    assert soup.select_one('a[href="/incidents?status=new"]') is not None
+    assert soup.find(style=True) is None
+    for figure in soup.select("figure.chart-figure"):
+        if figure.find("svg") is not None:  # every drawn chart has its table
+            assert figure.find("table") is not None
+
+
+def test_governor_dashboard_is_aggregates_only(harness: AppHarness) -> None:
+    seed_now(harness)
+    harness.sign_in(UserRole.GOVERNOR)
+    response = harness.client.get("/dashboard")
+    assert response.template.name == "pages/dashboard/governor.html"  # type: ignore[attr-defined]
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert isinstance(page, GovernorDashboardPage)
+    assert page.summary.total == 2
+    text = response.text
+    for identity in ("10.1.4.23", "aa:bb:cc", "STAFF-LAPTOP", "PUPIL-TAB", "Year 9 tablet", "10.2.0.50"):  # fmt: skip
+        assert identity not in text
+    soup = BeautifulSoup(text, "html.parser")
+    assert not soup.select('a[href^="/incidents"]')
+
+
+def test_dashboard_on_an_empty_database_says_so(harness: AppHarness) -> None:
+    harness.sign_in(UserRole.REVIEWER)
+    soup = BeautifulSoup(harness.client.get("/dashboard").text, "html.parser")
+    text = soup.get_text()
+    assert "No incidents in this period." in text
+    assert "The sensors counted nothing this week." in text
+    assert "The sensors counted nothing on any day." in text

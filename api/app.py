@@ -2,8 +2,9 @@
 
 Nothing exists at import time. ``create_app`` wires the routers, templates, middleware and
 error pages; its lifespan makes the engine, refuses to start when the database schema is not at
-this version's head (``SchemaNotCurrent``: "run `hallmonitor db upgrade`") and puts the
-session factory on ``app.state``.
+this version's head (``SchemaNotCurrent``: "run `hallmonitor db upgrade`"), puts the
+session factory on ``app.state`` and, with ``mail.enabled``, runs the weekly report scheduler
+(``ReportScheduler``, stopped on shutdown before the engine is disposed).
 
 Behind a reverse proxy: ``web.root_path`` is the path prefix (whether or not the proxy strips
 it), and X-Forwarded-For / X-Forwarded-Proto are believed only from ``web.forwarded_allow_ips``
@@ -17,7 +18,7 @@ is ``Cache-Control: no-store`` (the pages show personal data).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 import jinja2
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -50,6 +52,7 @@ from api.pages import (
     admin,
     dashboard,
     devices,
+    health,
     home,
     incidents,
     links_for,
@@ -57,12 +60,14 @@ from api.pages import (
     login,
     path_for,
     privacy,
+    tokens,
 )
 from api.routes import audit as audit_api
 from api.routes import devices as devices_api
 from api.routes import incidents as incidents_api
 from api.routes import stats as stats_api
 from monitor.config import Settings, default_config_path, load_settings
+from monitor.reports.scheduler import ReportScheduler
 from monitor.store.db import display_url, ensure_schema_current, make_engine
 from monitor.store.users import DEFAULT_HASHER
 
@@ -100,7 +105,9 @@ PAGE_MODULES: tuple[PageModule, ...] = (
     devices,
     lists,
     admin,
+    tokens,
     privacy,
+    health,
 )
 """Every page module, in navigation order: add a new one here."""
 
@@ -135,10 +142,16 @@ ERROR_TEXT = {
 
 
 def create_app(
-    settings: Settings | None = None, *, password_hasher: PasswordHasher | None = None
+    settings: Settings | None = None,
+    *,
+    password_hasher: PasswordHasher | None = None,
+    run_scheduler: bool = True,
+    report_clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     """The review app for ``settings`` (None: read the config file, as ``uvicorn --factory``
-    does). ``password_hasher`` lets tests use a cheap argon2 profile."""
+    does). ``password_hasher`` lets tests use a cheap argon2 profile. With ``mail.enabled``
+    the lifespan runs the weekly report scheduler unless ``run_scheduler`` is false;
+    ``report_clock`` (tests) is the scheduler's clock."""
     if settings is None:
         settings = load_settings(default_config_path())
     app = FastAPI(
@@ -152,6 +165,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.password_hasher = password_hasher or DEFAULT_HASHER
+    app.state.run_scheduler = run_scheduler
+    app.state.report_clock = report_clock
+    app.state.report_scheduler = None
     app.state.templates = build_templates(settings)
     app.state.nav = tuple(link for module in PAGE_MODULES for link in module.NAV)
     for module in PAGE_MODULES:
@@ -179,9 +195,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ensure_schema_current(engine)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        if settings.mail.enabled and app.state.run_scheduler:
+            clock = app.state.report_clock
+            scheduler = (
+                ReportScheduler(engine, settings, clock=clock)
+                if clock is not None
+                else ReportScheduler(engine, settings)
+            )
+            scheduler.start()
+            app.state.report_scheduler = scheduler
+            logger.info("weekly report scheduler started")
         logger.info("review app started on database %s", display_url(url))
         yield
     finally:
+        # Stop the scheduler before the engine it uses goes away.
+        running: ReportScheduler | None = app.state.report_scheduler
+        if running is not None:
+            # A send in progress may take a few seconds: wait in a worker thread.
+            await anyio.to_thread.run_sync(running.stop)
+            app.state.report_scheduler = None
         engine.dispose()
 
 

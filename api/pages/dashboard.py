@@ -2,7 +2,7 @@
 
 Reviewers and admins see incidents by platform, segment and day (charts drawn on the server,
 each with a table saying the same), the open items waiting for a decision and the sensors'
-capture health. Governors get their own dashboard built only from ``governor_summary``, whose
+capture health, and a warning when weekly summaries could not be sent. Governors get their own dashboard built only from ``governor_summary``, whose
 types have no device field at all: nothing on it can name a device or a person.
 """
 
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from api.deps import SessionDep, SettingsDep, UserDep, utcnow
 from api.pages import NavLink, path_for, render_page
 from api.pages.charts import BarChart, bar_chart
+from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
 from monitor.store.queries import (
     CaptureHealth,
@@ -79,6 +80,9 @@ class ReviewerDashboardPage:
     """Observations per day this week: a zero on a school day means a sensor saw nothing."""
     open_items_href: str
     """The queue filtered on incidents waiting for a first look."""
+    report_failures: ReportFailureSummary
+    """Weekly summaries that could not be sent in the last two weeks (a count and the latest
+    error's first line: no recipient address)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
             empty_text="The sensors counted nothing on any day.",
         ),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
+        report_failures=recent_report_failures(db, utcnow()),
     )
     return render_page(request, "pages/dashboard/reviewer.html", page)
 

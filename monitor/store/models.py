@@ -99,6 +99,17 @@ class IncidentRecord(Base):
         Index(None, "site", "status", "start_at"),
         Index(None, "device_mac", "start_at"),
         Index(None, "device_ip", "start_at"),
+        Index(None, "start_at"),
+        Index(None, "site", "platform", "start_at"),
+        Index(
+            "ix_incidents_device_search",
+            "site",
+            "device_label",
+            "device_host_name",
+            "device_ip",
+            "device_mac",
+            "start_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

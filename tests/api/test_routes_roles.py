@@ -15,7 +15,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from api.app import API_ROUTERS, PAGE_MODULES
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import UserRole, create_api_token, create_user, list_api_tokens
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness, csrf_token_in
 from tests.monitor.store.queries.factories import add_device, add_incident
 
@@ -126,12 +126,27 @@ ROUTES: tuple[RouteCase, ...] = (
     RouteCase("GET", "/admin/audit", admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=REDIRECT),
     # api/pages/privacy.py (public)
     RouteCase("GET", "/privacy", admin=OK, reviewer=OK, governor=OK, anonymous=OK),
+    # api/pages/health.py (public, no personal data)
+    RouteCase("GET", "/healthz", admin=OK, reviewer=OK, governor=OK, anonymous=OK),
+    # api/pages/tokens.py (creating answers 200: the new token is shown once, not redirected)
+    RouteCase("GET", "/admin/tokens", admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=REDIRECT),
+    RouteCase(
+        "POST", "/admin/tokens",
+        admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=REDIRECT,
+        data={"username": "target", "name": "nightly export"},
+    ),
+    RouteCase(
+        "POST", "/admin/tokens/{token_id}/revoke",
+        admin=REDIRECT, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=REDIRECT,
+    ),
 )  # fmt: skip
 """The table: add rows for new routes here."""
 
-COVERED_MODULES = frozenset(
-    {"api.pages.login", "api.pages.home", "api.pages.dashboard", "api.pages.incidents"}
-) | frozenset({"api.pages.devices", "api.pages.lists", "api.pages.admin", "api.pages.privacy"})
+COVERED_MODULES = (
+    frozenset({"api.pages.login", "api.pages.home", "api.pages.dashboard", "api.pages.incidents"})
+    | frozenset({"api.pages.devices", "api.pages.lists", "api.pages.admin", "api.pages.privacy"})
+    | frozenset({"api.pages.health", "api.pages.tokens"})
+)
 """Router modules whose every route must have a row in ``ROUTES``."""
 
 
@@ -140,9 +155,18 @@ def seed(harness: AppHarness) -> dict[str, int | str]:
     with harness.db() as db:
         incident_id = add_incident(db).id
         device_id = add_device(db).id
-        create_user(db, "target", "Target", UserRole.REVIEWER, PASSWORD, hasher=FAST_HASHER)
+        target = create_user(
+            db, "target", "Target", UserRole.REVIEWER, PASSWORD, hasher=FAST_HASHER
+        )
+        create_api_token(db, target.id, "a script")
+        token_id = list_api_tokens(db)[0].id
         db.commit()
-    return {"incident_id": incident_id, "device_id": device_id, "username": "target"}
+    return {
+        "incident_id": incident_id,
+        "device_id": device_id,
+        "username": "target",
+        "token_id": token_id,
+    }
 
 
 def request_as(harness: AppHarness, role: str, case: RouteCase) -> int:

@@ -2,7 +2,9 @@
 
 The queue reads the columns it shows and nothing else (never the evidence JSON). A page is
 found in two steps: the ids of the page's rows, found in an index, then those rows; so a deep
-page does not fetch and discard every row before it. Sort keys end with the start time and
+page does not fetch and discard every row before it. The platform and device sorts and the
+device search have indexes of their own (migration 9b5d2e7c4a1f), so that none of them reads
+every incident row of a site. Sort keys end with the start time and
 the id, so pages are stable while new incidents arrive.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import (
@@ -271,8 +273,7 @@ def list_incidents(
     total = db.scalar(select(func.count()).select_from(IncidentRecord).where(*conditions)) or 0
     ids = list(
         db.scalars(
-            select(IncidentRecord.id)
-            .where(*conditions)
+            _page_ids(conditions, filters, site_scope)
             .order_by(*order)
             .limit(window.per_page)
             .offset(window.offset)
@@ -293,6 +294,24 @@ def list_incidents(
         pages=window.pages(total),
         sort=sort,
         filters=filters,
+    )
+
+
+def _page_ids(
+    conditions: list[ColumnElement[bool]], filters: IncidentFilters, site_scope: str | None
+) -> Select[int]:
+    """The ids of the queue's rows, before ORDER BY and the page window.
+
+    A device search first collects the matching ids from the device index (which holds every
+    searched column), then walks the (site's) rows in sort order keeping those: walking in sort
+    order and testing each row would read the whole table when few rows match.
+    """
+    if not filters.device:
+        return select(IncidentRecord.id).where(*conditions)
+    site = site_scope if site_scope is not None else filters.site
+    matching = select(IncidentRecord.id).where(*conditions)
+    return select(IncidentRecord.id).where(
+        site_condition(IncidentRecord.site, site), IncidentRecord.id.in_(matching)
     )
 
 
@@ -371,11 +390,14 @@ def _earlier(
     db: Session, record: IncidentRecord, site_scope: str | None
 ) -> tuple[IncidentSummary, ...]:
     table = IncidentRecord
+    if site_scope is not None and site_scope != record.site:
+        return ()
+    # same_device() already keeps to the record's site; repeating the site here made SQLite
+    # walk the site's start_at index instead of the device's (30 ms instead of 0.1 at 100k)
     rows = db.execute(
         select(*SUMMARY_COLUMNS)
         .where(
             same_device(record.site, record.device_mac, record.device_ip),
-            site_condition(table.site, site_scope),
             table.id != record.id,
             table.start_at <= record.start_at,
         )

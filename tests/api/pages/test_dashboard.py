@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from bs4 import BeautifulSoup
@@ -17,6 +18,7 @@ from api.pages.dashboard import (
 from monitor.config import Settings
 from monitor.store.users import UserRole
 from tests.api.conftest import AppHarness
+from tests.api.pages.test_health import add_failed_report
 from tests.monitor.store.queries.factories import PUPIL_TABLET, add_counter, add_incident
 
 
@@ -112,3 +114,49 @@ def test_dashboard_on_an_empty_database_says_so(harness: AppHarness) -> None:
     assert "No incidents in this period." in text
     assert "The sensors counted nothing this week." in text
     assert "The sensors counted nothing on any day." in text
+
+
+# --- report failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [UserRole.REVIEWER, UserRole.ADMIN])
+def test_reviewer_dashboard_warns_about_failed_weekly_summaries(
+    harness: AppHarness, role: UserRole
+) -> None:
+    now = datetime.now(UTC)
+    since = now - timedelta(days=3)
+    add_failed_report(harness, "deputy@hill-school.example", since, "temporary: 451 busy")
+    add_failed_report(
+        harness, "head@hill-school.example", now - timedelta(hours=2),
+        "permanent: 535 5.7.8 authentication failed\nserver said more",
+    )  # fmt: skip
+    add_failed_report(harness, "old@hill-school.example", now - timedelta(days=30), "x", "2026-W40")
+    harness.sign_in(role)
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert (page.report_failures.count, page.report_failures.recipients) == (2, 2)
+    alert = BeautifulSoup(response.text, "html.parser").find("div", attrs={"role": "alert"})
+    assert alert is not None
+    text = " ".join(alert.get_text().split())
+    assert text.startswith(
+        "The weekly summary could not be sent to 2 recipient(s) since "
+        f"{since.astimezone(ZoneInfo(harness.settings.calendar.timezone)):%a %d %b %Y}: "
+        "permanent: 535 5.7.8 authentication failed"
+    )
+    assert "[mail] settings" in text
+    assert "hallmonitor report weekly --send" in text
+    assert "@" not in text
+
+
+def test_reviewer_dashboard_has_no_report_warning_without_failures(harness: AppHarness) -> None:
+    harness.sign_in(UserRole.REVIEWER)
+    response = harness.client.get("/dashboard")
+    assert response.context["page"].report_failures.count == 0  # type: ignore[attr-defined]
+    assert "weekly summary could not be sent" not in response.text
+
+
+def test_governor_dashboard_does_not_show_report_failures(harness: AppHarness) -> None:
+    add_failed_report(harness, "head@hill-school.example", datetime.now(UTC), "temporary: 451")
+    harness.sign_in(UserRole.GOVERNOR)
+    response = harness.client.get("/dashboard")
+    assert "weekly summary could not be sent" not in response.text

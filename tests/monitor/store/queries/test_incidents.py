@@ -232,6 +232,23 @@ class TestSiteScope:
         # asking for another site through the filter shows nothing either
         assert listed(db, queue, IncidentFilters(site=OTHER_SITE), site_scope=SITE) == []
 
+    @pytest.mark.parametrize("sort", ["-start", "start", "platform", "-platform", "device", "-confidence"])  # fmt: skip
+    def test_a_device_search_within_a_site_keeps_order_and_pages(self, db: Session, queue: dict[str, int], sort: str) -> None:  # fmt: skip
+        # within one site the search collects the matching ids first: same rows, same order
+        search = IncidentFilters(device="AA:BB")
+        everywhere = listed(db, queue, search, sort=sort)
+        assert "routed-x" not in everywhere  # no MAC
+        expected = [name for name in everywhere if name != "annex-insta"]
+        assert listed(db, queue, search, sort=sort, site_scope=SITE) == expected
+        assert listed(db, queue, IncidentFilters(device="AA:BB", site=SITE), sort=sort) == expected
+        assert listed(db, queue, IncidentFilters(device="AA:BB", site=SITE), site_scope=OTHER_SITE) == []  # fmt: skip
+        pages = [
+            list_incidents(db, search, sort=sort, page=n, per_page=2, site_scope=SITE)
+            for n in (1, 2, 3)
+        ]
+        assert [names(page.items, queue) for page in pages] == [expected[0:2], expected[2:4], expected[4:6]]  # fmt: skip
+        assert {page.total for page in pages} == {len(expected)}
+
     def test_another_sites_incident_is_missing(self, db: Session, queue: dict[str, int]) -> None:
         with pytest.raises(LookupError, match="no incident"):
             get_incident(db, queue["annex-insta"], SITE)

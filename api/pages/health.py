@@ -1,0 +1,156 @@
+"""``/healthz``: whether the review app can serve, for monitoring and the reverse proxy.
+
+No login: the answer holds no personal data. It says whether the database answers, whether
+its schema is at this version's migration head (both needed: HTTP 200 when ready, 503 when
+not) and how many weekly summaries could not be sent in the last ``REPORT_WINDOW`` with the
+first line of the latest error. Recipient addresses are never shown (``last_failures``
+includes them: only the count leaves this module). A report failure does not make the app
+unready: the pages still work, and the dashboard says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from api.deps import utcnow
+from api.pages import NavLink
+from monitor.reports.scheduler import ReportFailure, last_failures
+from monitor.store.db import current_revision, head_revision
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+NAV: tuple[NavLink, ...] = ()
+
+REPORT_WINDOW = timedelta(days=14)
+"""Report failures older than this no longer count (the scheduler gives up after two weeks)."""
+FAILURE_LIMIT = 500
+"""At most this many recent failures are read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check: ``ok`` and a line saying what was found (never an address)."""
+
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFailureSummary:
+    """Failed weekly summaries in a window, without any recipient."""
+
+    count: int
+    """Failed sends (one per recipient and week) whose latest attempt is in the window."""
+    recipients: int
+    """How many different recipients those sends were for."""
+    since: datetime | None
+    """The earliest of those attempts (UTC)."""
+    last_error: str
+    """The first line of the latest error ("" when none)."""
+
+
+ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")
+"""An email address inside an error message (an SMTP refusal often quotes the recipient)."""
+
+
+def first_line(error: str) -> str:
+    """The first line of an error message, stripped, with any email address hidden."""
+    lines = error.strip().splitlines()
+    return ADDRESS.sub("(address hidden)", lines[0].strip()) if lines else ""
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def summarise_failures(
+    failures: list[ReportFailure], now: datetime, window: timedelta = REPORT_WINDOW
+) -> ReportFailureSummary:
+    """Count the failures (latest first, as ``last_failures`` gives them) attempted within
+    ``window`` before ``now``; addresses are dropped here."""
+    recent = [
+        f
+        for f in failures
+        if f.last_attempt_at is not None and _as_utc(f.last_attempt_at) >= now - window
+    ]
+    if not recent:
+        return ReportFailureSummary(0, 0, None, "")
+    since = min(_as_utc(f.last_attempt_at) for f in recent if f.last_attempt_at is not None)
+    recipients = len({f.recipient.strip().lower() for f in recent})
+    return ReportFailureSummary(len(recent), recipients, since, first_line(recent[0].last_error))
+
+
+def recent_report_failures(db: Session, now: datetime) -> ReportFailureSummary:
+    """The failed weekly summaries of the last ``REPORT_WINDOW``."""
+    return summarise_failures(last_failures(db, limit=FAILURE_LIMIT), now)
+
+
+def _check_database(engine: Engine) -> Check:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as e:
+        logger.warning("health check: the database does not answer: %s", first_line(str(e)))
+        return Check(False, f"the database does not answer: {type(e).__name__}")
+    return Check(True, "the database answers")
+
+
+def _check_schema(engine: Engine) -> Check:
+    try:
+        current = current_revision(engine)
+    except Exception as e:
+        return Check(False, f"the schema revision could not be read: {type(e).__name__}")
+    head = head_revision()
+    if current != head:
+        shown = current or "none (empty database)"
+        return Check(False, f"schema at {shown}, needs {head}: run `hallmonitor db upgrade`")
+    return Check(True, f"schema at head {head}")
+
+
+def _check_reports(engine: Engine, now: datetime) -> dict[str, object]:
+    try:
+        with Session(engine) as db:
+            summary = recent_report_failures(db, now)
+    except Exception as e:
+        detail = f"report records could not be read: {type(e).__name__}"
+        return {"ok": False, "detail": detail, "failures": None, "last_error": None}
+    if summary.count == 0:
+        detail = "no failed report sends in the last 14 days"
+    else:
+        detail = f"{summary.count} failed report send(s) in the last 14 days"
+    return {
+        "ok": summary.count == 0,
+        "detail": detail,
+        "failures": summary.count,
+        "last_error": summary.last_error or None,
+    }
+
+
+@router.get("/healthz", name="healthz")
+def healthz(request: Request) -> Response:
+    """Readiness as JSON: 200 when the database answers at the schema head, else 503.
+
+    ``checks.reports`` has ``failures`` (a count) and ``last_error`` (its first line)."""
+    engine: Engine = request.app.state.engine
+    database = _check_database(engine)
+    schema = _check_schema(engine) if database.ok else Check(False, "not checked: no database")
+    reports = (
+        _check_reports(engine, utcnow())
+        if schema.ok
+        else {"ok": False, "detail": "not checked: no schema", "failures": None, "last_error": None}
+    )
+    ready = database.ok and schema.ok
+    body = {
+        "ready": ready,
+        "checks": {"database": asdict(database), "schema": asdict(schema), "reports": reports},
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,144 @@
+"""``/healthz``: readiness as JSON (200 or 503), and report failures counted without addresses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from api.pages.health import first_line, summarise_failures
+from monitor.reports.scheduler import ReportFailure
+from monitor.store.models import SentReportRecord
+from tests.api.conftest import AppFactory, AppHarness
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def failure(
+    recipient: str, attempt_at: datetime | None, error: str = "temporary: x"
+) -> ReportFailure:
+    return ReportFailure("weekly", "2026-W47", recipient, "reviewer", 2, error, attempt_at)
+
+
+def add_failed_report(
+    harness: AppHarness, recipient: str, at: datetime, error: str, period: str = "2026-W47"
+) -> None:
+    with harness.db() as db:
+        db.add(
+            SentReportRecord(
+                kind="weekly", period=period, recipient=recipient, role="reviewer",
+                status="failed", attempts=3, last_error=error, created_at=at, sent_at=at,
+            )
+        )  # fmt: skip
+        db.commit()
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("temporary: 451 try later\nmore detail", "temporary: 451 try later"),
+        (
+            "permanent: 550 <head@hill-school.example> refused",
+            "permanent: 550 (address hidden) refused",
+        ),
+        (
+            "permanent: user head@hill-school.example unknown",
+            "permanent: user (address hidden) unknown",
+        ),
+        ("", ""),
+        ("  \n", ""),
+    ],
+)
+def test_first_line_keeps_one_line_without_addresses(error: str, shown: str) -> None:
+    assert first_line(error) == shown
+
+
+def test_summarise_failures_counts_the_last_fourteen_days_only() -> None:
+    failures = [
+        failure("a@x.example", NOW - timedelta(days=1), "permanent: 535 login refused\nsecond"),
+        failure("A@x.example", NOW - timedelta(days=8)),
+        failure("b@x.example", NOW - timedelta(days=13)),
+        failure("c@x.example", NOW - timedelta(days=15)),
+        failure("d@x.example", None),
+    ]
+    summary = summarise_failures(failures, NOW)
+    assert (summary.count, summary.recipients) == (3, 2)
+    assert summary.since == NOW - timedelta(days=13)
+    assert summary.last_error == "permanent: 535 login refused"
+
+
+def test_summarise_failures_of_nothing_is_zero() -> None:
+    summary = summarise_failures([], NOW)
+    assert (summary.count, summary.recipients, summary.since, summary.last_error) == (
+        0,
+        0,
+        None,
+        "",
+    )
+
+
+def test_healthz_is_ready_for_anyone_without_signing_in(harness: AppHarness) -> None:
+    response = harness.client.get("/healthz", follow_redirects=False)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ready"] is True
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["schema"]["ok"] is True
+    assert body["checks"]["reports"] == {
+        "ok": True,
+        "detail": "no failed report sends in the last 14 days",
+        "failures": 0,
+        "last_error": None,
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_counts_failed_reports_and_hides_addresses(harness: AppHarness) -> None:
+    now = datetime.now(UTC)
+    add_failed_report(
+        harness, "head@hill-school.example", now - timedelta(days=20), "old", "2026-W40"
+    )
+    add_failed_report(
+        harness, "deputy@hill-school.example", now - timedelta(days=2), "temporary: 451"
+    )
+    add_failed_report(
+        harness, "head@hill-school.example", now - timedelta(hours=1),
+        "permanent: 550 5.1.1 <head@hill-school.example>: no such user\ntrace",
+    )  # fmt: skip
+    response = harness.client.get("/healthz")
+    assert response.status_code == 200  # a report failure does not make the app unready
+    reports = response.json()["checks"]["reports"]
+    assert reports["ok"] is False
+    assert reports["failures"] == 2
+    assert reports["last_error"] == "permanent: 550 5.1.1 (address hidden): no such user"
+    assert "@" not in response.text
+
+
+def test_healthz_is_not_ready_when_the_schema_is_behind(harness: AppHarness) -> None:
+    with harness.app.state.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    response = harness.client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["schema"]["ok"] is False
+    assert "hallmonitor db upgrade" in body["checks"]["schema"]["detail"]
+    assert body["checks"]["reports"]["ok"] is False
+
+
+def test_healthz_is_not_ready_when_the_database_does_not_answer(app_client: AppFactory) -> None:
+    harness = app_client()
+    engine = harness.app.state.engine
+    engine.dispose()
+    database = engine.url.database
+    assert database is not None
+    Path(database).write_bytes(b"this is not an SQLite database" * 100)
+    response = harness.client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["checks"]["database"]["ok"] is False
+    assert body["checks"]["schema"]["detail"] == "not checked: no database"

@@ -11,6 +11,7 @@ TEST_FILES_WITHOUT_MODULE = {
     "tests/monitor/test_scan_golden.py",  # golden tests of `hallmonitor scan` over real captures
     "tests/api/test_routes_roles.py",  # every route x role, across the page and API modules
     "tests/api/test_browser.py",  # the review app in a real browser
+    "tests/api/test_app_scheduler.py",  # api/app.py's lifespan running the report scheduler
     "tests/api/test_openapi.py",  # the OpenAPI schema and schemathesis against it
     "tests/api/routes/test_common.py",  # checks shared by every API route module
     "tests/api/routes/test_roles.py",  # every API route x role

@@ -91,8 +91,9 @@ class Engine:
         day = self.day_of(observation.ts)
         counters = self._counters
         counters[(day, f"observations.{observation.proto.value}")] += 1
-        for flag in observation.flags & VISIBILITY_FLAGS:
-            counters[(day, f"flags.{flag.value}")] += 1
+        if observation.flags:
+            for flag in observation.flags & VISIBILITY_FLAGS:
+                counters[(day, f"flags.{flag.value}")] += 1
         if observation.proto is Proto.DHCP:
             self._device_seen(observation)
             return

@@ -24,7 +24,7 @@ from starlette.datastructures import QueryParams
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
-from monitor.store.audit import AuditAction, record_event
+from monitor.store.audit import AuditAction, record_event, record_review
 from monitor.store.queries import (
     OUTCOMES,
     STATUSES,
@@ -340,19 +340,11 @@ def review(
             form,  # fmt: skip
         )
         return render_page(request, "pages/incidents/incident.html", page, status_code=400)
-    change = detail.last_change
-    record_event(
+    record_review(
         db,
         user=user,
-        action=AuditAction.REVIEW,
-        target_type="incident",
-        target_id=incident_id,
-        detail={
-            "from": change.from_status if change else None,
-            "to": form.to_status,
-            "outcome": form.outcome or None,
-            "second_reviewer": form.second_reviewer or None,
-        },
+        incident_id=incident_id,
+        change=detail.last_change,
         address=client_address(request),
     )
     db.commit()

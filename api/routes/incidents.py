@@ -29,7 +29,7 @@ from api.routes import (
     school_zone,
 )
 from api.schemas import IncidentDetailOut, IncidentListOut, IncidentSort, ReviewIn, ReviewStatus
-from monitor.store.audit import AuditAction, record_event
+from monitor.store.audit import AuditAction, record_event, record_review
 from monitor.store.queries import (
     Actor,
     IncidentFilters,
@@ -137,19 +137,11 @@ def incident_review(
     except ValueError as e:
         db.rollback()
         raise HTTPException(409, _sentence(str(e))) from None
-    change = detail.last_change
-    record_event(
+    record_review(
         db,
         user=user,
-        action=AuditAction.REVIEW,
-        target_type="incident",
-        target_id=incident_id,
-        detail={
-            "from": change.from_status if change else None,
-            "to": body.to_status,
-            "outcome": body.outcome,
-            "second_reviewer": change.second_reviewer if change else None,
-        },
+        incident_id=incident_id,
+        change=detail.last_change,
         address=client_address(request),
     )
     db.commit()

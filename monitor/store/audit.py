@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session
 
 from monitor.store.models import AuditEventRecord
+
+if TYPE_CHECKING:
+    from monitor.store.queries.incidents import ReviewEntry
 
 USERNAME_MAX_LENGTH = 150
 """A name typed at a failed login is cut to this length before it is stored."""
@@ -86,4 +89,29 @@ def record_event(
             detail=dict(detail or {}),
             address=address,
         )
+    )
+
+
+def record_review(
+    db: Session,
+    *,
+    user: Actor,
+    incident_id: int,
+    change: ReviewEntry | None,
+    address: str | None,
+) -> None:
+    """The audit row of a review change, from the change as stored (pages and API alike)."""
+    record_event(
+        db,
+        user=user,
+        action=AuditAction.REVIEW,
+        target_type="incident",
+        target_id=incident_id,
+        detail={
+            "from": change.from_status if change else None,
+            "to": change.to_status if change else None,
+            "outcome": change.outcome if change else None,
+            "second_reviewer": change.second_reviewer if change else None,
+        },
+        address=address,
     )

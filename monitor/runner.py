@@ -13,11 +13,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError
@@ -36,6 +37,7 @@ from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
+from monitor.values import Frame
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +223,63 @@ def default_interfaces() -> list[str]:
     return names
 
 
+class FrameSource(Protocol):
+    """Where the daemon's frames come from: live interfaces, or a replay (``up --demo``)."""
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        """Frames until ``stop`` is set."""
+        ...
+
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """Packets received and dropped by the kernel, per interface, since start."""
+        ...
+
+    @property
+    def interfaces(self) -> list[str]:
+        """Names for the log line."""
+        ...
+
+    def close(self) -> None:
+        """Release sockets or files."""
+        ...
+
+
+def open_live_source(settings: Settings) -> FrameSource:
+    """The configured interfaces (every interface that is up when none is), with the BPF filter."""
+    interfaces = list(settings.capture.interfaces) or default_interfaces()
+    ports = DNS_PORTS | set(settings.capture.dns_ports)
+    return LiveSource(
+        interfaces,
+        bpf=build_bpf_filter(sorted(ports)),
+        snaplen=settings.capture.snaplen,
+        buffer_bytes=settings.capture.buffer_mb << 20,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatus:
+    """Totals since the daemon started, for the stats line, metrics and health. No identities."""
+
+    packets: int
+    """Packets the kernel passed through the BPF filter."""
+    kernel_drops: int
+    frames: int
+    """Frames the pipeline read."""
+    malformed: int
+    observations: int
+    matches: int
+    incidents_opened: int
+    incidents_closed: int
+    writer: WriterStats
+
+
 class CaptureDaemon:
-    """``hallmonitor capture``: live capture into the database until SIGTERM."""
+    """``hallmonitor capture``: live capture into the database until SIGTERM.
+
+    ``open_source`` replaces the live interfaces (``hallmonitor up --demo`` replays sample
+    traffic). Signals are handled only when ``run`` is called on the main thread; otherwise
+    whoever started it stops it with ``stop``.
+    """
 
     def __init__(
         self,
@@ -230,46 +287,81 @@ class CaptureDaemon:
         *,
         reload_settings: Callable[[], Settings] | None = None,
         stats_interval_s: float = STATS_INTERVAL_S,
+        open_source: Callable[[Settings], FrameSource] = open_live_source,
     ) -> None:
         self.settings = settings
         self.reload_settings = reload_settings
         self.stats_interval_s = stats_interval_s
+        self.open_source = open_source
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
+        self.started = threading.Event()
+        """Set once capture runs (the source is open and the writer started)."""
         self.lock = threading.Lock()
         self.frames = 0
         self.capture_counts = CaptureCounts()
         self.capture_error: BaseException | None = None
+        self.source: FrameSource | None = None
+        self.pipeline: Pipeline | None = None
+        self.engine: Engine | None = None
+        self.writer: Writer | None = None
+
+    def stop(self) -> None:
+        """Ask ``run`` to stop (from another thread, or a signal handler)."""
+        self.stop_event.set()
+
+    def reload(self) -> None:
+        """Ask ``run`` to reload lists and configuration (SIGHUP does this)."""
+        self.reload_event.set()
+
+    def status(self) -> DaemonStatus | None:
+        """Totals now, or None before capture has started."""
+        source, pipeline, engine, writer = self.source, self.pipeline, self.engine, self.writer
+        if source is None or pipeline is None or engine is None or writer is None:
+            return None
+        received = drops = 0
+        for packets, dropped in source.stats().values():
+            received += packets
+            drops += dropped
+        counters = pipeline.counters
+        stats = engine.stats
+        return DaemonStatus(
+            packets=received,
+            kernel_drops=drops,
+            frames=self.frames,
+            malformed=sum(counters.malformed.values()),
+            observations=stats.observations,
+            matches=stats.matches,
+            incidents_opened=stats.incidents_opened,
+            incidents_closed=stats.incidents_closed,
+            writer=writer.stats(),
+        )
 
     def run(self) -> RunSummary:
         """Start, serve until a stop signal, then stop every part in order."""
         settings = self.settings
         check_schema(settings)
-        interfaces = list(settings.capture.interfaces) or default_interfaces()
         ports = DNS_PORTS | set(settings.capture.dns_ports)
-        source = LiveSource(
-            interfaces,
-            bpf=build_bpf_filter(sorted(ports)),
-            snaplen=settings.capture.snaplen,
-            buffer_bytes=settings.capture.buffer_mb << 20,
-        )
+        source = self.open_source(settings)
         writer = build_writer(settings)
         writer.start()
         engine = build_engine(settings, writer.submit)
         pipeline = Pipeline(dns_ports=ports)
+        self.source, self.pipeline, self.engine, self.writer = source, pipeline, engine, writer
         previous = self._install_signal_handlers()
         logger.info(
             "capturing on %s for site %r; database %s",
-            ", ".join(interfaces),
+            ", ".join(source.interfaces),
             settings.site.name,
             settings.database.display_url(),
         )
+        self.started.set()
         thread = threading.Thread(
             target=self._capture, args=(source, pipeline, engine), name="capture", daemon=True
         )
         thread.start()
         try:
-            self._serve(source, pipeline, engine, writer, thread)
+            self._serve(source, pipeline, engine, thread)
         finally:
             self.stop_event.set()
             thread.join(timeout=10)
@@ -292,7 +384,7 @@ class CaptureDaemon:
             raise RuntimeError(f"capture failed: {self.capture_error}") from self.capture_error
         return summary
 
-    def _capture(self, source: LiveSource, pipeline: Pipeline, engine: Engine) -> None:
+    def _capture(self, source: FrameSource, pipeline: Pipeline, engine: Engine) -> None:
         lock = self.lock
         try:
             for frame in source.frames(self.stop_event):
@@ -309,10 +401,9 @@ class CaptureDaemon:
 
     def _serve(
         self,
-        source: LiveSource,
+        source: FrameSource,
         pipeline: Pipeline,
         engine: Engine,
-        writer: Writer,
         thread: threading.Thread,
     ) -> None:
         next_stats = time.monotonic() + self.stats_interval_s
@@ -333,7 +424,7 @@ class CaptureDaemon:
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
-                self._log_stats(source, pipeline, engine, writer)
+                self._log_stats()
             if now >= next_purge:
                 next_purge = now + PURGE_INTERVAL_S
                 self._purge()
@@ -373,26 +464,21 @@ class CaptureDaemon:
             return
         logger.info("retention purge: %s", result)
 
-    def _log_stats(
-        self, source: LiveSource, pipeline: Pipeline, engine: Engine, writer: Writer
-    ) -> None:
-        counters = pipeline.counters
-        received = drops = 0
-        for packets, dropped in source.stats().values():
-            received += packets
-            drops += dropped
-        writer_stats = writer.stats()
+    def _log_stats(self) -> None:
+        status = self.status()
+        if status is None:
+            return
         logger.info(
             "packets %d, kernel drops %d, malformed %d, observations %d, matches %d, "
             "incidents %d, queue %d, spool %d bytes",
-            received,
-            drops,
-            sum(counters.malformed.values()),
-            engine.stats.observations,
-            engine.stats.matches,
-            engine.stats.incidents_opened,
-            writer_stats.queued,
-            writer_stats.spool_bytes,
+            status.packets,
+            status.kernel_drops,
+            status.malformed,
+            status.observations,
+            status.matches,
+            status.incidents_opened,
+            status.writer.queued,
+            status.writer.spool_bytes,
         )
 
     def _install_signal_handlers(self) -> dict[int, object]:

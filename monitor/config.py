@@ -598,6 +598,11 @@ class ReportSettings(Group):
         le=1440,
         description="After a failed send, try again after this many minutes (1 to 1440).",
     )
+    all_sites: bool = Field(
+        default=False,
+        description="false: the reports cover this sensor's school (site.name) only; true: "
+        "every school writing to the database, for a trust's office.",
+    )
 
 
 def _upper(value: object) -> object:
@@ -650,6 +655,10 @@ class Settings(BaseSettings):
     reports: ReportSettings = Field(
         default_factory=lambda: ReportSettings(), description="When reports are sent."
     )
+
+    def report_site(self) -> str | None:
+        """The school the reports cover: this one's site, or None for every site."""
+        return None if self.reports.all_sites else self.site.name
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,11 @@ cannot show one by accident. Only ``ReviewerWeek`` carries ``DeviceActivity`` an
 
 Days are the school's local days: ``start`` and ``end`` are local dates (both included), turned
 into UTC bounds with the school's time zone, daylight saving included.
+
+Sites: in a trust, several schools' sensors share one database. Each loader takes ``site``: a
+school's report counts only that school's incidents, counters and checks (checks recorded
+without a site count for every school); ``None`` covers the whole trust. List changes apply to
+every school, so they are never filtered.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import (
@@ -31,6 +36,7 @@ from monitor.store.models import (
     IncidentRecord,
     ListChangeRecord,
 )
+from monitor.store.queries.scope import site_condition
 
 WAITING_STATUSES = ("new", "in_review")
 """Review statuses of incidents that still wait for the headteacher."""
@@ -235,7 +241,9 @@ class _Incident:
     address: str
 
 
-def _incidents(db: Session, start: date, end: date, zone: ZoneInfo) -> list[_Incident]:
+def _incidents(
+    db: Session, start: date, end: date, zone: ZoneInfo, site: str | None
+) -> list[_Incident]:
     low, high = utc_bounds(start, end, zone)
     rows = db.execute(
         select(
@@ -251,7 +259,11 @@ def _incidents(db: Session, start: date, end: date, zone: ZoneInfo) -> list[_Inc
             IncidentRecord.device_label,
             IncidentRecord.device_host_name,
         )
-        .where(IncidentRecord.start_at >= low, IncidentRecord.start_at < high)
+        .where(
+            IncidentRecord.start_at >= low,
+            IncidentRecord.start_at < high,
+            site_condition(IncidentRecord.site, site),
+        )
         .order_by(IncidentRecord.start_at, IncidentRecord.id)
     )
     return [
@@ -271,12 +283,18 @@ def _incidents(db: Session, start: date, end: date, zone: ZoneInfo) -> list[_Inc
     ]
 
 
-def _count_incidents(db: Session, start: date, end: date, zone: ZoneInfo) -> Counter[str]:
+def _count_incidents(
+    db: Session, start: date, end: date, zone: ZoneInfo, site: str | None
+) -> Counter[str]:
     """Incidents per platform in the period."""
     low, high = utc_bounds(start, end, zone)
     rows = db.execute(
         select(IncidentRecord.platform, func.count())
-        .where(IncidentRecord.start_at >= low, IncidentRecord.start_at < high)
+        .where(
+            IncidentRecord.start_at >= low,
+            IncidentRecord.start_at < high,
+            site_condition(IncidentRecord.site, site),
+        )
         .group_by(IncidentRecord.platform)
     )
     return Counter({str(platform): int(count) for platform, count in rows})
@@ -309,12 +327,16 @@ def _previous_period(start: date, end: date) -> tuple[date, date]:
 
 
 def load_capture_health(
-    db: Session, start: date, end: date, school_days: Sequence[date]
+    db: Session, start: date, end: date, school_days: Sequence[date], *, site: str | None
 ) -> CaptureHealth:
-    """Capture health from the anonymous daily counters (every site together)."""
+    """Capture health from the anonymous daily counters of ``site`` (None: every site)."""
     rows = db.execute(
         select(DailyCounterRecord.day, DailyCounterRecord.name, func.sum(DailyCounterRecord.count))
-        .where(DailyCounterRecord.day >= start, DailyCounterRecord.day <= end)
+        .where(
+            DailyCounterRecord.day >= start,
+            DailyCounterRecord.day <= end,
+            site_condition(DailyCounterRecord.site, site),
+        )
         .group_by(DailyCounterRecord.day, DailyCounterRecord.name)
     )
     per_day: Counter[date] = Counter()
@@ -357,12 +379,19 @@ def _top_devices(incidents: Sequence[_Incident], limit: int) -> tuple[DeviceActi
     )
 
 
-def _review_queue(db: Session, limit: int) -> tuple[int, tuple[QueuedIncident, ...]]:
-    waiting = IncidentRecord.status.in_(WAITING_STATUSES)
-    total = db.scalar(select(func.count()).select_from(IncidentRecord).where(waiting)) or 0
+def _waiting(site: str | None) -> tuple[ColumnElement[bool], ...]:
+    """Incidents of ``site`` that still wait for review, whenever they started."""
+    return (IncidentRecord.status.in_(WAITING_STATUSES), site_condition(IncidentRecord.site, site))
+
+
+def _review_queue(
+    db: Session, limit: int, site: str | None
+) -> tuple[int, tuple[QueuedIncident, ...]]:
+    waiting = _waiting(site)
+    total = db.scalar(select(func.count()).select_from(IncidentRecord).where(*waiting)) or 0
     records = db.scalars(
         select(IncidentRecord)
-        .where(waiting)
+        .where(*waiting)
         .order_by(IncidentRecord.start_at, IncidentRecord.id)
         .limit(limit)
     )
@@ -388,14 +417,15 @@ def load_reviewer_week(
     zone: ZoneInfo,
     school_days: Sequence[date],
     *,
+    site: str | None,
     top_limit: int = 5,
     queue_limit: int = 20,
 ) -> ReviewerWeek:
     """The reviewer's week: every figure, the busiest devices and the review queue."""
-    incidents = _incidents(db, start, end, zone)
-    previous = _count_incidents(db, *_previous_period(start, end), zone)
+    incidents = _incidents(db, start, end, zone, site)
+    previous = _count_incidents(db, *_previous_period(start, end), zone, site)
     segments = Counter(i.segment or "no segment" for i in incidents)
-    waiting_total, queue = _review_queue(db, queue_limit)
+    waiting_total, queue = _review_queue(db, queue_limit, site)
     return ReviewerWeek(
         incidents=len(incidents),
         previous_incidents=sum(previous.values()),
@@ -405,7 +435,7 @@ def load_reviewer_week(
         top_devices=_top_devices(incidents, top_limit),
         waiting_review_total=waiting_total,
         waiting_review=queue,
-        health=load_capture_health(db, start, end, school_days),
+        health=load_capture_health(db, start, end, school_days, site=site),
     )
 
 
@@ -420,13 +450,20 @@ def _by_outcome(incidents: Iterable[_Incident]) -> tuple[OutcomeCount, ...]:
 
 
 def load_governor_week(
-    db: Session, start: date, end: date, zone: ZoneInfo, school_days: Sequence[date]
+    db: Session,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    school_days: Sequence[date],
+    *,
+    site: str | None,
 ) -> GovernorWeek:
     """The governor's week: aggregates and trends only."""
-    incidents = _incidents(db, start, end, zone)
-    previous = _count_incidents(db, *_previous_period(start, end), zone)
-    waiting = IncidentRecord.status.in_(WAITING_STATUSES)
-    waiting_total = db.scalar(select(func.count()).select_from(IncidentRecord).where(waiting))
+    incidents = _incidents(db, start, end, zone, site)
+    previous = _count_incidents(db, *_previous_period(start, end), zone, site)
+    waiting_total = db.scalar(
+        select(func.count()).select_from(IncidentRecord).where(*_waiting(site))
+    )
     return GovernorWeek(
         incidents=len(incidents),
         previous_incidents=sum(previous.values()),
@@ -435,7 +472,7 @@ def load_governor_week(
         by_day=_by_day((i.start_at for i in incidents), start, end, zone),
         by_outcome=_by_outcome(incidents),
         waiting_review_total=waiting_total or 0,
-        health=load_capture_health(db, start, end, school_days),
+        health=load_capture_health(db, start, end, school_days, site=site),
     )
 
 
@@ -459,12 +496,13 @@ def _trend(
     )
 
 
-def _checks(db: Session, low: datetime, high: datetime) -> tuple[CheckSummary, ...]:
-    records = db.scalars(
-        select(CheckRecord)
-        .where(CheckRecord.at >= low, CheckRecord.at < high)
-        .order_by(CheckRecord.at, CheckRecord.id)
-    )
+def _checks(
+    db: Session, low: datetime, high: datetime, site: str | None
+) -> tuple[CheckSummary, ...]:
+    where = [CheckRecord.at >= low, CheckRecord.at < high]
+    if site is not None:
+        where.append(or_(CheckRecord.site == site, CheckRecord.site.is_(None)))
+    records = db.scalars(select(CheckRecord).where(*where).order_by(CheckRecord.at, CheckRecord.id))
     runs: defaultdict[str, list[CheckRecord]] = defaultdict(list)
     for record in records:
         runs[record.kind].append(record)
@@ -503,11 +541,17 @@ def _list_changes(db: Session, low: datetime, high: datetime) -> tuple[ListChang
 
 
 def load_governor_report(
-    db: Session, start: date, end: date, zone: ZoneInfo, school_days: Sequence[date]
+    db: Session,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    school_days: Sequence[date],
+    *,
+    site: str | None,
 ) -> GovernorReport:
     """The governors' termly or annual report for the local days ``start`` to ``end``."""
-    incidents = _incidents(db, start, end, zone)
-    previous = _count_incidents(db, *_previous_period(start, end), zone)
+    incidents = _incidents(db, start, end, zone, site)
+    previous = _count_incidents(db, *_previous_period(start, end), zone, site)
     low, high = utc_bounds(start, end, zone)
     weekly = (end - start).days < TREND_WEEKLY_UP_TO_DAYS
     return GovernorReport(
@@ -518,7 +562,7 @@ def load_governor_report(
         by_role=_by_role(incidents),
         trend=_trend(incidents, start, end, zone, weekly=weekly),
         trend_step="week" if weekly else "month",
-        checks=_checks(db, low, high),
-        coverage=load_capture_health(db, start, end, school_days),
+        checks=_checks(db, low, high, site),
+        coverage=load_capture_health(db, start, end, school_days, site=site),
         list_changes=_list_changes(db, low, high),
     )

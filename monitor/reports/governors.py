@@ -29,7 +29,9 @@ def build_governors_report(
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
     calendar = build_calendar(settings)
     school_days = calendar.school_days(start, end)
-    return load_governor_report(db, start, end, calendar.zone, school_days)
+    return load_governor_report(
+        db, start, end, calendar.zone, school_days, site=settings.report_site()
+    )
 
 
 def run_report_governors(

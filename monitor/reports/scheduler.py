@@ -216,6 +216,7 @@ class _Sender:
                     role,
                     week,
                     school=self.settings.site.name,
+                    site=self.settings.report_site(),
                     calendar=self._calendar,
                     public_url=self.settings.web.public_url(),
                 )

@@ -139,10 +139,11 @@ def build_weekly_summary(
     week: Week,
     *,
     school: str,
+    site: str | None,
     calendar: SchoolCalendar,
     public_url: str,
 ) -> WeeklySummary:
-    """The summary of ``week`` for ``role`` (reads the database, nothing else)."""
+    """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site)."""
     zone = calendar.zone
     school_days = calendar.school_days(week.start, week.end)
     if role is ReportRole.REVIEWER:
@@ -152,7 +153,7 @@ def build_weekly_summary(
             timezone=calendar.tz,
             school_days=len(school_days),
             public_url=public_url.rstrip("/"),
-            data=load_reviewer_week(db, week.start, week.end, zone, school_days),
+            data=load_reviewer_week(db, week.start, week.end, zone, school_days, site=site),
         )
     return GovernorSummary(
         school=school,
@@ -160,5 +161,5 @@ def build_weekly_summary(
         timezone=calendar.tz,
         school_days=len(school_days),
         public_url=public_url.rstrip("/"),
-        data=load_governor_week(db, week.start, week.end, zone, school_days),
+        data=load_governor_week(db, week.start, week.end, zone, school_days, site=site),
     )

@@ -971,3 +971,11 @@ def test_wrong_web_mail_and_report_values_name_their_key(
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text), environ={})
     assert str(caught.value).count(key) >= 1
+
+
+def test_reports_cover_this_school_unless_all_sites() -> None:
+    school = Settings.model_validate({"site": {"name": "Hill School"}})
+    trust = Settings.model_validate(
+        {"site": {"name": "Trust office"}, "reports": {"all_sites": True}}
+    )
+    assert (school.report_site(), trust.report_site()) == ("Hill School", None)

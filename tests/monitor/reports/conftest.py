@@ -59,6 +59,8 @@ CHROMIUM_ARGS = [
 ]
 USERNAME, PASSWORD = "hallmonitor", "correct horse battery staple"
 PUBLIC_URL = "https://hm.hill-school.example"
+SITE = "Hill School"
+"""The school's site name: its settings' site.name and the site of its rows."""
 WEEK_START = date(2026, 11, 16)
 """Monday of 2026-W47."""
 
@@ -210,7 +212,7 @@ def make_settings(
     mail_settings.update(mail or {})
     return Settings.model_validate(
         {
-            "site": {"name": "Hill School"},
+            "site": {"name": SITE},
             "database": {"url": engine_url, "data_dir": tmp_path / "data"},
             "web": {"base_url": PUBLIC_URL},
             "mail": mail_settings,
@@ -264,7 +266,7 @@ def incident(
 ) -> IncidentRecord:
     return IncidentRecord(
         key=key,
-        site="hill",
+        site=SITE,
         platform=platform,
         category="social",
         device_ip=device.ip,
@@ -329,7 +331,7 @@ def seed_school(engine: Engine) -> None:
     for device in (STAFF_LAPTOP, OFFICE_PC, PUPIL_PHONE):
         rows.append(
             DeviceRecord(
-                site="hill",
+                site=SITE,
                 mac=device.mac,
                 ip=device.ip,
                 host_name=device.host_name,
@@ -340,7 +342,7 @@ def seed_school(engine: Engine) -> None:
         )
         rows.append(
             ObservationRecord(
-                site="hill",
+                site=SITE,
                 ts=at(mon, 10, 5),
                 proto="tls",
                 name="www.instagram.com",
@@ -357,7 +359,7 @@ def seed_school(engine: Engine) -> None:
         )
         rows.append(
             EmbeddedCountRecord(
-                site="hill",
+                site=SITE,
                 day=tue,
                 device_ip=device.ip,
                 device_mac=device.mac,
@@ -367,16 +369,16 @@ def seed_school(engine: Engine) -> None:
         )
     for day in (mon, tue, wed, thu):  # Friday: nothing (the capture was down)
         rows += [
-            DailyCounterRecord(site="hill", day=day, name="observations.dns", count=41_000),
-            DailyCounterRecord(site="hill", day=day, name="observations.tls", count=23_500),
-            DailyCounterRecord(site="hill", day=day, name="observations.quic", count=6_100),
-            DailyCounterRecord(site="hill", day=day, name="matches.outside_school_time", count=35),
-            DailyCounterRecord(site="hill", day=day, name="matches.unsegmented", count=3),
-            DailyCounterRecord(site="hill", day=day, name="flags.ech", count=120),
+            DailyCounterRecord(site=SITE, day=day, name="observations.dns", count=41_000),
+            DailyCounterRecord(site=SITE, day=day, name="observations.tls", count=23_500),
+            DailyCounterRecord(site=SITE, day=day, name="observations.quic", count=6_100),
+            DailyCounterRecord(site=SITE, day=day, name="matches.outside_school_time", count=35),
+            DailyCounterRecord(site=SITE, day=day, name="matches.unsegmented", count=3),
+            DailyCounterRecord(site=SITE, day=day, name="flags.ech", count=120),
         ]
     rows += [
         CheckRecord(
-            at=at(tue, 7), kind="selftest", ok=True, detail="5/5", username=None, site="hill"
+            at=at(tue, 7), kind="selftest", ok=True, detail="5/5", username=None, site=SITE
         ),
         CheckRecord(
             at=at(wed, 7),
@@ -384,10 +386,10 @@ def seed_school(engine: Engine) -> None:
             ok=False,
             detail="tiktok missed",
             username=None,
-            site="hill",
+            site=SITE,
         ),
         CheckRecord(
-            at=at(thu, 12), kind="doctor", ok=True, detail="ok", username="it-admin", site="hill"
+            at=at(thu, 12), kind="doctor", ok=True, detail="ok", username="it-admin", site=SITE
         ),
         ListChangeRecord(
             at=at(wed, 15),

@@ -29,7 +29,8 @@ from monitor.reports.data import (
     load_reviewer_week,
     utc_bounds,
 )
-from tests.monitor.reports.conftest import WEEK_START
+from monitor.store.models import CheckRecord, DailyCounterRecord
+from tests.monitor.reports.conftest import SITE, STAFF_LAPTOP, WEEK_START, at, incident
 
 LONDON = ZoneInfo("Europe/London")
 WEEK_END = WEEK_START + timedelta(days=6)
@@ -87,7 +88,7 @@ class TestPrivacyByType:
 class TestReviewerWeek:
     def test_load_reviewer_week_counts_and_compares(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
         assert (week.incidents, week.previous_incidents) == (5, 2)
         assert week.by_platform == (
             PlatformCount("instagram", 3, 1),
@@ -101,7 +102,7 @@ class TestReviewerWeek:
 
     def test_load_reviewer_week_busiest_devices_first(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
         top = [(d.device, d.incidents, d.active_minutes, d.platforms) for d in week.top_devices]
         assert top == [
             ("Room 4 laptop (Ms Okafor)", 2, 37.0, ("instagram",)),
@@ -111,7 +112,9 @@ class TestReviewerWeek:
 
     def test_load_reviewer_week_review_queue_oldest_first(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, queue_limit=2)
+            week = load_reviewer_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, queue_limit=2, site=SITE
+            )
         assert week.waiting_review_total == 3
         assert [(q.platform, q.device, q.status) for q in week.waiting_review] == [
             ("instagram", "Room 4 laptop (Ms Okafor)", "new"),
@@ -122,7 +125,7 @@ class TestReviewerWeek:
 class TestCaptureHealth:
     def test_load_capture_health_sums_counters_and_finds_silent_days(self, school: Engine) -> None:
         with Session(school) as db:
-            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS)
+            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE)
         assert health.observations == 4 * (41_000 + 23_500 + 6_100)
         assert health.by_protocol == (
             CounterTotal("dns", 164_000),
@@ -139,7 +142,7 @@ class TestCaptureHealth:
 
     def test_load_capture_health_of_an_empty_database(self, engine: Engine) -> None:
         with Session(engine) as db:
-            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS)
+            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE)
         assert (health.observations, health.counters, len(health.school_days_without_data)) == (
             0,
             (),
@@ -150,7 +153,7 @@ class TestCaptureHealth:
 class TestGovernorData:
     def test_load_governor_week_aggregates_only(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS)
+            week = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
         assert (week.incidents, week.previous_incidents, week.waiting_review_total) == (5, 2, 3)
         assert week.by_role == (RoleCount("staff", 3), RoleCount("pupil", 2))
         assert week.by_outcome == (
@@ -162,7 +165,7 @@ class TestGovernorData:
     def test_load_governor_report_over_a_term(self, school: Engine) -> None:
         start, end = date(2026, 11, 2), date(2026, 11, 29)
         with Session(school) as db:
-            report = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS)
+            report = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=SITE)
         assert report.incidents == 7
         assert report.trend_step == "week"
         assert report.trend == (
@@ -187,8 +190,66 @@ class TestGovernorData:
     def test_load_governor_report_over_a_year_goes_by_month(self, school: Engine) -> None:
         start, end = date(2026, 9, 1), date(2027, 8, 31)
         with Session(school) as db:
-            report = load_governor_report(db, start, end, LONDON, [])
+            report = load_governor_report(db, start, end, LONDON, [], site=SITE)
         assert report.trend_step == "month"
         assert len(report.trend) == 12
         assert report.trend[2] == PeriodCount(date(2026, 11, 1), date(2026, 11, 30), 7)
         assert report.trend[-1].end == end
+
+
+OTHER_SITE = "Dale School"
+"""Another school of the same trust, writing to the same database."""
+
+
+def add_other_school(engine: Engine) -> None:
+    """One incident, a day's counters and a failed self-test of ``OTHER_SITE`` in week 47."""
+    monday = WEEK_START
+    other = incident("dale-1", STAFF_LAPTOP, "bereal", at(monday, 11))
+    other.site = OTHER_SITE
+    with Session(engine) as db, db.begin():
+        db.add_all(
+            [
+                other,
+                DailyCounterRecord(
+                    site=OTHER_SITE, day=monday, name="observations.dns", count=1_000
+                ),
+                CheckRecord(
+                    at=at(monday, 8), kind="selftest", ok=False, detail="", username=None,
+                    site=OTHER_SITE,
+                ),
+            ]
+        )  # fmt: skip
+
+
+class TestSites:
+    """A school's reports count its own site; a trust office's (site None) counts every site."""
+
+    def test_a_school_week_leaves_out_the_other_school(self, school: Engine) -> None:
+        add_other_school(school)
+        with Session(school) as db:
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+            governor = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+        assert "bereal" not in {p.platform for p in week.by_platform}
+        assert (week.incidents, governor.incidents) == (5, 5)
+        assert (week.waiting_review_total, governor.waiting_review_total) == (3, 3)
+        assert week.health.observations == 4 * (41_000 + 23_500 + 6_100)
+
+    def test_the_trust_week_counts_every_school(self, school: Engine) -> None:
+        add_other_school(school)
+        with Session(school) as db:
+            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=None)
+        assert week.incidents == 6
+        assert week.waiting_review_total == 4
+        assert week.health.observations == 4 * (41_000 + 23_500 + 6_100) + 1_000
+
+    def test_a_school_report_lists_its_own_checks(self, school: Engine) -> None:
+        add_other_school(school)
+        start, end = date(2026, 11, 2), date(2026, 11, 29)
+        with Session(school) as db:
+            own = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=SITE)
+            trust = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=None)
+        own_selftests = next(c for c in own.checks if c.kind == "selftest")
+        trust_selftests = next(c for c in trust.checks if c.kind == "selftest")
+        assert trust_selftests.runs == own_selftests.runs + 1
+        assert trust_selftests.failed == own_selftests.failed + 1
+        assert trust.incidents == own.incidents + 1

@@ -20,6 +20,7 @@ from monitor.reports.weekly import (
     previous_week,
     week_containing,
 )
+from tests.monitor.reports.conftest import SITE
 
 LONDON = ZoneInfo("Europe/London")
 WEEKDAYS_0800_1630 = {day: [(time(8), time(16, 30))] for day in range(5)}
@@ -83,6 +84,7 @@ class TestBuildWeeklySummary:
                 ReportRole.REVIEWER,
                 parse_week("2026-W47"),
                 school="Hill School",
+                site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example/",
             )
@@ -103,6 +105,7 @@ class TestBuildWeeklySummary:
                 ReportRole.GOVERNOR,
                 parse_week("2026-W47"),
                 school="Hill School",
+                site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example",
             )
@@ -120,6 +123,7 @@ class TestBuildWeeklySummary:
                 role,
                 parse_week("2026-W47"),
                 school="Hill School",
+                site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example",
             )

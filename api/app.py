@@ -58,6 +58,8 @@ from api.pages import (
     links_for,
     lists,
     login,
+    metrics,
+    password,
     path_for,
     privacy,
     tokens,
@@ -99,6 +101,7 @@ class PageModule(Protocol):
 
 PAGE_MODULES: tuple[PageModule, ...] = (
     login,
+    password,
     home,
     dashboard,
     incidents,
@@ -108,6 +111,7 @@ PAGE_MODULES: tuple[PageModule, ...] = (
     tokens,
     privacy,
     health,
+    metrics,
 )
 """Every page module, in navigation order: add a new one here."""
 
@@ -359,6 +363,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _login_required(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, LoginRequired):  # pragma: no cover - registered for it
         raise exc
+    if exc.password_change:
+        return _password_change_required(request)
     if is_api_request(request):
         detail = (
             "That API token is unknown or revoked."
@@ -375,6 +381,18 @@ async def _login_required(request: Request, exc: Exception) -> Response:
     if exc.visitor.session_ended:
         query["ended"] = "1"
     return RedirectResponse(path_for(request, "login") + "?" + urlencode(query), status_code=303)
+
+
+def _password_change_required(request: Request) -> Response:
+    """A user with a one-time password: to the password form, then back here."""
+    if is_api_request(request):
+        detail = "Choose a new password first: sign in to the review app in a browser."
+        return JSONResponse({"detail": detail}, status_code=403)
+    target = route_path(request)
+    if request.url.query:
+        target += "?" + request.url.query
+    query = urlencode({"next": target})
+    return RedirectResponse(path_for(request, "password") + "?" + query, status_code=303)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

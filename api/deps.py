@@ -46,10 +46,19 @@ class CurrentUser:
     role: UserRole
     site: str | None
     """The one school this user is limited to; None sees every site."""
+    must_change_password: bool = False
+    """Signed in with a one-time password: every page but the password form sends them there."""
 
     @classmethod
     def from_info(cls, user: UserInfo) -> CurrentUser:
-        return cls(user.id, user.username, user.display_name, user.role, user.site)
+        return cls(
+            user.id,
+            user.username,
+            user.display_name,
+            user.role,
+            user.site,
+            user.must_change_password,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +80,13 @@ ANONYMOUS = Visitor(None)
 
 class LoginRequired(Exception):
     """Raised by ``require_user`` for an anonymous request; the app turns it into a redirect to
-    the login page (pages) or 401 JSON (``/api/``)."""
+    the login page (pages) or 401 JSON (``/api/``). With ``password_change`` the user is signed
+    in with a one-time password: a redirect to the password form (pages) or 403 JSON."""
 
-    def __init__(self, visitor: Visitor) -> None:
-        super().__init__("sign in first")
+    def __init__(self, visitor: Visitor, *, password_change: bool = False) -> None:
+        super().__init__("choose a new password first" if password_change else "sign in first")
         self.visitor = visitor
+        self.password_change = password_change
 
 
 def utcnow() -> datetime:
@@ -168,9 +179,12 @@ VisitorDep = Annotated[Visitor, Depends(get_visitor)]
 
 
 def require_user(visitor: VisitorDep) -> CurrentUser:
-    """The signed-in user; anonymous requests raise ``LoginRequired``."""
+    """The signed-in user; anonymous requests, and users who still have a one-time password,
+    raise ``LoginRequired``."""
     if visitor.user is None:
         raise LoginRequired(visitor)
+    if visitor.user.must_change_password:
+        raise LoginRequired(visitor, password_change=True)
     return visitor.user
 
 

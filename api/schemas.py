@@ -269,6 +269,9 @@ class IncidentStatsOut(ApiModel):
     by_segment: list[CountOut]
     by_role: list[CountOut]
     by_day: list[DayCountOut] = Field(description="Every local day of the period.")
+    by_site: list[CountOut] = Field(
+        description="Per school of a trust (only the user's own school when limited to one)."
+    )
     open_items: int = Field(description="Incidents of any date waiting for a decision.")
     previous_total: int
     previous_by_platform: list[CountOut]

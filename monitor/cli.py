@@ -44,7 +44,8 @@ PROGRESS_MIN_BYTES = 16 << 20
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="WARNING",
     show_default=True,
-    help="How much to log to stderr.",
+    help="How much to log to stderr. The long-running commands (capture, serve, up) use the "
+    "configuration's logging.level (INFO by default) unless this is given.",
 )
 @click.option(
     "--config",
@@ -66,6 +67,14 @@ def main(ctx: click.Context, log_level: str, config_path: Path | None) -> None:
     from monitor.config import default_config_path
 
     ctx.obj = config_path or default_config_path()
+
+
+def _log_at_configured_level(ctx: click.Context, settings: Settings) -> None:
+    """Long-running commands log at ``logging.level`` (for the journal), unless --log-level
+    was given on the command line."""
+    root = ctx.find_root()
+    if root.get_parameter_source("log_level") is click.core.ParameterSource.DEFAULT:
+        configure_logging(settings.logging.level)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -203,12 +212,15 @@ def capture(ctx: click.Context) -> None:
     the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
     """
     from monitor.config import load_settings
+    from monitor.metrics import daemon_metrics
     from monitor.runner import CaptureDaemon
 
     config_path = ctx.find_root().obj
     settings = _settings(ctx)
+    _log_at_configured_level(ctx, settings)
     daemon = CaptureDaemon(settings, reload_settings=lambda: load_settings(config_path))
-    _fail_on_setup_errors(daemon.run)
+    with daemon_metrics(daemon, settings.capture.metrics_address()):
+        _fail_on_setup_errors(daemon.run)
 
 
 @main.group()
@@ -228,9 +240,15 @@ def db_upgrade(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option(
+    "--all-sites",
+    is_flag=True,
+    help="Purge every school's records with these retention settings, not only site.name's.",
+)
 @click.pass_context
-def purge(ctx: click.Context) -> None:
-    """Delete records older than the retention settings allow (the daemon also does this daily)."""
+def purge(ctx: click.Context, all_sites: bool) -> None:
+    """Delete this school's records older than the retention settings allow (the daemon also
+    does this daily)."""
     from monitor.store.retention import run_purge
 
     settings = _settings(ctx)
@@ -244,6 +262,7 @@ def purge(ctx: click.Context) -> None:
                 observations_days=retention.observations_days,
                 incidents_days=retention.incidents_days,
                 false_positive_days=retention.false_positive_days,
+                site=None if all_sites else settings.site.name,
             )
         )
     )
@@ -349,6 +368,7 @@ def serve(ctx: click.Context) -> None:
     from monitor.serve import run_server
 
     settings = _settings(ctx)
+    _log_at_configured_level(ctx, settings)
     _fail_on_setup_errors(lambda: run_server(settings, ctx.find_root().obj))
 
 
@@ -509,3 +529,154 @@ def report_governors(ctx: click.Context, start: datetime, end: datetime, out: Pa
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     click.echo(line)
+
+
+# --- doctor and selftest: is the sensor ready, and does it see and classify a lookup ---------
+
+
+@main.command()
+@click.option(
+    "--check",
+    "only",
+    multiple=True,
+    type=click.Choice(["capabilities", "interfaces", "database", "lists", "smtp", "time"]),
+    help="Run only this check (repeatable). Default: every check.",
+)
+@click.option(
+    "--watch",
+    "watch_s",
+    type=click.FloatRange(0.1, 300),
+    default=5.0,
+    show_default=True,
+    help="Seconds an interface may stay silent before its traffic check fails.",
+)
+@click.option("--by", help="Who ran it, as recorded. Default: the OS user (or sudo's user).")
+@click.pass_context
+def doctor(ctx: click.Context, only: tuple[str, ...], watch_s: float, by: str | None) -> None:
+    """Check that this sensor can work, and say how to fix what cannot.
+
+    Checks capture capabilities, that the interfaces exist, are up and carry DNS/TLS/QUIC
+    traffic, the database and its schema, the lists, the SMTP server (when mail is enabled),
+    the clock and time zone, and prints whether today is a school day. One line per check; exit
+    status 1 if any fails. The run is recorded for the governors' report.
+    """
+    from monitor.doctor import run_doctor
+
+    settings = _settings(ctx)
+    status, lines = run_doctor(settings, only=only, watch_s=watch_s, by=by)
+    for line in lines:
+        click.echo(line)
+    sys.exit(status)
+
+
+@main.command()
+@click.option("--by", help="Who ran it, as recorded. Default: the OS user (or sudo's user).")
+@click.pass_context
+def selftest(ctx: click.Context, by: str | None) -> None:
+    """Look up selftest.name and confirm the capture sees the query and the lists classify it.
+
+    Captures on the configured interfaces while asking selftest.resolver (default: the system's
+    DNS server); no answer is needed. A failure says which step failed: not seen (the sensor is
+    not on the path) or not classified (the lists). The run is recorded for the governors.
+    """
+    from monitor.selftest import run_selftest
+
+    settings = _settings(ctx)
+    status, lines = run_selftest(settings, by=by)
+    for line in lines:
+        click.echo(line)
+    sys.exit(status)
+
+
+# --- up: everything in one process (the all-in-one for a small school, and the demo) ----------
+
+
+@main.command()
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Replay the bundled sample traffic in a loop (no capture rights needed), with demo "
+    "settings built in and the data under --data-dir.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --demo: where the demo keeps its database. Default: ./var.",
+)
+@click.option("--host", help="Listen on this address instead of web.host.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Listen on this port instead of web.port (0: any free port; the address is printed).",
+)
+@click.pass_context
+def up(
+    ctx: click.Context, demo: bool, data_dir: Path | None, host: str | None, port: int | None
+) -> None:
+    """Run capture, the review app and the report scheduler together, until SIGTERM or Ctrl-C.
+
+    Migrates the database first (no need for `db upgrade`), and on the first start creates the
+    user `admin` and prints its one-time password. Prints the review app's address once it
+    answers. SIGTERM or Ctrl-C stops capture first (open incidents are closed and everything
+    queued is written), then the web app, and exits 0; SIGHUP reloads the lists and
+    configuration. If a part fails, the rest stop and the exit status is 1.
+
+    With --demo, sample traffic stands in for live capture, its times moved into the current
+    (or the last) school day, so incidents appear within a minute. Only a configuration named
+    with --config or $HALLMONITOR_CONFIG is read then, never /etc/hallmonitor/config.toml.
+    Without --demo, live capture needs root or the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
+    """
+    import os
+
+    from monitor.config import CONFIG_ENV, load_settings
+    from monitor.up import PartFailed, Up
+
+    if data_dir is not None and not demo:
+        raise click.UsageError("--data-dir applies only with --demo; set database.data_dir")
+    if demo:
+        from monitor.demo.settings import load_demo_settings
+        from monitor.demo.source import demo_clock, open_demo_source
+
+        named = ctx.find_root().params.get("config_path") or os.environ.get(CONFIG_ENV)
+        config_path = Path(named) if named else None
+
+        def reload() -> Settings:
+            return load_demo_settings(config_path, data_dir)
+
+    else:
+        config_path = ctx.find_root().obj
+
+        def reload() -> Settings:
+            return load_settings(config_path)
+
+    try:
+        settings = reload()
+    except ConfigError as e:
+        raise click.ClickException(f"configuration: {e}") from e
+    _log_at_configured_level(ctx, settings)
+    if host is not None:
+        settings.web.host = host
+    if port is not None:
+        settings.web.port = port
+    if demo:
+        from monitor.demo.clock import NoSchoolDay
+
+        try:
+            clock = demo_clock(settings)
+        except (NoSchoolDay, ConfigError) as e:
+            raise click.ClickException(f"demo: {e}") from e
+        runner = Up(
+            settings,
+            out=sys.stdout,
+            reload_settings=reload,
+            open_source=open_demo_source,
+            clock=clock,
+        )
+    else:
+        runner = Up(settings, out=sys.stdout, reload_settings=reload)
+    try:
+        _fail_on_setup_errors(runner.run)
+    except PartFailed as e:
+        raise click.ClickException(str(e)) from e

@@ -24,7 +24,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, time, timedelta
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from zoneinfo import ZoneInfo
@@ -218,6 +218,35 @@ class CaptureSettings(Group):
         le=4096,
         description="Kernel capture buffer per interface, in MiB (1 to 4096).",
     )
+    metrics_listen: str = Field(
+        default="127.0.0.1:9464",
+        description='Where `hallmonitor capture` serves Prometheus metrics, "host:port" '
+        '("[::1]:9464" for IPv6); "" turns it off. `hallmonitor up` shows them on the web '
+        "app's /metrics instead.",
+    )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        text = value.strip()
+        if text:
+            _split_listen(text)
+        return text
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``metrics_listen`` as (host, port), or None when it is off."""
+        return _split_listen(self.metrics_listen) if self.metrics_listen else None
+
+
+def _split_listen(text: str) -> tuple[str, int]:
+    """Split "127.0.0.1:9464" or "[::1]:9464" into (host, port); a clear error otherwise."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") if host.startswith("[") else host
+    if not host or (":" in host and not text.startswith("[")) or not port.isdigit():
+        raise _problem(f'{text!r} is not "host:port"; write e.g. "127.0.0.1:9464", or "" for off')
+    if not 1 <= int(port) <= 65535:
+        raise _problem(f"{text!r}: the port must be 1 to 65535")
+    return host, int(port)
 
 
 class ListsSettings(Group):
@@ -522,6 +551,11 @@ class WebSettings(Group):
         le=1440,
         description="How long a locked account waits (1 to 1440 minutes).",
     )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""),
+        description='Bearer token that /metrics requires ("Authorization: Bearer ..."); "": '
+        "/metrics is open like /healthz (it carries counts only, never a person).",
+    )
 
     def public_url(self) -> str:
         """The address to put in links: ``base_url``, else built from host and port."""
@@ -615,6 +649,50 @@ class LoggingSettings(Group):
     ] = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
 
+def _parse_test_name(value: object) -> str:
+    try:
+        return _parse_suffix(value)
+    except PydanticCustomError:
+        raise _problem(f"{value!r} is not a host name; write e.g. www.facebook.com") from None
+
+
+def _parse_resolver(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else value
+    if text == "":
+        return ""
+    try:
+        return str(ip_address(str(text)))
+    except ValueError:
+        raise _problem(
+            f"{value!r} is not an IP address; name the DNS server by address, e.g. 10.20.0.1, "
+            'or "" for the system resolver'
+        ) from None
+
+
+class SelftestSettings(Group):
+    """``hallmonitor selftest``: a DNS lookup the sensor must see and classify."""
+
+    name: Annotated[str, PlainValidator(_parse_test_name)] = Field(
+        default="www.facebook.com",
+        description="The name looked up; it must be in the platform lists.",
+    )
+    platform: str = Field(
+        default="facebook",
+        description='The platform the name must be classified as (a list file\'s name); "": any.',
+    )
+    resolver: Annotated[str, PlainValidator(_parse_resolver)] = Field(
+        default="",
+        description='The DNS server asked, by IP address; "": the system resolver '
+        "(/etc/resolv.conf). The query must cross a captured interface.",
+    )
+    timeout_s: float = Field(
+        default=3,
+        gt=0,
+        le=60,
+        description="Seconds to wait for the lookup (more than 0, up to 60); no answer is needed.",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of Hall Monitor, grouped as in the config file."""
 
@@ -654,6 +732,10 @@ class Settings(BaseSettings):
     )
     reports: ReportSettings = Field(
         default_factory=lambda: ReportSettings(), description="When reports are sent."
+    )
+    selftest: SelftestSettings = Field(
+        default_factory=lambda: SelftestSettings(),
+        description="The self-test lookup (hallmonitor selftest).",
     )
 
     def report_site(self) -> str | None:
@@ -709,13 +791,20 @@ def default_config_path(
     return system_path if system_path.is_file() else None
 
 
-def load_settings(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> Settings:
     """Settings from the TOML file at ``path`` (none: defaults) overridden by ``environ``
-    (default ``os.environ``). Raises ``ConfigError`` listing every problem."""
+    (default ``os.environ``). ``base`` (``up --demo``'s built-in settings) sits under the file.
+    Raises ``ConfigError`` listing every problem."""
     environ = os.environ if environ is None else environ
     file_data = _read_toml(path) if path is not None else {}
     if path is not None:
         _resolve_paths(file_data, path.parent)
+    file_data = _merge(dict(base or {}), file_data)
     problems = _unknown_env_groups(environ)
     try:
         env_data = _MappingEnvSource(Settings, environ)()

@@ -277,8 +277,8 @@ class CaptureDaemon:
     """``hallmonitor capture``: live capture into the database until SIGTERM.
 
     ``open_source`` replaces the live interfaces (``hallmonitor up --demo`` replays sample
-    traffic). Signals are handled only when ``run`` is called on the main thread; otherwise
-    whoever started it stops it with ``stop``.
+    traffic, and gives its own ``clock``). Signals are handled only when ``run`` is called on the
+    main thread; otherwise whoever started it stops it with ``stop``.
     """
 
     def __init__(
@@ -288,8 +288,11 @@ class CaptureDaemon:
         reload_settings: Callable[[], Settings] | None = None,
         stats_interval_s: float = STATS_INTERVAL_S,
         open_source: Callable[[Settings], FrameSource] = open_live_source,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        """The engine's "now" (``up --demo`` moves it into the school day with its frames)."""
         self.reload_settings = reload_settings
         self.stats_interval_s = stats_interval_s
         self.open_source = open_source
@@ -297,6 +300,8 @@ class CaptureDaemon:
         self.reload_event = threading.Event()
         self.started = threading.Event()
         """Set once capture runs (the source is open and the writer started)."""
+        self.started_at: float | None = None
+        """When capture started (seconds since the epoch), for the metrics."""
         self.lock = threading.Lock()
         self.frames = 0
         self.capture_counts = CaptureCounts()
@@ -355,6 +360,7 @@ class CaptureDaemon:
             settings.site.name,
             settings.database.display_url(),
         )
+        self.started_at = time.time()
         self.started.set()
         thread = threading.Thread(
             target=self._capture, args=(source, pipeline, engine), name="capture", daemon=True
@@ -368,7 +374,7 @@ class CaptureDaemon:
             drops = sum(dropped for _, dropped in source.stats().values())
             source.close()
             with self.lock:
-                self.capture_counts.report(engine, time.time(), pipeline, drops)
+                self.capture_counts.report(engine, self.clock(), pipeline, drops)
                 engine.close()
             stats = writer.stop(DRAIN_TIMEOUT_S)
             self._restore_signal_handlers(previous)
@@ -415,9 +421,9 @@ class CaptureDaemon:
                 next_counts = time.monotonic() + COUNTS_INTERVAL_S
                 drops = sum(dropped for _, dropped in source.stats().values())
                 with self.lock:
-                    capture_counts.report(engine, time.time(), pipeline, drops)
+                    capture_counts.report(engine, self.clock(), pipeline, drops)
             with self.lock:
-                engine.tick(time.time())
+                engine.tick(self.clock())
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self._reload(engine)
@@ -456,6 +462,7 @@ class CaptureDaemon:
                     observations_days=retention.observations_days,
                     incidents_days=retention.incidents_days,
                     false_positive_days=retention.false_positive_days,
+                    site=self.settings.site.name,
                 )
             finally:
                 engine.dispose()

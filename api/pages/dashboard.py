@@ -83,6 +83,9 @@ class ReviewerDashboardPage:
     report_failures: ReportFailureSummary
     """Weekly summaries that could not be sent in the last two weeks (a count and the latest
     error's first line: no recipient address)."""
+    site_charts: tuple[BarChart, ...] = ()
+    """Incidents per school this week and this term: for a user who sees every site of a
+    trust with more than one school; empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +141,7 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
         ),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
         report_failures=recent_report_failures(db, utcnow()),
+        site_charts=site_charts(week_stats, term_stats) if user.site is None else (),
     )
     return render_page(request, "pages/dashboard/reviewer.html", page)
 
@@ -158,6 +162,16 @@ def this_term(settings: Settings, today: date) -> Period:
         return Period(name, term.start, min(term.end, today))
     first = today - timedelta(weeks=FALLBACK_TERM_WEEKS) + timedelta(days=1)
     return Period(f"The last {FALLBACK_TERM_WEEKS} weeks", first, today)
+
+
+def site_charts(week: IncidentStats, term: IncidentStats) -> tuple[BarChart, ...]:
+    """Incidents per site this week and this term, when the term saw more than one site."""
+    if len(term.by_site) < 2:
+        return ()
+    return (
+        bar_chart("Incidents by site this week", "Site", _counts(week.by_site)),
+        bar_chart("Incidents by site this term", "Site", _counts(term.by_site)),
+    )
 
 
 def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:

@@ -9,6 +9,10 @@ and answer with a redirect (Post/Redirect/Get); the exports answer the POST with
 Subject-access export: JSON (one object, every table) or CSV (a zip holding one CSV file per
 table, so that a person gets one download with everything). Erasure needs a reason and the
 device's MAC (or address) typed again on a confirmation page.
+
+A device is one school's: a trust's schools share private address ranges (and a laptop may
+visit two), so every change and export acts on the device's own site only, even for an admin
+who sees every site.
 """
 
 from __future__ import annotations
@@ -184,7 +188,9 @@ def device_label(
     """Label the device (every address of its MAC) and its incidents."""
     detail = _load(db, device_id, user)
     device = detail.device
-    result = label_device(db, device.mac, None if device.mac else device.ip, form.label, user.site)
+    result = label_device(
+        db, device.mac, None if device.mac else device.ip, form.label, device.site
+    )
     _audit(
         request, db, user, AuditAction.LABEL_DEVICE, device_id,
         {"subject": _subject(detail), "label": result.label, "incidents": result.incidents},
@@ -209,7 +215,7 @@ def device_merge(
             400, "This device has no known MAC address, so there is nothing to merge."
         )
     try:
-        result = merge_devices(db, detail.device.mac, form.new_mac, form.reason, user.site)
+        result = merge_devices(db, detail.device.mac, form.new_mac, form.reason, detail.device.site)
     except ValueError as error:
         raise HTTPException(400, f"The devices were not merged: {error}.") from None
     except LookupError:
@@ -237,7 +243,7 @@ def device_export(
     """Everything held about the device, as JSON or a zip of CSV files (audited)."""
     detail = _load(db, device_id, user)
     subject = _subject(detail)
-    export = export_device_records(db, subject, user.site)
+    export = export_device_records(db, subject, detail.device.site)
     counts = {name: len(rows) for name, rows in export.tables().items()}
     _audit(
         request, db, user, AuditAction.EXPORT, device_id,
@@ -294,7 +300,7 @@ def device_erase(
     reason = form.reason.strip()
     if not reason:
         raise HTTPException(400, "Nothing was erased: give the reason for erasing.")
-    result = erase_device(db, subject, user.site)
+    result = erase_device(db, subject, detail.device.site)
     _audit(
         request, db, user, AuditAction.ERASE_DEVICE, device_id,
         {

@@ -6,6 +6,11 @@ not) and how many weekly summaries could not be sent in the last ``REPORT_WINDOW
 first line of the latest error. Recipient addresses are never shown (``last_failures``
 includes them: only the count leaves this module). A report failure does not make the app
 unready: the pages still work, and the dashboard says what to do.
+
+``checks.capture`` says whether each sensor's frame count still moves (``api/capture_watch``):
+a sensor silent for ten minutes, or no sensor counted today or yesterday, is a warning
+(``ok: false``), not unreadiness: the review app serves its pages whatever the sensor does, and
+the capture daemon is watched on its own (``hallmonitor_capture_up``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from api.capture_watch import STALE_AFTER, SiteCapture, observe_sites
 from api.deps import utcnow
 from api.pages import NavLink
 from monitor.reports.scheduler import ReportFailure, last_failures
@@ -135,22 +141,72 @@ def _check_reports(engine: Engine, now: datetime) -> dict[str, object]:
     }
 
 
+def describe_capture(sites: tuple[SiteCapture, ...]) -> dict[str, object]:
+    """The capture warning: which sites count frames, which went quiet."""
+    listed = [
+        {
+            "site": site.site,
+            "day": site.day.isoformat(),
+            "frames": site.frames,
+            "unchanged_minutes": int(site.unchanged_for.total_seconds() // 60),
+            "stale": site.stale,
+        }
+        for site in sites
+    ]
+    if not sites:
+        detail = (
+            "no frames counted today or yesterday: start `hallmonitor capture` and check that "
+            "the sensor sees the LAN's traffic"
+        )
+        return {"ok": False, "detail": detail, "sites": listed}
+    stale = [site.site for site in sites if site.stale]
+    if stale:
+        minutes = int(STALE_AFTER.total_seconds() // 60)
+        detail = (
+            f"no new frames for {minutes} minutes or more from {', '.join(stale)}: check that "
+            "`hallmonitor capture` runs there, reaches the database and sees traffic"
+        )
+        return {"ok": False, "detail": detail, "sites": listed}
+    counting = ", ".join(site.site for site in sites)
+    return {"ok": True, "detail": f"frames counted by {counting}", "sites": listed}
+
+
+def _check_capture(request: Request, engine: Engine, now: datetime) -> dict[str, object]:
+    try:
+        with Session(engine) as db:
+            sites = observe_sites(request.app, db, now)
+    except Exception as e:
+        detail = f"capture counters could not be read: {type(e).__name__}"
+        return {"ok": False, "detail": detail, "sites": []}
+    return describe_capture(sites)
+
+
 @router.get("/healthz", name="healthz")
 def healthz(request: Request) -> Response:
     """Readiness as JSON: 200 when the database answers at the schema head, else 503.
 
-    ``checks.reports`` has ``failures`` (a count) and ``last_error`` (its first line)."""
+    ``checks.reports`` has ``failures`` (a count) and ``last_error`` (its first line);
+    ``checks.capture`` has ``sites`` (site, day, frames, unchanged_minutes, stale)."""
     engine: Engine = request.app.state.engine
+    now = utcnow()
     database = _check_database(engine)
     schema = _check_schema(engine) if database.ok else Check(False, "not checked: no database")
     reports = (
-        _check_reports(engine, utcnow())
+        _check_reports(engine, now)
         if schema.ok
         else {"ok": False, "detail": "not checked: no schema", "failures": None, "last_error": None}
     )
+    capture = (
+        _check_capture(request, engine, now)
+        if schema.ok
+        else {"ok": False, "detail": "not checked: no schema", "sites": []}
+    )
     ready = database.ok and schema.ok
-    body = {
-        "ready": ready,
-        "checks": {"database": asdict(database), "schema": asdict(schema), "reports": reports},
+    checks = {
+        "database": asdict(database),
+        "schema": asdict(schema),
+        "reports": reports,
+        "capture": capture,
     }
+    body = {"ready": ready, "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

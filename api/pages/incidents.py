@@ -33,6 +33,7 @@ from monitor.store.queries import (
     IncidentFilters,
     IncidentPage,
     get_incident,
+    incident_sites,
     incidents_csv,
     list_incidents,
     review_incident,
@@ -68,7 +69,7 @@ SORT_LABELS = {
     "device": "Device",
     "-confidence": "Most certain first",
 }
-FILTER_KEYS = ("status", "platform", "segment", "date_from", "date_to", "device", "sort")
+FILTER_KEYS = ("status", "site", "platform", "segment", "date_from", "date_to", "device", "sort")
 """The query parameters the queue and its CSV export share."""
 
 
@@ -77,6 +78,7 @@ class QueueQuery:
     """The queue's filters as the visitor typed them (echoed back into the form)."""
 
     statuses: tuple[str, ...] = ()
+    site: str = ""
     platform: str = ""
     segment: str = ""
     date_from: str = ""
@@ -93,7 +95,7 @@ class QueueQuery:
     def filter_query(self) -> list[tuple[str, str]]:
         """The non-empty filters and the sort, as query pairs (no page)."""
         pairs = [("status", status) for status in self.statuses]
-        for key in ("platform", "segment", "date_from", "date_to", "device"):
+        for key in ("site", "platform", "segment", "date_from", "date_to", "device"):
             value = getattr(self, key)
             if value:
                 pairs.append((key, value))
@@ -112,6 +114,9 @@ class QueuePage:
     error: str | None
     segments: tuple[str, ...]
     """The configured segment names, for the segment filter."""
+    sites: tuple[str, ...]
+    """The sites with incidents, for the site filter and column: empty for a user limited to
+    one site, and for a single school (a site column would say the same on every row)."""
     export_href: str
     """The CSV export of the same filters."""
     previous_href: str | None
@@ -158,6 +163,7 @@ def parse_query(params: QueryParams) -> QueueQuery:
         page = 1
     return QueueQuery(
         statuses=tuple(s for s in params.getlist("status") if s),
+        site=params.get("site", "").strip(),
         platform=params.get("platform", "").strip(),
         segment=params.get("segment", "").strip(),
         date_from=params.get("date_from", "").strip(),
@@ -176,6 +182,7 @@ def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:
         statuses=query.statuses,
         platforms=(query.platform,) if query.platform else (),
         segments=(query.segment,) if query.segment else (),
+        site=query.site or None,
         device=query.device or None,
         date_from=_date(query.date_from, "From"),
         date_to=_date(query.date_to, "To"),
@@ -190,6 +197,15 @@ def _date(value: str, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{name} date {value!r}: use the form YYYY-MM-DD.") from None
+
+
+def _site_choices(db: SessionDep, user: CurrentUser, query: QueueQuery) -> tuple[str, ...]:
+    if user.site is not None:
+        return ()
+    sites = incident_sites(db, None)
+    if query.site and query.site not in sites:
+        sites = (*sites, query.site)
+    return sites if len(sites) > 1 or query.site else ()
 
 
 def _queue_href(request: Request, route: str, pairs: list[tuple[str, str]]) -> str:
@@ -224,6 +240,7 @@ def incident_queue(
         result=result,
         error=error,
         segments=tuple(segment.name for segment in settings.segments),
+        sites=_site_choices(db, user, query),
         export_href=_queue_href(request, "incident_export", pairs),
         previous_href=previous_href,
         next_href=next_href,

@@ -17,6 +17,8 @@ import logging
 import smtplib
 import socket
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 
 from monitor.config import MailSettings
@@ -85,6 +87,35 @@ def send_message(msg: EmailMessage, mail: MailSettings) -> str:
     if msg["Message-ID"] is None:
         msg["Message-ID"] = new_message_id(mail.from_address)
     message_id = str(msg["Message-ID"])
+    with smtp_session(mail) as client:
+        client.send_message(msg)
+    logger.info(
+        "sent %s to %d recipient(s) through %s",
+        message_id,
+        len(msg.get_all("To", [])),
+        f"{mail.host}:{mail.port}",
+    )
+    return message_id
+
+
+def check_server(mail: MailSettings) -> str:
+    """Connect, EHLO, STARTTLS and AUTH as configured, send nothing; say what was done.
+
+    ``hallmonitor doctor`` runs this; it raises what ``send_message`` raises.
+    """
+    with smtp_session(mail) as client:
+        client.ehlo_or_helo_if_needed()
+        client.noop()
+    steps = {"starttls": "EHLO and STARTTLS", "tls": "TLS and EHLO", "none": "EHLO (unencrypted)"}
+    done = steps[mail.security]
+    if mail.username:
+        done += f", AUTH as {mail.username!r}"
+    return f"{mail.host}:{mail.port} accepted {done}"
+
+
+@contextmanager
+def smtp_session(mail: MailSettings) -> Iterator[smtplib.SMTP]:
+    """A connection, secured and logged in as configured; every failure becomes a MailError."""
     where = f"{mail.host}:{mail.port}"
     try:
         password = mail.smtp_password() if mail.username else ""
@@ -95,7 +126,7 @@ def send_message(msg: EmailMessage, mail: MailSettings) -> str:
         try:
             if mail.username:
                 client.login(mail.username, password)
-            client.send_message(msg)
+            yield client
         finally:
             _quit(client)
     except MailError:
@@ -128,10 +159,6 @@ def send_message(msg: EmailMessage, mail: MailSettings) -> str:
         raise TemporaryMailError(f"{where}: cannot resolve {mail.host}: {e.strerror}") from e
     except (TimeoutError, ssl.SSLError, OSError) as e:
         raise TemporaryMailError(f"{where}: {e.strerror or e}") from e
-    logger.info(
-        "sent %s to %d recipient(s) through %s", message_id, len(msg.get_all("To", [])), where
-    )
-    return message_id
 
 
 def _quit(client: smtplib.SMTP) -> None:

@@ -1,7 +1,7 @@
 """Engines, schema migration and the schema check.
 
 ``make_engine(url)`` is the only place that builds an engine: SQLite gets WAL, foreign keys and
-a busy timeout on every connection; ``postgresql://`` URLs use psycopg 3. The schema belongs to
+a busy timeout on every connection, and ``BEGIN IMMEDIATE`` transactions; ``postgresql://`` URLs use psycopg 3. The schema belongs to
 the Alembic migrations in ``migrations/`` at the repository root (next to ``alembic.ini``),
 found relative to this package, which is where an editable install (``scripts/setup``) leaves
 them. ``upgrade_schema(url)`` is ``hallmonitor db upgrade``; the daemon and the web app call
@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -92,7 +92,12 @@ def _make_sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock at the start, waiting up to the busy timeout. A
+        # deferred transaction that reads and then writes (a login, a review, the writer's
+        # upserts) gets SQLITE_BUSY at once, without waiting, when another connection wrote
+        # in between; with capture and the review app on one file (``hallmonitor up``) that
+        # happened on most logins.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -126,6 +131,18 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+MIGRATION_LOCK_KEY = 0x68616C6C
+"""PostgreSQL advisory lock taken while migrating (the bytes of "hall")."""
+
+
+def _lock_migrations(connection: Connection) -> None:
+    """Let one process at a time migrate a shared PostgreSQL database (a trust's sensors may
+    start together): the others wait, then find the schema at head and do nothing. SQLite
+    needs no lock: its transactions begin with the write lock (``BEGIN IMMEDIATE``)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+
+
 def upgrade_schema(url: str) -> str:
     """Run ``alembic upgrade head`` on ``url``; returns a one-line summary."""
     engine = make_engine(url)
@@ -135,6 +152,10 @@ def upgrade_schema(url: str) -> str:
         if before == head:
             return f"{display_url(url)}: schema already at revision {head}"
         with engine.begin() as connection:
+            _lock_migrations(connection)
+            before = MigrationContext.configure(connection).get_current_revision()
+            if before == head:  # another process migrated while this one waited
+                return f"{display_url(url)}: schema already at revision {head}"
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

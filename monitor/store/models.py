@@ -254,6 +254,9 @@ class UserRecord(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
     locked_until: Mapped[datetime | None]
     """Login throttling: no login is tried before this time."""
+    must_change_password: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """The password was a one-time one (``hallmonitor up``'s first admin): choose a new one
+    before anything else."""
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
 

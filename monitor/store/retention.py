@@ -10,6 +10,11 @@ positives 30 days):
 - ``applied_batches`` ids older than ``APPLIED_BATCHES_KEEP_DAYS`` (only spool replays need them).
 
 ``hallmonitor purge`` and the daemon's daily purge both call ``run_purge``.
+
+A trust's sensors share one database, each with its own configuration: a sensor purges only its
+own site (``site``), so that one school's shorter retention never deletes another school's
+records, and two sensors purging at once never touch the same rows. ``site=None`` purges every
+site (``hallmonitor purge`` by the trust's administrator).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from monitor.store.models import (
     IncidentRecord,
     ObservationRecord,
 )
+from monitor.store.queries.scope import site_condition
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +73,10 @@ def purge(
     observations_days: int,
     incidents_days: int,
     false_positive_days: int,
+    site: str | None = None,
 ) -> PurgeResult:
-    """Delete expired rows: in a session's transaction (the caller commits), or, given an
-    engine, in one transaction of its own that is committed here."""
+    """Delete expired rows of ``site`` (None: every site): in a session's transaction (the
+    caller commits), or, given an engine, in one transaction of its own committed here."""
     if isinstance(db, Engine):
         with Session(db) as session, session.begin():
             return purge(
@@ -78,6 +85,7 @@ def purge(
                 observations_days=observations_days,
                 incidents_days=incidents_days,
                 false_positive_days=false_positive_days,
+                site=site,
             )
     if now.tzinfo is None:
         raise ValueError("purge needs a timezone-aware `now`")
@@ -94,7 +102,8 @@ def purge(
         observations=_delete(
             db,
             delete(ObservationRecord).where(
-                ObservationRecord.ts < now - timedelta(days=observations_days)
+                ObservationRecord.ts < now - timedelta(days=observations_days),
+                site_condition(ObservationRecord.site, site),
             ),
         ),
         false_positives=_delete(
@@ -102,20 +111,30 @@ def purge(
             delete(IncidentRecord).where(
                 IncidentRecord.outcome == FALSE_POSITIVE,
                 IncidentRecord.end_at < false_positive_cutoff,
+                site_condition(IncidentRecord.site, site),
             ),
         ),
         incidents=_delete(
             db,
             delete(IncidentRecord).where(
-                IncidentRecord.state == "closed", IncidentRecord.end_at < incidents_cutoff
+                IncidentRecord.state == "closed",
+                IncidentRecord.end_at < incidents_cutoff,
+                site_condition(IncidentRecord.site, site),
             ),
         ),
         daily_counters=_delete(
-            db, delete(DailyCounterRecord).where(DailyCounterRecord.day < incidents_cutoff.date())
+            db,
+            delete(DailyCounterRecord).where(
+                DailyCounterRecord.day < incidents_cutoff.date(),
+                site_condition(DailyCounterRecord.site, site),
+            ),
         ),
         embedded_counts=_delete(
             db,
-            delete(EmbeddedCountRecord).where(EmbeddedCountRecord.day < incidents_cutoff.date()),
+            delete(EmbeddedCountRecord).where(
+                EmbeddedCountRecord.day < incidents_cutoff.date(),
+                site_condition(EmbeddedCountRecord.site, site),
+            ),
         ),
         applied_batches=_delete(
             db,
@@ -138,8 +157,10 @@ def run_purge(
     observations_days: int,
     incidents_days: int,
     false_positive_days: int,
+    site: str | None,
 ) -> str:
-    """``hallmonitor purge``: check the schema, purge in one transaction, return a summary line.
+    """``hallmonitor purge``: check the schema, purge ``site``'s expired rows (None: every
+    site's) in one transaction, return a summary line.
 
     Raises ``SchemaNotCurrent`` when the database is not at this version's schema.
     """
@@ -152,9 +173,11 @@ def run_purge(
             observations_days=observations_days,
             incidents_days=incidents_days,
             false_positive_days=false_positive_days,
+            site=site,
         )
     finally:
         engine.dispose()
-    line = f"{display_url(url)}: {result.summary()}"
+    scope = "every site" if site is None else f"site {site!r}"
+    line = f"{display_url(url)} ({scope}): {result.summary()}"
     logger.info("%s", line)
     return line

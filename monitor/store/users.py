@@ -85,6 +85,8 @@ class UserInfo:
     locked_until: datetime | None
     created_at: datetime
     last_login_at: datetime | None
+    must_change_password: bool = False
+    """Signed in with a one-time password: the review app asks for a new one first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,7 @@ def user_info(record: UserRecord) -> UserInfo:
         locked_until=record.locked_until,
         created_at=record.created_at,
         last_login_at=record.last_login_at,
+        must_change_password=record.must_change_password,
     )
 
 
@@ -205,8 +208,10 @@ def create_user(
     site: str | None = None,
     hasher: PasswordHasher = DEFAULT_HASHER,
     now: datetime | None = None,
+    must_change_password: bool = False,
 ) -> UserInfo:
-    """Add a user; ``ValueError`` for a taken name, a bad field or a short password."""
+    """Add a user; ``ValueError`` for a taken name, a bad field or a short password.
+    ``must_change_password``: the password is a one-time one."""
     name = _check_username(username)
     checked_role = _check_fields(display_name, str(role), email)
     check_password_policy(password)
@@ -222,6 +227,7 @@ def create_user(
         disabled=False,
         failed_logins=0,
         created_at=_utcnow(now),
+        must_change_password=must_change_password,
     )
     db.add(record)
     db.flush()
@@ -251,12 +257,14 @@ def find_user_by_id(db: Session, user_id: int) -> UserInfo | None:
 def set_password(
     db: Session, username: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
 ) -> UserInfo:
-    """Replace the password, clear any lockout and sign the user out everywhere."""
+    """Replace the password, clear any lockout and sign the user out everywhere (a one-time
+    password is gone once replaced)."""
     check_password_policy(password)
     record = _get_record(db, username)
     record.password_hash = hasher.hash(password)
     record.failed_logins = 0
     record.locked_until = None
+    record.must_change_password = False
     db.execute(delete(WebSessionRecord).where(WebSessionRecord.user_id == record.id))
     db.flush()
     return user_info(record)

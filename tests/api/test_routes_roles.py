@@ -53,6 +53,12 @@ ROUTES: tuple[RouteCase, ...] = (
         data={"username": "nobody", "password": "not the password", "next": "/"},
     ),
     RouteCase("POST", "/logout", admin=REDIRECT, reviewer=REDIRECT, governor=REDIRECT, anonymous=REDIRECT),
+    # api/pages/password.py
+    RouteCase("GET", "/password", admin=OK, reviewer=OK, governor=OK, anonymous=REDIRECT),
+    RouteCase(
+        "POST", "/password", admin=REDIRECT, reviewer=REDIRECT, governor=REDIRECT, anonymous=REDIRECT,
+        data={"current": PASSWORD, "new": "a new long passphrase", "confirm": "a new long passphrase"},
+    ),
     # api/pages/home.py
     RouteCase("GET", "/", admin=OK, reviewer=OK, governor=OK, anonymous=REDIRECT),
     # api/pages/dashboard.py
@@ -128,6 +134,8 @@ ROUTES: tuple[RouteCase, ...] = (
     RouteCase("GET", "/privacy", admin=OK, reviewer=OK, governor=OK, anonymous=OK),
     # api/pages/health.py (public, no personal data)
     RouteCase("GET", "/healthz", admin=OK, reviewer=OK, governor=OK, anonymous=OK),
+    # api/pages/metrics.py (public without web.metrics_token: counts only)
+    RouteCase("GET", "/metrics", admin=OK, reviewer=OK, governor=OK, anonymous=OK),
     # api/pages/tokens.py (creating answers 200: the new token is shown once, not redirected)
     RouteCase("GET", "/admin/tokens", admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=REDIRECT),
     RouteCase(
@@ -145,7 +153,8 @@ ROUTES: tuple[RouteCase, ...] = (
 COVERED_MODULES = (
     frozenset({"api.pages.login", "api.pages.home", "api.pages.dashboard", "api.pages.incidents"})
     | frozenset({"api.pages.devices", "api.pages.lists", "api.pages.admin", "api.pages.privacy"})
-    | frozenset({"api.pages.health", "api.pages.tokens"})
+    | frozenset({"api.pages.health", "api.pages.tokens", "api.pages.password"})
+    | frozenset({"api.pages.metrics"})
 )
 """Router modules whose every route must have a row in ``ROUTES``."""
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from monitor.cli import _log_at_configured_level, main
+from monitor.config import Settings
+from monitor.logconfig import configure_logging
 from tests.data.traffic import (
     CLIENT_IP,
     CLIENT_MAC,
@@ -212,3 +216,41 @@ def test_bad_configuration_is_one_line_naming_the_key(tmp_path: Path) -> None:
     status, _, err = invoke(config, "db", "upgrade")
     assert status == 1
     assert "web.port" in err and "Traceback" not in err
+
+
+def test_scan_record_reads_the_configuration_named_by_the_environment(tmp_path: Path) -> None:
+    """`scan` alone never loads settings (it starts without pydantic); `scan --record` does."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[web]\nport = "eighty"\n')
+    capture = sample_capture(tmp_path)
+    env = {"HALLMONITOR_CONFIG": str(bad)}
+    plain = CliRunner().invoke(main, ["scan", "--format", "jsonl", str(capture)], env=env)
+    assert plain.exit_code == 0, plain.stderr
+    recorded = CliRunner().invoke(main, ["scan", "--record", str(capture)], env=env)
+    assert recorded.exit_code == 1
+    assert "web.port" in recorded.stderr and "Traceback" not in recorded.stderr
+
+
+def test_purge_covers_this_school_unless_asked_for_every_site(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    invoke(config, "db", "upgrade")
+    status, out, _ = invoke(config, "purge")
+    assert status == 0
+    assert "(site " in out and "purged 0 observations" in out
+    status, out, _ = invoke(config, "purge", "--all-sites")
+    assert status == 0
+    assert "(every site)" in out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [(["serve"], logging.DEBUG), (["--log-level", "error", "serve"], logging.ERROR)],
+)
+def test_long_running_commands_log_at_the_configured_level_unless_told(
+    arguments: list[str], expected: int
+) -> None:
+    settings = Settings.model_validate({"logging": {"level": "DEBUG"}})
+    with main.make_context("hallmonitor", list(arguments)) as ctx:
+        configure_logging(ctx.params["log_level"].upper())
+        _log_at_configured_level(ctx, settings)
+    assert logging.getLogger("monitor").level == expected

@@ -360,7 +360,7 @@ def test_load_settings_reads_os_environ_when_no_mapping_is_given(
         (
             {"HALLMONITOR_CAPTUR__SNAPLEN": "100"},
             "HALLMONITOR_CAPTUR__SNAPLEN: 'captur' is not a settings group; use one of site, "
-            "capture, lists, segments, calendar, incidents, database, retention, logging, web, mail, reports",
+            "capture, lists, segments, calendar, incidents, database, retention, logging, web, mail, reports, selftest",
         ),
         (
             {"HALLMONITOR_CAPTURE__SNAPLEN": "big"},
@@ -369,7 +369,7 @@ def test_load_settings_reads_os_environ_when_no_mapping_is_given(
         (
             {"HALLMONITOR_CAPTURE__SNAPLENGTH": "100"},
             "capture.snaplength: unknown key; allowed keys: interfaces, dns_ports, snaplen, "
-            "buffer_mb (from HALLMONITOR_CAPTURE__SNAPLENGTH)",
+            "buffer_mb, metrics_listen (from HALLMONITOR_CAPTURE__SNAPLENGTH)",
         ),
         (
             {"HALLMONITOR_SEGMENTS": "[{oops"},
@@ -403,11 +403,12 @@ def test_environment_errors_name_the_variable(environ: dict[str, str], problem: 
         (
             "sites = 1",
             "sites: unknown key; allowed keys: site, capture, lists, segments, calendar, "
-            "incidents, database, retention, logging, web, mail, reports",
+            "incidents, database, retention, logging, web, mail, reports, selftest",
         ),
         (
             "[capture]\ninterface = ['eth0']",
-            "capture.interface: unknown key; allowed keys: interfaces, dns_ports, snaplen, buffer_mb",
+            "capture.interface: unknown key; allowed keys: interfaces, dns_ports, snaplen, "
+            "buffer_mb, metrics_listen",
         ),
         (
             "[[segments]]\nname = 'a'\nvlans = [2]\nrole = 'staff'\nflags = ['social']",
@@ -979,3 +980,48 @@ def test_reports_cover_this_school_unless_all_sites() -> None:
         {"site": {"name": "Trust office"}, "reports": {"all_sites": True}}
     )
     assert (school.report_site(), trust.report_site()) == ("Hill School", None)
+
+
+# --- metrics: capture.metrics_listen and web.metrics_token ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        (" 10.0.0.5:9100 ", ("10.0.0.5", 9100)),
+        ("[::1]:9464", ("::1", 9464)),
+        ("localhost:9464", ("localhost", 9464)),
+        ("", None),
+    ],
+)
+def test_metrics_listen_is_host_and_port_or_off(
+    listen: str, address: tuple[str, int] | None
+) -> None:
+    settings = Settings.model_validate({"capture": {"metrics_listen": listen}})
+    assert settings.capture.metrics_address() == address
+
+
+@pytest.mark.parametrize(
+    ("listen", "problem"),
+    [
+        ("9464", '\'9464\' is not "host:port"; write e.g. "127.0.0.1:9464", or "" for off'),
+        (":9464", "':9464' is not \"host:port\""),
+        ("::1:9464", "'::1:9464' is not \"host:port\""),
+        ("127.0.0.1:http", "'127.0.0.1:http' is not \"host:port\""),
+        ("127.0.0.1:70000", "'127.0.0.1:70000': the port must be 1 to 65535"),
+        ("127.0.0.1:0", "'127.0.0.1:0': the port must be 1 to 65535"),
+    ],
+)
+def test_wrong_metrics_listen_names_key_value_and_the_form(
+    tmp_path: Path, listen: str, problem: str
+) -> None:
+    (found,) = problems_of(tmp_path, f"[capture]\nmetrics_listen = '{listen}'")
+    assert found.startswith(f"capture.metrics_listen: {problem}")
+
+
+def test_metrics_token_is_secret_and_empty_by_default(tmp_path: Path) -> None:
+    assert load_settings(None, environ={}).web.metrics_token.get_secret_value() == ""
+    settings = load_settings(write(tmp_path, '[web]\nmetrics_token = "t0ken"\n'), environ={})
+    assert settings.web.metrics_token.get_secret_value() == "t0ken"
+    assert "t0ken" not in repr(settings)

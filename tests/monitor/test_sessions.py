@@ -223,6 +223,15 @@ def test_sessionizer_snapshot_carries_the_incident_fields() -> None:
     assert sessionizer.open_count() == 1
 
 
+def test_the_same_device_at_two_sites_at_the_same_time_gives_two_incident_keys() -> None:
+    """A trust's schools share address ranges (and a visiting laptop its MAC): keys carry the site."""
+    (north,) = Sessionizer(site="north").feed(hit(0))
+    (south,) = Sessionizer(site="south").feed(hit(0))
+    assert (north.device, north.start) == (south.device, south.start)
+    assert north.key != south.key
+    assert (north.site, south.site) == ("north", "south")
+
+
 # --- snapshots: throttled while open, one CLOSED at the end -------------------------------
 
 

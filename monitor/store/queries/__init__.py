@@ -41,6 +41,7 @@ from monitor.store.queries.incidents import (
     IncidentPage,
     IncidentSummary,
     get_incident,
+    incident_sites,
     list_incidents,
 )
 from monitor.store.queries.reviews import Actor, review_incident
@@ -77,6 +78,7 @@ __all__ = [
     "get_device",
     "get_incident",
     "governor_summary",
+    "incident_sites",
     "incident_stats",
     "incidents_csv",
     "label_device",

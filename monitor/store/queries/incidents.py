@@ -315,6 +315,12 @@ def _page_ids(
     )
 
 
+def incident_sites(db: Session, site_scope: str | None) -> tuple[str, ...]:
+    """The sites that have incidents, by name: the choices of the queue's site filter."""
+    query = select(IncidentRecord.site).where(site_condition(IncidentRecord.site, site_scope))
+    return tuple(db.scalars(query.distinct().order_by(IncidentRecord.site)))
+
+
 def get_incident(db: Session, incident_id: int, site_scope: str | None) -> IncidentDetail:
     """An incident's page; ``LookupError`` when it does not exist or is outside ``site_scope``."""
     record = db.scalars(

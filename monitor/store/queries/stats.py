@@ -61,6 +61,8 @@ class IncidentStats:
     by_role: tuple[Count, ...]
     by_day: tuple[DayCount, ...]
     """Every local day of the period, days without incidents included."""
+    by_site: tuple[Count, ...]
+    """Per school of a trust (one entry for a single school, none without incidents)."""
     open_items: int
     """Incidents of any date waiting for a decision (``new`` or ``in_review``)."""
     previous_total: int
@@ -145,6 +147,7 @@ def incident_stats(
         by_segment=_counts(db, segment, period),
         by_role=_counts(db, role, period),
         by_day=tuple(DayCount(day, by_day[n]) for n, day in enumerate(days)),
+        by_site=_counts(db, table.site, period),
         open_items=db.scalar(waiting) or 0,
         previous_total=db.scalar(select(func.count()).where(*previous)) or 0,
         previous_by_platform=_counts(db, table.platform, previous),

@@ -16,10 +16,15 @@ from api.pages.dashboard import (
     this_week,
 )
 from monitor.config import Settings
-from monitor.store.users import UserRole
-from tests.api.conftest import AppHarness
+from monitor.store.users import UserRole, create_user
+from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.api.pages.test_health import add_failed_report
-from tests.monitor.store.queries.factories import PUPIL_TABLET, add_counter, add_incident
+from tests.monitor.store.queries.factories import (
+    OTHER_SITE,
+    PUPIL_TABLET,
+    add_counter,
+    add_incident,
+)
 
 
 def seed_now(harness: AppHarness) -> None:
@@ -160,3 +165,59 @@ def test_governor_dashboard_does_not_show_report_failures(harness: AppHarness) -
     harness.sign_in(UserRole.GOVERNOR)
     response = harness.client.get("/dashboard")
     assert "weekly summary could not be sent" not in response.text
+
+
+# --- a trust: several schools in one database ------------------------------------------------
+
+
+def seed_two_sites(harness: AppHarness) -> None:
+    seed_now(harness)
+    with harness.db() as db:
+        add_incident(db, start=datetime.now(UTC) - timedelta(hours=1), site=OTHER_SITE)
+        db.commit()
+
+
+@pytest.mark.parametrize("role", [UserRole.REVIEWER, UserRole.ADMIN])
+def test_an_all_sites_dashboard_counts_incidents_per_site(
+    harness: AppHarness, role: UserRole
+) -> None:
+    seed_two_sites(harness)
+    harness.sign_in(role)
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert [(chart.title, chart.rows) for chart in page.site_charts] == [
+        ("Incidents by site this week", (("school", 2), (OTHER_SITE, 1))),
+        ("Incidents by site this term", (("school", 2), (OTHER_SITE, 1))),
+    ]
+    table = BeautifulSoup(response.text, "html.parser").select_one("#sites-heading + * table")
+    assert table is not None and OTHER_SITE in table.get_text()
+
+
+def test_a_single_school_dashboard_has_no_site_charts(harness: AppHarness) -> None:
+    seed_now(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    response = harness.client.get("/dashboard")
+    assert response.context["page"].site_charts == ()  # type: ignore[attr-defined]
+    assert 'id="sites-heading"' not in response.text
+
+
+def test_a_site_limited_reviewers_dashboard_counts_only_their_site(harness: AppHarness) -> None:
+    seed_two_sites(harness)
+    with harness.db() as db:
+        create_user(db, "annexhead", "Annex Head", UserRole.REVIEWER, PASSWORD, site=OTHER_SITE, hasher=FAST_HASHER)  # fmt: skip
+        db.commit()
+    assert harness.post_login("annexhead", PASSWORD).status_code == 303
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert (page.week_stats.total, page.site_charts) == (1, ())
+    assert "school" not in [label for chart in page.week_charts for label, _ in chart.rows]
+
+
+def test_a_governors_dashboard_has_no_per_site_breakdown(harness: AppHarness) -> None:
+    seed_two_sites(harness)
+    harness.sign_in(UserRole.GOVERNOR)
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert isinstance(page, GovernorDashboardPage)
+    assert page.summary.total == 3
+    assert 'id="sites-heading"' not in response.text

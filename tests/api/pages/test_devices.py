@@ -246,3 +246,47 @@ def test_erase_deletes_every_record_of_the_device_and_audits_the_reason(
     assert harness.audit_count("erase_device") == 1
     detail = harness.audit_rows()[-1].detail
     assert (detail["reason"], detail["incidents"]) == ("erasure request ref 14", 1)
+
+
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ("label", {"label": "Mr Lee, room B12"}),
+        ("merge", {"new_mac": NEW_MAC, "reason": "new network card"}),
+        ("erase", {"reason": "erasure request ref 15", "confirm": STAFF_LAPTOP[1]}),
+    ],
+)
+def test_an_all_sites_admin_changes_only_the_devices_own_site(
+    harness: AppHarness, action: str, data: dict[str, str]
+) -> None:
+    """The annex has a device with the same address and MAC: it is another school's device."""
+    devices, token = admin_with_devices(harness)
+    with harness.db() as db:
+        add_observation(db, add_incident(db, site=OTHER_SITE), site=OTHER_SITE)
+        db.commit()
+    response = harness.client.post(
+        f"/devices/{devices.staff}/{action}",
+        data={"csrf_token": token, **data},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    annex = IncidentRecord.site == OTHER_SITE
+    assert count(harness, IncidentRecord, annex, IncidentRecord.device_mac == STAFF_LAPTOP[1]) == 1
+    assert count(harness, IncidentRecord, annex, IncidentRecord.device_label.is_(None)) == 1
+    assert count(harness, ObservationRecord, ObservationRecord.site == OTHER_SITE, ObservationRecord.client_mac == STAFF_LAPTOP[1]) == 1  # fmt: skip
+    with harness.db() as db:
+        device = db.get(DeviceRecord, devices.annex)
+    assert device is not None and (device.mac, device.label) == (STAFF_LAPTOP[1], None)
+
+
+def test_an_all_sites_admins_export_holds_only_the_devices_own_site(harness: AppHarness) -> None:
+    devices, token = admin_with_devices(harness)
+    with harness.db() as db:
+        add_observation(db, add_incident(db, site=OTHER_SITE), site=OTHER_SITE)
+        db.commit()
+    response = harness.client.post(
+        f"/devices/{devices.staff}/export", data={"csrf_token": token, "format": "json"}
+    )
+    body = json.loads(response.content)
+    rows = [row for table in ("incidents", "observations", "devices") for row in body[table]]
+    assert rows and {row["site"] for row in rows} == {"school"}

@@ -1,4 +1,5 @@
-"""``/healthz``: readiness as JSON (200 or 503), and report failures counted without addresses."""
+"""``/healthz``: readiness as JSON (200 or 503), report failures counted without addresses, and
+a warning (never unreadiness) when a sensor stops counting frames."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from api.capture_watch import CaptureWatch
 from api.pages.health import first_line, summarise_failures
 from monitor.reports.scheduler import ReportFailure
-from monitor.store.models import SentReportRecord
+from monitor.store.models import DailyCounterRecord, SentReportRecord
 from tests.api.conftest import AppFactory, AppHarness
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -142,3 +144,56 @@ def test_healthz_is_not_ready_when_the_database_does_not_answer(app_client: AppF
     assert body["ready"] is False
     assert body["checks"]["database"]["ok"] is False
     assert body["checks"]["schema"]["detail"] == "not checked: no database"
+
+
+def add_frames(harness: AppHarness, site: str, count: int) -> None:
+    with harness.db() as db:
+        db.add(
+            DailyCounterRecord(
+                site=site, day=datetime.now(UTC).date(), name="capture.frames", count=count
+            )
+        )
+        db.commit()
+
+
+def test_healthz_warns_when_no_sensor_counted_frames_but_stays_ready(harness: AppHarness) -> None:
+    response = harness.client.get("/healthz")
+    assert response.status_code == 200
+    capture = response.json()["checks"]["capture"]
+    assert capture["ok"] is False
+    assert capture["detail"].startswith("no frames counted today or yesterday")
+    assert "hallmonitor capture" in capture["detail"]
+    assert capture["sites"] == []
+
+
+def test_healthz_lists_each_counting_sensor(harness: AppHarness) -> None:
+    add_frames(harness, "st-marys", 1200)
+    capture = harness.client.get("/healthz").json()["checks"]["capture"]
+    assert capture["ok"] is True
+    assert capture["detail"] == "frames counted by st-marys"
+    assert capture["sites"] == [
+        {
+            "site": "st-marys",
+            "day": datetime.now(UTC).date().isoformat(),
+            "frames": 1200,
+            "unchanged_minutes": 0,
+            "stale": False,
+        }
+    ]
+
+
+def test_healthz_says_which_sensor_went_quiet_and_stays_ready(harness: AppHarness) -> None:
+    add_frames(harness, "st-marys", 1200)
+    add_frames(harness, "hill-school", 40)
+    watch = CaptureWatch()
+    harness.app.state.capture_watch = watch
+    harness.client.get("/healthz")
+    watch.stale_after = timedelta(0)  # as if ten minutes had passed without a new frame
+    response = harness.client.get("/healthz")
+    assert response.status_code == 200
+    capture = response.json()["checks"]["capture"]
+    assert capture["ok"] is False
+    assert capture["detail"].startswith(
+        "no new frames for 10 minutes or more from hill-school, st-marys"
+    )
+    assert [site["stale"] for site in capture["sites"]] == [True, True]

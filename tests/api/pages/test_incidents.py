@@ -162,6 +162,43 @@ def test_a_reviewer_limited_to_a_site_sees_only_that_site(harness: AppHarness) -
     assert [row["id"] for row in csv.DictReader(io.StringIO(csv_text))] == [str(ids["annex"])]
 
 
+def test_an_all_sites_reviewer_filters_the_queue_by_site_and_sees_a_site_column(
+    harness: AppHarness,
+) -> None:
+    ids = seed(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    page = queue_page(harness, f"?site={OTHER_SITE}")
+    assert (page.sites, queue_ids(page)) == ((OTHER_SITE, "school"), [ids["annex"]])
+    soup = BeautifulSoup(harness.client.get("/incidents").text, "html.parser")
+    options = [(o["value"], "selected" in o.attrs) for o in soup.select("select#site option")]
+    assert options == [("", False), (OTHER_SITE, False), ("school", False)]
+    headings = [th.get_text() for th in soup.select("table.queue th")]
+    assert headings[:3] == ["Incident", "Started", "Site"]
+    sites = [tr.select("td")[2].get_text() for tr in soup.select("table.queue tbody tr")]
+    assert sites == ["school", OTHER_SITE, "school", "school"]
+    assert page.export_href == f"/incidents.csv?site={OTHER_SITE}"
+    csv_text = harness.client.get(page.export_href).text
+    assert [row["id"] for row in csv.DictReader(io.StringIO(csv_text))] == [str(ids["annex"])]
+
+
+def test_a_site_limited_reviewer_has_no_site_filter_or_column(harness: AppHarness) -> None:
+    seed(harness)
+    sign_in_at_site(harness, OTHER_SITE)
+    assert queue_page(harness).sites == ()
+    soup = BeautifulSoup(harness.client.get("/incidents").text, "html.parser")
+    assert soup.select("select#site") == []
+    assert "Site" not in [th.get_text() for th in soup.select("table.queue th")]
+    assert queue_ids(queue_page(harness, "?site=school")) == []
+
+
+def test_a_single_school_has_no_site_filter(harness: AppHarness) -> None:
+    with harness.db() as db:
+        add_incident(db, start=T0)
+        db.commit()
+    harness.sign_in(UserRole.ADMIN)
+    assert queue_page(harness).sites == ()
+
+
 # --- one incident ----------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ def test_stats_incidents_counts_the_period_by_platform_and_day(harness: AppHarne
     ]
     assert [d["count"] for d in body["by_day"]] == [0, 2, 1, 0, 0, 0, 0]
     assert (body["open_items"], body["change"]) == (2, 3)
+    assert body["by_site"] == [{"key": "school", "count": 2}, {"key": "annex", "count": 1}]
 
 
 def test_stats_incidents_is_scoped_to_the_users_site(harness: AppHarness) -> None:
@@ -42,7 +43,8 @@ def test_stats_incidents_is_scoped_to_the_users_site(harness: AppHarness) -> Non
         "/api/v1/stats/incidents" + PERIOD,
         headers=bearer(harness, UserRole.REVIEWER, site="annex"),
     )
-    assert response.json()["total"] == 1
+    body = response.json()
+    assert (body["total"], body["by_site"]) == (1, [{"key": "annex", "count": 1}])
 
 
 def test_stats_capture_reports_observations_per_day(harness: AppHarness) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from monitor.config import MailSettings
-from monitor.reports.mail import PermanentMailError, TemporaryMailError, send_message
+from monitor.reports.mail import (
+    PermanentMailError,
+    TemporaryMailError,
+    check_server,
+    send_message,
+)
 from tests.monitor.reports.conftest import PASSWORD, USERNAME, StartSmtp, free_port
 
 
@@ -138,3 +143,47 @@ class TestSendMessage:
         settings = mail_settings(server.port, security="starttls", ca_file=tmp_path / "absent.pem")
         with pytest.raises(PermanentMailError, match="mail.ca_file .*cannot load"):
             send_message(message(), settings)
+
+
+class TestCheckServer:
+    """``check_server`` (behind ``hallmonitor doctor``) connects as configured and sends nothing."""
+
+    def test_check_server_says_what_a_starttls_server_with_auth_accepted(
+        self, start_smtp: StartSmtp
+    ) -> None:
+        server = start_smtp("starttls", auth=True)
+        settings = mail_settings(
+            server.port,
+            security="starttls",
+            username=USERNAME,
+            password=PASSWORD,
+            ca_file=server.ca_file,
+        )
+
+        done = check_server(settings)
+
+        assert done == f"127.0.0.1:{server.port} accepted EHLO and STARTTLS, AUTH as {USERNAME!r}"
+        assert server.messages == []
+
+    def test_check_server_over_implicit_tls(self, start_smtp: StartSmtp) -> None:
+        server = start_smtp("tls")
+        settings = mail_settings(server.port, security="tls", ca_file=server.ca_file)
+
+        assert check_server(settings) == f"127.0.0.1:{server.port} accepted TLS and EHLO"
+
+    def test_check_server_refused_login_is_permanent(self, start_smtp: StartSmtp) -> None:
+        server = start_smtp("starttls", auth=True)
+        settings = mail_settings(
+            server.port,
+            security="starttls",
+            username=USERNAME,
+            password="wrong password",
+            ca_file=server.ca_file,
+        )
+
+        with pytest.raises(PermanentMailError, match="refused the login"):
+            check_server(settings)
+
+    def test_check_server_on_a_closed_port_is_temporary(self) -> None:
+        with pytest.raises(TemporaryMailError, match="refused"):
+            check_server(mail_settings(free_port()))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,38 @@ class TestSchemaCheck:
 
     def test_schema_not_current_is_in_the_errors_tree(self) -> None:
         assert "SchemaNotCurrent" in (errors.__doc__ or "")
+
+
+def test_sqlite_transactions_take_the_write_lock_when_they_begin(tmp_path: Path) -> None:
+    """A read-then-write transaction must wait for another writer, not fail with "database is
+    locked" (capture and the review app share one file under ``hallmonitor up``)."""
+    path = tmp_path / "locks.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM t").scalar()
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+    finally:
+        engine.dispose()
+
+
+def test_sensors_migrating_one_database_at_once_take_turns(empty_url: str) -> None:
+    """A trust's sensors may all start together on a new database: one migrates, the others
+    wait for it and find the schema at head (without the lock they fail on duplicate tables)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        lines = list(pool.map(upgrade_schema, [empty_url] * 3))
+    upgraded = [line for line in lines if "schema upgraded from revision none" in line]
+    assert len(upgraded) == 1
+    assert sum("schema already at revision" in line for line in lines) == 2
+    engine = make_engine(empty_url)
+    try:
+        ensure_schema_current(engine)
+    finally:
+        engine.dispose()

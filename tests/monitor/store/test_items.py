@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from monitor.sessions import build_incident_key
 from monitor.store.items import (
     CounterIncrement,
     DeviceSeen,
@@ -243,3 +245,48 @@ class TestCountsAndDevices:
             count, bad = apply_records(connection, [record], now=NOW, skip_applied=False)
         assert count == 1
         assert bad == [({"t": "gossip", "v": 1}, "unknown item type 'gossip'")]
+
+
+class TestSites:
+    """A trust's sensors share one database, and its schools the same private addresses."""
+
+    def test_two_sites_seeing_the_same_device_at_the_same_time_keep_their_own_rows(
+        self, engine: Engine
+    ) -> None:
+        ip, mac = "10.1.4.23", "aa:bb:cc:00:00:01"
+        batches: list[list[WriterItem]] = []
+        for site in ("north", "south"):
+            key = build_incident_key(site, mac, "instagram", T0)
+            batches.append([
+                replace(make_incident(key, hit_count=2), site=site),
+                replace(make_observation(T0, incident_key=key), site=site),
+                CounterIncrement(site, DAY, "observations.dns", 3),
+                EmbeddedCountRow(site, DAY, ip, mac, "facebook", 2),
+                DeviceSeen(site, mac, ip, f"{site}-laptop", T0),
+            ])  # fmt: skip
+        apply(engine, *batches)
+        with Session(engine) as db:
+            incidents = db.execute(select(IncidentRecord.site, IncidentRecord.hit_count)).all()
+            observations = db.scalars(select(ObservationRecord.site)).all()
+            counters = db.execute(select(DailyCounterRecord.site, DailyCounterRecord.count)).all()
+            embedded = db.execute(select(EmbeddedCountRecord.site, EmbeddedCountRecord.count)).all()
+            devices = db.execute(select(DeviceRecord.site, DeviceRecord.host_name)).all()
+        assert sorted(map(tuple, incidents)) == [("north", 2), ("south", 2)]
+        assert sorted(observations) == ["north", "south"]
+        assert sorted(map(tuple, counters)) == [("north", 3), ("south", 3)]
+        assert sorted(map(tuple, embedded)) == [("north", 2), ("south", 2)]
+        assert sorted(map(tuple, devices)) == [("north", "north-laptop"), ("south", "south-laptop")]
+
+    def test_a_sites_incident_label_comes_from_its_own_sites_device(self, engine: Engine) -> None:
+        ip, mac = "10.1.4.23", "aa:bb:cc:00:00:01"
+        apply(engine, [DeviceSeen(site, mac, ip, None, T0) for site in ("north", "south")])
+        with engine.begin() as connection:
+            connection.execute(
+                update(DeviceRecord)
+                .where(DeviceRecord.site == "north")
+                .values(label="Head's laptop")
+            )
+        south_key = build_incident_key("south", mac, "instagram", T0)
+        apply(engine, [replace(make_incident(south_key), site="south")])
+        (row,) = incident_rows(engine)
+        assert (row.site, row.device_label) == ("south", None)

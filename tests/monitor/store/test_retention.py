@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -19,7 +20,7 @@ from monitor.store.models import (
 from monitor.store.retention import PurgeResult, purge, run_purge
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-POLICY = {"observations_days": 30, "incidents_days": 365, "false_positive_days": 30}
+POLICY: dict[str, Any] = {"observations_days": 30, "incidents_days": 365, "false_positive_days": 30}
 
 
 def days_ago(days: float) -> datetime:
@@ -101,6 +102,41 @@ def test_purge_given_an_engine_commits_its_own_transaction(populated: Engine) ->
         assert len(db.scalars(select(ObservationRecord.id)).all()) == 2
 
 
+def add_expired_rows_at(engine: Engine, site: str) -> None:
+    """One expired row of each kind that has a site."""
+    old_incident, old_observation = incident(f"{site}-too-old", ended_days_ago=366), observation(days_ago(200))  # fmt: skip
+    old_incident.site = old_observation.site = site
+    with Session(engine) as db, db.begin():
+        db.add_all([
+            old_incident, old_observation,
+            DailyCounterRecord(site=site, day=date(2025, 11, 23), name="observations.dns", count=5),
+            EmbeddedCountRecord(site=site, day=date(2025, 11, 23), device_ip="10.1.4.23", device_mac="", platform="facebook", count=2),
+        ])  # fmt: skip
+
+
+def test_a_sensor_purges_only_its_own_site(populated: Engine) -> None:
+    """A trust's schools share the database: one school's retention never deletes another's."""
+    add_expired_rows_at(populated, "annex")
+    result = purge(populated, NOW, **POLICY, site="school")
+    assert result == PurgeResult(2, 1, 1, 1, 1, 1)
+    with Session(populated) as db:
+        sites = {
+            model.__tablename__: sorted(db.scalars(select(model.site)))
+            for model in (
+                IncidentRecord,
+                ObservationRecord,
+                DailyCounterRecord,
+                EmbeddedCountRecord,
+            )
+        }
+    assert {name: rows.count("annex") for name, rows in sites.items()} == dict.fromkeys(sites, 1)
+
+
+def test_a_purge_of_every_site_deletes_every_sites_expired_rows(populated: Engine) -> None:
+    add_expired_rows_at(populated, "annex")
+    assert purge(populated, NOW, **POLICY) == PurgeResult(3, 2, 1, 2, 2, 1)
+
+
 def test_purge_refuses_a_naive_now_and_zero_days(engine: Engine) -> None:
     with Session(engine) as db:
         with pytest.raises(ValueError, match="timezone-aware"):
@@ -113,7 +149,8 @@ def test_purge_refuses_a_naive_now_and_zero_days(engine: Engine) -> None:
 
 def test_run_purge_commits_and_summarises(populated: Engine) -> None:
     url = populated.url.render_as_string(hide_password=False)
-    line = run_purge(url, NOW, **POLICY)
+    line = run_purge(url, NOW, **POLICY, site="school")
+    assert "(site 'school')" in line
     assert line.endswith(
         "purged 2 observations, 1 incidents, 1 false positives, 1 daily counters, 1 embedded counts"
     )
@@ -123,4 +160,13 @@ def test_run_purge_commits_and_summarises(populated: Engine) -> None:
 
 def test_run_purge_refuses_an_unmigrated_database(tmp_path) -> None:
     with pytest.raises(SchemaNotCurrent, match="hallmonitor db upgrade"):
-        run_purge(f"sqlite:///{tmp_path / 'empty.sqlite3'}", NOW, **POLICY)
+        run_purge(f"sqlite:///{tmp_path / 'empty.sqlite3'}", NOW, **POLICY, site=None)
+
+
+def test_run_purge_of_another_site_leaves_this_one(populated: Engine) -> None:
+    url = populated.url.render_as_string(hide_password=False)
+    line = run_purge(url, NOW, **POLICY, site="annex")
+    assert "(site 'annex')" in line
+    assert line.endswith(
+        "purged 0 observations, 0 incidents, 0 false positives, 0 daily counters, 0 embedded counts"
+    )

@@ -242,6 +242,21 @@ def test_set_password_replaces_it_clears_the_lock_and_signs_out(db: Session) -> 
         set_password(db, "head", "short", hasher=FAST)
 
 
+def test_a_one_time_password_is_marked_and_replacing_it_clears_the_mark(db: Session) -> None:
+    user = create_user(
+        db, "admin", "Admin", UserRole.ADMIN, PASSWORD, hasher=FAST, must_change_password=True
+    )
+    assert user.must_change_password
+    assert verify_login(db, "admin", PASSWORD, NOW, POLICY).user.must_change_password  # type: ignore[union-attr]
+    assert not set_password(db, "admin", "a brand new passphrase", hasher=FAST).must_change_password
+    assert record(db, "admin").must_change_password is False
+
+
+def test_users_made_by_hand_keep_their_password(db: Session) -> None:
+    add(db)
+    assert record(db, "head").must_change_password is False
+
+
 def test_set_disabled_signs_out_and_can_be_undone(db: Session) -> None:
     user_id = add(db)
     add_session(db, user_id)

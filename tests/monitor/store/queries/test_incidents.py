@@ -13,6 +13,7 @@ from monitor.store.queries.incidents import (
     POLICY_POINTS,
     IncidentFilters,
     get_incident,
+    incident_sites,
     list_incidents,
 )
 from tests.monitor.store.queries.factories import (
@@ -337,3 +338,14 @@ class TestIncidentPage:
         assert POLICY_POINTS["staff"].startswith(
             "Staff must not access social networking sites during the school day"
         )
+
+
+def test_incident_sites_names_each_site_with_incidents_once(
+    db: Session, queue: dict[str, int]
+) -> None:
+    assert incident_sites(db, None) == tuple(sorted((OTHER_SITE, SITE)))
+    assert incident_sites(db, OTHER_SITE) == (OTHER_SITE,)
+
+
+def test_incident_sites_of_an_empty_database_is_empty(db: Session) -> None:
+    assert incident_sites(db, None) == ()

@@ -60,6 +60,13 @@ def test_incident_stats_for_every_site(db: Session, week_of_incidents: None) -> 
     assert incident_stats(db, *WEEK, LONDON, OTHER_SITE).by_platform == (Count("instagram", 1),)
 
 
+def test_incident_stats_count_per_site_within_the_scope(
+    db: Session, week_of_incidents: None
+) -> None:
+    assert incident_stats(db, *WEEK, LONDON, None).by_site == (Count(SITE, 5), Count(OTHER_SITE, 1))
+    assert incident_stats(db, *WEEK, LONDON, OTHER_SITE).by_site == (Count(OTHER_SITE, 1),)
+
+
 def test_incident_stats_of_an_empty_period(db: Session) -> None:
     stats = incident_stats(db, *WEEK, LONDON, SITE)
     assert (stats.total, stats.by_platform, stats.open_items) == (0, (), 0)

@@ -16,7 +16,8 @@ Part 1, throughput, per profile: the capture of ``tests.bench.make_mix`` (cached
 
 - ``hallmonitor scan --format jsonl FILE > /dev/null``;
 - ``hallmonitor --config CFG scan --record FILE`` into a fresh SQLite database (``db upgrade``
-  first, untimed), CFG being ``deploy/demo.toml`` with its data directory in a temporary one;
+  first, untimed), CFG being ``toml_config`` below (a staff segment over the generated
+  addresses) with its data directory in a temporary one;
 - with ``--postgres URL``, the same into a fresh PostgreSQL database created on that server
   for the run and dropped after it.
 
@@ -186,7 +187,8 @@ def toml_config(
     all_week: bool = False,
     flush_interval_s: float | None = None,
 ) -> str:
-    """A configuration like ``deploy/demo.toml``, with the given data directory and options."""
+    """A school with a staff segment over the generated addresses, with the given data
+    directory and options."""
     lines = ['[site]\nname = "bench-school"\n', "[[segments]]", 'name = "staff"']
     lines.append("cidrs = [" + ", ".join(f'"{c}"' for c in segments) + "]")
     lines.append('role = "staff"\n')

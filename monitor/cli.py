@@ -64,9 +64,11 @@ def main(ctx: click.Context, log_level: str, config_path: Path | None) -> None:
     overrides named HALLMONITOR_<GROUP>__<KEY>.
     """
     configure_logging(log_level.upper())
-    from monitor.config import default_config_path
+    ctx.obj = config_path
+    if ctx.invoked_subcommand != "scan":  # scan looks for the file only with --record (_record):
+        from monitor.config import default_config_path  # importing pydantic costs 0.5 s
 
-    ctx.obj = config_path or default_config_path()
+        ctx.obj = config_path or default_config_path()
 
 
 def _log_at_configured_level(ctx: click.Context, settings: Settings) -> None:
@@ -170,8 +172,11 @@ def scan(
 
 
 def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ...]) -> None:
+    from monitor.config import default_config_path
     from monitor.runner import record_captures
 
+    root = ctx.find_root()
+    root.obj = root.obj or default_config_path()  # main() leaves it to scan, to start fast
     settings = _settings(ctx)
     if dns_ports:
         settings.capture.dns_ports = [*settings.capture.dns_ports, *dns_ports]
@@ -193,9 +198,13 @@ def _scan_one(
     write = out.write
     by_proto = summary.by_proto
     with read_capture(path) as frames:
+        from monitor.fastscan import can_fast_scan, scan_pcap
+
         if show_progress:
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
+        elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
+            scan_pcap(frames, pipeline, write, by_proto)  # the same output, faster
         else:
             write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = bool(getattr(frames, "truncated", False))

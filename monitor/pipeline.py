@@ -16,7 +16,7 @@ from monitor.decode import SKIPPED, Decoder
 from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
 from monitor.extract.extractor import Extractor
-from monitor.values import Frame, Observation, StageCounters
+from monitor.values import Frame, Observation, Packet, StageCounters
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,27 @@ class Pipeline:
             return []
         counters.observations += len(observations)
         return observations
+
+    def process_packet(self, packet: Packet) -> list[Observation]:
+        """The extract half of ``process``, for a frame its caller decoded and counted itself
+        (``monitor.fastscan``): counts the packet and its observations, never raises unless
+        ``strict``."""
+        counters = self.counters
+        counters.packets += 1
+        try:
+            observations = self.extractor.feed(packet)
+        except ValueError:
+            self._count(counters.malformed, "extract")
+            return []
+        except Exception as e:
+            self._bug("extract", e)
+            return []
+        counters.observations += len(observations)
+        return observations
+
+    def count_bug(self, stage: str, error: Exception) -> None:
+        """Count (and log, rate-limited) an unexpected error in ``stage``; raise if ``strict``."""
+        self._bug(stage, error)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Observation]:
         """Process a whole source, yielding observations as they complete."""

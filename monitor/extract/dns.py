@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from monitor.decode import render_ipv6
 from monitor.hostnames import normalise_hostname
 
 MDNS_PORT = 5353
@@ -44,7 +45,6 @@ MAX_POINTERS = 127
 
 _QUESTION_MIN = 5  # the root name (1 byte) + QTYPE + QCLASS
 _HEADER = struct.Struct("!2x3H")  # (ID), flags, QDCOUNT, ANCOUNT
-_IPV6_GROUPS = struct.Struct("!8H")
 _RR_FIXED = struct.Struct("!HH4xH")  # TYPE, CLASS, (TTL), RDLENGTH
 _TCP_LENGTH = struct.Struct("!H")
 
@@ -369,32 +369,11 @@ _cached_address = _address_texts.get  # bound once: the cache is cleared, never 
 
 def _address_text(packed: bytes) -> str:
     """The text of a 4- or 16-byte address, remembered for the next answer that carries it."""
-    text = ".".join(map(str, packed)) if len(packed) == 4 else _ipv6_text(packed)
+    text = ".".join(map(str, packed)) if len(packed) == 4 else render_ipv6(packed)
     if len(_address_texts) >= _ADDRESS_CACHE_ENTRIES:
         _address_texts.clear()
     _address_texts[packed] = text
     return text
-
-
-def _ipv6_text(packed: bytes) -> str:
-    """RFC 5952 text of 16 bytes: lowercase hex, the longest run of 2+ zero groups as ``::``."""
-    groups = _IPV6_GROUPS.unpack(packed)
-    best_start = best_length = 0
-    run_start = run_length = 0
-    for index, group in enumerate(groups):
-        if group:
-            run_length = 0
-            continue
-        if not run_length:
-            run_start = index
-        run_length += 1
-        if run_length > best_length:
-            best_start, best_length = run_start, run_length
-    if best_length < 2:
-        return ":".join([f"{group:x}" for group in groups])
-    head = ":".join([f"{group:x}" for group in groups[:best_start]])
-    tail = ":".join([f"{group:x}" for group in groups[best_start + best_length :]])
-    return f"{head}::{tail}"
 
 
 def split_tcp_dns_stream(stream: bytes) -> tuple[list[bytes], int]:

@@ -71,17 +71,17 @@ EXPIRE_EVERY_S = 10.0
 _TLS_SERVER_RECORD_STARTS = (b"\x14\x03", b"\x15\x03", b"\x17\x03")
 """ChangeCipherSpec, Alert, ApplicationData: a stream that starts so is past its ClientHello."""
 
-_LOCAL_DNS_PORTS = frozenset({dns.MDNS_PORT, dns.LLMNR_PORT})
+LOCAL_DNS_PORTS = frozenset({dns.MDNS_PORT, dns.LLMNR_PORT})
 
-_DNS_TCP, _DNS_LOCAL, _DNS_RESPONSE, _DNS_ENCRYPTED = 1, 2, 4, 8
-_DNS_FLAG_SETS = tuple(
+DNS_TCP, DNS_LOCAL, DNS_RESPONSE, DNS_ENCRYPTED = 1, 2, 4, 8
+DNS_FLAG_SETS = tuple(
     frozenset(
         flag
         for bit, flag in (
-            (_DNS_TCP, Flag.TCP),
-            (_DNS_LOCAL, Flag.LOCAL),
-            (_DNS_RESPONSE, Flag.RESPONSE),
-            (_DNS_ENCRYPTED, Flag.ENCRYPTED_DNS),
+            (DNS_TCP, Flag.TCP),
+            (DNS_LOCAL, Flag.LOCAL),
+            (DNS_RESPONSE, Flag.RESPONSE),
+            (DNS_ENCRYPTED, Flag.ENCRYPTED_DNS),
         )
         if bits & bit
     )
@@ -200,6 +200,13 @@ class Extractor:
         if ts >= self._next_expiry:
             self._expire_if_due(ts)
 
+    @property
+    def next_expiry(self) -> float:
+        """Capture time from which the next packet runs an expiry pass: a caller that handles
+        a packet without ``feed`` or ``advance`` (``monitor.fastscan``) calls ``advance`` first
+        when the packet's time reaches this."""
+        return self._next_expiry
+
     # --- UDP ---------------------------------------------------------------------------
 
     def _feed_udp(self, packet: Packet) -> list[Observation]:
@@ -275,39 +282,26 @@ class Extractor:
         self, packet: Packet, message: dns.DnsMessage, *, tcp: bool
     ) -> list[Observation]:
         ts, src_ip, dst_ip, _, src_port, dst_port, _, src_mac, vlan, _, _ = packet
-        bits = _DNS_TCP if tcp else 0
-        if dst_port in _LOCAL_DNS_PORTS or src_port in _LOCAL_DNS_PORTS:
-            bits |= _DNS_LOCAL
+        bits = DNS_TCP if tcp else 0
+        if dst_port in LOCAL_DNS_PORTS or src_port in LOCAL_DNS_PORTS:
+            bits |= DNS_LOCAL
         is_response = message.is_response
         if is_response:
-            bits |= _DNS_RESPONSE
+            bits |= DNS_RESPONSE
             client_ip, server_ip, server_port = dst_ip, src_ip, src_port
             client_mac = None
         else:
             client_ip, server_ip, server_port = src_ip, dst_ip, dst_port
             client_mac = src_mac
-        message_cnames = message.cnames
-        message_addresses = message.addresses
         new = _new_observation
         dns_proto = Proto.DNS
         observations = []
         for name in message.questions:
-            flags = _DNS_FLAG_SETS[bits | _DNS_ENCRYPTED if name in DOH_RESOLVER_NAMES else bits]
-            cnames: tuple[str, ...] = ()
-            addresses: tuple[str, ...] = ()
-            if is_response:
-                if message_cnames:
-                    cnames = dns.cname_chain(message, name)
-                if message_addresses:
-                    if cnames:
-                        owners = {name, *cnames}
-                        addresses = tuple(
-                            [addr for owner, addr in message_addresses if owner in owners]
-                        )
-                    else:
-                        addresses = tuple(
-                            [addr for owner, addr in message_addresses if owner == name]
-                        )
+            flags = DNS_FLAG_SETS[bits | DNS_ENCRYPTED if name in DOH_RESOLVER_NAMES else bits]
+            if is_response and (message.cnames or message.addresses):
+                cnames, addresses = dns_answer_for(message, name)
+            else:
+                cnames = addresses = ()
             observations.append(
                 new(
                     ts,
@@ -441,6 +435,22 @@ class Extractor:
             live = self._buffers.keys() - self.streams.flows()
             for flow in live:
                 del self._buffers[flow]
+
+
+def dns_answer_for(message: dns.DnsMessage, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a response says about one of its questions: the CNAME chain from ``name`` and the
+    A/AAAA addresses of the names on it (``name`` included), in answer order.
+
+    Shared with ``monitor.fastscan``, which renders DNS observations without building them.
+    """
+    cnames = dns.cname_chain(message, name) if message.cnames else ()
+    message_addresses = message.addresses
+    if not message_addresses:
+        return cnames, ()
+    if cnames:
+        owners = {name, *cnames}
+        return cnames, tuple([addr for owner, addr in message_addresses if owner in owners])
+    return cnames, tuple([addr for owner, addr in message_addresses if owner == name])
 
 
 def _is_server_hello(data: bytes) -> bool:

@@ -24,6 +24,10 @@ What is read: pcap in both byte orders, with microsecond (``a1b2c3d4``) or nanos
 and interfaces (each with its own link type, ``if_tsresol``, decimal or power-of-2, and
 ``if_tsoffset``), and Enhanced, Simple and obsolete Packet blocks. Other blocks are skipped.
 
+``hallmonitor scan --format jsonl`` reads classic pcap files through ``monitor.fastscan``
+instead, which walks the records the same way in its own loop (``open_pcap_records``) and
+decodes them in place, without a ``Frame`` each.
+
 A file whose header is broken raises ``CaptureFileError``. A file that ends in the middle of a
 record (a cut-off download, a capture still being written) yields every complete frame and
 then ends, with ``CaptureReader.truncated`` set; damage further in (an impossible record
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import BinaryIO
 
@@ -67,6 +71,9 @@ _SHB_MIN_BYTES = 28
 
 _new_frame = tuple.__new__
 """``Frame``'s generated ``__new__`` is Python code; calling tuple's directly halves the cost."""
+
+RecordUnpacker = Callable[[bytes, int], tuple[int, int, int]]
+"""Reads a pcap record header at an offset: seconds, fraction of a second, captured length."""
 
 _Interface = tuple[int, int, int, int]
 """A pcapng interface: link type, ticks per second, seconds to add (if_tsoffset), snaplen."""
@@ -213,25 +220,42 @@ class CaptureReader:
 
     # -- pcap ----------------------------------------------------------------------------------
 
-    def _pcap_frames(self) -> Iterator[Frame]:
+    def open_pcap_records(self) -> tuple[BinaryIO, int, float, RecordUnpacker] | None:
+        """For a reader fused with the decoder (``monitor.fastscan``), a classic pcap file:
+        the open file positioned at its first record (the caller closes it), the link type,
+        the timestamp scale (seconds per fraction unit) and the record-header unpacker
+        (``(seconds, fraction, captured length)`` at an offset).
+
+        ``None`` when the file shrank below its header since it was opened: ``truncated`` and
+        ``problem`` are then set as iteration would set them. The caller walks the records as
+        ``_pcap_frames`` does and keeps ``frames_read``, ``bytes_read``, ``truncated`` and
+        ``problem`` up to date itself.
+        """
+        if self.format != "pcap":
+            raise ValueError(f"{self.path} is {self.format}, not pcap")
         layout = self._layout
         fh = self._open()
+        header = fh.read(_PCAP_HEADER_BYTES)
+        if len(header) < _PCAP_HEADER_BYTES:
+            fh.close()
+            self.truncated = True
+            self.problem = "file ends mid-packet"
+            return None
+        magic, _, _, _, _, _, linktype_field = layout.pcap_header.unpack_from(header)
+        scale = 1e-9 if magic == PCAP_MAGIC_NANO else 1e-6
+        # The upper bits of the field carry FCS information, not the link type.
+        return fh, linktype_field & 0xFFFF, scale, layout.pcap_record.unpack_from
+
+    def _pcap_frames(self) -> Iterator[Frame]:
+        opened = self.open_pcap_records()
+        if opened is None:  # the file shrank since it was opened
+            return
+        fh, linktype, scale, unpack = opened
         frames = 0
-        base = 0  # file offset of buf[0]
+        base = _PCAP_HEADER_BYTES  # file offset of buf[0]
         buf = b""
         pos = 0
         try:
-            header = fh.read(_PCAP_HEADER_BYTES)
-            if len(header) < _PCAP_HEADER_BYTES:  # the file shrank since it was opened
-                self.truncated = True
-                self.problem = "file ends mid-packet"
-                return
-            magic, _, _, _, _, _, linktype_field = layout.pcap_header.unpack_from(header)
-            scale = 1e-9 if magic == PCAP_MAGIC_NANO else 1e-6
-            # The upper bits of the field carry FCS information, not the link type.
-            linktype = linktype_field & 0xFFFF
-            unpack = layout.pcap_record.unpack_from
-            base = _PCAP_HEADER_BYTES
             while more := fh.read(CHUNK_BYTES):
                 base += pos
                 buf = buf[pos:] + more if pos < len(buf) else more

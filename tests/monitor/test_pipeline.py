@@ -168,3 +168,29 @@ def test_batches_gives_what_process_gives_frame_by_frame() -> None:
     batched = Pipeline(strict=True)
     assert [o for batch in batched.batches(frames) for o in batch] == expected
     assert batched.counters == one_by_one.counters
+
+
+def test_process_packet_counts_a_packet_and_its_observations_but_no_frame() -> None:
+    pipeline = Pipeline(strict=True)
+    packet = Decoder().decode(frame(dns_query("www.tiktok.com")))
+    assert packet is not None
+    observations = pipeline.process_packet(packet)
+    assert [o.name for o in observations] == ["www.tiktok.com"]
+    counters = pipeline.counters
+    assert (counters.frames, counters.packets, counters.observations) == (0, 1, 1)
+
+
+def test_process_packet_counts_malformed_extraction_and_goes_on() -> None:
+    pipeline = Pipeline()
+    packet = Packet(1.0, "10.0.0.1", "10.0.0.2", 17, 40000, 53, b"\x00\x01\x00")
+    assert pipeline.process_packet(packet) == []
+    assert pipeline.counters.packets == 1
+    assert pipeline.counters.malformed == {"dns": 1}
+
+
+def test_count_bug_raises_in_a_strict_pipeline_and_counts_otherwise() -> None:
+    with pytest.raises(RuntimeError):
+        Pipeline(strict=True).count_bug("extract", RuntimeError("bug"))
+    pipeline = Pipeline()
+    pipeline.count_bug("extract", RuntimeError("bug"))
+    assert pipeline.counters.errors == {"extract": 1}

@@ -25,7 +25,13 @@ from scapy.layers.tls.extensions import (
 from scapy.layers.tls.handshake import TLSClientHello, TLSServerHello
 from scapy.layers.tls.record import TLS
 
-from monitor.extract.extractor import EXPIRE_EVERY_S, TLS_SCAN_WINDOW_BYTES, Extractor
+from monitor.extract import dns
+from monitor.extract.extractor import (
+    EXPIRE_EVERY_S,
+    TLS_SCAN_WINDOW_BYTES,
+    Extractor,
+    dns_answer_for,
+)
 from monitor.extract.quic import QuicInitialTracker
 from monitor.extract.reassembly import StreamReassembler
 from monitor.values import (
@@ -933,3 +939,33 @@ def test_extractor_arbitrary_dns_over_tcp_never_raises(
     tcp_segments: list[tuple[int, int, bytes]], port: int
 ) -> None:
     _check_arbitrary([], tcp_segments, port)
+
+
+def test_extractor_next_expiry_says_when_a_packet_must_advance_the_clock() -> None:
+    extractor = Extractor(StageCounters())
+    assert extractor.next_expiry == float("-inf")  # the first packet starts the clock
+    extractor.advance(T0)
+    assert extractor.next_expiry == T0 + EXPIRE_EVERY_S
+    extractor.advance(T0 + EXPIRE_EVERY_S - 0.5)
+    assert extractor.next_expiry == T0 + EXPIRE_EVERY_S
+    extractor.feed(udp(b"", ts=T0 + EXPIRE_EVERY_S + 1))
+    assert extractor.next_expiry == T0 + 2 * EXPIRE_EVERY_S + 1
+
+
+def test_dns_answer_for_gives_the_chain_and_the_addresses_on_it() -> None:
+    message = dns.parse_dns_message(
+        bytes(
+            DNS(
+                id=1,
+                qr=1,
+                qd=DNSQR(qname="www.example.com"),
+                an=[
+                    DNSRR(rrname="www.example.com", type="CNAME", rdata="edge.example.net"),
+                    DNSRR(rrname="edge.example.net", type="A", rdata="192.0.2.7"),
+                    DNSRR(rrname="other.example.org", type="A", rdata="192.0.2.9"),
+                ],
+            )
+        )
+    )
+    assert dns_answer_for(message, "www.example.com") == (("edge.example.net",), ("192.0.2.7",))
+    assert dns_answer_for(message, "other.example.org") == ((), ("192.0.2.9",))

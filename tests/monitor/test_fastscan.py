@@ -1,0 +1,421 @@
+"""The fused scan loop (monitor.fastscan) prints and counts exactly what the general path does.
+
+Each test scans one capture twice, through ``write_observations`` (reader, decoder, extractor,
+``render_jsonl``) and through ``scan_pcap``, and compares the text written, every pipeline
+counter, the per-proto counts and how the reader says the file ended.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.decode import Decoder
+from monitor.extract.dns import DNS_PORTS
+from monitor.fastscan import can_fast_scan, scan_pcap
+from monitor.pipeline import Pipeline
+from monitor.scan import render_jsonl, write_observations
+from monitor.sources.pcap import read_capture
+from monitor.values import Frame, Packet, StageCounters
+from tests.bench.make_mix import write_mix
+from tests.data.traffic import tls_flow
+
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+CLASSIC_PCAPS = sorted(PCAPS.glob("*.pcap"))
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    text: str
+    counters: StageCounters
+    by_proto: Counter[str]
+    frames_read: int
+    bytes_read: int
+    truncated: bool
+    problem: str | None
+
+
+def scan(
+    path: Path, *, fast: bool, strict: bool = True, dns_ports: Iterable[int] = DNS_PORTS
+) -> ScanResult:
+    pipeline = Pipeline(strict=strict, dns_ports=dns_ports)
+    written: list[str] = []
+    by_proto: Counter[str] = Counter()
+    reader = read_capture(path)
+    if fast:
+        assert can_fast_scan(reader, pipeline)
+        scan_pcap(reader, pipeline, written.append, by_proto)
+    else:
+        write_observations(reader, pipeline, written.append, render_jsonl, by_proto)
+    return ScanResult(
+        "".join(written),
+        pipeline.counters,
+        by_proto,
+        reader.frames_read,
+        reader.bytes_read,
+        reader.truncated,
+        reader.problem,
+    )
+
+
+def assert_same_scan(
+    path: Path, *, strict: bool = True, dns_ports: Iterable[int] = DNS_PORTS
+) -> ScanResult:
+    general = scan(path, fast=False, strict=strict, dns_ports=dns_ports)
+    fused = scan(path, fast=True, strict=strict, dns_ports=dns_ports)
+    assert fused.text.splitlines() == general.text.splitlines()
+    assert fused == general
+    return fused
+
+
+def write_frames(
+    path: Path, frames: Iterable[bytes], *, linktype: int = 1, tail: bytes = b""
+) -> Path:
+    """A classic little-endian microsecond pcap of raw frames, one per millisecond."""
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, linktype)]
+    for index, frame in enumerate(frames):
+        records.append(struct.pack("<IIII", 1_700_000_000, index * 1000, len(frame), len(frame)))
+        records.append(frame)
+    path.write_bytes(b"".join(records) + tail)
+    return path
+
+
+# --- every golden capture -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CLASSIC_PCAPS, ids=lambda path: path.stem)
+def test_fused_scan_equals_general_scan_on_golden_capture(path: Path) -> None:
+    assert_same_scan(path)
+
+
+def test_fused_scan_equals_general_scan_with_an_extra_dns_port() -> None:
+    for path in CLASSIC_PCAPS[:40]:
+        assert_same_scan(path, dns_ports=DNS_PORTS | {8053, 443, 80})
+
+
+def test_fused_scan_is_not_offered_for_pcapng() -> None:
+    path = next(PCAPS.glob("*.pcapng"))
+    assert not can_fast_scan(read_capture(path), Pipeline())
+
+
+def test_fused_scan_is_not_offered_with_a_substitute_decoder() -> None:
+    class Recording(Decoder):
+        def decode(self, frame: Frame) -> Packet | None:
+            return super().decode(frame)
+
+    pipeline = Pipeline(decoder=Recording())
+    assert not can_fast_scan(read_capture(CLASSIC_PCAPS[0]), pipeline)
+
+
+# --- generated mixes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["dense", "bulk"])
+def test_fused_scan_equals_general_scan_on_generated_mix(profile: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{profile}.pcap"
+    manifest = write_mix(path, profile, 4000, seed=3)
+    result = assert_same_scan(path)
+    assert result.counters.frames == manifest["packets"]
+    assert result.by_proto["dns"] > 0
+
+
+@pytest.mark.parametrize("cut", [1, 7, 16, 17, 60, 500])
+def test_fused_scan_equals_general_scan_on_a_file_cut_mid_record(cut: int, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.pcap"
+    write_mix(whole, "dense", 300, seed=5)
+    data = whole.read_bytes()
+    cut_file = tmp_path / "cut.pcap"
+    cut_file.write_bytes(data[: len(data) - cut])
+    result = assert_same_scan(cut_file)
+    assert result.truncated
+
+
+def test_fused_scan_equals_general_scan_on_an_impossible_record_length(tmp_path: Path) -> None:
+    path = write_frames(
+        tmp_path / "damaged.pcap",
+        [bytes(60)],
+        tail=struct.pack("<IIII", 1_700_000_001, 0, 1 << 30, 1 << 30) + bytes(100),
+    )
+    result = assert_same_scan(path)
+    assert result.problem is not None and "impossible" in result.problem
+
+
+def test_fused_scan_equals_general_scan_on_a_header_only_file(tmp_path: Path) -> None:
+    path = write_frames(tmp_path / "empty.pcap", [])
+    assert assert_same_scan(path).counters.frames == 0
+
+
+def test_fused_scan_equals_general_scan_on_frames_cut_at_every_length(tmp_path: Path) -> None:
+    """Every prefix of real frames: the fast path must hand the short ones to the general one."""
+    whole = tmp_path / "whole.pcap"
+    write_mix(whole, "dense", 120, seed=11)
+    frames = [frame.data for frame in read_capture(whole)]
+    cut = [frame[:length] for frame in frames[:60] for length in range(0, len(frame), 3)]
+    assert_same_scan(write_frames(tmp_path / "cut.pcap", cut))
+
+
+def test_fused_scan_equals_general_scan_for_other_link_types(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.pcap"
+    write_mix(whole, "dense", 100, seed=2)
+    raw_ip = [frame.data[14:] for frame in read_capture(whole)]
+    assert_same_scan(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101))
+    result = assert_same_scan(write_frames(tmp_path / "wifi.pcap", raw_ip, linktype=105))
+    assert result.counters.unsupported_linktypes == {105: 100}
+
+
+# --- crafted frames at the edges of the fast path -------------------------------------------
+
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("0200000000fe")
+
+
+def ethernet(payload: bytes, ethertype: int = 0x0800, *, vlan: int | None = None) -> bytes:
+    tag = b"" if vlan is None else struct.pack("!HH", 0x8100, vlan)
+    return MAC_B + MAC_A + tag + struct.pack("!H", ethertype) + payload
+
+
+def ipv4(
+    protocol: int,
+    payload: bytes,
+    *,
+    src: bytes = bytes([10, 0, 0, 5]),
+    dst: bytes = bytes([10, 0, 0, 1]),
+    fragment: int = 0,
+    options: bytes = b"",
+    total: int | None = None,
+) -> bytes:
+    ihl = 5 + len(options) // 4
+    length = total if total is not None else 4 * ihl + len(payload)
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x40 | ihl, 0, length, 1, fragment, 64, protocol, 0, src, dst
+    )
+    return header + options + payload
+
+
+def ipv6(next_header: int, payload: bytes, *, length: int | None = None) -> bytes:
+    src = bytes.fromhex("fd000000000000000000000000000015")
+    dst = bytes.fromhex("fd000000000000000000000000000001")
+    size = len(payload) if length is None else length
+    return struct.pack("!IHBB16s16s", 0x60000000, size, next_header, 64, src, dst) + payload
+
+
+def udp(sport: int, dport: int, payload: bytes, *, length: int | None = None) -> bytes:
+    return (
+        struct.pack("!HHHH", sport, dport, 8 + len(payload) if length is None else length, 0)
+        + payload
+    )
+
+
+def tcp(
+    sport: int, dport: int, payload: bytes, *, flags: int = 0x18, seq: int = 1, offset: int = 5
+) -> bytes:
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset << 4, flags, 65535, 0, 0)
+    return header + bytes(max(0, 4 * offset - 20)) + payload
+
+
+def dns_message(
+    *names: bytes, response: bool = False, answers: bytes = b"", ancount: int = 0
+) -> bytes:
+    flags = 0x8180 if response else 0x0100
+    header = struct.pack("!HHHHHH", 0x1234, flags, len(names), ancount, 0, 0)
+    return header + b"".join(name + b"\x00\x00\x01\x00\x01" for name in names) + answers
+
+
+def wire(name: str) -> bytes:
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\x00"
+
+
+WEIRD_NAME = b'\x03a.b\x04\\x\x01\x7f\x05\xff\x00"\xe9q' + b"\x00"
+CNAME_ANSWER = (
+    b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x3c"
+    + struct.pack("!H", len(wire("edge.example.net")))
+    + wire("edge.example.net")
+    + b"\xc0\x2a\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x5d\xb8\xd8\x22"
+)
+
+CRAFTED = {
+    "dns query": ethernet(ipv4(17, udp(40000, 53, dns_message(wire("www.example.com"))))),
+    "dns query tagged": ethernet(ipv4(17, udp(40000, 53, dns_message(wire("a.example")))), vlan=20),
+    "dns priority tag": ethernet(ipv4(17, udp(40000, 53, dns_message(wire("a.example")))), vlan=0),
+    "dns two questions": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("a.b"), wire("dns.google"))))
+    ),
+    "dns weird name": ethernet(ipv4(17, udp(40000, 53, dns_message(WEIRD_NAME)))),
+    "dns response cname": ethernet(
+        ipv4(
+            17,
+            udp(
+                53,
+                40000,
+                dns_message(
+                    wire("www.example.com"), response=True, answers=CNAME_ANSWER, ancount=2
+                ),
+            ),
+        ),
+    ),
+    "dns response no answers": ethernet(
+        ipv4(17, udp(53, 40000, dns_message(wire("x.y"), response=True)))
+    ),
+    "dns no questions": ethernet(ipv4(17, udp(40000, 53, dns_message()))),
+    "dns malformed": ethernet(ipv4(17, udp(40000, 53, b"\x12\x34\x01\x00\x00\x05"))),
+    "dns empty payload": ethernet(ipv4(17, udp(40000, 53, b""))),
+    "mdns": ethernet(ipv4(17, udp(5353, 5353, dns_message(wire("printer.local"))))),
+    "llmnr from client port": ethernet(ipv4(17, udp(5355, 53, dns_message(wire("host"))))),
+    "dns over ipv6": ethernet(ipv6(17, udp(40000, 53, dns_message(wire("v6.example")))), 0x86DD),
+    "dns over ipv6 tagged": ethernet(
+        ipv6(17, udp(40000, 53, dns_message(wire("v6.example")))), 0x86DD, vlan=7
+    ),
+    "ipv6 response": ethernet(
+        ipv6(17, udp(53, 40000, dns_message(wire("v6.example"), response=True))), 0x86DD
+    ),
+    "ipv6 zero length": ethernet(ipv6(17, udp(40000, 53, b"\x00" * 20), length=0), 0x86DD),
+    "ipv6 length past frame": ethernet(ipv6(17, udp(40000, 53, b"\x00" * 20), length=900), 0x86DD),
+    "ipv6 hop by hop": ethernet(
+        ipv6(0, bytes([17, 0]) + bytes(6) + udp(40000, 53, dns_message(wire("h.example")))), 0x86DD
+    ),
+    "ipv4 options": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("o.example"))), options=bytes(4))
+    ),
+    "ipv4 first fragment": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("f.example"))), fragment=0x2000)
+    ),
+    "ipv4 dont fragment": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("df.example"))), fragment=0x4000)
+    ),
+    "ipv4 length past frame": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("l.example"))), total=600)
+    ),
+    "ipv4 length short": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("s.example"))), total=10)
+    ),
+    "udp length short": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("u.example")), length=4))
+    ),
+    "udp length long": ethernet(
+        ipv4(17, udp(40000, 53, dns_message(wire("u.example")), length=400))
+    ),
+    "udp trailing ethernet padding": ethernet(ipv4(17, udp(40000, 53, b"")) + bytes(18)),
+    "vxlan port": ethernet(ipv4(17, udp(40000, 4789, bytes(30)))),
+    "dhcp": ethernet(ipv4(17, udp(68, 67, bytes(240)))),
+    "rtp-like": ethernet(ipv4(17, udp(30000, 30002, b"\x80" + bytes(40)))),
+    "quic-like": ethernet(ipv4(17, udp(50000, 443, b"\xc3\x00\x00\x00\x01" + bytes(40)))),
+    "short quic-like": ethernet(ipv4(17, udp(50000, 443, b"\xc3\x00"))),
+    "tcp ack": ethernet(ipv4(6, tcp(50000, 443, b"", flags=0x10))),
+    "tcp syn": ethernet(ipv4(6, tcp(50000, 443, b"", flags=0x02, seq=99))),
+    "tcp data": ethernet(ipv4(6, tcp(50000, 443, b"\x16\x03\x01\x00\x05hello", seq=100))),
+    "tcp fin": ethernet(ipv4(6, tcp(50000, 443, b"", flags=0x11, seq=110))),
+    "tcp server data": ethernet(ipv4(6, tcp(443, 50000, b"\x17\x03\x03\x00\x10" + bytes(16)))),
+    "tcp server data again": ethernet(
+        ipv4(6, tcp(443, 50000, b"\x17\x03\x03\x00\x10" + bytes(16), seq=22))
+    ),
+    "tcp bad offset": ethernet(ipv4(6, tcp(50000, 443, b"abc", offset=3))),
+    "tcp offset past packet": ethernet(ipv4(6, tcp(50000, 443, b"abc", offset=15))),
+    "tcp options": ethernet(ipv4(6, tcp(50000, 443, b"data", offset=8))),
+    "tcp dns": ethernet(
+        ipv4(6, tcp(40000, 53, struct.pack("!H", 29) + dns_message(wire("t.example")), seq=5))
+    ),
+    "tcp over ipv6": ethernet(ipv6(6, tcp(50000, 443, b"\x16\x03\x01")), 0x86DD),
+    "tcp over ipv6 ack": ethernet(ipv6(6, tcp(50000, 443, b"", flags=0x10)), 0x86DD),
+    "icmp": ethernet(ipv4(1, bytes(20))),
+    "arp": ethernet(bytes(28), 0x0806),
+    "qinq": MAC_B
+    + MAC_A
+    + struct.pack("!HHHH", 0x88A8, 5, 0x8100, 6)
+    + struct.pack("!H", 0x0800)
+    + ipv4(17, udp(40000, 53, dns_message(wire("q.example")))),
+    "tagged short": ethernet(bytes(26), vlan=3),
+    "runt": bytes(20),
+}
+
+
+def test_fused_scan_equals_general_scan_on_crafted_frames(tmp_path: Path) -> None:
+    frames = list(CRAFTED.values())
+    result = assert_same_scan(write_frames(tmp_path / "crafted.pcap", frames))
+    assert result.by_proto["dns"] >= 10
+    assert result.counters.malformed
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_fused_scan_equals_general_scan_on_each_crafted_frame(name: str, tmp_path: Path) -> None:
+    frame = CRAFTED[name]
+    assert_same_scan(write_frames(tmp_path / "one.pcap", [frame, frame]), strict=False)
+
+
+def write_timed(path: Path, frames: list[tuple[float, bytes]]) -> Path:
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    for ts, frame in frames:
+        seconds = int(ts)
+        records.append(
+            struct.pack("<IIII", seconds, round((ts - seconds) * 1e6), len(frame), len(frame))
+        )
+        records.append(frame)
+    path.write_bytes(b"".join(records))
+    return path
+
+
+def test_fused_scan_runs_expiry_at_the_dns_packets_as_feed_does(tmp_path: Path) -> None:
+    """An expiry pass that only a DNS packet can trigger (at 61 s) drops a ClientHello's flow
+    idle for 61 s; the next segment, a second later, then finds no ClientHello to complete."""
+    syn, first_half, second_half = (
+        bytes(packet) for packet in tls_flow("late.example", split_at=60)
+    )
+    other_flow = ethernet(ipv4(6, tcp(50001, 443, b"\x16\x03\x01\x00\x05hello", seq=100)))
+    query = CRAFTED["dns query"]
+    path = write_timed(
+        tmp_path / "expiry.pcap",
+        [
+            (0.0, syn),
+            (0.001, first_half),
+            (50.0, query),
+            (55.0, other_flow),
+            (61.0, query),
+            (62.0, second_half),
+        ],
+    )
+    result = assert_same_scan(path)
+    assert result.by_proto == Counter({"dns": 2})
+    expired_too_late = write_timed(
+        tmp_path / "kept.pcap",
+        [(0.0, syn), (0.001, first_half), (55.0, other_flow), (62.0, second_half)],
+    )
+    assert assert_same_scan(expired_too_late).by_proto == Counter({"tls": 1})
+
+
+FRAME_TEMPLATES = [
+    CRAFTED["dns query"],
+    CRAFTED["dns response cname"],
+    CRAFTED["dns over ipv6"],
+    CRAFTED["tcp data"],
+    CRAFTED["quic-like"],
+    CRAFTED["dns query tagged"],
+]
+
+
+@st.composite
+def mutated_frames(draw: st.DrawFn) -> list[bytes]:
+    frames = []
+    for _ in range(draw(st.integers(1, 6))):
+        frame = bytearray(draw(st.sampled_from(FRAME_TEMPLATES)))
+        for _ in range(draw(st.integers(0, 4))):
+            at = draw(st.integers(0, len(frame) - 1))
+            frame[at] = draw(st.integers(0, 255))
+        cut = draw(st.integers(0, len(frame)))
+        frames.append(bytes(frame[: len(frame) - cut // 4]))
+    return frames
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(frames=mutated_frames())
+def test_fused_scan_equals_general_scan_on_mutated_frames(
+    frames: list[bytes], tmp_path: Path
+) -> None:
+    assert_same_scan(write_frames(tmp_path / "mutated.pcap", frames), strict=False)

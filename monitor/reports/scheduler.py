@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, Engine, select, update
+from sqlalchemy import CursorResult, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -164,12 +164,23 @@ def retry_at(record: SentReportRecord, reports: ReportSettings) -> datetime:
     return last + min(delay, MAX_BACKOFF)
 
 
+ALL_SITES = "*"
+"""``sent_reports.site`` of a trust office's report (``reports.all_sites``)."""
+
+
+def report_scope(settings: Settings) -> str:
+    """The site a scheduler's ``sent_reports`` rows belong to: its school, or ``ALL_SITES``."""
+    site = settings.report_site()
+    return ALL_SITES if site is None else site
+
+
 # --- recipients ----------------------------------------------------------------------------
 
 
-def find_recipients(db: Session, mail: MailSettings) -> list[Recipient]:
-    """``mail.reviewers`` and ``mail.governors``, then active users with an address. An address
-    listed in both roles gets the reviewer version once."""
+def find_recipients(db: Session, mail: MailSettings, site: str | None) -> list[Recipient]:
+    """``mail.reviewers`` and ``mail.governors``, then active users with an address who may see
+    ``site``'s report: users of every school, and (for one school's report) that school's own.
+    An address listed in both roles gets the reviewer version once."""
     found: dict[str, Recipient] = {}
     configured = [(a, ReportRole.REVIEWER) for a in mail.reviewers]
     configured += [(a, ReportRole.GOVERNOR) for a in mail.governors]
@@ -179,6 +190,9 @@ def find_recipients(db: Session, mail: MailSettings) -> list[Recipient]:
             UserRecord.email.is_not(None),
             UserRecord.disabled.is_(False),
             UserRecord.role.in_([ReportRole.REVIEWER.value, ReportRole.GOVERNOR.value]),
+            UserRecord.site.is_(None)
+            if site is None
+            else or_(UserRecord.site.is_(None), UserRecord.site == site),
         )
         .order_by(UserRecord.id)
     )
@@ -228,6 +242,7 @@ class _Sender:
             kind=KIND_WEEKLY,
             period=week.iso,
             recipient=recipient,
+            site=report_scope(self.settings),
             role=role.value,
             status="pending",
             attempts=1,
@@ -321,13 +336,14 @@ def send_due_reports(db_engine: Engine, settings: Settings, now: datetime) -> li
     if not settings.mail.enabled:
         return []
     sender = _Sender(db_engine, settings, now)
+    scope = report_scope(settings)
     with Session(db_engine) as db:
-        recipients = find_recipients(db, settings.mail)
+        recipients = find_recipients(db, settings.mail, settings.report_site())
         sent = {
             (period, recipient)
             for period, recipient in db.execute(
                 select(SentReportRecord.period, SentReportRecord.recipient).where(
-                    SentReportRecord.kind == KIND_WEEKLY
+                    SentReportRecord.kind == KIND_WEEKLY, SentReportRecord.site == scope
                 )
             )
         }
@@ -335,6 +351,7 @@ def send_due_reports(db_engine: Engine, settings: Settings, now: datetime) -> li
             db.scalars(
                 select(SentReportRecord).where(
                     SentReportRecord.kind == KIND_WEEKLY,
+                    SentReportRecord.site == scope,
                     SentReportRecord.status.in_(("failed", "pending")),
                     SentReportRecord.created_at >= now - GIVE_UP_AFTER,
                 )
@@ -529,13 +546,14 @@ def run_report_weekly(
         if preview:
             return _preview(sender, chosen, out_dir)
         with Session(engine) as db:
-            recipients = find_recipients(db, settings.mail)
+            recipients = find_recipients(db, settings.mail, settings.report_site())
             existing = {
                 r.recipient: r
                 for r in db.scalars(
                     select(SentReportRecord).where(
                         SentReportRecord.kind == KIND_WEEKLY,
                         SentReportRecord.period == chosen.iso,
+                        SentReportRecord.site == report_scope(settings),
                     )
                 )
             }

@@ -357,7 +357,7 @@ class SentReportRecord(Base):
 
     __tablename__ = "sent_reports"
     __table_args__ = (
-        UniqueConstraint("kind", "period", "recipient"),
+        UniqueConstraint("kind", "period", "recipient", "site"),
         CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
     )
 
@@ -368,6 +368,10 @@ class SentReportRecord(Base):
     """The ISO week, e.g. ``2026-W47``."""
     recipient: Mapped[str] = mapped_column(String)
     """An email address."""
+    site: Mapped[str] = mapped_column(String, server_default="")
+    """The school the report covers (``site.name``), or ``ALL_SITES`` for a trust office's
+    report: a governor of two schools gets each school's report, and a school's scheduler
+    retries only its own."""
     role: Mapped[str] = mapped_column(String)
     """``reviewer`` or ``governor``: which version of the report."""
     status: Mapped[str] = mapped_column(String)

@@ -21,15 +21,17 @@ from monitor.reports.scheduler import (
     Recipient,
     ReportScheduler,
     due_reports,
+    find_recipients,
     last_failures,
     run_report_weekly,
     send_due_reports,
 )
 from monitor.reports.weekly import ReportRole, Week, parse_week
 from monitor.store.db import make_engine
-from monitor.store.models import IncidentRecord, SentReportRecord
+from monitor.store.models import IncidentRecord, SentReportRecord, UserRecord
 from tests.monitor.reports.conftest import (
     PUBLIC_URL,
+    SITE,
     SmtpServer,
     StartSmtp,
     device_identifiers,
@@ -491,3 +493,66 @@ class TestRunReportWeekly:
 
 def test_parse_week_round_trips() -> None:
     assert parse_week("2026-W47").iso == "2026-W47"
+
+
+# --- a trust: several schools, one database ------------------------------------------------
+
+DALE = "Dale School"
+DALE_HEAD = "head@dale-school.example"
+NO_ADDRESSES = Settings.model_validate({}).mail
+"""Mail settings without configured recipients: only the users in the database count."""
+
+
+class TestSchoolsSharingADatabase:
+    """Each school's scheduler sends its own school's report, to its own people, once."""
+
+    def dale_settings(self, engine_url: str, tmp_path: Path, port: int) -> Settings:
+        mail = {"reviewers": [DALE_HEAD], "governors": [GOVERNOR]}
+        return make_settings(engine_url, tmp_path, port, mail=mail, site={"name": DALE})
+
+    def test_a_governor_of_two_schools_gets_each_schools_report(
+        self, school: Engine, smtp: SmtpServer, settings_for, engine_url: str, tmp_path: Path
+    ) -> None:
+        hill, dale = settings_for(smtp.port), self.dale_settings(engine_url, tmp_path, smtp.port)
+        send_due_reports(school, hill, MONDAY_0705)
+        send_due_reports(school, dale, MONDAY_0705)
+        to_governor = [m for m in smtp.messages if m["To"] == GOVERNOR]
+        assert sorted(m["Subject"].split(" weekly")[0] for m in to_governor) == [DALE, SITE]
+        assert {(r.site, r.recipient) for r in rows(school) if r.recipient == GOVERNOR} == {
+            (SITE, GOVERNOR),
+            (DALE, GOVERNOR),
+        }
+        assert send_due_reports(school, hill, MONDAY_0705) == []
+        assert send_due_reports(school, dale, MONDAY_0705) == []
+
+    def test_a_school_retries_only_its_own_failed_reports(
+        self, school: Engine, smtp: SmtpServer, settings_for, engine_url: str, tmp_path: Path
+    ) -> None:
+        hill, dale = settings_for(smtp.port), self.dale_settings(engine_url, tmp_path, smtp.port)
+        send_due_reports(school, dale, MONDAY_0705)
+        with Session(school) as db, db.begin():
+            db.execute(
+                update(SentReportRecord)
+                .where(SentReportRecord.recipient == DALE_HEAD)
+                .values(status="failed", last_error="421 try later")
+            )
+        later = MONDAY_0705 + timedelta(hours=2)
+        retried = send_due_reports(school, hill, later)
+        assert DALE_HEAD not in {r.recipient for r in retried}
+        assert [r.recipient for r in send_due_reports(school, dale, later)] == [DALE_HEAD]
+
+    def test_users_of_another_school_get_no_report_of_this_one(self, school: Engine) -> None:
+        with Session(school) as db, db.begin():
+            db.add(
+                UserRecord(
+                    username="dale-head", display_name="Dale Head", email=DALE_HEAD,
+                    password_hash="x", role="reviewer", site=DALE, created_at=MONDAY_0705,
+                )
+            )  # fmt: skip
+        with Session(school) as db:
+            hill = find_recipients(db, NO_ADDRESSES, SITE)
+            dale = find_recipients(db, NO_ADDRESSES, DALE)
+            trust = find_recipients(db, NO_ADDRESSES, None)
+        assert DALE_HEAD not in {r.address for r in hill}
+        assert {r.address for r in dale} == {DEPUTY, DALE_HEAD}
+        assert {r.address for r in trust} == {DEPUTY}

@@ -228,3 +228,38 @@ def test_sensors_migrating_one_database_at_once_take_turns(empty_url: str) -> No
         ensure_schema_current(engine)
     finally:
         engine.dispose()
+
+
+def test_sent_reports_of_a_single_school_database_keep_its_site_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'school.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "5e8d3a7b2c1f")
+            connection.execute(
+                text(
+                    "INSERT INTO incidents (key, site, platform, category, device_ip, device_mac,"
+                    " start_at, end_at, active_minutes, confidence, hit_count, state, evidence,"
+                    " status, created_at, updated_at) VALUES ('k', 'Hill School', 'x', 'social',"
+                    " '10.0.0.5', '', '2026-11-16 10:00:00', '2026-11-16 10:10:00', 10, 0.9, 3,"
+                    " 'closed', '[]', 'new', '2026-11-16 10:00:00', '2026-11-16 10:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO sent_reports (kind, period, recipient, role, status, attempts,"
+                    " created_at) VALUES ('weekly', '2026-W47', 'head@hill.example', 'reviewer',"
+                    " 'sent', 1, '2026-11-23 07:05:00')"
+                )
+            )
+        upgrade_schema(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT site FROM sent_reports")).scalar() == (
+                "Hill School"
+            )
+    finally:
+        engine.dispose()

@@ -140,7 +140,7 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
             empty_text="The sensors counted nothing on any day.",
         ),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
-        report_failures=recent_report_failures(db, utcnow()),
+        report_failures=recent_report_failures(db, utcnow(), user.site),
         site_charts=site_charts(week_stats, term_stats) if user.site is None else (),
     )
     return render_page(request, "pages/dashboard/reviewer.html", page)

@@ -95,9 +95,12 @@ def summarise_failures(
     return ReportFailureSummary(len(recent), recipients, since, first_line(recent[0].last_error))
 
 
-def recent_report_failures(db: Session, now: datetime) -> ReportFailureSummary:
-    """The failed weekly summaries of the last ``REPORT_WINDOW``."""
-    return summarise_failures(last_failures(db, limit=FAILURE_LIMIT), now)
+def recent_report_failures(
+    db: Session, now: datetime, site: str | None = None
+) -> ReportFailureSummary:
+    """The failed weekly summaries of the last ``REPORT_WINDOW`` (of one school's reports, or
+    of every school's)."""
+    return summarise_failures(last_failures(db, limit=FAILURE_LIMIT, site=site), now)
 
 
 def _check_database(engine: Engine) -> Check:

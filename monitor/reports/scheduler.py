@@ -370,11 +370,15 @@ def send_due_reports(db_engine: Engine, settings: Settings, now: datetime) -> li
     return results
 
 
-def last_failures(db: Session, *, limit: int = 20) -> list[ReportFailure]:
-    """Reports that failed and are not sent yet, the latest attempt first."""
+def last_failures(db: Session, *, limit: int = 20, site: str | None = None) -> list[ReportFailure]:
+    """Reports that failed and are not sent yet, the latest attempt first: every school's, or
+    only ``site``'s own reports."""
+    where = [SentReportRecord.status == "failed"]
+    if site is not None:
+        where.append(SentReportRecord.site == site)
     records = db.scalars(
         select(SentReportRecord)
-        .where(SentReportRecord.status == "failed")
+        .where(*where)
         .order_by(SentReportRecord.sent_at.desc(), SentReportRecord.id.desc())
         .limit(limit)
     )

@@ -537,6 +537,10 @@ class TestSchoolsSharingADatabase:
                 .values(status="failed", last_error="421 try later")
             )
         later = MONDAY_0705 + timedelta(hours=2)
+        with Session(school) as db:
+            assert [f.recipient for f in last_failures(db, site=DALE)] == [DALE_HEAD]
+            assert last_failures(db, site=SITE) == []
+            assert [f.recipient for f in last_failures(db)] == [DALE_HEAD]
         retried = send_due_reports(school, hill, later)
         assert DALE_HEAD not in {r.recipient for r in retried}
         assert [r.recipient for r in send_due_reports(school, dale, later)] == [DALE_HEAD]

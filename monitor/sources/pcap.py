@@ -36,6 +36,7 @@ length) ends the file the same way, with ``CaptureReader.problem`` saying where.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -72,8 +73,9 @@ _SHB_MIN_BYTES = 28
 _new_frame = tuple.__new__
 """``Frame``'s generated ``__new__`` is Python code; calling tuple's directly halves the cost."""
 
-RecordUnpacker = Callable[[bytes, int], tuple[int, int, int]]
-"""Reads a pcap record header at an offset: seconds, fraction of a second, captured length."""
+RecordUnpacker = Callable[["bytes | mmap.mmap", int], tuple[int, int, int]]
+"""Reads a pcap record header at an offset (in the bytes read, or the mapped file):
+seconds, fraction of a second, captured length."""
 
 _Interface = tuple[int, int, int, int]
 """A pcapng interface: link type, ticks per second, seconds to add (if_tsoffset), snaplen."""

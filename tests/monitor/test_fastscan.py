@@ -7,11 +7,14 @@ counter, the per-proto counts and how the reader says the file ended.
 
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +22,7 @@ from hypothesis import strategies as st
 
 from monitor.decode import Decoder
 from monitor.extract.dns import DNS_PORTS
-from monitor.fastscan import can_fast_scan, scan_pcap
+from monitor.fastscan import _Windows, can_fast_scan, scan_pcap
 from monitor.pipeline import Pipeline
 from monitor.scan import render_jsonl, write_observations
 from monitor.sources.pcap import read_capture
@@ -147,6 +150,15 @@ def test_fused_scan_equals_general_scan_on_an_impossible_record_length(tmp_path:
     assert result.problem is not None and "impossible" in result.problem
 
 
+@pytest.mark.parametrize("kept", [1, 10, 16, 17, 59])
+def test_fused_scan_equals_general_scan_on_a_file_cut_in_its_first_record(
+    kept: int, tmp_path: Path
+) -> None:
+    path = write_frames(tmp_path / "whole.pcap", [bytes(60)])
+    path.write_bytes(path.read_bytes()[: 24 + kept])
+    assert assert_same_scan(path).truncated
+
+
 def test_fused_scan_equals_general_scan_on_a_header_only_file(tmp_path: Path) -> None:
     path = write_frames(tmp_path / "empty.pcap", [])
     assert assert_same_scan(path).counters.frames == 0
@@ -168,6 +180,87 @@ def test_fused_scan_equals_general_scan_for_other_link_types(tmp_path: Path) -> 
     assert_same_scan(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101))
     result = assert_same_scan(write_frames(tmp_path / "wifi.pcap", raw_ip, linktype=105))
     assert result.counters.unsupported_linktypes == {105: 100}
+
+
+# --- mapped and read windows ---------------------------------------------------------------
+
+
+def walk_windows(fh: BinaryIO) -> tuple[list[bytes], bool]:
+    """The records ``_Windows`` hands out, walked as ``scan_pcap`` walks them, and whether
+    the walk ended before the end of the data (a record cut by the end of the file)."""
+    windows = _Windows(fh)
+    records: list[bytes] = []
+    pos = size = 0
+    try:
+        while (window := windows.next(pos)) is not None:
+            buf, _, pos, size, last = window
+            while pos <= last:
+                (caplen,) = struct.unpack_from("<I", buf, pos + 8)
+                end = pos + 16 + caplen
+                if end > size:
+                    break
+                records.append(bytes(buf[pos + 16 : end]))
+                pos = end
+    finally:
+        windows.close()
+    return records, pos < size
+
+
+def walk_file(path: Path) -> tuple[list[bytes], bool]:
+    with path.open("rb", buffering=0) as fh:
+        fh.read(24)  # the file header, as ``open_pcap_records`` leaves the file
+        return walk_windows(fh)
+
+
+def walk_pipe(data: bytes) -> tuple[list[bytes], bool]:
+    """The same records sent through a pipe, which cannot be memory-mapped."""
+    read_end, write_end = os.pipe()
+
+    def send() -> None:
+        with open(write_end, "wb") as sink:
+            sink.write(data[24:])
+
+    writer = threading.Thread(target=send)
+    writer.start()
+    try:
+        with open(read_end, "rb", buffering=0) as fh:
+            return walk_windows(fh)
+    finally:
+        writer.join()
+
+
+@pytest.mark.parametrize("cut", [0, 5, 700])
+def test_a_capture_that_cannot_be_mapped_is_walked_in_read_chunks_to_the_same_records(
+    cut: int, tmp_path: Path
+) -> None:
+    path = tmp_path / "bulk.pcap"
+    write_mix(path, "bulk", 2500, seed=4)  # several read chunks and mapped windows
+    if cut:
+        path.write_bytes(path.read_bytes()[:-cut])
+    mapped = walk_file(path)
+    assert mapped == walk_pipe(path.read_bytes())
+    records, ended_early = mapped
+    expected = [frame.data for frame in read_capture(path)]
+    assert records == expected
+    assert ended_early == (cut > 0)
+
+
+def test_a_mapped_capture_that_shrinks_during_the_walk_ends_as_cut(tmp_path: Path) -> None:
+    """Reading mapped pages a truncation removed would kill the process: stop instead."""
+    path = tmp_path / "bulk.pcap"
+    write_mix(path, "bulk", 2500, seed=4)
+    with path.open("rb", buffering=0) as fh:
+        fh.read(24)
+        windows = _Windows(fh)
+        try:
+            window = windows.next(0)
+            assert window is not None
+            _, _, _, size, last = window
+            with path.open("r+b") as shrink:
+                shrink.truncate(size // 2)
+            assert windows.next(last + 1) is None
+        finally:
+            windows.close()
 
 
 # --- crafted frames at the edges of the fast path -------------------------------------------

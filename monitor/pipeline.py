@@ -58,22 +58,12 @@ class Pipeline:
             return []
         if packet is None:
             return []
-        counters.packets += 1
-        try:
-            observations = self.extractor.feed(packet)
-        except ValueError:
-            self._count(counters.malformed, "extract")
-            return []
-        except Exception as e:
-            self._bug("extract", e)
-            return []
-        counters.observations += len(observations)
-        return observations
+        return self.process_packet(packet)
 
     def process_packet(self, packet: Packet) -> list[Observation]:
-        """The extract half of ``process``, for a frame its caller decoded and counted itself
-        (``monitor.fastscan``): counts the packet and its observations, never raises unless
-        ``strict``."""
+        """The extract half of ``process``, also for a frame its caller decoded and counted
+        itself (``monitor.fastscan``): counts the packet and its observations, never raises
+        unless ``strict``."""
         counters = self.counters
         counters.packets += 1
         try:

@@ -152,7 +152,9 @@ def _authorised(request: Request, settings: Settings) -> bool:
     if not token:
         return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    # As bytes: compare_digest refuses non-ASCII str, and a hostile header may hold any byte.
+    sent, expected = given.strip().encode("utf-8", "replace"), token.encode("utf-8")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, expected)
 
 
 @router.get("/metrics", name="metrics")

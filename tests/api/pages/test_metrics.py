@@ -193,6 +193,15 @@ class TestToken:
         response = harness.client.get("/metrics", headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401
 
+    def test_a_token_with_bytes_outside_ascii_is_refused_not_an_error(
+        self, app_client: AppFactory
+    ) -> None:
+        harness = app_client(metrics_token=TOKEN)
+        response = harness.client.get(
+            "/metrics", headers={b"Authorization": "Bearer caf\xe9".encode("latin-1")}
+        )
+        assert response.status_code == 401
+
     def test_the_right_token_is_accepted(self, app_client: AppFactory) -> None:
         harness = app_client(metrics_token=TOKEN)
         found = scrape(harness, Authorization=f"Bearer {TOKEN}")

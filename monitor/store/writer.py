@@ -199,6 +199,7 @@ class Writer:
                 self._engine.dispose()
 
     def _loop(self) -> None:
+        last_try_done = False
         while True:
             if self._spool.has_pending() and self._database_due():
                 self._replay_spool()
@@ -207,6 +208,13 @@ class Writer:
             if batch:
                 self._handle(batch)
             elif stopping:
+                if self._spool.has_pending() and not last_try_done:
+                    # Stopping while waiting out a retry delay: one more replay now, whatever
+                    # the backoff (the database may be back); if it fails, the spool waits for
+                    # the next start.
+                    last_try_done = True
+                    self._retry_at = 0.0
+                    continue
                 break
             if time.monotonic() - self._last_sync >= SPOOL_SYNC_INTERVAL_S:
                 self._spool.sync()

@@ -368,6 +368,28 @@ class TestDatabaseOutage:
         assert_nothing_lost(stats, spool_dir)
         assert_stored_once(engine, {"k1": 5}, observations=5)
 
+    def test_stop_during_a_retry_delay_tries_the_database_once_more(
+        self,
+        proxied_url: tuple[str, TcpProxy],
+        engine: Engine,
+        make_writer: Callable[..., Writer],
+        spool_dir: Path,
+    ) -> None:
+        """The database came back during the backoff: shutdown writes the spool, not later."""
+        url, proxy = proxied_url
+        proxy.pause()
+        items = incident_life("k1", T0, 5)
+        writer = make_writer(url, retry_initial_s=60.0)
+        writer.start()
+        for item in items:
+            writer.submit(item)
+        wait_for(lambda: writer.stats().spooled == len(items), "everything spooled")
+        proxy.resume()
+        stats = writer.stop(timeout=10)
+        assert (stats.spooled, stats.replayed) == (len(items), len(items))
+        assert_nothing_lost(stats, spool_dir)
+        assert_stored_once(engine, {"k1": 5}, observations=5)
+
     def test_database_away_for_a_few_seconds_loses_nothing(
         self,
         proxied_url: tuple[str, TcpProxy],

@@ -27,7 +27,8 @@ from monitor.store.models import DailyCounterRecord
 
 FRAMES_COUNTER = "capture.frames"
 STALE_AFTER = timedelta(minutes=10)
-"""The daemon's counters reach the database every minute or two; ten quiet minutes is news."""
+"""The daemon's counters reach the database every 30 s (COUNTS_INTERVAL_S); ten quiet minutes
+is news."""
 RECENT_DAYS = 2
 """Sites whose last counted day is older than yesterday are not watched (sensor retired)."""
 

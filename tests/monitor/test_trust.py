@@ -39,7 +39,12 @@ from monitor.store.users import UserRole, create_api_token, create_user
 from tests.data.traffic import GATEWAY_MAC, RESOLVER_IP, SERVER_IP, client_hello_bytes
 from tests.monitor.conftest import PostgresServer
 from tests.monitor.sources.netns import VethNamespace, namespace_command, veth_namespace
-from tests.monitor.test_runner import EVERY_DAY_ALL_DAY, Daemon, wait_for
+from tests.monitor.test_runner import (
+    EVERY_DAY_ALL_DAY,
+    Daemon,
+    stored_observation_count,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.live_capture]
 
@@ -193,15 +198,6 @@ def read_incidents(url: str) -> list[IncidentRecord]:
         engine.dispose()
 
 
-def observation_count(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with Session(engine) as db:
-            return int(db.scalar(select(func.count()).select_from(ObservationRecord)) or 0)
-    finally:
-        engine.dispose()
-
-
 def opened_incidents(log: str) -> int:
     """The incidents a daemon opened, from its ``stopped:`` summary line."""
     found = re.search(r"stopped: .*?([\d,]+) incidents;", log)
@@ -236,7 +232,7 @@ def test_two_sensors_share_one_database_without_merging_their_sites(
             assert sender.wait(timeout=90) == 0
         # Stop once every hit sent is stored: SIGTERM ends capture at once, unread frames unread.
         wait_for(
-            lambda: observation_count(trust_url) == len(SITES) * HITS_PER_SITE,
+            lambda: stored_observation_count(trust_url) == len(SITES) * HITS_PER_SITE,
             30,
             "every hit to be stored",
         )

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 from collections import Counter
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
@@ -192,87 +193,211 @@ class _Windows:
             self._mapped.close()
 
 
+class RecordWalk:
+    """What the record loop reads and keeps from one window of the file to the next.
+
+    Shared by the two implementations of the loop, ``walk_records`` here and the compiled
+    ``monitor._scanloop.walk_records``: the same inputs, the same running totals.
+    """
+
+    def __init__(self, pipeline: Pipeline, linktype: int, scale: float, little_endian: bool):
+        extractor = pipeline.extractor
+        self.pipeline = pipeline
+        self.extractor = extractor
+        self.linktype = linktype
+        self.scale = scale
+        self.little_endian = little_endian
+        self.dns_ports = extractor.dns_ports
+        self.port_kinds = port_kinds(extractor.dns_ports)
+        self.flags_json = _DNS_FLAGS_JSON
+        self.next_expiry = extractor.next_expiry
+        self.dns_entries: dict[bytes, _DnsEntry] = {}
+        self.lines: list[str] = []
+        """JSON lines of the window walked last, for the caller to write."""
+        self.counts: dict[str, int] = {}
+        """Observations per proto that went through the pipeline (DNS lines are ``dns_lines``)."""
+        self.frames = 0
+        self.fast_frames = 0
+        self.fast_packets = 0
+        self.dns_lines = 0
+        self.pos = 0
+        """Where the walk of the last window stopped."""
+        self.problem: str | None = None
+        """Why the walk must stop: a record with an impossible length."""
+
+    def dns_entry(self, message: bytes) -> _DnsEntry | None:
+        """The rendering of a DNS message not seen lately, remembered; ``None`` (counted as
+        malformed, or as an internal error) when it cannot be read."""
+        malformed = self.pipeline.counters.malformed
+        try:
+            parsed = dns.parse_dns_message(message)
+        except ValueError:
+            malformed["dns"] = malformed.get("dns", 0) + 1
+            return None
+        except Exception as e:
+            self.pipeline.count_bug("extract", e)
+            return None
+        try:
+            entry = _dns_entry(parsed)
+        except ValueError:
+            malformed["extract"] = malformed.get("extract", 0) + 1
+            return None
+        except Exception as e:
+            self.pipeline.count_bug("extract", e)
+            return None
+        if len(message) <= _DNS_ENTRY_MAX_BYTES:
+            entries = self.dns_entries
+            if len(entries) >= _DNS_ENTRY_CACHE_ENTRIES:
+                entries.clear()
+            entries[message[2:]] = entry
+        return entry
+
+
+PORT_DNS, PORT_TUNNEL, PORT_DHCP, PORT_LOCAL_DNS = 1, 2, 4, 8
+
+
+def port_kinds(dns_ports: frozenset[int]) -> bytes:
+    """One byte per UDP/TCP port, the ``PORT_*`` bits of what the port is to the loop."""
+    table = bytearray(65536)
+    for ports, bit in (
+        (dns_ports, PORT_DNS),
+        (TUNNEL_PORTS, PORT_TUNNEL),
+        (DHCP_PORTS, PORT_DHCP),
+        (LOCAL_DNS_PORTS, PORT_LOCAL_DNS),
+    ):
+        for port in ports:
+            table[port] |= bit
+    return bytes(table)
+
+
 def scan_pcap(
     reader: CaptureReader,
     pipeline: Pipeline,
     write: Callable[[str], object],
     by_proto: Counter[str],
+    *,
+    compiled: bool | None = None,
 ) -> None:
     """Scan a classic pcap file and ``write`` its observations as JSON lines, one call per
     megabyte walked; what ``write_observations(reader, pipeline, write, render_jsonl, by_proto)``
     does, faster (see the module docstring). Needs ``can_fast_scan(reader, pipeline)``.
 
+    ``compiled`` chooses the loop: the compiled one (``True``, an ``ImportError`` when it was
+    not built), the Python one (``False``), or the compiled one when it was built (``None``).
+
     The pipeline's counters and ``by_proto`` are complete when it returns (or raises); the
     reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``problem`` are set as
     iterating it would set them.
     """
+    walk_window = _choose_loop(compiled)
     opened = reader.open_pcap_records()
     if opened is None:
         return
-    fh, linktype, scale, unpack = opened
+    fh, linktype, scale, _ = opened
+    walk = RecordWalk(pipeline, linktype, scale, reader.little_endian)
     counters = pipeline.counters
-    malformed = counters.malformed
-    extractor = pipeline.extractor
-    advance = extractor.advance
-    is_ignored = extractor.streams.is_ignored
-    dns_ports = extractor.dns_ports
-    process = pipeline.process
-    process_packet = pipeline.process_packet
-    count_bug = pipeline.count_bug
-    parse_dns = dns.parse_dns_message
-    dns_entries: dict[bytes, _DnsEntry] = {}
-    cached_entry = dns_entries.get
-    flags_json = _DNS_FLAGS_JSON
-    lines: list[str] = []
-    add_line = lines.append
-    counts: dict[str, int] = {}
-    frames = fast_frames = fast_packets = dns_lines = 0
-    next_expiry = extractor.next_expiry
     base = _FILE_HEADER_BYTES  # file offset of buf[0]: the records follow the file header
     pos = size = 0
     windows = _Windows(fh)
     try:
         while (window := windows.next(pos)) is not None:
             buf, base, pos, size, last = window
-            while pos <= last:
-                sec, frac, caplen = unpack(buf, pos)
-                start = pos + _RECORD_HEADER_BYTES
-                end = start + caplen
-                if end > size:
-                    if caplen > MAX_RECORD_BYTES:
-                        reader.problem = (
-                            f"record {frames + 1} at byte {base + pos}: captured length "
-                            f"{caplen} is impossible"
-                        )
-                    break
-                pos = end
-                frames += 1
-                ts = sec + frac * scale
-                if linktype == 1 and caplen >= 42:
-                    # -- the decoder's fast path, on the buffer ------------------------------
-                    if buf[start + 12] == 0x81 and buf[start + 13] == 0x00:  # one 802.1Q tag
-                        if caplen < 46:
-                            ethertype = 0
-                        else:
-                            (
-                                mac,
-                                tci,
-                                ethertype,
-                                version_ihl,
-                                total_length,
-                                fragment,
-                                protocol,
-                                source_ip,
-                                destination_ip,
-                                source_port,
-                                destination_port,
-                                udp_length,
-                            ) = COMMON_HEADERS_TAGGED(buf, start)
-                            vlan = (tci & 0xFFF) or None
-                            network = start + 18
+            walk_window(walk, buf, base, pos, size, last)
+            pos = walk.pos
+            reader.frames_read = walk.frames
+            reader.bytes_read = base + pos
+            lines = walk.lines
+            if lines:  # one write per window
+                lines.append("")
+                write("\n".join(lines))
+                lines.clear()
+            if walk.problem is not None:
+                reader.problem = walk.problem
+                return
+        if pos < size:
+            reader.truncated = True
+            reader.problem = "file ends mid-packet"
+    finally:
+        windows.close()
+        fh.close()
+        pos = walk.pos
+        reader.frames_read = walk.frames
+        reader.bytes_read = base + pos
+        counters.frames += walk.fast_frames
+        counters.packets += walk.fast_packets
+        counters.observations += walk.dns_lines
+        counts = walk.counts
+        if walk.dns_lines:
+            counts["dns"] = counts.get("dns", 0) + walk.dns_lines
+        for proto, count in counts.items():
+            by_proto[proto] += count
+
+
+WalkRecords = Callable[[RecordWalk, "bytes | mmap.mmap", int, int, int, int], None]
+
+
+def _choose_loop(compiled: bool | None) -> WalkRecords:
+    if compiled is False:
+        return walk_records
+    try:
+        from monitor._scanloop import walk_records as compiled_walk_records
+    except ImportError:
+        if compiled:
+            raise
+        return walk_records
+    return compiled_walk_records
+
+
+def walk_records(
+    walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
+) -> None:
+    """Walk the records of one window that start at ``pos`` up to ``last`` (see
+    ``_Windows``), adding their lines and counts to ``walk``; ``walk.pos`` ends where the walk
+    stopped: after the last record, or at a record that runs past ``size``."""
+    pipeline = walk.pipeline
+    extractor = walk.extractor
+    advance = extractor.advance
+    is_ignored = extractor.streams.is_ignored
+    dns_ports = walk.dns_ports
+    process = pipeline.process
+    process_packet = pipeline.process_packet
+    cached_entry = walk.dns_entries.get
+    new_entry = walk.dns_entry
+    flags_json = walk.flags_json
+    add_line = walk.lines.append
+    counts = walk.counts
+    linktype = walk.linktype
+    scale = walk.scale
+    unpack = _RECORD_LE if walk.little_endian else _RECORD_BE
+    frames = walk.frames
+    fast_frames = walk.fast_frames
+    fast_packets = walk.fast_packets
+    dns_lines = walk.dns_lines
+    next_expiry = walk.next_expiry
+    try:
+        while pos <= last:
+            sec, frac, caplen = unpack(buf, pos)
+            start = pos + _RECORD_HEADER_BYTES
+            end = start + caplen
+            if end > size:
+                if caplen > MAX_RECORD_BYTES:
+                    walk.problem = (
+                        f"record {frames + 1} at byte {base + pos}: captured length "
+                        f"{caplen} is impossible"
+                    )
+                break
+            pos = end
+            frames += 1
+            ts = sec + frac * scale
+            if linktype == 1 and caplen >= 42:
+                # -- the decoder's fast path, on the buffer ------------------------------
+                if buf[start + 12] == 0x81 and buf[start + 13] == 0x00:  # one 802.1Q tag
+                    if caplen < 46:
+                        ethertype = 0
                     else:
                         (
                             mac,
+                            tci,
                             ethertype,
                             version_ihl,
                             total_length,
@@ -283,215 +408,200 @@ def scan_pcap(
                             source_port,
                             destination_port,
                             udp_length,
-                        ) = COMMON_HEADERS(buf, start)
-                        vlan = None
-                        network = start + 14
-                    if ethertype == 0x0800:
-                        transport = network + 20
-                        ip_end = network + total_length
-                        payload_length = total_length - 20
-                        if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
+                        ) = COMMON_HEADERS_TAGGED(buf, start)
+                        vlan = (tci & 0xFFF) or None
+                        network = start + 18
+                else:
+                    (
+                        mac,
+                        ethertype,
+                        version_ihl,
+                        total_length,
+                        fragment,
+                        protocol,
+                        source_ip,
+                        destination_ip,
+                        source_port,
+                        destination_port,
+                        udp_length,
+                    ) = COMMON_HEADERS(buf, start)
+                    vlan = None
+                    network = start + 14
+                if ethertype == 0x0800:
+                    transport = network + 20
+                    ip_end = network + total_length
+                    payload_length = total_length - 20
+                    if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
+                        protocol = 0
+                    cached_ip = cached_ipv4
+                    format_ip = format_ipv4
+                elif ethertype == 0x86DD:
+                    transport = network + 40
+                    protocol = 0
+                    if end >= transport + 8:
+                        (
+                            version,
+                            payload_length,
+                            protocol,
+                            source_ip,
+                            destination_ip,
+                            source_port,
+                            destination_port,
+                            udp_length,
+                        ) = COMMON_IPV6(buf, network)
+                        ip_end = transport + payload_length
+                        if version >> 4 != 6 or not payload_length or ip_end > end:
                             protocol = 0
-                        cached_ip = cached_ipv4
-                        format_ip = format_ipv4
-                    elif ethertype == 0x86DD:
-                        transport = network + 40
-                        protocol = 0
-                        if end >= transport + 8:
-                            (
-                                version,
-                                payload_length,
-                                protocol,
-                                source_ip,
-                                destination_ip,
-                                source_port,
-                                destination_port,
-                                udp_length,
-                            ) = COMMON_IPV6(buf, network)
-                            ip_end = transport + payload_length
-                            if version >> 4 != 6 or not payload_length or ip_end > end:
-                                protocol = 0
-                            cached_ip = cached_ipv6
-                            format_ip = format_ipv6
-                    else:
-                        protocol = 0
-                    if protocol == IPPROTO_UDP:
-                        if not (
-                            udp_length < 8
-                            or udp_length > payload_length
-                            or source_port in TUNNEL_PORTS
-                            or destination_port in TUNNEL_PORTS
-                        ):
-                            fast_frames += 1
-                            first = transport + 8
-                            stop = transport + udp_length
-                            if source_port in dns_ports or destination_port in dns_ports:
-                                fast_packets += 1
-                                if ts >= next_expiry:
-                                    advance(ts)
-                                    next_expiry = extractor.next_expiry
-                                if first == stop:
-                                    continue
-                                # -- DNS over UDP, rendered here ---------------------------
-                                src = cached_ip(source_ip) or format_ip(source_ip)
-                                dst = cached_ip(destination_ip) or format_ip(destination_ip)
-                                key = buf[first + 2 : stop]
-                                entry = cached_entry(key)
-                                if entry is None:
-                                    try:
-                                        message = parse_dns(buf[first:stop])
-                                    except ValueError:
-                                        malformed["dns"] = malformed.get("dns", 0) + 1
-                                        continue
-                                    except Exception as e:
-                                        count_bug("extract", e)
-                                        continue
-                                    try:
-                                        entry = _dns_entry(message)
-                                    except ValueError:
-                                        malformed["extract"] = malformed.get("extract", 0) + 1
-                                        continue
-                                    except Exception as e:
-                                        count_bug("extract", e)
-                                        continue
-                                    if stop - first <= _DNS_ENTRY_MAX_BYTES:
-                                        if len(dns_entries) >= _DNS_ENTRY_CACHE_ENTRIES:
-                                            dns_entries.clear()
-                                        dns_entries[key] = entry
-                                is_response, questions = entry
-                                bits = (
-                                    DNS_LOCAL
-                                    if source_port in LOCAL_DNS_PORTS
-                                    or destination_port in LOCAL_DNS_PORTS
-                                    else 0
-                                )
-                                if is_response:
-                                    bits |= DNS_RESPONSE
-                                    endpoints = (
-                                        f'"client_ip":"{dst}","client_mac":null,'
-                                        f'"server_ip":"{src}","server_port":{source_port},'
-                                    )
-                                else:
-                                    mac_text = cached_mac(mac) or format_mac(mac)
-                                    endpoints = (
-                                        f'"client_ip":"{src}","client_mac":"{mac_text}",'
-                                        f'"server_ip":"{dst}","server_port":{destination_port},'
-                                    )
-                                head = f'{{"ts":{ts!r},"proto":"dns","name":'
-                                vlan_end = ',"vlan":null}' if vlan is None else f',"vlan":{vlan}}}'
-                                for name_json, encrypted, answer in questions:
-                                    add_line(
-                                        f"{head}{name_json},{endpoints}"
-                                        f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
-                                    )
-                                dns_lines += len(questions)
+                        cached_ip = cached_ipv6
+                        format_ip = format_ipv6
+                else:
+                    protocol = 0
+                if protocol == IPPROTO_UDP:
+                    if not (
+                        udp_length < 8
+                        or udp_length > payload_length
+                        or source_port in TUNNEL_PORTS
+                        or destination_port in TUNNEL_PORTS
+                    ):
+                        fast_frames += 1
+                        first = transport + 8
+                        stop = transport + udp_length
+                        if source_port in dns_ports or destination_port in dns_ports:
+                            fast_packets += 1
+                            if ts >= next_expiry:
+                                advance(ts)
+                                next_expiry = extractor.next_expiry
+                            if first == stop:
                                 continue
-                            if first == stop or (
-                                buf[first] & 0xC0 != 0xC0
-                                and not (
-                                    source_port in DHCP_PORTS and destination_port in DHCP_PORTS
-                                )
-                            ):
-                                # Neither DHCP nor a QUIC long header: nothing to read.
-                                fast_packets += 1
-                                if ts >= next_expiry:
-                                    advance(ts)
-                                    next_expiry = extractor.next_expiry
-                                continue
-                            packet = _new_tuple(
-                                Packet,
-                                (
-                                    ts,
-                                    cached_ip(source_ip) or format_ip(source_ip),
-                                    cached_ip(destination_ip) or format_ip(destination_ip),
-                                    IPPROTO_UDP,
-                                    source_port,
-                                    destination_port,
-                                    buf[first:stop],
-                                    cached_mac(mac) or format_mac(mac),
-                                    vlan,
-                                    0,
-                                    0,
-                                ),
-                            )
-                            observations = process_packet(packet)
-                            next_expiry = extractor.next_expiry
-                            if observations:
-                                for observation in observations:
-                                    proto = observation.proto.value
-                                    counts[proto] = counts.get(proto, 0) + 1
-                                    add_line(render_jsonl(observation))
-                            continue
-                    elif protocol == IPPROTO_TCP and payload_length >= 20:
-                        seq, data_offset, tcp_flags = TCP_AFTER_PORTS(buf, transport + 4)
-                        header_length = (data_offset >> 4) << 2
-                        if 20 <= header_length <= payload_length:
-                            fast_frames += 1
-                            first = transport + header_length
-                            if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
-                                continue  # the decoder returns nothing for it: not a packet
+                            # -- DNS over UDP, rendered here ---------------------------
                             src = cached_ip(source_ip) or format_ip(source_ip)
                             dst = cached_ip(destination_ip) or format_ip(destination_ip)
-                            if not tcp_flags & 0x02 and is_ignored(
-                                (src, source_port, dst, destination_port)
-                            ):
-                                fast_packets += 1
-                                if ts >= next_expiry:
-                                    advance(ts)
-                                    next_expiry = extractor.next_expiry
-                                continue
-                            packet = _new_tuple(
-                                Packet,
-                                (
-                                    ts,
-                                    src,
-                                    dst,
-                                    IPPROTO_TCP,
-                                    source_port,
-                                    destination_port,
-                                    buf[first:ip_end],
-                                    cached_mac(mac) or format_mac(mac),
-                                    vlan,
-                                    seq,
-                                    tcp_flags,
-                                ),
+                            key = buf[first + 2 : stop]
+                            entry = cached_entry(key)
+                            if entry is None:
+                                entry = new_entry(buf[first:stop])
+                                if entry is None:
+                                    continue
+                            is_response, questions = entry
+                            bits = (
+                                DNS_LOCAL
+                                if source_port in LOCAL_DNS_PORTS
+                                or destination_port in LOCAL_DNS_PORTS
+                                else 0
                             )
-                            observations = process_packet(packet)
-                            next_expiry = extractor.next_expiry
-                            if observations:
-                                for observation in observations:
-                                    proto = observation.proto.value
-                                    counts[proto] = counts.get(proto, 0) + 1
-                                    add_line(render_jsonl(observation))
+                            if is_response:
+                                bits |= DNS_RESPONSE
+                                endpoints = (
+                                    f'"client_ip":"{dst}","client_mac":null,'
+                                    f'"server_ip":"{src}","server_port":{source_port},'
+                                )
+                            else:
+                                mac_text = cached_mac(mac) or format_mac(mac)
+                                endpoints = (
+                                    f'"client_ip":"{src}","client_mac":"{mac_text}",'
+                                    f'"server_ip":"{dst}","server_port":{destination_port},'
+                                )
+                            head = f'{{"ts":{ts!r},"proto":"dns","name":'
+                            vlan_end = ',"vlan":null}' if vlan is None else f',"vlan":{vlan}}}'
+                            for name_json, encrypted, answer in questions:
+                                add_line(
+                                    f"{head}{name_json},{endpoints}"
+                                    f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
+                                )
+                            dns_lines += len(questions)
                             continue
-                # -- every other frame: the general path -------------------------------------
-                observations = process(_new_tuple(Frame, (ts, linktype, buf[start:end])))
-                next_expiry = extractor.next_expiry
-                if observations:
-                    for observation in observations:
-                        proto = observation.proto.value
-                        counts[proto] = counts.get(proto, 0) + 1
-                        add_line(render_jsonl(observation))
-            reader.frames_read = frames
-            reader.bytes_read = base + pos
-            if lines:  # one write per window
-                lines.append("")
-                write("\n".join(lines))
-                lines.clear()
-            if reader.problem is not None:
-                return
-        if pos < size:
-            reader.truncated = True
-            reader.problem = "file ends mid-packet"
+                        if first == stop or (
+                            buf[first] & 0xC0 != 0xC0
+                            and not (source_port in DHCP_PORTS and destination_port in DHCP_PORTS)
+                        ):
+                            # Neither DHCP nor a QUIC long header: nothing to read.
+                            fast_packets += 1
+                            if ts >= next_expiry:
+                                advance(ts)
+                                next_expiry = extractor.next_expiry
+                            continue
+                        packet = _new_tuple(
+                            Packet,
+                            (
+                                ts,
+                                cached_ip(source_ip) or format_ip(source_ip),
+                                cached_ip(destination_ip) or format_ip(destination_ip),
+                                IPPROTO_UDP,
+                                source_port,
+                                destination_port,
+                                buf[first:stop],
+                                cached_mac(mac) or format_mac(mac),
+                                vlan,
+                                0,
+                                0,
+                            ),
+                        )
+                        observations = process_packet(packet)
+                        next_expiry = extractor.next_expiry
+                        if observations:
+                            for observation in observations:
+                                proto = observation.proto.value
+                                counts[proto] = counts.get(proto, 0) + 1
+                                add_line(render_jsonl(observation))
+                        continue
+                elif protocol == IPPROTO_TCP and payload_length >= 20:
+                    seq, data_offset, tcp_flags = TCP_AFTER_PORTS(buf, transport + 4)
+                    header_length = (data_offset >> 4) << 2
+                    if 20 <= header_length <= payload_length:
+                        fast_frames += 1
+                        first = transport + header_length
+                        if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
+                            continue  # the decoder returns nothing for it: not a packet
+                        src = cached_ip(source_ip) or format_ip(source_ip)
+                        dst = cached_ip(destination_ip) or format_ip(destination_ip)
+                        if not tcp_flags & 0x02 and is_ignored(
+                            (src, source_port, dst, destination_port)
+                        ):
+                            fast_packets += 1
+                            if ts >= next_expiry:
+                                advance(ts)
+                                next_expiry = extractor.next_expiry
+                            continue
+                        packet = _new_tuple(
+                            Packet,
+                            (
+                                ts,
+                                src,
+                                dst,
+                                IPPROTO_TCP,
+                                source_port,
+                                destination_port,
+                                buf[first:ip_end],
+                                cached_mac(mac) or format_mac(mac),
+                                vlan,
+                                seq,
+                                tcp_flags,
+                            ),
+                        )
+                        observations = process_packet(packet)
+                        next_expiry = extractor.next_expiry
+                        if observations:
+                            for observation in observations:
+                                proto = observation.proto.value
+                                counts[proto] = counts.get(proto, 0) + 1
+                                add_line(render_jsonl(observation))
+                        continue
+            # -- every other frame: the general path -------------------------------------
+            observations = process(_new_tuple(Frame, (ts, linktype, buf[start:end])))
+            next_expiry = extractor.next_expiry
+            if observations:
+                for observation in observations:
+                    proto = observation.proto.value
+                    counts[proto] = counts.get(proto, 0) + 1
+                    add_line(render_jsonl(observation))
     finally:
-        windows.close()
-        fh.close()
-        reader.frames_read = frames
-        reader.bytes_read = base + pos
-        counters.frames += fast_frames
-        counters.packets += fast_packets
-        counters.observations += dns_lines
-        if dns_lines:
-            counts["dns"] = counts.get("dns", 0) + dns_lines
-        for proto, count in counts.items():
-            by_proto[proto] += count
+        walk.pos = pos
+        walk.frames = frames
+        walk.fast_frames = fast_frames
+        walk.fast_packets = fast_packets
+        walk.dns_lines = dns_lines
+        walk.next_expiry = next_expiry
+
+
+_RECORD_LE = struct.Struct("<III4x").unpack_from
+_RECORD_BE = struct.Struct(">III4x").unpack_from

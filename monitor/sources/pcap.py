@@ -151,6 +151,11 @@ class CaptureReader:
         head, self.size = self._read_head()
         self._layout, self.format = self._check_header(head)
 
+    @property
+    def little_endian(self) -> bool:
+        """Whether the file's headers are little-endian (the writer's byte order)."""
+        return self._layout is _LITTLE
+
     def __iter__(self) -> Iterator[Frame]:
         if self.format == "pcap":
             return self._pcap_frames()

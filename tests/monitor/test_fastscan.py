@@ -2,11 +2,13 @@
 
 Each test scans one capture twice, through ``write_observations`` (reader, decoder, extractor,
 ``render_jsonl``) and through ``scan_pcap``, and compares the text written, every pipeline
-counter, the per-proto counts and how the reader says the file ended.
+counter, the per-proto counts and how the reader says the file ended. Every test runs with
+both record loops: the Python one and the compiled one (``monitor._scanloop``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import threading
@@ -31,6 +33,21 @@ from tests.bench.make_mix import write_mix
 from tests.data.traffic import tls_flow
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+COMPILED_LOOP_BUILT = importlib.util.find_spec("monitor._scanloop") is not None
+_loop = {"compiled": False}
+
+
+@pytest.fixture(autouse=True, params=["python loop", "compiled loop"])
+def record_loop(request: pytest.FixtureRequest) -> None:
+    """Run the test with the Python record loop, then with the compiled one."""
+    compiled = request.param == "compiled loop"
+    if compiled and not COMPILED_LOOP_BUILT:
+        if os.environ.get("CI") == "true":
+            pytest.fail("monitor._scanloop was not built: run scripts/setup")
+        pytest.skip("monitor._scanloop was not built (no C compiler when installing)")
+    _loop["compiled"] = compiled
+
+
 CLASSIC_PCAPS = sorted(PCAPS.glob("*.pcap"))
 
 
@@ -54,7 +71,7 @@ def scan(
     reader = read_capture(path)
     if fast:
         assert can_fast_scan(reader, pipeline)
-        scan_pcap(reader, pipeline, written.append, by_proto)
+        scan_pcap(reader, pipeline, written.append, by_proto, compiled=_loop["compiled"])
     else:
         write_observations(reader, pipeline, written.append, render_jsonl, by_proto)
     return ScanResult(

@@ -71,7 +71,7 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
     pipeline = walk.pipeline
     extractor = walk.extractor
     advance = extractor.advance
-    is_ignored = extractor.streams.is_ignored
+    ignored = extractor.streams.ignored()
     process = pipeline.process
     process_packet = pipeline.process_packet
     cached_entry = walk.dns_entries.get
@@ -280,9 +280,7 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
                         else:
                             src = _ipv4_text(source_ip)
                             dst = _ipv4_text(destination_ip)
-                        if not tcp_flags & 0x02 and is_ignored(
-                            (src, source_port, dst, destination_port)
-                        ):
+                        if not tcp_flags & 0x02 and (src, source_port, dst, destination_port) in ignored:
                             fast_packets += 1
                             if ts >= next_expiry:
                                 advance(ts)

@@ -357,7 +357,7 @@ def walk_records(
     pipeline = walk.pipeline
     extractor = walk.extractor
     advance = extractor.advance
-    is_ignored = extractor.streams.is_ignored
+    ignored = extractor.streams.ignored()
     dns_ports = walk.dns_ports
     process = pipeline.process
     process_packet = pipeline.process_packet
@@ -554,8 +554,9 @@ def walk_records(
                             continue  # the decoder returns nothing for it: not a packet
                         src = cached_ip(source_ip) or format_ip(source_ip)
                         dst = cached_ip(destination_ip) or format_ip(destination_ip)
-                        if not tcp_flags & 0x02 and is_ignored(
-                            (src, source_port, dst, destination_port)
+                        if (
+                            not tcp_flags & 0x02
+                            and (src, source_port, dst, destination_port) in ignored
                         ):
                             fast_packets += 1
                             if ts >= next_expiry:

@@ -112,6 +112,11 @@ class StreamReassembler:
         """Bytes held in out-of-order segments across all flows."""
         return self._pending_bytes
 
+    def ignored(self) -> KeysView[FlowKey]:
+        """The flows ``is_ignored`` is true for (a live, set-like view, for loops that test
+        many segments: ``flow in view`` without a method call)."""
+        return self._ignored.keys()
+
     def is_ignored(self, flow: FlowKey) -> bool:
         """True for a flow the caller forgot, that ended, or that reached its byte limit."""
         return flow in self._ignored

@@ -8,6 +8,7 @@ both record loops: the Python one and the compiled one (``monitor._scanloop``).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import struct
@@ -529,3 +530,22 @@ def test_fused_scan_equals_general_scan_on_mutated_frames(
     frames: list[bytes], tmp_path: Path
 ) -> None:
     assert_same_scan(write_frames(tmp_path / "mutated.pcap", frames), strict=False)
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+def test_scanning_makes_no_reference_cycles() -> None:
+    """``hallmonitor scan`` turns the cycle collector off (it only cost time): that is safe
+    because the scan, fused or general, leaves nothing for it to collect."""
+    gc.collect()
+    gc.disable()
+    try:
+        for path in sorted(PCAPS.iterdir()):
+            if path.suffix in (".pcap", ".pcapng"):
+                scan(path, fast=False, strict=False)
+                if path.suffix == ".pcap":
+                    scan(path, fast=True, strict=False)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -7,3 +7,6 @@ from monitor.fastscan import RecordWalk
 def walk_records(
     walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
 ) -> None: ...
+def common_dns_entry(
+    message: bytes, no_answer: str, doh_resolver_names: frozenset[str]
+) -> tuple[bool, tuple[tuple[str, int, str], ...]] | None: ...

@@ -13,6 +13,7 @@ Keep the two loops in step: a change of rule goes into both, and the comparison 
 when they differ.
 """
 
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 from monitor.decode import cached_ipv6, cached_mac, format_ipv6, format_mac
@@ -23,6 +24,12 @@ from monitor.values import Frame, Packet
 
 cdef enum:
     RECORD_HEADER_BYTES = 16
+    DNS_HEADER_BYTES = 12
+    MAX_NAME_LENGTH = 255
+    MAX_POINTERS = 127
+    TYPE_A = 1
+    TYPE_CNAME = 5
+    TYPE_AAAA = 28
     PORT_DNS = 1
     PORT_TUNNEL = 2
     PORT_DHCP = 4
@@ -58,6 +65,162 @@ cdef inline str _mac_text(const uint8_t* a):
     raw = a[:6]
     return cached_mac(raw) or format_mac(raw)
 
+# -- DNS messages not seen before ----------------------------------------------------------------
+#
+# The common message, read here: one question, and for a response an answer section whose owners
+# are pointers to the question or to a CNAME target, with A, AAAA, CNAME and other records whole.
+# Names must be plain (printable ASCII without '"', '.' or '\\' inside a label), so that their
+# text and JSON need no escapes. Anything else, damage included, returns None and goes to the
+# Python reader (monitor.extract.dns), which has the last word on every rule; where this reader
+# answers, it answers as that one does (monitor.extract.dns's rules for names and answers,
+# monitor.fastscan._dns_entry's rendering).
+
+
+cdef object _plain_name(const uint8_t* m, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t* after):
+    """The text of the name at ``pos`` and (in ``after``) the offset after it; None when the
+    name is damaged or needs escapes. Pointers must point before where the name (or the part
+    the previous pointer reached) started, as in ``dns._decode_name``."""
+    cdef Py_ssize_t limit = pos, end = -1, wire_length = 1, pointers = 0, used = 0, i
+    cdef Py_ssize_t length
+    cdef uint8_t c
+    cdef char text[MAX_NAME_LENGTH + 1]
+    while True:
+        if pos >= n:
+            return None
+        length = m[pos]
+        if length == 0:
+            break
+        if length < 0x40:
+            wire_length += 1 + length
+            if wire_length > MAX_NAME_LENGTH or pos + 1 + length > n:
+                return None
+            if used:
+                text[used] = b"."
+                used += 1
+            for i in range(pos + 1, pos + 1 + length):
+                c = m[i]
+                if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x2E or c == 0x5C:
+                    return None
+                if 0x41 <= c <= 0x5A:
+                    c += 0x20
+                text[used] = <char>c
+                used += 1
+            pos += 1 + length
+        elif length >= 0xC0:
+            if pos + 1 >= n:
+                return None
+            if end < 0:
+                end = pos + 2
+            pointers += 1
+            if pointers > MAX_POINTERS:
+                return None
+            pos = ((length & 0x3F) << 8) | m[pos + 1]
+            if pos >= limit:
+                return None
+            limit = pos
+        else:
+            return None
+    after[0] = end if end >= 0 else pos + 1
+    if used == 0:
+        return "."
+    return PyUnicode_DecodeASCII(text, used, NULL)
+
+
+cdef object _common_dns_entry(
+    const uint8_t* m, Py_ssize_t n, str no_answer, frozenset doh_resolver_names
+):
+    """``fastscan._dns_entry(dns.parse_dns_message(message))`` for the common message (see
+    above); None for any other."""
+    cdef Py_ssize_t pos, name_end, rdata_end, target_end
+    cdef int ancount, rtype, rclass, rdlength, index
+    cdef bint is_response
+    if n < DNS_HEADER_BYTES + 5 or _be16(m + 4) != 1:
+        return None
+    is_response = m[2] >= 0x80
+    ancount = _be16(m + 6)
+    name = _plain_name(m, n, DNS_HEADER_BYTES, &name_end)
+    if name is None or name_end + 4 > n:
+        return None
+    answer = no_answer
+    if is_response and ancount:
+        pos = name_end + 4
+        names_at = {DNS_HEADER_BYTES: name}
+        cnames = []
+        addresses = []
+        for index in range(ancount):
+            if not (pos + 1 < n and m[pos] >= 0xC0):
+                return None
+            owner = names_at.get(((m[pos] & 0x3F) << 8) | m[pos + 1])
+            if owner is None:
+                return None
+            pos += 2
+            if pos + 10 > n:
+                return None
+            rtype = _be16(m + pos)
+            rclass = _be16(m + pos + 2) & 0x7FFF  # without mDNS's cache-flush bit
+            rdlength = _be16(m + pos + 8)
+            pos += 10
+            rdata_end = pos + rdlength
+            if rdata_end > n:
+                return None
+            if rtype == TYPE_A:
+                if rdlength == 4 and rclass == 1:
+                    addresses.append((owner, _ipv4_text(m + pos)))
+            elif rtype == TYPE_AAAA:
+                if rdlength == 16 and rclass == 1:
+                    addresses.append((owner, _ipv6_text(m + pos)))
+            elif rtype == TYPE_CNAME:
+                target = _plain_name(m, n, pos, &target_end)
+                if target is None or target_end != rdata_end:
+                    return None
+                cnames.append((owner, target))
+                names_at[pos] = target
+            pos = rdata_end
+        if cnames or addresses:
+            answer = _answer_json(name, cnames, addresses) or no_answer
+    encrypted = DNS_ENCRYPTED if name in doh_resolver_names else 0
+    return is_response, ((f'"{name}"', encrypted, answer),)
+
+
+cdef str _answer_json(str name, list cnames, list addresses):
+    """``extractor.dns_answer_for`` rendered as ``fastscan._dns_entry`` renders it: the CNAME
+    chain from ``name`` (first CNAME of each owner, stopping at a name seen), and the
+    addresses of the names on it."""
+    chain = []
+    if cnames:
+        targets = {}
+        for owner, target in cnames:
+            targets.setdefault(owner, target)
+        seen = {name}
+        current = name
+        while True:
+            following = targets.get(current)
+            if following is None or following in seen:
+                break
+            chain.append(following)
+            seen.add(following)
+            current = following
+    if chain:
+        owners = {name, *chain}
+        kept = [address for owner, address in addresses if owner in owners]
+    else:
+        kept = [address for owner, address in addresses if owner == name]
+    if not chain and not kept:
+        return None
+    cnames_json = ",".join([f'"{target}"' for target in chain])
+    addresses_json = '"' + '","'.join(kept) + '"' if kept else ""
+    return f'"cnames":[{cnames_json}],"addresses":[{addresses_json}]'
+
+
+def common_dns_entry(bytes message, str no_answer, frozenset doh_resolver_names):
+    """``_common_dns_entry`` for tests: the entry, or None when the Python reader must read
+    the message."""
+    cdef const uint8_t[::1] view = message
+    if not message:
+        return None
+    return _common_dns_entry(&view[0], len(message), no_answer, doh_resolver_names)
+
+
 
 def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py_ssize_t last):
     """``monitor.fastscan.walk_records``, compiled: see there."""
@@ -76,6 +239,9 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
     process_packet = pipeline.process_packet
     cached_entry = walk.dns_entries.get
     new_entry = walk.dns_entry
+    remember = walk.remember
+    no_answer = walk.no_answer_json
+    doh_resolver_names = walk.doh_resolver_names
     flags_json = walk.flags_json
     lines = walk.lines
     counts = walk.counts
@@ -197,9 +363,16 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
                             key = data[first + 2 : stop] if stop > first + 2 else b""
                             entry = cached_entry(key)
                             if entry is None:
-                                entry = new_entry(data[first:stop])
-                                if entry is None:
-                                    continue
+                                message = data[first:stop]
+                                entry = _common_dns_entry(
+                                    data + first, stop - first, no_answer, doh_resolver_names
+                                )
+                                if entry is None:  # not the common message: Python reads it
+                                    entry = new_entry(message)
+                                    if entry is None:
+                                        continue
+                                else:
+                                    remember(message, entry)
                             is_response, questions = entry
                             bits = (
                                 DNS_LOCAL

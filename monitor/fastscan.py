@@ -210,6 +210,8 @@ class RecordWalk:
         self.dns_ports = extractor.dns_ports
         self.port_kinds = port_kinds(extractor.dns_ports)
         self.flags_json = _DNS_FLAGS_JSON
+        self.no_answer_json = _NO_ANSWER_JSON
+        self.doh_resolver_names = DOH_RESOLVER_NAMES
         self.next_expiry = extractor.next_expiry
         self.dns_entries: dict[bytes, _DnsEntry] = {}
         self.lines: list[str] = []
@@ -245,12 +247,16 @@ class RecordWalk:
         except Exception as e:
             self.pipeline.count_bug("extract", e)
             return None
+        self.remember(message, entry)
+        return entry
+
+    def remember(self, message: bytes, entry: _DnsEntry) -> None:
+        """Keep ``entry`` for the next message with these bytes after the ID (short ones)."""
         if len(message) <= _DNS_ENTRY_MAX_BYTES:
             entries = self.dns_entries
             if len(entries) >= _DNS_ENTRY_CACHE_ENTRIES:
                 entries.clear()
             entries[message[2:]] = entry
-        return entry
 
 
 PORT_DNS, PORT_TUNNEL, PORT_DHCP, PORT_LOCAL_DNS = 1, 2, 4, 8

@@ -1,0 +1,209 @@
+"""The compiled record loop (monitor/_scanloop.pyx): built, current, and reading DNS as Python does.
+
+Its output as a whole is compared with the general path in test_fastscan.py (every test there
+runs with both loops). Here: its reader of DNS messages not seen before, which answers only
+for the common message and must then give exactly the entry the Python reader gives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.extract import dns
+from monitor.extract.extractor import DOH_RESOLVER_NAMES
+from monitor.fastscan import _NO_ANSWER_JSON, _dns_entry
+
+MONITOR = Path(__file__).resolve().parents[2] / "monitor"
+
+if importlib.util.find_spec("monitor._scanloop") is None:
+    if os.environ.get("CI") == "true":
+        pytest.fail("monitor._scanloop was not built: run scripts/setup", pytrace=False)
+    pytest.skip("monitor._scanloop was not built (no C compiler)", allow_module_level=True)
+
+from monitor._scanloop import common_dns_entry  # noqa: E402
+
+
+def test_the_compiled_module_is_built_from_the_current_source() -> None:
+    """A stale build would test (and scan with) yesterday's loop: scripts/setup rebuilds it
+    whenever the .pyx changes."""
+    spec = importlib.util.find_spec("monitor._scanloop")
+    assert spec is not None and spec.origin is not None
+    assert spec.origin.endswith(".so")
+    built = Path(spec.origin).stat().st_mtime
+    assert built >= (MONITOR / "_scanloop.pyx").stat().st_mtime, (
+        "monitor/_scanloop.pyx changed since it was built: run scripts/setup"
+    )
+
+
+def wire(name: str) -> bytes:
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\x00"
+
+
+def message(*questions: bytes, response: bool = False, answers: list[bytes] | None = None) -> bytes:
+    answers = answers or []
+    flags = 0x8180 if response else 0x0100
+    header = struct.pack("!HHHHHH", 0xBEEF, flags, len(questions), len(answers), 0, 0)
+    body = b"".join(name + b"\x00\x01\x00\x01" for name in questions)
+    return header + body + b"".join(answers)
+
+
+def record(owner: bytes, rtype: int, rdata: bytes, rclass: int = 1) -> bytes:
+    return owner + struct.pack("!HHIH", rtype, rclass, 60, len(rdata)) + rdata
+
+
+TO_QUESTION = b"\xc0\x0c"
+
+
+def python_entry(data: bytes) -> object:
+    return _dns_entry(dns._parse_dns_message(data))
+
+
+def compiled_entry(data: bytes) -> object:
+    return common_dns_entry(data, _NO_ANSWER_JSON, DOH_RESOLVER_NAMES)
+
+
+def cname_chain_message() -> bytes:
+    """www.example.com -> edge.example.net -> cdn.example.org, with addresses of both."""
+    question = wire("www.example.com")
+    edge_at = 12 + len(question) + 4 + 12  # after the first record's fixed part
+    first = record(TO_QUESTION, 5, wire("edge.example.net"))
+    cdn_at = 12 + len(question) + 4 + len(first) + 12
+    second = record(struct.pack("!H", 0xC000 | edge_at), 5, b"\x03cdn\x07example\x03org\x00")
+    return message(
+        question,
+        response=True,
+        answers=[
+            first,
+            second,
+            record(struct.pack("!H", 0xC000 | cdn_at), 1, bytes([93, 184, 216, 34])),
+            record(struct.pack("!H", 0xC000 | cdn_at), 28, bytes(15) + b"\x01"),
+            record(TO_QUESTION, 1, bytes([10, 0, 0, 1])),
+        ],
+    )
+
+
+COMMON = {
+    "query": message(wire("www.example.com")),
+    "query in capitals": message(wire("WWW.Example.COM")),
+    "query for the root": message(b"\x00"),
+    "query for a DoH resolver": message(wire("dns.google")),
+    "name with a space and an underscore": message(wire("my printer._ipp.local")),
+    "response without answers": message(wire("x.example"), response=True),
+    "response with an address": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 1, bytes([192, 0, 2, 7]))]
+    ),
+    "response with an IPv6 address": message(
+        wire("a.example"),
+        response=True,
+        answers=[record(TO_QUESTION, 28, bytes.fromhex("20010db8000000000000000000000001"))],
+    ),
+    "mDNS cache-flush class": message(
+        wire("p.local"), response=True, answers=[record(TO_QUESTION, 1, bytes(4), 0x8001)]
+    ),
+    "address of another class": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 1, bytes(4), 3)]
+    ),
+    "A record of the wrong length": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 1, bytes(5))]
+    ),
+    "other record types skipped": message(
+        wire("a.example"),
+        response=True,
+        answers=[record(TO_QUESTION, 16, b"\x05hello"), record(TO_QUESTION, 1, bytes(4))],
+    ),
+    "CNAME chain": cname_chain_message(),
+    "CNAME loop (b.example points back to the question)": message(
+        wire("a.example"),
+        response=True,
+        answers=[record(TO_QUESTION, 5, wire("b.example")), record(b"\xc0\x27", 5, TO_QUESTION)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMON))
+def test_a_common_message_gets_the_entry_the_python_reader_gives(name: str) -> None:
+    data = COMMON[name]
+    entry = compiled_entry(data)
+    assert entry is not None, "the compiled reader should answer for this message"
+    assert entry == python_entry(data)
+
+
+def test_the_chain_and_addresses_are_rendered_as_json() -> None:
+    entry = compiled_entry(cname_chain_message())
+    assert entry == (
+        True,
+        (
+            (
+                '"www.example.com"',
+                0,
+                '"cnames":["edge.example.net","cdn.example.org"],'
+                '"addresses":["93.184.216.34","::1","10.0.0.1"]',
+            ),
+        ),
+    )
+
+
+OTHER = {
+    "two questions": message(wire("a.example"), wire("b.example")),
+    "no question": message(),
+    "a name with a dot inside a label": message(b"\x03a.b\x00"),
+    "a name with a quote": message(b'\x03a"b\x00'),
+    "a name with a backslash": message(b"\x03a\\b\x00"),
+    "a name with a control byte": message(b"\x03a\x01b\x00"),
+    "a name with a byte above ASCII": message(b"\x03a\xe9b\x00"),
+    "a compressed question": message(b"\xc0\x0c"),
+    "an extended label type": message(b"\x41abc\x00"),
+    "a name longer than 255 bytes": message(wire(".".join(["a" * 63] * 4 + ["b"]))),
+    "question cut before its type": message(wire("a.example"))[:-2],
+    "an owner written out": message(
+        wire("a.example"), response=True, answers=[record(wire("a.example"), 1, bytes(4))]
+    ),
+    "an owner pointing into the middle of a name": message(
+        wire("a.example"), response=True, answers=[record(b"\xc0\x0e", 1, bytes(4))]
+    ),
+    "an answer cut in its fixed part": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 1, bytes(4))[:8]]
+    ),
+    "an answer cut in its data": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 1, bytes(4))[:-1]]
+    ),
+    "a CNAME whose name does not fill its data": message(
+        wire("a.example"),
+        response=True,
+        answers=[record(TO_QUESTION, 5, wire("b.example") + b"\x00")],
+    ),
+    "a CNAME with a forward pointer": message(
+        wire("a.example"), response=True, answers=[record(TO_QUESTION, 5, b"\x01b\xc0\x40")]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER))
+def test_any_other_message_is_left_to_the_python_reader(name: str) -> None:
+    assert compiled_entry(OTHER[name]) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    template=st.sampled_from(sorted(COMMON)),
+    changes=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+    cut=st.integers(0, 40),
+)
+def test_a_damaged_message_gets_the_python_entry_or_none(
+    template: str, changes: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(COMMON[template])
+    for at, value in changes:
+        if at < len(data):
+            data[at] = value
+    damaged = bytes(data[: max(0, len(data) - cut)])
+    entry = compiled_entry(damaged)
+    if entry is not None:
+        assert entry == python_entry(damaged)

@@ -3,6 +3,7 @@
 import mmap
 
 from monitor.fastscan import RecordWalk
+from monitor.values import Frame
 
 def walk_records(
     walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
@@ -10,3 +11,4 @@ def walk_records(
 def common_dns_entry(
     message: bytes, no_answer: str, doh_resolver_names: frozenset[str]
 ) -> tuple[bool, tuple[tuple[str, int, str], ...]] | None: ...
+def walk_frames(walk: RecordWalk, frames: list[Frame]) -> None: ...

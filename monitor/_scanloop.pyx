@@ -222,6 +222,279 @@ def common_dns_entry(bytes message, str no_answer, frozenset doh_resolver_names)
 
 
 
+cdef class _FrameLoop:
+    """The per-frame half of the loop: the decisions, with the walk's counters in C fields
+    (written back to the ``RecordWalk`` by ``save``)."""
+
+    cdef object walk, extractor, advance, ignored, process, process_packet
+    cdef object cached_entry, new_entry, remember, no_answer, doh_resolver_names, flags_json
+    cdef list lines
+    cdef dict counts
+    cdef bytes port_kinds
+    cdef const uint8_t* kinds
+    cdef public Py_ssize_t fast_frames, fast_packets, dns_lines
+    cdef public double next_expiry
+
+    def __init__(self, walk):
+        pipeline = walk.pipeline
+        extractor = walk.extractor
+        self.walk = walk
+        self.extractor = extractor
+        self.advance = extractor.advance
+        self.ignored = extractor.streams.ignored()
+        self.process = pipeline.process
+        self.process_packet = pipeline.process_packet
+        self.cached_entry = walk.dns_entries.get
+        self.new_entry = walk.dns_entry
+        self.remember = walk.remember
+        self.no_answer = walk.no_answer_json
+        self.doh_resolver_names = walk.doh_resolver_names
+        self.flags_json = walk.flags_json
+        self.lines = walk.lines
+        self.counts = walk.counts
+        self.port_kinds = walk.port_kinds
+        if len(self.port_kinds) != 65536:
+            raise ValueError("port_kinds must have one byte per port")
+        self.kinds = <const uint8_t*><const char*>self.port_kinds
+        self.fast_frames = walk.fast_frames
+        self.fast_packets = walk.fast_packets
+        self.dns_lines = walk.dns_lines
+        self.next_expiry = walk.next_expiry
+
+    cdef save(self):
+        walk = self.walk
+        walk.fast_frames = self.fast_frames
+        walk.fast_packets = self.fast_packets
+        walk.dns_lines = self.dns_lines
+        walk.next_expiry = self.next_expiry
+
+    cdef _advance(self, double ts):
+        if ts >= self.next_expiry:
+            self.advance(ts)
+            self.next_expiry = self.extractor.next_expiry
+
+    cdef _add(self, observations):
+        self.next_expiry = self.extractor.next_expiry
+        if observations:
+            counts = self.counts
+            for observation in observations:
+                proto = observation.proto.value
+                counts[proto] = counts.get(proto, 0) + 1
+                self.lines.append(render_jsonl(observation))
+
+    cdef frame(self, const uint8_t* data, Py_ssize_t start, Py_ssize_t end, double ts, int linktype):
+        """One frame, ``data[start:end]``: as ``fastscan.walk_records`` handles it."""
+        cdef const uint8_t* kinds = self.kinds
+        cdef const uint8_t* frame
+        cdef const uint8_t* net
+        cdef const uint8_t* source_ip
+        cdef const uint8_t* destination_ip
+        cdef uint32_t seq
+        cdef Py_ssize_t caplen = end - start
+        cdef Py_ssize_t network, transport, ip_end, payload_length, first, stop, header_length
+        cdef int ethertype, protocol, vlan, source_port, destination_port, udp_length, tcp_flags
+        cdef int bits, fragment, version_ihl, total_length
+        cdef bint v6
+        if linktype == 1 and caplen >= 42:
+            # -- the decoder's fast path, on the buffer ----------------------------------------
+            frame = data + start
+            vlan = 0
+            if frame[12] == 0x81 and frame[13] == 0x00:  # one 802.1Q tag
+                if caplen < 46:
+                    ethertype = 0
+                else:
+                    vlan = _be16(frame + 14) & 0xFFF
+                    ethertype = _be16(frame + 16)
+                    network = start + 18
+            else:
+                ethertype = _be16(frame + 12)
+                network = start + 14
+            v6 = False
+            protocol = 0
+            if ethertype == 0x0800:
+                net = data + network
+                version_ihl = net[0]
+                total_length = _be16(net + 2)
+                fragment = _be16(net + 6)
+                protocol = net[9]
+                source_ip = net + 12
+                destination_ip = net + 16
+                source_port = _be16(net + 20)
+                destination_port = _be16(net + 22)
+                udp_length = _be16(net + 24)
+                transport = network + 20
+                ip_end = network + total_length
+                payload_length = total_length - 20
+                if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
+                    protocol = 0
+            elif ethertype == 0x86DD:
+                transport = network + 40
+                if end >= transport + 8:
+                    net = data + network
+                    v6 = True
+                    payload_length = _be16(net + 4)
+                    protocol = net[6]
+                    source_ip = net + 8
+                    destination_ip = net + 24
+                    source_port = _be16(net + 40)
+                    destination_port = _be16(net + 42)
+                    udp_length = _be16(net + 44)
+                    ip_end = transport + payload_length
+                    if net[0] >> 4 != 6 or not payload_length or ip_end > end:
+                        protocol = 0
+            if protocol == IPPROTO_UDP:
+                if not (
+                    udp_length < 8
+                    or udp_length > payload_length
+                    or kinds[source_port] & PORT_TUNNEL
+                    or kinds[destination_port] & PORT_TUNNEL
+                ):
+                    self.fast_frames += 1
+                    first = transport + 8
+                    stop = transport + udp_length
+                    if kinds[source_port] & PORT_DNS or kinds[destination_port] & PORT_DNS:
+                        self.fast_packets += 1
+                        self._advance(ts)
+                        if first != stop:
+                            self._dns(
+                                data, first, stop, ts, v6, source_ip, destination_ip,
+                                source_port, destination_port, frame + 6, vlan,
+                            )
+                        return
+                    if first == stop or (
+                        data[first] & 0xC0 != 0xC0
+                        and not (
+                            kinds[source_port] & PORT_DHCP and kinds[destination_port] & PORT_DHCP
+                        )
+                    ):
+                        # Neither DHCP nor a QUIC long header: nothing to read.
+                        self.fast_packets += 1
+                        self._advance(ts)
+                        return
+                    packet = _new_tuple(
+                        Packet,
+                        (
+                            ts,
+                            _ipv6_text(source_ip) if v6 else _ipv4_text(source_ip),
+                            _ipv6_text(destination_ip) if v6 else _ipv4_text(destination_ip),
+                            IPPROTO_UDP,
+                            source_port,
+                            destination_port,
+                            data[first:stop],
+                            _mac_text(frame + 6),
+                            None if vlan == 0 else vlan,
+                            0,
+                            0,
+                        ),
+                    )
+                    self._add(self.process_packet(packet))
+                    return
+            elif protocol == IPPROTO_TCP and payload_length >= 20:
+                seq = _be32(data + transport + 4)
+                header_length = (data[transport + 12] >> 4) << 2
+                tcp_flags = data[transport + 13]
+                if 20 <= header_length <= payload_length:
+                    self.fast_frames += 1
+                    first = transport + header_length
+                    if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
+                        return  # the decoder returns nothing for it: not a packet
+                    if v6:
+                        src = _ipv6_text(source_ip)
+                        dst = _ipv6_text(destination_ip)
+                    else:
+                        src = _ipv4_text(source_ip)
+                        dst = _ipv4_text(destination_ip)
+                    if not tcp_flags & 0x02 and (src, source_port, dst, destination_port) in self.ignored:
+                        self.fast_packets += 1
+                        self._advance(ts)
+                        return
+                    packet = _new_tuple(
+                        Packet,
+                        (
+                            ts,
+                            src,
+                            dst,
+                            IPPROTO_TCP,
+                            source_port,
+                            destination_port,
+                            data[first:ip_end],
+                            _mac_text(frame + 6),
+                            None if vlan == 0 else vlan,
+                            seq,
+                            tcp_flags,
+                        ),
+                    )
+                    self._add(self.process_packet(packet))
+                    return
+        # -- every other frame: the general path -------------------------------------------
+        self._add(self.process(_new_tuple(Frame, (ts, linktype, data[start:end]))))
+
+    cdef _dns(
+        self,
+        const uint8_t* data,
+        Py_ssize_t first,
+        Py_ssize_t stop,
+        double ts,
+        bint v6,
+        const uint8_t* source_ip,
+        const uint8_t* destination_ip,
+        int source_port,
+        int destination_port,
+        const uint8_t* mac,
+        int vlan,
+    ):
+        """DNS over UDP, rendered here."""
+        cdef int bits
+        cdef const uint8_t* kinds = self.kinds
+        if v6:
+            src = _ipv6_text(source_ip)
+            dst = _ipv6_text(destination_ip)
+        else:
+            src = _ipv4_text(source_ip)
+            dst = _ipv4_text(destination_ip)
+        key = data[first + 2 : stop] if stop > first + 2 else b""
+        entry = self.cached_entry(key)
+        if entry is None:
+            message = data[first:stop]
+            entry = _common_dns_entry(
+                data + first, stop - first, self.no_answer, self.doh_resolver_names
+            )
+            if entry is None:  # not the common message: Python reads it
+                entry = self.new_entry(message)
+                if entry is None:
+                    return
+            else:
+                self.remember(message, entry)
+        is_response, questions = entry
+        bits = (
+            DNS_LOCAL
+            if kinds[source_port] & PORT_LOCAL_DNS or kinds[destination_port] & PORT_LOCAL_DNS
+            else 0
+        )
+        if is_response:
+            bits |= DNS_RESPONSE
+            endpoints = (
+                f'"client_ip":"{dst}","client_mac":null,'
+                f'"server_ip":"{src}","server_port":{source_port},'
+            )
+        else:
+            mac_text = _mac_text(mac)
+            endpoints = (
+                f'"client_ip":"{src}","client_mac":"{mac_text}",'
+                f'"server_ip":"{dst}","server_port":{destination_port},'
+            )
+        head = f'{{"ts":{repr(ts)},"proto":"dns","name":'
+        vlan_end = ',"vlan":null}' if vlan == 0 else f',"vlan":{vlan}}}'
+        flags_json = self.flags_json
+        lines = self.lines
+        for name_json, encrypted, answer in questions:
+            lines.append(
+                f"{head}{name_json},{endpoints}"
+                f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
+            )
+            self.dns_lines += 1
+
+
 def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py_ssize_t last):
     """``monitor.fastscan.walk_records``, compiled: see there."""
     if pos > last:
@@ -229,43 +502,14 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
         return
     cdef const uint8_t[::1] view = buf
     cdef const uint8_t* data = &view[0]
-    cdef const uint8_t[::1] kinds_view = walk.port_kinds
-    cdef const uint8_t* kinds = &kinds_view[0]
-    pipeline = walk.pipeline
-    extractor = walk.extractor
-    advance = extractor.advance
-    ignored = extractor.streams.ignored()
-    process = pipeline.process
-    process_packet = pipeline.process_packet
-    cached_entry = walk.dns_entries.get
-    new_entry = walk.dns_entry
-    remember = walk.remember
-    no_answer = walk.no_answer_json
-    doh_resolver_names = walk.doh_resolver_names
-    flags_json = walk.flags_json
-    lines = walk.lines
-    counts = walk.counts
+    cdef _FrameLoop loop = _FrameLoop(walk)
     cdef int linktype = walk.linktype
     cdef double scale = walk.scale
     cdef bint little = walk.little_endian
     cdef Py_ssize_t frames = walk.frames
-    cdef Py_ssize_t fast_frames = walk.fast_frames
-    cdef Py_ssize_t fast_packets = walk.fast_packets
-    cdef Py_ssize_t dns_lines = walk.dns_lines
-    cdef double next_expiry = walk.next_expiry
-
     cdef const uint8_t* record
-    cdef const uint8_t* frame
-    cdef const uint8_t* net
-    cdef const uint8_t* source_ip
-    cdef const uint8_t* destination_ip
-    cdef uint32_t sec, frac, caplen, seq
-    cdef Py_ssize_t start, end, network, transport, ip_end, payload_length, first, stop
-    cdef Py_ssize_t header_length
-    cdef int ethertype, protocol, vlan, source_port, destination_port, udp_length, tcp_flags
-    cdef int bits, fragment, version_ihl, total_length
-    cdef bint v6
-    cdef double ts
+    cdef uint32_t sec, frac, caplen
+    cdef Py_ssize_t start, end
     try:
         while pos <= last:
             record = data + pos
@@ -288,213 +532,28 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
                 break
             pos = end
             frames += 1
-            ts = <double>sec + <double>frac * scale
-            if linktype == 1 and caplen >= 42:
-                # -- the decoder's fast path, on the buffer --------------------------------
-                frame = data + start
-                vlan = 0
-                if frame[12] == 0x81 and frame[13] == 0x00:  # one 802.1Q tag
-                    if caplen < 46:
-                        ethertype = 0
-                    else:
-                        vlan = _be16(frame + 14) & 0xFFF
-                        ethertype = _be16(frame + 16)
-                        network = start + 18
-                else:
-                    ethertype = _be16(frame + 12)
-                    network = start + 14
-                v6 = False
-                protocol = 0
-                if ethertype == 0x0800:
-                    net = data + network
-                    version_ihl = net[0]
-                    total_length = _be16(net + 2)
-                    fragment = _be16(net + 6)
-                    protocol = net[9]
-                    source_ip = net + 12
-                    destination_ip = net + 16
-                    source_port = _be16(net + 20)
-                    destination_port = _be16(net + 22)
-                    udp_length = _be16(net + 24)
-                    transport = network + 20
-                    ip_end = network + total_length
-                    payload_length = total_length - 20
-                    if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
-                        protocol = 0
-                elif ethertype == 0x86DD:
-                    transport = network + 40
-                    if end >= transport + 8:
-                        net = data + network
-                        v6 = True
-                        payload_length = _be16(net + 4)
-                        protocol = net[6]
-                        source_ip = net + 8
-                        destination_ip = net + 24
-                        source_port = _be16(net + 40)
-                        destination_port = _be16(net + 42)
-                        udp_length = _be16(net + 44)
-                        ip_end = transport + payload_length
-                        if net[0] >> 4 != 6 or not payload_length or ip_end > end:
-                            protocol = 0
-                if protocol == IPPROTO_UDP:
-                    if not (
-                        udp_length < 8
-                        or udp_length > payload_length
-                        or kinds[source_port] & PORT_TUNNEL
-                        or kinds[destination_port] & PORT_TUNNEL
-                    ):
-                        fast_frames += 1
-                        first = transport + 8
-                        stop = transport + udp_length
-                        if kinds[source_port] & PORT_DNS or kinds[destination_port] & PORT_DNS:
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            if first == stop:
-                                continue
-                            # -- DNS over UDP, rendered here -----------------------------
-                            if v6:
-                                src = _ipv6_text(source_ip)
-                                dst = _ipv6_text(destination_ip)
-                            else:
-                                src = _ipv4_text(source_ip)
-                                dst = _ipv4_text(destination_ip)
-                            key = data[first + 2 : stop] if stop > first + 2 else b""
-                            entry = cached_entry(key)
-                            if entry is None:
-                                message = data[first:stop]
-                                entry = _common_dns_entry(
-                                    data + first, stop - first, no_answer, doh_resolver_names
-                                )
-                                if entry is None:  # not the common message: Python reads it
-                                    entry = new_entry(message)
-                                    if entry is None:
-                                        continue
-                                else:
-                                    remember(message, entry)
-                            is_response, questions = entry
-                            bits = (
-                                DNS_LOCAL
-                                if kinds[source_port] & PORT_LOCAL_DNS
-                                or kinds[destination_port] & PORT_LOCAL_DNS
-                                else 0
-                            )
-                            if is_response:
-                                bits |= DNS_RESPONSE
-                                endpoints = (
-                                    f'"client_ip":"{dst}","client_mac":null,'
-                                    f'"server_ip":"{src}","server_port":{source_port},'
-                                )
-                            else:
-                                mac_text = _mac_text(frame + 6)
-                                endpoints = (
-                                    f'"client_ip":"{src}","client_mac":"{mac_text}",'
-                                    f'"server_ip":"{dst}","server_port":{destination_port},'
-                                )
-                            head = f'{{"ts":{repr(ts)},"proto":"dns","name":'
-                            vlan_end = ',"vlan":null}' if vlan == 0 else f',"vlan":{vlan}}}'
-                            for name_json, encrypted, answer in questions:
-                                lines.append(
-                                    f"{head}{name_json},{endpoints}"
-                                    f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
-                                )
-                                dns_lines += 1
-                            continue
-                        if first == stop or (
-                            data[first] & 0xC0 != 0xC0
-                            and not (
-                                kinds[source_port] & PORT_DHCP
-                                and kinds[destination_port] & PORT_DHCP
-                            )
-                        ):
-                            # Neither DHCP nor a QUIC long header: nothing to read.
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            continue
-                        packet = _new_tuple(
-                            Packet,
-                            (
-                                ts,
-                                _ipv6_text(source_ip) if v6 else _ipv4_text(source_ip),
-                                _ipv6_text(destination_ip) if v6 else _ipv4_text(destination_ip),
-                                IPPROTO_UDP,
-                                source_port,
-                                destination_port,
-                                data[first:stop],
-                                _mac_text(frame + 6),
-                                None if vlan == 0 else vlan,
-                                0,
-                                0,
-                            ),
-                        )
-                        observations = process_packet(packet)
-                        next_expiry = extractor.next_expiry
-                        if observations:
-                            for observation in observations:
-                                proto = observation.proto.value
-                                counts[proto] = counts.get(proto, 0) + 1
-                                lines.append(render_jsonl(observation))
-                        continue
-                elif protocol == IPPROTO_TCP and payload_length >= 20:
-                    seq = _be32(data + transport + 4)
-                    header_length = (data[transport + 12] >> 4) << 2
-                    tcp_flags = data[transport + 13]
-                    if 20 <= header_length <= payload_length:
-                        fast_frames += 1
-                        first = transport + header_length
-                        if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
-                            continue  # the decoder returns nothing for it: not a packet
-                        if v6:
-                            src = _ipv6_text(source_ip)
-                            dst = _ipv6_text(destination_ip)
-                        else:
-                            src = _ipv4_text(source_ip)
-                            dst = _ipv4_text(destination_ip)
-                        if not tcp_flags & 0x02 and (src, source_port, dst, destination_port) in ignored:
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            continue
-                        packet = _new_tuple(
-                            Packet,
-                            (
-                                ts,
-                                src,
-                                dst,
-                                IPPROTO_TCP,
-                                source_port,
-                                destination_port,
-                                data[first:ip_end],
-                                _mac_text(frame + 6),
-                                None if vlan == 0 else vlan,
-                                seq,
-                                tcp_flags,
-                            ),
-                        )
-                        observations = process_packet(packet)
-                        next_expiry = extractor.next_expiry
-                        if observations:
-                            for observation in observations:
-                                proto = observation.proto.value
-                                counts[proto] = counts.get(proto, 0) + 1
-                                lines.append(render_jsonl(observation))
-                        continue
-            # -- every other frame: the general path ---------------------------------------
-            observations = process(_new_tuple(Frame, (ts, linktype, data[start:end])))
-            next_expiry = extractor.next_expiry
-            if observations:
-                for observation in observations:
-                    proto = observation.proto.value
-                    counts[proto] = counts.get(proto, 0) + 1
-                    lines.append(render_jsonl(observation))
+            loop.frame(data, start, end, <double>sec + <double>frac * scale, linktype)
     finally:
         walk.pos = pos
         walk.frames = frames
-        walk.fast_frames = fast_frames
-        walk.fast_packets = fast_packets
-        walk.dns_lines = dns_lines
-        walk.next_expiry = next_expiry
+        loop.save()
+
+
+def walk_frames(walk, frames):
+    """Handle ``Frame`` values (from any capture reader: pcapng files) as ``walk_records``
+    handles the records of a classic pcap file, adding their lines and counts to ``walk``."""
+    cdef _FrameLoop loop = _FrameLoop(walk)
+    cdef const uint8_t[::1] view
+    cdef bytes data
+    cdef Py_ssize_t count = 0
+    try:
+        for ts, linktype, data in frames:
+            count += 1
+            if data:
+                view = data
+                loop.frame(&view[0], 0, len(data), ts, linktype)
+            else:
+                loop._add(loop.process(_new_tuple(Frame, (ts, linktype, data))))
+    finally:
+        walk.frames += count
+        loop.save()

@@ -203,13 +203,13 @@ def _scan_one(
     write = out.write
     by_proto = summary.by_proto
     with read_capture(path) as frames:
-        from monitor.fastscan import can_fast_scan, scan_pcap
+        from monitor.fastscan import can_fast_scan, scan_capture
 
         if show_progress:
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
-            scan_pcap(frames, pipeline, write, by_proto)  # the same output, faster
+            scan_capture(frames, pipeline, write, by_proto)  # the same output, faster
         else:
             write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = bool(getattr(frames, "truncated", False))

@@ -39,7 +39,9 @@ import os
 import struct
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from json.encoder import encode_basestring_ascii
+from types import ModuleType
 from typing import BinaryIO
 
 from monitor.decode import (
@@ -91,16 +93,23 @@ _DNS_FLAGS_JSON = tuple(render_flags(flags) for flags in DNS_FLAG_SETS)
 _encode = encode_basestring_ascii
 
 
-def can_fast_scan(reader: CaptureReader, pipeline: Pipeline) -> bool:
-    """Whether ``scan_pcap`` gives the same output as the general path for this pair: a
-    classic pcap file, and the stock decoder and extractor (tests substitute others)."""
+def can_fast_scan(
+    reader: CaptureReader, pipeline: Pipeline, *, compiled: bool | None = None
+) -> bool:
+    """Whether ``scan_capture`` gives the same output as the general path for this pair: the
+    stock decoder and extractor (tests substitute others), and a classic pcap file, or a
+    pcapng file when the compiled loop is there (``compiled`` as for ``scan_capture``)."""
     decoder = pipeline.decoder
-    return (
-        reader.format == "pcap"
-        and type(decoder).decode is Decoder.decode
+    stock = (
+        type(decoder).decode is Decoder.decode
         and type(decoder).decode_skipping is Decoder.decode_skipping
         and type(pipeline.extractor) is Extractor
     )
+    if not stock:
+        return False
+    if reader.format == "pcap":
+        return True
+    return compiled is not False and _compiled_loop() is not None
 
 
 _NO_ANSWER_JSON = '"cnames":[],"addresses":[]'
@@ -200,7 +209,15 @@ class RecordWalk:
     ``monitor._scanloop.walk_records``: the same inputs, the same running totals.
     """
 
-    def __init__(self, pipeline: Pipeline, linktype: int, scale: float, little_endian: bool):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        linktype: int = 0,
+        scale: float = 1e-6,
+        little_endian: bool = True,
+    ) -> None:
+        """``linktype``, ``scale`` and ``little_endian`` describe a classic pcap file's records
+        (``walk_records``); frames (``walk_frames``) carry their own."""
         extractor = pipeline.extractor
         self.pipeline = pipeline
         self.extractor = extractor
@@ -226,6 +243,19 @@ class RecordWalk:
         """Where the walk of the last window stopped."""
         self.problem: str | None = None
         """Why the walk must stop: a record with an impossible length."""
+
+    def add_totals(self, by_proto: Counter[str]) -> None:
+        """Add what the walk counted to the pipeline's counters and to ``by_proto``: once,
+        when the walk ends."""
+        counters = self.pipeline.counters
+        counters.frames += self.fast_frames
+        counters.packets += self.fast_packets
+        counters.observations += self.dns_lines
+        counts = self.counts
+        if self.dns_lines:
+            counts["dns"] = counts.get("dns", 0) + self.dns_lines
+        for proto, count in counts.items():
+            by_proto[proto] += count
 
     def dns_entry(self, message: bytes) -> _DnsEntry | None:
         """The rendering of a DNS message not seen lately, remembered; ``None`` (counted as
@@ -276,7 +306,7 @@ def port_kinds(dns_ports: frozenset[int]) -> bytes:
     return bytes(table)
 
 
-def scan_pcap(
+def scan_capture(
     reader: CaptureReader,
     pipeline: Pipeline,
     write: Callable[[str], object],
@@ -284,24 +314,40 @@ def scan_pcap(
     *,
     compiled: bool | None = None,
 ) -> None:
-    """Scan a classic pcap file and ``write`` its observations as JSON lines, one call per
-    megabyte walked; what ``write_observations(reader, pipeline, write, render_jsonl, by_proto)``
-    does, faster (see the module docstring). Needs ``can_fast_scan(reader, pipeline)``.
+    """Scan a capture file and ``write`` its observations as JSON lines, a batch at a time;
+    what ``write_observations(reader, pipeline, write, render_jsonl, by_proto)`` does, faster
+    (see the module docstring). Needs ``can_fast_scan(reader, pipeline, compiled=compiled)``.
 
     ``compiled`` chooses the loop: the compiled one (``True``, an ``ImportError`` when it was
     not built), the Python one (``False``), or the compiled one when it was built (``None``).
+    A classic pcap file is walked in place by either; the frames of a pcapng file, read by
+    its ``CaptureReader``, go through the compiled loop only.
 
     The pipeline's counters and ``by_proto`` are complete when it returns (or raises); the
     reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``problem`` are set as
     iterating it would set them.
     """
-    walk_window = _choose_loop(compiled)
+    if reader.format == "pcap":
+        _scan_pcap(reader, pipeline, write, by_proto, _choose_loop(compiled))
+        return
+    loop = _compiled_loop() if compiled is not False else None
+    if loop is None:
+        raise ImportError("monitor._scanloop was not built: pcapng needs the compiled loop")
+    _scan_frames(reader, pipeline, write, by_proto, loop.walk_frames)
+
+
+def _scan_pcap(
+    reader: CaptureReader,
+    pipeline: Pipeline,
+    write: Callable[[str], object],
+    by_proto: Counter[str],
+    walk_window: WalkRecords,
+) -> None:
     opened = reader.open_pcap_records()
     if opened is None:
         return
     fh, linktype, scale, _ = opened
     walk = RecordWalk(pipeline, linktype, scale, reader.little_endian)
-    counters = pipeline.counters
     base = _FILE_HEADER_BYTES  # file offset of buf[0]: the records follow the file header
     pos = size = 0
     windows = _Windows(fh)
@@ -326,32 +372,57 @@ def scan_pcap(
     finally:
         windows.close()
         fh.close()
-        pos = walk.pos
         reader.frames_read = walk.frames
-        reader.bytes_read = base + pos
-        counters.frames += walk.fast_frames
-        counters.packets += walk.fast_packets
-        counters.observations += walk.dns_lines
-        counts = walk.counts
-        if walk.dns_lines:
-            counts["dns"] = counts.get("dns", 0) + walk.dns_lines
-        for proto, count in counts.items():
-            by_proto[proto] += count
+        reader.bytes_read = base + walk.pos
+        walk.add_totals(by_proto)
+
+
+_FRAMES_PER_BATCH = 4096
+"""Frames handed to the compiled loop at a time, their lines written after each batch."""
+
+
+def _scan_frames(
+    reader: CaptureReader,
+    pipeline: Pipeline,
+    write: Callable[[str], object],
+    by_proto: Counter[str],
+    walk_frames: Callable[[RecordWalk, list[Frame]], None],
+) -> None:
+    walk = RecordWalk(pipeline)
+    frames = iter(reader)
+    lines = walk.lines
+    try:
+        while batch := list(islice(frames, _FRAMES_PER_BATCH)):
+            walk_frames(walk, batch)
+            if lines:
+                lines.append("")
+                write("\n".join(lines))
+                lines.clear()
+    finally:
+        walk.add_totals(by_proto)
 
 
 WalkRecords = Callable[[RecordWalk, "bytes | mmap.mmap", int, int, int, int], None]
 
 
+def _compiled_loop() -> ModuleType | None:
+    try:
+        from monitor import _scanloop
+    except ImportError:
+        return None
+    return _scanloop
+
+
 def _choose_loop(compiled: bool | None) -> WalkRecords:
     if compiled is False:
         return walk_records
-    try:
-        from monitor._scanloop import walk_records as compiled_walk_records
-    except ImportError:
+    loop = _compiled_loop()
+    if loop is None:
         if compiled:
-            raise
+            raise ImportError("monitor._scanloop was not built (see setup.py)")
         return walk_records
-    return compiled_walk_records
+    walk_compiled: WalkRecords = loop.walk_records
+    return walk_compiled
 
 
 def walk_records(

@@ -1,7 +1,7 @@
 """The fused scan loop (monitor.fastscan) prints and counts exactly what the general path does.
 
 Each test scans one capture twice, through ``write_observations`` (reader, decoder, extractor,
-``render_jsonl``) and through ``scan_pcap``, and compares the text written, every pipeline
+``render_jsonl``) and through ``scan_capture``, and compares the text written, every pipeline
 counter, the per-proto counts and how the reader says the file ended. Every test runs with
 both record loops: the Python one and the compiled one (``monitor._scanloop``).
 """
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from monitor.decode import Decoder
 from monitor.extract.dns import DNS_PORTS
-from monitor.fastscan import _Windows, can_fast_scan, scan_pcap
+from monitor.fastscan import _Windows, can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline
 from monitor.scan import render_jsonl, write_observations
 from monitor.sources.pcap import read_capture
@@ -50,6 +50,7 @@ def record_loop(request: pytest.FixtureRequest) -> None:
 
 
 CLASSIC_PCAPS = sorted(PCAPS.glob("*.pcap"))
+PCAPNGS = sorted(PCAPS.glob("*.pcapng"))
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def scan(
     by_proto: Counter[str] = Counter()
     reader = read_capture(path)
     if fast:
-        assert can_fast_scan(reader, pipeline)
-        scan_pcap(reader, pipeline, written.append, by_proto, compiled=_loop["compiled"])
+        assert can_fast_scan(reader, pipeline, compiled=_loop["compiled"])
+        scan_capture(reader, pipeline, written.append, by_proto, compiled=_loop["compiled"])
     else:
         write_observations(reader, pipeline, written.append, render_jsonl, by_proto)
     return ScanResult(
@@ -108,6 +109,31 @@ def write_frames(
     return path
 
 
+def pcapng_block(kind: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def as_pcapng(pcap: Path, path: Path) -> Path:
+    """The frames of a classic pcap file as a pcapng file: one section, one interface (the
+    pcap's link type, microseconds), an Enhanced Packet Block per frame."""
+    reader = read_capture(pcap)
+    with open(pcap, "rb") as fh:
+        linktype = struct.unpack("<I", fh.read(24)[20:24])[0] & 0xFFFF
+    blocks = [
+        pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+        pcapng_block(1, struct.pack("<HHI", linktype, 0, 0)),
+    ]
+    for frame in reader:
+        ticks = round(frame.ts * 1e6)
+        header = struct.pack(
+            "<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame.data), len(frame.data)
+        )
+        blocks.append(pcapng_block(6, header + frame.data))
+    path.write_bytes(b"".join(blocks))
+    return path
+
+
 # --- every golden capture -------------------------------------------------------------------
 
 
@@ -121,9 +147,19 @@ def test_fused_scan_equals_general_scan_with_an_extra_dns_port() -> None:
         assert_same_scan(path, dns_ports=DNS_PORTS | {8053, 443, 80})
 
 
-def test_fused_scan_is_not_offered_for_pcapng() -> None:
-    path = next(PCAPS.glob("*.pcapng"))
-    assert not can_fast_scan(read_capture(path), Pipeline())
+def test_fused_scan_is_offered_for_pcapng_with_the_compiled_loop_only() -> None:
+    path = PCAPNGS[0]
+    compiled = _loop["compiled"]
+    assert can_fast_scan(read_capture(path), Pipeline(), compiled=compiled) is compiled
+
+
+@pytest.mark.parametrize("path", PCAPNGS, ids=lambda path: path.stem)
+def test_fused_scan_equals_general_scan_on_golden_pcapng_capture(path: Path) -> None:
+    """pcapng is read by the compiled loop only; without it the general path reads it."""
+    if not _loop["compiled"]:
+        assert not can_fast_scan(read_capture(path), Pipeline(), compiled=False)
+        return
+    assert_same_scan(path)
 
 
 def test_fused_scan_is_not_offered_with_a_substitute_decoder() -> None:
@@ -145,6 +181,9 @@ def test_fused_scan_equals_general_scan_on_generated_mix(profile: str, tmp_path:
     result = assert_same_scan(path)
     assert result.counters.frames == manifest["packets"]
     assert result.by_proto["dns"] > 0
+    if _loop["compiled"]:
+        as_pcapng_result = assert_same_scan(as_pcapng(path, tmp_path / f"{profile}.pcapng"))
+        assert as_pcapng_result.by_proto == result.by_proto
 
 
 @pytest.mark.parametrize("cut", [1, 7, 16, 17, 60, 500])
@@ -198,13 +237,16 @@ def test_fused_scan_equals_general_scan_for_other_link_types(tmp_path: Path) -> 
     assert_same_scan(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101))
     result = assert_same_scan(write_frames(tmp_path / "wifi.pcap", raw_ip, linktype=105))
     assert result.counters.unsupported_linktypes == {105: 100}
+    if _loop["compiled"]:
+        raw = as_pcapng(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101), tmp_path / "r")
+        assert_same_scan(raw)
 
 
 # --- mapped and read windows ---------------------------------------------------------------
 
 
 def walk_windows(fh: BinaryIO) -> tuple[list[bytes], bool]:
-    """The records ``_Windows`` hands out, walked as ``scan_pcap`` walks them, and whether
+    """The records ``_Windows`` hands out, walked as ``scan_capture`` walks them, and whether
     the walk ended before the end of the data (a record cut by the end of the file)."""
     windows = _Windows(fh)
     records: list[bytes] = []
@@ -451,6 +493,9 @@ def test_fused_scan_equals_general_scan_on_crafted_frames(tmp_path: Path) -> Non
     result = assert_same_scan(write_frames(tmp_path / "crafted.pcap", frames))
     assert result.by_proto["dns"] >= 10
     assert result.counters.malformed
+    if _loop["compiled"]:
+        pcapng = as_pcapng(tmp_path / "crafted.pcap", tmp_path / "crafted.pcapng")
+        assert assert_same_scan(pcapng).by_proto == result.by_proto
 
 
 @pytest.mark.parametrize("name", sorted(CRAFTED))
@@ -529,7 +574,10 @@ def mutated_frames(draw: st.DrawFn) -> list[bytes]:
 def test_fused_scan_equals_general_scan_on_mutated_frames(
     frames: list[bytes], tmp_path: Path
 ) -> None:
-    assert_same_scan(write_frames(tmp_path / "mutated.pcap", frames), strict=False)
+    pcap = write_frames(tmp_path / "mutated.pcap", frames)
+    assert_same_scan(pcap, strict=False)
+    if _loop["compiled"]:
+        assert_same_scan(as_pcapng(pcap, tmp_path / "mutated.pcapng"), strict=False)
 
 
 # --- memory ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``hallmonitor scan --format jsonl`` over a classic pcap file, in one fused loop.
+"""``hallmonitor scan --format jsonl`` over a capture file, in one fused loop.
 
 Why it exists: the general path builds a ``Frame``, a ``Packet`` and an ``Observation`` for
 every packet and passes each through a generator and four function calls: about 5 µs a frame
@@ -30,6 +30,13 @@ packet's time is due for an expiry pass, as ``feed`` would have. Counters (frame
 observations, malformed per stage, internal errors, link types) end as the general path leaves
 them; ``tests/monitor/test_fastscan.py`` compares both paths' output and counters on every
 golden capture and on generated mixes.
+
+Two implementations of the loop: ``walk_records`` here, and its compiled twin in
+``monitor/_scanloop.pyx`` (Cython; setup.py builds it when a C compiler is there), which reads
+the headers with C arithmetic, counts frames without Python objects and reads common DNS
+messages itself: about 2.5 times faster on a DNS-dense capture, 4 times on bulk traffic. The
+compiled one also takes the frames of pcapng files from their reader (``walk_frames``); without
+it, pcapng files take the general path. The tests run every comparison with both loops.
 """
 
 from __future__ import annotations

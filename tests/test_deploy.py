@@ -683,6 +683,8 @@ def test_install_creates_user_directories_config_units_venv_and_database(
     assert command == (DEPLOY / "bin" / "hallmonitor").read_text()
     assert (root / "opt/hallmonitor/migrations").is_dir()
     assert not (root / "opt/hallmonitor/.git").exists()
+    # Built there by pip (the tests' machine has gcc), not copied from the source tree.
+    assert list((root / "opt/hallmonitor/monitor").glob("_scanloop.*.so")), "no compiled loop"
 
 
 @pytest.mark.slow

@@ -226,7 +226,7 @@ cdef class _FrameLoop:
     """The per-frame half of the loop: the decisions, with the walk's counters in C fields
     (written back to the ``RecordWalk`` by ``save``)."""
 
-    cdef object walk, extractor, advance, ignored, process, process_packet
+    cdef object walk, extractor, advance, ignored, process, process_packet, process_shared
     cdef object cached_entry, new_entry, remember, no_answer, doh_resolver_names, flags_json
     cdef list lines
     cdef dict counts
@@ -234,6 +234,9 @@ cdef class _FrameLoop:
     cdef const uint8_t* kinds
     cdef public Py_ssize_t fast_frames, fast_packets, dns_lines
     cdef public double next_expiry
+    cdef public int share, shares
+    cdef list line_frames
+    cdef Py_ssize_t tagged
 
     def __init__(self, walk):
         pipeline = walk.pipeline
@@ -244,6 +247,7 @@ cdef class _FrameLoop:
         self.ignored = extractor.streams.ignored()
         self.process = pipeline.process
         self.process_packet = pipeline.process_packet
+        self.process_shared = pipeline.process_shared
         self.cached_entry = walk.dns_entries.get
         self.new_entry = walk.dns_entry
         self.remember = walk.remember
@@ -260,6 +264,12 @@ cdef class _FrameLoop:
         self.fast_packets = walk.fast_packets
         self.dns_lines = walk.dns_lines
         self.next_expiry = walk.next_expiry
+        self.share = walk.share
+        self.shares = walk.shares
+        self.line_frames = walk.line_frames
+        self.tagged = len(self.lines)
+        if self.shares < 1 or not 0 <= self.share < self.shares:
+            raise ValueError(f"share {self.share} of {self.shares}")
 
     cdef save(self):
         walk = self.walk
@@ -267,6 +277,32 @@ cdef class _FrameLoop:
         walk.fast_packets = self.fast_packets
         walk.dns_lines = self.dns_lines
         walk.next_expiry = self.next_expiry
+
+    # -- sharing a capture among processes (``fastscan._scan_shared``) --------------------------
+    # Each frame has one owner: a flow's frames go to one process, by its pair of addresses
+    # (both directions alike), so its state lives in one extractor; frames that carry no flow
+    # state go round by number. Every process still accounts for the time of every packet
+    # (``_advance``), so that expiry passes run when they would in one process.
+
+    cdef bint _owns_frame(self, Py_ssize_t index):
+        return self.shares == 1 or index % self.shares == self.share
+
+    cdef bint _owns_flow(self, str src, str dst):
+        if self.shares == 1:
+            return True
+        return (<size_t>(hash(src) ^ hash(dst))) % <size_t>self.shares == <size_t>self.share
+
+    def owns_packet(self, packet):
+        """Whether this process extracts from a packet the general path decoded."""
+        return self._owns_flow(packet[1], packet[2])
+
+    cdef tag(self, Py_ssize_t index):
+        """Mark the lines the frame numbered ``index`` added, for merging the processes' lines
+        in frame order."""
+        cdef Py_ssize_t count = len(self.lines)
+        while self.tagged < count:
+            self.line_frames.append(index)
+            self.tagged += 1
 
     cdef _advance(self, double ts):
         if ts >= self.next_expiry:
@@ -282,8 +318,17 @@ cdef class _FrameLoop:
                 counts[proto] = counts.get(proto, 0) + 1
                 self.lines.append(render_jsonl(observation))
 
-    cdef frame(self, const uint8_t* data, Py_ssize_t start, Py_ssize_t end, double ts, int linktype):
-        """One frame, ``data[start:end]``: as ``fastscan.walk_records`` handles it."""
+    cdef frame(
+        self,
+        const uint8_t* data,
+        Py_ssize_t start,
+        Py_ssize_t end,
+        double ts,
+        int linktype,
+        Py_ssize_t index,
+    ):
+        """One frame, ``data[start:end]``, the ``index``-th of the file: as
+        ``fastscan.walk_records`` handles it (when this process owns it)."""
         cdef const uint8_t* kinds = self.kinds
         cdef const uint8_t* frame
         cdef const uint8_t* net
@@ -349,17 +394,20 @@ cdef class _FrameLoop:
                     or kinds[source_port] & PORT_TUNNEL
                     or kinds[destination_port] & PORT_TUNNEL
                 ):
-                    self.fast_frames += 1
                     first = transport + 8
                     stop = transport + udp_length
                     if kinds[source_port] & PORT_DNS or kinds[destination_port] & PORT_DNS:
-                        self.fast_packets += 1
-                        self._advance(ts)
-                        if first != stop:
-                            self._dns(
-                                data, first, stop, ts, v6, source_ip, destination_ip,
-                                source_port, destination_port, frame + 6, vlan,
-                            )
+                        if self._owns_frame(index):
+                            self.fast_frames += 1
+                            self.fast_packets += 1
+                            self._advance(ts)
+                            if first != stop:
+                                self._dns(
+                                    data, first, stop, ts, v6, source_ip, destination_ip,
+                                    source_port, destination_port, frame + 6, vlan,
+                                )
+                        else:
+                            self._advance(ts)
                         return
                     if first == stop or (
                         data[first] & 0xC0 != 0xC0
@@ -368,15 +416,23 @@ cdef class _FrameLoop:
                         )
                     ):
                         # Neither DHCP nor a QUIC long header: nothing to read.
-                        self.fast_packets += 1
+                        if self._owns_frame(index):
+                            self.fast_frames += 1
+                            self.fast_packets += 1
                         self._advance(ts)
                         return
+                    src = _ipv6_text(source_ip) if v6 else _ipv4_text(source_ip)
+                    dst = _ipv6_text(destination_ip) if v6 else _ipv4_text(destination_ip)
+                    if not self._owns_flow(src, dst):
+                        self._advance(ts)
+                        return
+                    self.fast_frames += 1
                     packet = _new_tuple(
                         Packet,
                         (
                             ts,
-                            _ipv6_text(source_ip) if v6 else _ipv4_text(source_ip),
-                            _ipv6_text(destination_ip) if v6 else _ipv4_text(destination_ip),
+                            src,
+                            dst,
                             IPPROTO_UDP,
                             source_port,
                             destination_port,
@@ -394,9 +450,10 @@ cdef class _FrameLoop:
                 header_length = (data[transport + 12] >> 4) << 2
                 tcp_flags = data[transport + 13]
                 if 20 <= header_length <= payload_length:
-                    self.fast_frames += 1
                     first = transport + header_length
                     if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
+                        if self._owns_frame(index):
+                            self.fast_frames += 1
                         return  # the decoder returns nothing for it: not a packet
                     if v6:
                         src = _ipv6_text(source_ip)
@@ -404,6 +461,10 @@ cdef class _FrameLoop:
                     else:
                         src = _ipv4_text(source_ip)
                         dst = _ipv4_text(destination_ip)
+                    if not self._owns_flow(src, dst):
+                        self._advance(ts)
+                        return
+                    self.fast_frames += 1
                     if not tcp_flags & 0x02 and (src, source_port, dst, destination_port) in self.ignored:
                         self.fast_packets += 1
                         self._advance(ts)
@@ -427,7 +488,11 @@ cdef class _FrameLoop:
                     self._add(self.process_packet(packet))
                     return
         # -- every other frame: the general path -------------------------------------------
-        self._add(self.process(_new_tuple(Frame, (ts, linktype, data[start:end]))))
+        general = _new_tuple(Frame, (ts, linktype, data[start:end]))
+        if self.shares == 1:
+            self._add(self.process(general))
+        else:
+            self._add(self.process_shared(general, self.owns_packet, self._owns_frame(index)))
 
     cdef _dns(
         self,
@@ -532,7 +597,9 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
                 break
             pos = end
             frames += 1
-            loop.frame(data, start, end, <double>sec + <double>frac * scale, linktype)
+            loop.frame(data, start, end, <double>sec + <double>frac * scale, linktype, frames)
+            if loop.shares > 1:
+                loop.tag(frames)
     finally:
         walk.pos = pos
         walk.frames = frames
@@ -545,15 +612,40 @@ def walk_frames(walk, frames):
     cdef _FrameLoop loop = _FrameLoop(walk)
     cdef const uint8_t[::1] view
     cdef bytes data
-    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t count = 0, index
     try:
         for ts, linktype, data in frames:
             count += 1
+            index = walk.frames + count
             if data:
                 view = data
-                loop.frame(&view[0], 0, len(data), ts, linktype)
-            else:
+                loop.frame(&view[0], 0, len(data), ts, linktype, index)
+            elif loop._owns_frame(index):  # an empty frame: only counted
                 loop._add(loop.process(_new_tuple(Frame, (ts, linktype, data))))
+            if loop.shares > 1:
+                loop.tag(index)
     finally:
         walk.frames += count
         loop.save()
+
+
+def merge_lines(list frames_a, list lines_a, list frames_b, list lines_b):
+    """Two processes' lines of one stretch of the file, each in frame order with the frame
+    number of every line, as one list in frame order, and the frame numbers of the result."""
+    cdef Py_ssize_t i = 0, j = 0, size_a = len(lines_a), size_b = len(lines_b)
+    cdef list lines = []
+    cdef list frames = []
+    while i < size_a and j < size_b:
+        if <Py_ssize_t>frames_a[i] <= <Py_ssize_t>frames_b[j]:
+            lines.append(lines_a[i])
+            frames.append(frames_a[i])
+            i += 1
+        else:
+            lines.append(lines_b[j])
+            frames.append(frames_b[j])
+            j += 1
+    lines.extend(lines_a[i:])
+    frames.extend(frames_a[i:])
+    lines.extend(lines_b[j:])
+    frames.extend(frames_b[j:])
+    return frames, lines

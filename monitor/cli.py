@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -37,6 +38,11 @@ T = TypeVar("T")
 
 PROGRESS_MIN_BYTES = 16 << 20
 """Files at least this large get a progress bar when a person is watching."""
+
+
+MAX_AUTO_JOBS = 4
+SHARED_SCAN_MIN_BYTES = 16 << 20
+"""Smaller captures are scanned in one process: starting others would cost more than it saves."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,6 +141,14 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     help="Instead of printing observations, replay the files through the capture daemon's path "
     "into the database (platform matches, school calendar, segments, incidents).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same. "
+    f"Default: one per CPU (at most {MAX_AUTO_JOBS}) for captures of "
+    f"{SHARED_SCAN_MIN_BYTES >> 20} MiB or more, else 1.",
+)
 @click.pass_context
 def scan(
     ctx: click.Context,
@@ -143,6 +157,7 @@ def scan(
     dns_ports: tuple[int, ...],
     strict: bool,
     record: bool,
+    jobs: int | None,
 ) -> None:
     """Read pcap or pcapng FILES and print every DNS query, TLS and QUIC server name seen.
 
@@ -165,7 +180,7 @@ def scan(
     failed = 0
     for path in files:
         try:
-            summary = _scan_one(path, out, fmt, DNS_PORTS | set(dns_ports), strict)
+            summary = _scan_one(path, out, fmt, DNS_PORTS | set(dns_ports), strict, jobs)
         except CaptureFileError as e:
             click.echo(f"hallmonitor scan: {e}", err=True)
             failed += 1
@@ -192,8 +207,16 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
 
 
+def _scan_jobs(asked: int | None, size: int) -> int:
+    if asked is not None:
+        return asked
+    if size < SHARED_SCAN_MIN_BYTES:
+        return 1
+    return max(1, min(MAX_AUTO_JOBS, len(os.sched_getaffinity(0))))
+
+
 def _scan_one(
-    path: str, out: IO[str], fmt: str, dns_ports: Collection[int], strict: bool
+    path: str, out: IO[str], fmt: str, dns_ports: Collection[int], strict: bool, jobs: int | None
 ) -> FileSummary:
     pipeline = Pipeline(strict=strict, dns_ports=dns_ports)
     summary = FileSummary(path=path, counters=pipeline.counters, by_proto=Counter())
@@ -203,13 +226,15 @@ def _scan_one(
     write = out.write
     by_proto = summary.by_proto
     with read_capture(path) as frames:
-        from monitor.fastscan import can_fast_scan, scan_capture
+        from monitor.fastscan import can_fast_scan, compiled_loop_built, scan_capture
 
         if show_progress:
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
-            scan_capture(frames, pipeline, write, by_proto)  # the same output, faster
+            # The same output, faster; shared among processes only with the compiled loop.
+            shared = _scan_jobs(jobs, size) if compiled_loop_built() else 1
+            scan_capture(frames, pipeline, write, by_proto, jobs=shared)
         else:
             write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = bool(getattr(frames, "truncated", False))

@@ -222,9 +222,13 @@ class RecordWalk:
         linktype: int = 0,
         scale: float = 1e-6,
         little_endian: bool = True,
+        *,
+        share: int = 0,
+        shares: int = 1,
     ) -> None:
         """``linktype``, ``scale`` and ``little_endian`` describe a classic pcap file's records
-        (``walk_records``); frames (``walk_frames``) carry their own."""
+        (``walk_records``); frames (``walk_frames``) carry their own. ``share`` and ``shares``:
+        this process's part of a shared scan (``monitor.scanshare``)."""
         extractor = pipeline.extractor
         self.pipeline = pipeline
         self.extractor = extractor
@@ -240,6 +244,10 @@ class RecordWalk:
         self.dns_entries: dict[bytes, _DnsEntry] = {}
         self.lines: list[str] = []
         """JSON lines of the window walked last, for the caller to write."""
+        self.share = share
+        self.shares = shares
+        self.line_frames: list[int] = []
+        """In a shared scan, the number of the frame each line came from."""
         self.counts: dict[str, int] = {}
         """Observations per proto that went through the pipeline (DNS lines are ``dns_lines``)."""
         self.frames = 0
@@ -320,6 +328,7 @@ def scan_capture(
     by_proto: Counter[str],
     *,
     compiled: bool | None = None,
+    jobs: int = 1,
 ) -> None:
     """Scan a capture file and ``write`` its observations as JSON lines, a batch at a time;
     what ``write_observations(reader, pipeline, write, render_jsonl, by_proto)`` does, faster
@@ -328,33 +337,75 @@ def scan_capture(
     ``compiled`` chooses the loop: the compiled one (``True``, an ``ImportError`` when it was
     not built), the Python one (``False``), or the compiled one when it was built (``None``).
     A classic pcap file is walked in place by either; the frames of a pcapng file, read by
-    its ``CaptureReader``, go through the compiled loop only.
+    its ``CaptureReader``, go through the compiled loop only. ``jobs`` processes share the
+    work (``monitor.scanshare``; the compiled loop only), with the same output.
 
     The pipeline's counters and ``by_proto`` are complete when it returns (or raises); the
     reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``problem`` are set as
     iterating it would set them.
     """
+    if jobs > 1:
+        if compiled is False or _compiled_loop() is None:
+            raise ImportError("sharing a scan among processes needs monitor._scanloop")
+        from monitor.scanshare import scan_shared
+
+        scan_shared(reader, pipeline, write, by_proto, jobs)
+        return
+    walk_capture(reader, pipeline, by_proto, _writing(write), compiled=compiled)
+
+
+Emit = Callable[["RecordWalk"], None]
+"""Called after each stretch of the file with the walk: takes (and clears) its ``lines`` and
+their ``line_frames``."""
+
+
+def _writing(write: Callable[[str], object]) -> Emit:
+    def emit(walk: RecordWalk) -> None:
+        lines = walk.lines
+        if lines:
+            lines.append("")
+            write("\n".join(lines))
+            lines.clear()
+
+    return emit
+
+
+def walk_capture(
+    reader: CaptureReader,
+    pipeline: Pipeline,
+    by_proto: Counter[str],
+    emit: Emit,
+    *,
+    compiled: bool | None = None,
+    share: int = 0,
+    shares: int = 1,
+) -> None:
+    """The loop of ``scan_capture``, handing each stretch's lines to ``emit``; as process
+    ``share`` of ``shares`` (``monitor.scanshare``) when ``shares`` > 1."""
     if reader.format == "pcap":
-        _scan_pcap(reader, pipeline, write, by_proto, _choose_loop(compiled))
+        walk_window = _choose_loop(True if shares > 1 else compiled)
+        _scan_pcap(reader, pipeline, by_proto, walk_window, emit, share, shares)
         return
     loop = _compiled_loop() if compiled is not False else None
     if loop is None:
         raise ImportError("monitor._scanloop was not built: pcapng needs the compiled loop")
-    _scan_frames(reader, pipeline, write, by_proto, loop.walk_frames)
+    _scan_frames(reader, pipeline, by_proto, loop.walk_frames, emit, share, shares)
 
 
 def _scan_pcap(
     reader: CaptureReader,
     pipeline: Pipeline,
-    write: Callable[[str], object],
     by_proto: Counter[str],
     walk_window: WalkRecords,
+    emit: Emit,
+    share: int,
+    shares: int,
 ) -> None:
     opened = reader.open_pcap_records()
     if opened is None:
         return
     fh, linktype, scale, _ = opened
-    walk = RecordWalk(pipeline, linktype, scale, reader.little_endian)
+    walk = RecordWalk(pipeline, linktype, scale, reader.little_endian, share=share, shares=shares)
     base = _FILE_HEADER_BYTES  # file offset of buf[0]: the records follow the file header
     pos = size = 0
     windows = _Windows(fh)
@@ -365,11 +416,7 @@ def _scan_pcap(
             pos = walk.pos
             reader.frames_read = walk.frames
             reader.bytes_read = base + pos
-            lines = walk.lines
-            if lines:  # one write per window
-                lines.append("")
-                write("\n".join(lines))
-                lines.clear()
+            emit(walk)  # once per window
             if walk.problem is not None:
                 reader.problem = walk.problem
                 return
@@ -391,25 +438,28 @@ _FRAMES_PER_BATCH = 4096
 def _scan_frames(
     reader: CaptureReader,
     pipeline: Pipeline,
-    write: Callable[[str], object],
     by_proto: Counter[str],
     walk_frames: Callable[[RecordWalk, list[Frame]], None],
+    emit: Emit,
+    share: int,
+    shares: int,
 ) -> None:
-    walk = RecordWalk(pipeline)
+    walk = RecordWalk(pipeline, share=share, shares=shares)
     frames = iter(reader)
-    lines = walk.lines
     try:
         while batch := list(islice(frames, _FRAMES_PER_BATCH)):
             walk_frames(walk, batch)
-            if lines:
-                lines.append("")
-                write("\n".join(lines))
-                lines.clear()
+            emit(walk)
     finally:
         walk.add_totals(by_proto)
 
 
 WalkRecords = Callable[[RecordWalk, "bytes | mmap.mmap", int, int, int, int], None]
+
+
+def compiled_loop_built() -> bool:
+    """Whether ``monitor._scanloop`` was built (setup.py, when a C compiler was there)."""
+    return _compiled_loop() is not None
 
 
 def _compiled_loop() -> ModuleType | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from monitor.decode import SKIPPED, Decoder
 from monitor.errors import UnsupportedLinkType
@@ -59,6 +59,39 @@ class Pipeline:
         if packet is None:
             return []
         return self.process_packet(packet)
+
+    def process_shared(
+        self, frame: Frame, owns: Callable[[Packet], bool], counted: bool
+    ) -> list[Observation]:
+        """``process`` in one of several processes that share a capture by flow
+        (``monitor.fastscan``). Every process decodes the frame, so that the decoder's state
+        (fragments being reassembled) is the same in all; the one where ``counted`` counts
+        what decoding found; only the process that ``owns`` the packet extracts from it, and
+        the others account for its time (``Extractor.advance``), as one process would."""
+        counters = self.counters
+        if counted:
+            counters.frames += 1
+        try:
+            packet = self.decoder.decode(frame)
+        except UnsupportedLinkType as e:
+            if counted:
+                linktypes = counters.unsupported_linktypes
+                linktypes[e.linktype] = linktypes.get(e.linktype, 0) + 1
+            return []
+        except ValueError:
+            if counted:
+                self._count(counters.malformed, "decode")
+            return []
+        except Exception as e:
+            if counted:
+                self._bug("decode", e)
+            return []
+        if packet is None:
+            return []
+        if owns(packet):
+            return self.process_packet(packet)
+        self.extractor.advance(packet.ts)
+        return []
 
     def process_packet(self, packet: Packet) -> list[Observation]:
         """The extract half of ``process``, also for a frame its caller decoded and counted

@@ -14,6 +14,8 @@ from click.testing import CliRunner
 from monitor.cli import _log_at_configured_level, main
 from monitor.config import Settings
 from monitor.logconfig import configure_logging
+from tests.bench.make_mix import write_mix
+from tests.data.pcapng import as_pcapng
 from tests.data.traffic import (
     CLIENT_IP,
     CLIENT_MAC,
@@ -133,6 +135,30 @@ def test_hallmonitor_console_script_defaults_to_json_lines_in_a_pipe(tmp_path: P
         "tls",
     ]
     assert "3 observations" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
+def test_scan_shared_among_processes_prints_what_one_process_prints(
+    suffix: str, tmp_path: Path
+) -> None:
+    pcap = tmp_path / "mix.pcap"
+    write_mix(pcap, "dense", 3000, seed=8)
+    path = pcap if suffix == ".pcap" else as_pcapng(pcap, tmp_path / "mix.pcapng")
+    script = Path(sys.executable).with_name("hallmonitor")
+
+    def scan(jobs: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), "scan", "--format", "jsonl", "--jobs", str(jobs), str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+
+    one, shared = scan(1), scan(2)
+    assert shared.stdout == one.stdout
+    assert shared.stderr == one.stderr
+    assert len(one.stdout.splitlines()) > 1000
 
 
 def test_help_describes_scan() -> None:

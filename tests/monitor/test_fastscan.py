@@ -31,22 +31,35 @@ from monitor.scan import render_jsonl, write_observations
 from monitor.sources.pcap import read_capture
 from monitor.values import Frame, Packet, StageCounters
 from tests.bench.make_mix import write_mix
+from tests.data.pcapng import as_pcapng
 from tests.data.traffic import tls_flow
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 COMPILED_LOOP_BUILT = importlib.util.find_spec("monitor._scanloop") is not None
-_loop = {"compiled": False}
 
 
-@pytest.fixture(autouse=True, params=["python loop", "compiled loop"])
+@dataclass
+class Loop:
+    """Which loop the fused scans of the running test use."""
+
+    compiled: bool = False
+    jobs: int = 1
+
+
+_loop = Loop()
+
+
+@pytest.fixture(autouse=True, params=["python loop", "compiled loop", "compiled, 3 processes"])
 def record_loop(request: pytest.FixtureRequest) -> None:
-    """Run the test with the Python record loop, then with the compiled one."""
-    compiled = request.param == "compiled loop"
+    """Run the test with the Python record loop, with the compiled one, and with the
+    compiled one in three processes sharing the file (monitor.scanshare)."""
+    compiled = request.param != "python loop"
+    _loop.jobs = 3 if request.param == "compiled, 3 processes" else 1
     if compiled and not COMPILED_LOOP_BUILT:
         if os.environ.get("CI") == "true":
             pytest.fail("monitor._scanloop was not built: run scripts/setup")
         pytest.skip("monitor._scanloop was not built (no C compiler when installing)")
-    _loop["compiled"] = compiled
+    _loop.compiled = compiled
 
 
 CLASSIC_PCAPS = sorted(PCAPS.glob("*.pcap"))
@@ -72,8 +85,15 @@ def scan(
     by_proto: Counter[str] = Counter()
     reader = read_capture(path)
     if fast:
-        assert can_fast_scan(reader, pipeline, compiled=_loop["compiled"])
-        scan_capture(reader, pipeline, written.append, by_proto, compiled=_loop["compiled"])
+        assert can_fast_scan(reader, pipeline, compiled=_loop.compiled)
+        scan_capture(
+            reader,
+            pipeline,
+            written.append,
+            by_proto,
+            compiled=_loop.compiled,
+            jobs=_loop.jobs,
+        )
     else:
         write_observations(reader, pipeline, written.append, render_jsonl, by_proto)
     return ScanResult(
@@ -94,7 +114,17 @@ def assert_same_scan(
     fused = scan(path, fast=True, strict=strict, dns_ports=dns_ports)
     assert fused.text.splitlines() == general.text.splitlines()
     assert fused == general
+    if _loop.jobs > 1:
+        assert no_child_processes(), "a process of the shared scan was left behind"
     return fused
+
+
+def no_child_processes() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
 
 
 def write_frames(
@@ -106,31 +136,6 @@ def write_frames(
         records.append(struct.pack("<IIII", 1_700_000_000, index * 1000, len(frame), len(frame)))
         records.append(frame)
     path.write_bytes(b"".join(records) + tail)
-    return path
-
-
-def pcapng_block(kind: int, body: bytes) -> bytes:
-    body += bytes(-len(body) % 4)
-    return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
-
-
-def as_pcapng(pcap: Path, path: Path) -> Path:
-    """The frames of a classic pcap file as a pcapng file: one section, one interface (the
-    pcap's link type, microseconds), an Enhanced Packet Block per frame."""
-    reader = read_capture(pcap)
-    with open(pcap, "rb") as fh:
-        linktype = struct.unpack("<I", fh.read(24)[20:24])[0] & 0xFFFF
-    blocks = [
-        pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
-        pcapng_block(1, struct.pack("<HHI", linktype, 0, 0)),
-    ]
-    for frame in reader:
-        ticks = round(frame.ts * 1e6)
-        header = struct.pack(
-            "<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(frame.data), len(frame.data)
-        )
-        blocks.append(pcapng_block(6, header + frame.data))
-    path.write_bytes(b"".join(blocks))
     return path
 
 
@@ -149,14 +154,14 @@ def test_fused_scan_equals_general_scan_with_an_extra_dns_port() -> None:
 
 def test_fused_scan_is_offered_for_pcapng_with_the_compiled_loop_only() -> None:
     path = PCAPNGS[0]
-    compiled = _loop["compiled"]
+    compiled = _loop.compiled
     assert can_fast_scan(read_capture(path), Pipeline(), compiled=compiled) is compiled
 
 
 @pytest.mark.parametrize("path", PCAPNGS, ids=lambda path: path.stem)
 def test_fused_scan_equals_general_scan_on_golden_pcapng_capture(path: Path) -> None:
     """pcapng is read by the compiled loop only; without it the general path reads it."""
-    if not _loop["compiled"]:
+    if not _loop.compiled:
         assert not can_fast_scan(read_capture(path), Pipeline(), compiled=False)
         return
     assert_same_scan(path)
@@ -181,7 +186,7 @@ def test_fused_scan_equals_general_scan_on_generated_mix(profile: str, tmp_path:
     result = assert_same_scan(path)
     assert result.counters.frames == manifest["packets"]
     assert result.by_proto["dns"] > 0
-    if _loop["compiled"]:
+    if _loop.compiled:
         as_pcapng_result = assert_same_scan(as_pcapng(path, tmp_path / f"{profile}.pcapng"))
         assert as_pcapng_result.by_proto == result.by_proto
 
@@ -237,7 +242,7 @@ def test_fused_scan_equals_general_scan_for_other_link_types(tmp_path: Path) -> 
     assert_same_scan(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101))
     result = assert_same_scan(write_frames(tmp_path / "wifi.pcap", raw_ip, linktype=105))
     assert result.counters.unsupported_linktypes == {105: 100}
-    if _loop["compiled"]:
+    if _loop.compiled:
         raw = as_pcapng(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101), tmp_path / "r")
         assert_same_scan(raw)
 
@@ -493,7 +498,7 @@ def test_fused_scan_equals_general_scan_on_crafted_frames(tmp_path: Path) -> Non
     result = assert_same_scan(write_frames(tmp_path / "crafted.pcap", frames))
     assert result.by_proto["dns"] >= 10
     assert result.counters.malformed
-    if _loop["compiled"]:
+    if _loop.compiled:
         pcapng = as_pcapng(tmp_path / "crafted.pcap", tmp_path / "crafted.pcapng")
         assert assert_same_scan(pcapng).by_proto == result.by_proto
 
@@ -576,7 +581,7 @@ def test_fused_scan_equals_general_scan_on_mutated_frames(
 ) -> None:
     pcap = write_frames(tmp_path / "mutated.pcap", frames)
     assert_same_scan(pcap, strict=False)
-    if _loop["compiled"]:
+    if _loop.compiled:
         assert_same_scan(as_pcapng(pcap, tmp_path / "mutated.pcapng"), strict=False)
 
 

@@ -2,11 +2,15 @@
 """The record loop of ``monitor.fastscan``, compiled with Cython.
 
 The same rules and decisions as ``monitor.fastscan.walk_records``, line for line, and the same
-output (``tests/monitor/test_scanloop.py`` runs both loops on every golden capture and on
-generated mixes); what changes is the cost. Header fields are read from the buffer with C
-arithmetic instead of ``struct`` calls, the frames that cannot bear a name are counted without
-creating a Python object, and DNS messages seen before are rendered without a parse: about
-ten times fewer Python operations per frame on a bulk capture.
+output (``tests/monitor/test_fastscan.py`` runs both loops on every golden capture, generated
+mixes, crafted and mutated frames); what changes is the cost. Header fields are read from the
+buffer with C arithmetic instead of ``struct`` calls, the frames that cannot bear a name are
+counted without creating a Python object, DNS messages seen before are rendered without a
+parse, and the common DNS message is read here (``_common_dns_entry``).
+
+Beyond the Python loop: ``walk_frames`` takes the frames of any reader (pcapng files) through
+the same per-frame decisions (``_FrameLoop.frame``), and a process that shares the scan with
+others (``monitor.scanshare``) handles only the frames it owns.
 
 setup.py builds it when a C compiler is there; without one the scan runs the Python loop.
 Keep the two loops in step: a change of rule goes into both, and the comparison tests say

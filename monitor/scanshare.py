@@ -11,8 +11,10 @@ in one process.
 This process is number 0. The others are forked before the walk starts; after each stretch of
 the file (a window of a pcap file, a batch of pcapng frames) each sends the lines it made, with
 their frame numbers, through a pipe, and this process merges them with its own in frame order
-and writes them: the output is the same, line for line, as one process's. At the end the others
-send their counters, which are added to this one's. A process that fails sends its traceback,
+and writes them: the output is the same, line for line, as one process's (while no process
+reaches the extractor's bounds on what it holds at once, 65,536 TCP flows for one: each process
+has its own, so a capture beyond them loses fewer names shared). At the end the others send
+their counters, which are added to this one's. A process that fails sends its traceback,
 and the scan fails with it; whatever way the scan ends, the others are stopped and reaped.
 """
 

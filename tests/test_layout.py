@@ -1,4 +1,7 @@
-"""Every module has a test file at the mirrored path, and every test file a module."""
+"""Every module has a test file at the mirrored path, and every test file a module.
+
+Compiled modules (Cython ``.pyx``) count too; a module's leading underscore is not mirrored
+(``monitor/_scanloop.pyx`` is tested in ``tests/monitor/test_scanloop.py``)."""
 
 from __future__ import annotations
 
@@ -23,13 +26,14 @@ def source_modules() -> set[Path]:
     return {
         path.relative_to(ROOT)
         for package in PACKAGES
-        for path in (ROOT / package).rglob("*.py")
+        for pattern in ("*.py", "*.pyx")
+        for path in (ROOT / package).rglob(pattern)
         if path.name not in NOT_MODULES
     }
 
 
 def mirrored_test(module: Path) -> Path:
-    return Path("tests") / module.parent / f"test_{module.name}"
+    return Path("tests") / module.parent / f"test_{module.stem.lstrip('_')}.py"
 
 
 def test_every_module_has_a_test_file() -> None:

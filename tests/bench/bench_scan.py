@@ -25,6 +25,9 @@ What it does, per profile:
    > /dev/null`` alternately, ``--repeats`` times each: wall time (``time.perf_counter``) and
    the peak RSS of each child (``os.wait4``). The scan runs with Python's bytecode cache on
    (``scan_environment``), as an installed program does, even where the shell turns it off.
+   By default it shares captures of 16 MiB or more among one process per CPU (at most 4;
+   ``hallmonitor scan --jobs``); time one process with
+   ``--scan-cmd ".venv/bin/hallmonitor scan --format jsonl --jobs 1"``.
 
 It prints packets, median seconds and packets/s of each tool, the median of the per-pair
 ratios tshark/scan (targets: >= 8 dense, >= 12 bulk), the peak RSS of each, and the name check.

@@ -28,6 +28,7 @@ from monitor.scan import (
     render_table_row,
     write_observations,
 )
+from monitor.scanshare import ScanShareError
 from monitor.sources.pcap import capture_size, read_capture
 from monitor.values import Category, Presence
 
@@ -183,6 +184,10 @@ def scan(
             summary = _scan_one(path, out, fmt, DNS_PORTS | set(dns_ports), strict, jobs)
         except CaptureFileError as e:
             click.echo(f"hallmonitor scan: {e}", err=True)
+            failed += 1
+            continue
+        except ScanShareError as e:  # a bug or a crash in another process: the lines are cut
+            click.echo(f"hallmonitor scan: {path}: stopped partway, {e}", err=True)
             failed += 1
             continue
         click.echo(render_summary(summary), err=True)

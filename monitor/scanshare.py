@@ -39,7 +39,12 @@ _PIPE_BUFFER_BYTES = 1 << 20
 
 
 class ScanShareError(RuntimeError):
-    """Another process of a shared scan failed, or sent something out of step."""
+    """Another process of a shared scan failed, or sent something out of step: one line, with
+    the other process's traceback, if it sent one, in ``detail``."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def scan_shared(
@@ -134,7 +139,8 @@ class _OtherShare:
                 f"scan process {self.pid} ended without sending its results"
             ) from None
         if message[0] == "error":
-            raise ScanShareError(f"scan process {self.pid} failed:\n{message[1]}")
+            lines = message[1].strip().splitlines() or ["(no traceback)"]
+            raise ScanShareError(f"scan process {self.pid} failed: {lines[-1]}", message[1])
         if message[0] != kind:
             raise ScanShareError(
                 f"scan process {self.pid} sent {message[0]!r} where {kind!r} was due "

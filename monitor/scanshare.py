@@ -134,7 +134,7 @@ class _OtherShare:
         """The next message, which must be of ``kind``."""
         try:
             message = pickle.load(self.stream)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):  # ended, or died halfway through a message
             raise ScanShareError(
                 f"scan process {self.pid} ended without sending its results"
             ) from None

@@ -53,6 +53,13 @@ def test_a_process_that_ended_early_fails_the_scan() -> None:
         sent().receive("lines")
 
 
+def test_a_process_that_died_halfway_through_a_message_fails_the_scan() -> None:
+    whole = pickle.dumps(("lines", [1, 2], ["a", "b"]))
+    other = _OtherShare(pid=12345, stream=io.BytesIO(whole[: len(whole) // 2]))
+    with pytest.raises(ScanShareError, match="ended without sending its results"):
+        other.receive("lines")
+
+
 def test_a_process_out_of_step_fails_the_scan() -> None:
     other = sent(("totals", StageCounters(), Counter()))
     with pytest.raises(ScanShareError, match="'totals' where 'lines' was due"):

@@ -17,6 +17,7 @@ Keep the two loops in step: a change of rule goes into both, and the comparison 
 when they differ.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
@@ -614,16 +615,18 @@ def walk_frames(walk, frames):
     """Handle ``Frame`` values (from any capture reader: pcapng files) as ``walk_records``
     handles the records of a classic pcap file, adding their lines and counts to ``walk``."""
     cdef _FrameLoop loop = _FrameLoop(walk)
-    cdef const uint8_t[::1] view
     cdef bytes data
-    cdef Py_ssize_t count = 0, index
+    cdef double ts
+    cdef int linktype
+    cdef Py_ssize_t before = walk.frames, count = 0, index
     try:
         for ts, linktype, data in frames:
             count += 1
-            index = walk.frames + count
+            index = before + count
             if data:
-                view = data
-                loop.frame(&view[0], 0, len(data), ts, linktype, index)
+                loop.frame(
+                    <const uint8_t*>PyBytes_AS_STRING(data), 0, len(data), ts, linktype, index
+                )
             elif loop._owns_frame(index):  # an empty frame: only counted
                 loop._add(loop.process(_new_tuple(Frame, (ts, linktype, data))))
             if loop.shares > 1:

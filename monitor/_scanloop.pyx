@@ -237,9 +237,9 @@ cdef class _FrameLoop:
     cdef dict counts
     cdef bytes port_kinds
     cdef const uint8_t* kinds
-    cdef public Py_ssize_t fast_frames, fast_packets, dns_lines
-    cdef public double next_expiry
-    cdef public int share, shares
+    cdef Py_ssize_t fast_frames, fast_packets, dns_lines
+    cdef double next_expiry
+    cdef int share, shares
     cdef list line_frames
     cdef Py_ssize_t tagged
 
@@ -283,7 +283,7 @@ cdef class _FrameLoop:
         walk.dns_lines = self.dns_lines
         walk.next_expiry = self.next_expiry
 
-    # -- sharing a capture among processes (``fastscan._scan_shared``) --------------------------
+    # -- sharing a capture among processes (``monitor.scanshare``) ------------------------------
     # Each frame has one owner: a flow's frames go to one process, by its pair of addresses
     # (both directions alike), so its state lives in one extractor; frames that carry no flow
     # state go round by number. Every process still accounts for the time of every packet

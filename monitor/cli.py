@@ -238,7 +238,15 @@ def _scan_one(
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
             # The same output, faster; shared among processes only with the compiled loop.
-            shared = _scan_jobs(jobs, size) if compiled_loop_built() else 1
+            shared = _scan_jobs(jobs, size)
+            if shared > 1 and not compiled_loop_built():
+                if jobs is not None:
+                    click.echo(
+                        "hallmonitor scan: --jobs needs the compiled loop (monitor/_scanloop.pyx, "
+                        "built by scripts/setup when gcc is installed): one process it is",
+                        err=True,
+                    )
+                shared = 1
             scan_capture(frames, pipeline, write, by_proto, jobs=shared)
         else:
             write_observations(frames, pipeline, write, render, by_proto)

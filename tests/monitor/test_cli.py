@@ -161,6 +161,30 @@ def test_scan_shared_among_processes_prints_what_one_process_prints(
     assert len(one.stdout.splitlines()) > 1000
 
 
+def test_scan_without_the_compiled_loop_says_jobs_needs_it(tmp_path: Path) -> None:
+    """Run with the compiled module hidden (the import system finds no monitor._scanloop)."""
+    pcap = tmp_path / "mix.pcap"
+    write_mix(pcap, "dense", 300, seed=8)
+    hide = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'monitor._scanloop': raise ImportError('hidden')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "from monitor.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "scan", "--format", "jsonl", "--jobs", "2", str(pcap)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--jobs needs the compiled loop" in result.stderr
+    assert result.stdout.count("\n") > 100
+
+
 def test_help_describes_scan() -> None:
     result = CliRunner().invoke(main, ["scan", "--help"])
     assert result.exit_code == 0

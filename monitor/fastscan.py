@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
@@ -81,7 +80,7 @@ from monitor.extract.extractor import (
 )
 from monitor.pipeline import Pipeline
 from monitor.scan import render_flags, render_jsonl
-from monitor.sources.pcap import CHUNK_BYTES, MAX_RECORD_BYTES, CaptureReader
+from monitor.sources.pcap import CHUNK_BYTES, MAX_RECORD_BYTES, CaptureReader, RecordUnpacker
 from monitor.values import IPPROTO_TCP, IPPROTO_UDP, Frame, Packet
 
 _FILE_HEADER_BYTES = 24
@@ -224,12 +223,14 @@ class RecordWalk:
         linktype: int = 0,
         scale: float = 1e-6,
         little_endian: bool = True,
+        unpack_record: RecordUnpacker | None = None,
         *,
         share: int = 0,
         shares: int = 1,
     ) -> None:
-        """``linktype``, ``scale`` and ``little_endian`` describe a classic pcap file's records
-        (``walk_records``); frames (``walk_frames``) carry their own. ``share`` and ``shares``:
+        """``linktype``, ``scale``, ``little_endian`` and the reader's ``unpack_record``
+        describe a classic pcap file's records (``walk_records``); frames (``walk_frames``)
+        carry their own. ``share`` and ``shares``:
         this process's part of a shared scan (``monitor.scanshare``)."""
         extractor = pipeline.extractor
         self.pipeline = pipeline
@@ -237,6 +238,7 @@ class RecordWalk:
         self.linktype = linktype
         self.scale = scale
         self.little_endian = little_endian
+        self.unpack_record = unpack_record
         self.dns_ports = extractor.dns_ports
         self.port_kinds = port_kinds(extractor.dns_ports)
         self.flags_json = _DNS_FLAGS_JSON
@@ -406,8 +408,10 @@ def _scan_pcap(
     opened = reader.open_pcap_records()
     if opened is None:
         return
-    fh, linktype, scale, _ = opened
-    walk = RecordWalk(pipeline, linktype, scale, reader.little_endian, share=share, shares=shares)
+    fh, linktype, scale, unpack = opened
+    walk = RecordWalk(
+        pipeline, linktype, scale, reader.little_endian, unpack, share=share, shares=shares
+    )
     base = _FILE_HEADER_BYTES  # file offset of buf[0]: the records follow the file header
     pos = size = 0
     windows = _Windows(fh)
@@ -504,7 +508,9 @@ def walk_records(
     counts = walk.counts
     linktype = walk.linktype
     scale = walk.scale
-    unpack = _RECORD_LE if walk.little_endian else _RECORD_BE
+    unpack = walk.unpack_record
+    if unpack is None:
+        raise ValueError("walk_records needs the pcap reader's record unpacker")
     frames = walk.frames
     fast_frames = walk.fast_frames
     fast_packets = walk.fast_packets
@@ -738,7 +744,3 @@ def walk_records(
         walk.fast_packets = fast_packets
         walk.dns_lines = dns_lines
         walk.next_expiry = next_expiry
-
-
-_RECORD_LE = struct.Struct("<III4x").unpack_from
-_RECORD_BE = struct.Struct(">III4x").unpack_from

@@ -25,7 +25,9 @@ ERROR_LOG_INTERVAL_S = 60.0
 
 
 class Pipeline:
-    """One capture's decode and extract state, with the counters the summary reports."""
+    """One capture's decode and extract state, with the counters the summary reports.
+
+    ``compiled`` chooses the extractor's readers, as for ``Extractor``."""
 
     def __init__(
         self,
@@ -33,11 +35,12 @@ class Pipeline:
         strict: bool = False,
         dns_ports: Iterable[int] = dns.DNS_PORTS,
         decoder: Decoder | None = None,
+        compiled: bool | None = None,
     ) -> None:
         self.strict = strict
         self.counters = StageCounters()
         self.decoder = decoder or Decoder()
-        self.extractor = Extractor(self.counters, dns_ports=dns_ports)
+        self.extractor = Extractor(self.counters, dns_ports=dns_ports, compiled=compiled)
         self._last_error_log: dict[str, float] = {}
 
     def process(self, frame: Frame) -> list[Observation]:

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Iterable
 
+from monitor.extract import compiled as twins
 from monitor.extract import dhcp, dns, quic, tls
 from monitor.extract.reassembly import StreamReassembler
 from monitor.values import (
@@ -161,7 +162,11 @@ def _new_observation(
 
 
 class Extractor:
-    """Turns packets into observations; holds the bounded per-flow state that needs."""
+    """Turns packets into observations; holds the bounded per-flow state that needs.
+
+    ``compiled`` chooses the readers (``monitor.extract.compiled``): their compiled twins when
+    built (``None``), always (``True``), or the Python ones (``False``).
+    """
 
     def __init__(
         self,
@@ -169,12 +174,14 @@ class Extractor:
         *,
         dns_ports: Iterable[int] = dns.DNS_PORTS,
         reassembler: StreamReassembler | None = None,
-        quic_tracker: quic.QuicInitialTracker | None = None,
+        quic_tracker: quic.InitialTracker | None = None,
+        compiled: bool | None = None,
     ) -> None:
         self.counters = counters
         self.dns_ports = frozenset(dns_ports)
         self.streams = reassembler if reassembler is not None else StreamReassembler()
-        self.quic = quic_tracker if quic_tracker is not None else quic.QuicInitialTracker()
+        self.quic = quic_tracker if quic_tracker is not None else twins.quic_tracker(compiled)
+        self._hello = twins.hello_readers(compiled)
         self._buffers: dict[FlowKey, bytearray] = {}
         self._next_expiry = -math.inf
         """Capture time of the next expiry pass; -inf until the first packet sets the clock."""
@@ -260,7 +267,7 @@ class Extractor:
         if found is None:
             return []
         try:
-            hello = tls.parse_client_hello_message(found.client_hello)
+            hello = self._hello.parse_client_hello_message(found.client_hello)
         except ValueError:
             self._malformed("quic")
             return []
@@ -368,16 +375,17 @@ class Extractor:
             buffer = self._buffers[flow] = bytearray()
         buffer += data
         stream = bytes(buffer)
-        start = tls.find_client_hello_record(stream)
+        readers = self._hello
+        start = readers.find_client_hello_record(stream)
         while start >= 0:
             try:
-                hello = tls.parse_client_hello_records(stream[start:])
+                hello = readers.parse_client_hello_records(stream[start:])
             except ValueError:
                 # Something that only looked like a ClientHello: look further on, and spoil its
                 # first byte so that the next segment's rescan neither counts nor parses it again.
                 self._malformed("tls")
                 buffer[start] = 0
-                start = tls.find_client_hello_record(stream, start + 1)
+                start = readers.find_client_hello_record(stream, start + 1)
                 continue
             if hello is None:
                 if len(stream) - start >= tls.MAX_CLIENT_HELLO_BYTES:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -35,7 +35,7 @@ from monitor.values import FlowKey
 if TYPE_CHECKING:
     from hashlib import _Hash
 
-__all__ = ["QuicClientHello", "QuicInitialTracker", "looks_like_quic_long_header"]
+__all__ = ["InitialTracker", "QuicClientHello", "QuicInitialTracker", "looks_like_quic_long_header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,20 @@ class QuicClientHello:
     """The DCID the Initial keys derive from: the client's first DCID, or a Retry's SCID."""
     client_hello: bytes
     """The TLS handshake message: type 1, 3-byte length, body."""
+
+
+class InitialTracker(Protocol):
+    """What the extractor needs of a tracker: ``QuicInitialTracker`` below, or its compiled
+    twin (``monitor/extract/_quic.pyx``)."""
+
+    decrypt_failures: int
+    retries: int
+    crypto_overflows: int
+    evictions: int
+
+    def __len__(self) -> int: ...
+    def feed(self, flow: FlowKey, ts: float, datagram: bytes) -> QuicClientHello | None: ...
+    def expire(self, now: float) -> int: ...
 
 
 class _Version(NamedTuple):

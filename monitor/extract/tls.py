@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitor.hostnames import normalise_hostname
 
@@ -55,6 +56,15 @@ class ClientHello:
     """ALPN protocol names in the client's order (``h2``, ``http/1.1``, ``dot``...)."""
     legacy_version: int
     """The ClientHello's legacy_version field (0x0303 for TLS 1.2 and 1.3; 0x0002 for SSLv2)."""
+
+
+class HelloReaders(Protocol):
+    """The three readers the extractor uses: this module, or its compiled twin
+    (``monitor/extract/_tls.pyx``)."""
+
+    def parse_client_hello_message(self, msg: bytes) -> ClientHello | None: ...
+    def find_client_hello_record(self, stream: bytes, start: int = 0) -> int: ...
+    def parse_client_hello_records(self, stream: bytes) -> ClientHello | None: ...
 
 
 def parse_client_hello_message(msg: bytes) -> ClientHello | None:

@@ -80,7 +80,9 @@ class ScanResult:
 def scan(
     path: Path, *, fast: bool, strict: bool = True, dns_ports: Iterable[int] = DNS_PORTS
 ) -> ScanResult:
-    pipeline = Pipeline(strict=strict, dns_ports=dns_ports)
+    # The general path reads with the Python extractor; the compiled loop with its compiled
+    # readers too (monitor.extract.compiled), so that every comparison here holds them to it.
+    pipeline = Pipeline(strict=strict, dns_ports=dns_ports, compiled=fast and _loop.compiled)
     written: list[str] = []
     by_proto: Counter[str] = Counter()
     reader = read_capture(path)

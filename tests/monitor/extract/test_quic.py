@@ -1,4 +1,5 @@
-"""QUIC Initial decryption and ClientHello reassembly (monitor/extract/quic.py).
+"""QUIC Initial decryption and ClientHello reassembly (monitor/extract/quic.py), and its
+compiled twin (monitor/extract/_quic.pyx): every test here runs on both trackers.
 
 Three kinds of evidence: the RFC 9001 / RFC 9369 Appendix A test vectors; packets built here by
 a small test-only encryptor (its key derivation is written independently, with the
@@ -23,10 +24,28 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.extract import tls
+import monitor.extract.quic
+from monitor.extract import quic, tls
 from monitor.extract.quic import QuicClientHello, QuicInitialTracker, looks_like_quic_long_header
+from tests.compiled import assert_built_from_current_source, compiled_or_skip
 
 PCAPS = Path(__file__).resolve().parents[2] / "data" / "pcaps"
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def tracker_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test on the Python tracker, then on the compiled one: ``QuicInitialTracker``
+    below names the one under test."""
+    if request.param == "compiled":
+        compiled = compiled_or_skip("monitor.extract._quic").QuicInitialTracker
+        monkeypatch.setitem(globals(), "QuicInitialTracker", compiled)
+    else:
+        assert QuicInitialTracker is monitor.extract.quic.QuicInitialTracker
+
+
+def test_the_compiled_tracker_is_built_from_the_current_source() -> None:
+    assert_built_from_current_source("monitor.extract._quic")
+
 
 CLIENT = ("192.0.2.10", 50000, "198.51.100.20", 443)
 SERVER = ("198.51.100.20", 443, "192.0.2.10", 50000)
@@ -682,6 +701,60 @@ def test_feed_single_byte_corruption_gives_none_or_value_error(at: int, flip: in
     # The whole header is the AEAD's associated data and the rest is ciphertext or tag, so no
     # single-byte change goes unnoticed.
     assert result is None
+
+
+# --- the compiled twin ----------------------------------------------------------------------
+
+
+def hello_piece(bounds: tuple[int, int]) -> bytes:
+    start, stop = sorted(bounds)
+    return crypto_frame(start, HELLO[start:stop])
+
+
+FRAMES = st.one_of(
+    st.tuples(st.integers(0, len(HELLO)), st.integers(0, len(HELLO))).map(hello_piece),
+    st.integers(0, len(HELLO)).map(lambda cut: hello_piece((0, cut))),
+    st.integers(0, len(HELLO)).map(lambda cut: hello_piece((cut, len(HELLO)))),
+    st.just(b"\x01"),  # PING
+    st.binary(max_size=6).map(lambda tail: b"\x02" + tail),  # ACK, maybe cut short
+    st.binary(max_size=6).map(lambda tail: b"\x1c" + tail),  # CONNECTION_CLOSE
+    st.integers(1, 30).map(bytes),  # PADDING
+    st.binary(min_size=1, max_size=8),  # anything
+)
+PACKETS = st.one_of(
+    st.tuples(st.lists(FRAMES, min_size=1, max_size=4), st.integers(0, 3)).map(
+        lambda packet: initial(
+            b"".join(packet[0]), pn=packet[1], pn_len=1 + packet[1] % 2, pad_to=24
+        )
+    ),
+    st.just(retry(b"\x22" * 8)),
+    st.just(handshake_packet()),
+    st.binary(min_size=7, max_size=60).map(lambda tail: b"\xc3\x00\x00\x00\x01" + tail),
+)
+
+
+def outcome(tracker: quic.InitialTracker, flow: tuple[str, int, str, int], datagram: bytes) -> str:
+    try:
+        return repr(tracker.feed(flow, 1.0, datagram))
+    except ValueError as e:
+        return f"ValueError: {e}"
+
+
+@given(st.lists(st.tuples(st.booleans(), PACKETS), min_size=1, max_size=5))
+@settings(max_examples=150, deadline=None)
+def test_compiled_tracker_agrees_with_python_on_any_packets(
+    datagrams: list[tuple[bool, bytes]],
+) -> None:
+    """The twin gives what the Python tracker gives, errors word for word, and counts the
+    same, on well-encrypted Initials whose frames are anything, with Retries and damage."""
+    twin = compiled_or_skip("monitor.extract._quic").QuicInitialTracker()
+    python = monitor.extract.quic.QuicInitialTracker()
+    for from_server, datagram in datagrams:
+        flow = SERVER if from_server else CLIENT
+        assert outcome(twin, flow, datagram) == outcome(python, flow, datagram)
+    counts = ("decrypt_failures", "retries", "crypto_overflows", "evictions")
+    assert [getattr(twin, name) for name in counts] == [getattr(python, name) for name in counts]
+    assert len(twin) == len(python)
 
 
 # --- bounds ---------------------------------------------------------------------------------

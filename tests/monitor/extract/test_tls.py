@@ -1,6 +1,9 @@
 # mypy: disallow-untyped-calls=False
 # (scapy layer classes are untyped; a pyproject-wide untyped_calls_exclude would replace this)
-"""Specification of the TLS ClientHello parser: messages, records, stream scan, captures."""
+"""Specification of the TLS ClientHello parser: messages, records, stream scan, captures.
+
+Every test runs on the readers of monitor/extract/tls.py and on their compiled twins
+(monitor/extract/_tls.pyx), which must also agree with them on damaged input."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from scapy.layers.tls.extensions import (
 from scapy.layers.tls.keyexchange_tls13 import KeyShareEntry, TLS_Ext_KeyShare_CH
 from scapy.utils import PcapReader
 
+from monitor.extract import tls as tls_module
 from monitor.extract.reassembly import StreamReassembler
 from monitor.extract.tls import (
     MAX_CLIENT_HELLO_BYTES,
@@ -35,6 +39,24 @@ from monitor.extract.tls import (
     parse_client_hello_records,
 )
 from monitor.values import FlowKey
+from tests.compiled import assert_built_from_current_source, compiled_or_skip
+
+READERS = ("parse_client_hello_message", "parse_client_hello_records", "find_client_hello_record")
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def readers_twin(request, monkeypatch):
+    """Run the test on the Python readers, then on the compiled ones: the names imported
+    above name the readers under test."""
+    if request.param == "compiled":
+        twin = compiled_or_skip("monitor.extract._tls")
+        for name in READERS:
+            monkeypatch.setitem(globals(), name, getattr(twin, name))
+
+
+def test_the_compiled_readers_are_built_from_the_current_source():
+    assert_built_from_current_source("monitor.extract._tls")
+
 
 PCAPS = Path(__file__).parents[2] / "data" / "pcaps"
 
@@ -465,6 +487,36 @@ def test_parse_client_hello_records_mutated_record(garbage, at):
     except ValueError:
         return
     assert result is None or isinstance(result, ClientHello)
+
+
+def outcome(read, *args):
+    """What a reader gives: its value, or the ValueError's text."""
+    try:
+        return read(*args)
+    except ValueError as e:
+        return f"ValueError: {e}"
+
+
+@given(
+    st.binary(max_size=200),
+    st.integers(min_value=0, max_value=len(RECORD) - 1),
+    st.integers(min_value=0, max_value=len(RECORD) - 1),
+    st.integers(min_value=1, max_value=255),
+)
+def test_compiled_readers_agree_with_python_on_damaged_records(garbage, at, flip_at, flip):
+    """The twin gives what the Python readers give, errors word for word, on records with a
+    flipped byte or a replaced tail, whole or as messages."""
+    twin = compiled_or_skip("monitor.extract._tls")
+    flipped = bytearray(RECORD)
+    flipped[flip_at] ^= flip
+    for data in (RECORD[:at] + garbage, bytes(flipped), garbage):
+        for name, args in (
+            ("parse_client_hello_records", (data,)),
+            ("parse_client_hello_message", (data[5:],)),
+            ("find_client_hello_record", (data, at - 3)),
+        ):
+            python_reader = getattr(tls_module, name)
+            assert outcome(getattr(twin, name), *args) == outcome(python_reader, *args), name
 
 
 @given(st.binary(max_size=200), st.integers(min_value=-3, max_value=210))

@@ -1,0 +1,470 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""``QuicInitialTracker`` of ``monitor.extract.quic``, compiled with Cython.
+
+The same connections, rules, counters and errors as the Python tracker, decision for decision;
+what changes is the cost of reading a packet. Headers, packet numbers, frames and the common
+CRYPTO frame are read from the datagram's bytes with C arithmetic, where the Python tracker
+spends most of a connection's 100-odd microseconds slicing bytes and calling small functions.
+The cryptography is the same calls on the same objects: the keys come from the Python module's
+``_Keys`` (hashlib and ``cryptography``), and so do the version table, the rare reassembly of
+CRYPTO data out of order (``_add_range``) and the result type.
+
+``tests/monitor/extract/test_quic.py`` runs every test on both trackers; the extractor takes
+this one when it was built (setup.py, when a C compiler is there). Keep the two in step.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from cryptography.exceptions import InvalidTag
+
+from monitor.extract.quic import _GREASE, _VERSIONS, QuicClientHello, _add_range, _Keys
+
+cdef int64_t _PN_LIMIT = 1LL << 62
+cdef int _KEY_CACHE_SIZE = 4096
+
+
+cdef inline uint32_t _be32(const uint8_t* p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+cdef object _params_for(uint32_t version):
+    """``quic._version_params``: the version's parameters, or None."""
+    params = _VERSIONS.get(version)
+    if params is None and version & 0x0F0F0F0F == 0x0A0A0A0A:
+        return _GREASE
+    return params
+
+
+cdef Py_ssize_t _varint(
+    const uint8_t* data, Py_ssize_t pos, Py_ssize_t end, str what, int64_t* value
+) except -1:
+    """``quic._varint``: the value into ``value``; returns the position after it."""
+    cdef int size, i
+    cdef uint64_t result
+    if pos >= end:
+        raise ValueError(f"{what}: missing at offset {pos}")
+    size = 1 << (data[pos] >> 6)
+    if pos + size > end:
+        raise ValueError(f"{what}: {size}-byte varint at offset {pos} runs past {end}")
+    result = data[pos] & 0x3F
+    for i in range(1, size):
+        result = (result << 8) | data[pos + i]
+    value[0] = <int64_t>result
+    return pos + size
+
+
+cdef int64_t _decode_pn(int64_t truncated, int pn_len, int64_t largest) noexcept:
+    # RFC 9000 appendix A.3, as ``quic._decode_pn``.
+    cdef int64_t expected = largest + 1
+    cdef int64_t win = (<int64_t>1) << (8 * pn_len)
+    cdef int64_t half = win // 2
+    cdef int64_t candidate = (expected & ~(win - 1)) | truncated
+    if candidate <= expected - half and candidate < _PN_LIMIT - win:
+        return candidate + win
+    if candidate > expected + half and candidate >= win:
+        return candidate - win
+    return candidate
+
+
+cdef class _Conn:
+    """One QUIC connection's Initial state, from the client's side (``quic._Conn``)."""
+
+    cdef object client, params, dcid, keys, iv
+    cdef uint32_t version
+    cdef int64_t largest_pn
+    cdef double last_ts
+    cdef bint done
+    cdef bytearray stream
+    cdef list ranges
+
+    def __cinit__(self, client, uint32_t version, params, bytes dcid, keys):
+        self.client = client
+        self.version = version
+        self.params = params
+        self.largest_pn = -1
+        self.last_ts = 0.0
+        self.done = False
+        self.restart(dcid, keys)
+
+    cdef restart(self, bytes dcid, keys):
+        self.dcid = dcid
+        self.keys = keys
+        self.iv = keys.iv.to_bytes(12, "big")
+        self.largest_pn = -1
+        self.stream = bytearray()
+        self.ranges = []
+
+
+cdef class QuicInitialTracker:
+    """Follows QUIC connections until each client's ClientHello is complete: see
+    ``monitor.extract.quic.QuicInitialTracker``, whose every rule this one keeps."""
+
+    cdef public Py_ssize_t max_connections, max_crypto_bytes
+    cdef public double timeout_s
+    cdef public Py_ssize_t decrypt_failures, retries, crypto_overflows, evictions
+    cdef dict _conns, _keys
+
+    def __init__(
+        self,
+        *,
+        Py_ssize_t max_connections=16384,
+        Py_ssize_t max_crypto_bytes=65536,
+        double timeout_s=30.0,
+    ):
+        self.max_connections = max_connections
+        self.max_crypto_bytes = max_crypto_bytes
+        self.timeout_s = timeout_s
+        self._conns = {}
+        self._keys = {}
+        self.decrypt_failures = 0
+        self.retries = 0
+        self.crypto_overflows = 0
+        self.evictions = 0
+
+    def __len__(self):
+        return len(self._conns)
+
+    def feed(self, flow, double ts, bytes datagram):
+        """Read one UDP datagram of ``flow``: the ClientHello once complete, else None;
+        ValueError for a malformed QUIC packet."""
+        cdef const uint8_t* data = datagram
+        cdef Py_ssize_t end = len(datagram), pos = 0
+        cdef int number = 0
+        cdef _Conn conn
+        if end < 7 or data[0] & 0xC0 != 0xC0:
+            return None
+        if _params_for(_be32(data + 1)) is None:
+            return None
+        src = (flow[0], flow[1])
+        dst = (flow[2], flow[3])
+        key = (src, dst) if src <= dst else (dst, src)
+        found = self._conns.get(key)
+        if found is not None:
+            conn = <_Conn>found
+            conn.last_ts = ts
+            if conn.done:
+                return None
+        hello = []
+        while pos < end and data[pos] & 0xC0 == 0xC0:
+            number += 1
+            try:
+                pos = self._packet(datagram, data, end, pos, key, src, dst, ts, hello)
+            except ValueError as e:
+                raise ValueError(f"packet #{number}: {e}") from None
+            if hello or pos < 0:
+                return hello[0] if hello else None
+        return None
+
+    cdef Py_ssize_t _packet(
+        self,
+        bytes datagram,
+        const uint8_t* data,
+        Py_ssize_t end,
+        Py_ssize_t pos,
+        key,
+        src,
+        dst,
+        double ts,
+        list hello,
+    ) except? -2:
+        """The long-header packet at ``pos``: where the next one starts (-1: stop); a finished
+        ClientHello is appended to ``hello``."""
+        cdef uint8_t first
+        cdef uint32_t version
+        cdef int dcid_len, scid_len, ptype
+        cdef Py_ssize_t at, pn_offset, packet_end
+        cdef int64_t token_len, length
+        if pos + 7 > end:
+            raise ValueError(f"long header needs 7 bytes, {end - pos} left")
+        first = data[pos]
+        version = _be32(data + pos + 1)
+        params = _params_for(version)
+        if params is None:
+            return -1
+        dcid_len = data[pos + 5]
+        if dcid_len > 20:
+            raise ValueError(f"DCID length {dcid_len} > 20")
+        at = pos + 6 + dcid_len
+        if at >= end:
+            raise ValueError(f"DCID runs past the datagram ({end - pos} bytes)")
+        dcid = datagram[pos + 6 : at]
+        scid_len = data[at]
+        if scid_len > 20:
+            raise ValueError(f"SCID length {scid_len} > 20")
+        at += 1 + scid_len
+        if at > end:
+            raise ValueError(f"SCID runs past the datagram ({end - pos} bytes)")
+        ptype = (first >> 4) & 3
+        if ptype == params.retry_type:
+            self._retry(key, dst, version, params, datagram[at - scid_len : at], ts)
+            return -1
+        if ptype == params.initial_type:
+            at = _varint(data, at, end, "token length", &token_len)
+            at += token_len
+        pn_offset = _varint(data, at, end, "Length", &length)
+        packet_end = pn_offset + length
+        if packet_end > end:
+            raise ValueError(f"Length {length} > {end - pn_offset} bytes left")
+        if length < 20:
+            raise ValueError(f"Length {length} < 20 (packet number and sample)")
+        if ptype != params.initial_type:
+            return packet_end
+        found = self._initial(datagram, data, pos, pn_offset, packet_end, version, params, dcid, key, src, ts)
+        if found is not None:
+            hello.append(found)
+        return packet_end
+
+    cdef _retry(self, key, client, uint32_t version, params, bytes new_dcid, double ts):
+        cdef _Conn conn
+        if not new_dcid:
+            raise ValueError("Retry: empty Source Connection ID")
+        found = self._conns.get(key)
+        if found is not None:
+            conn = <_Conn>found
+            if conn.client != client or conn.done or conn.version != version or conn.dcid == new_dcid:
+                return
+        keys = self._keys_for(params, new_dcid)
+        if found is None:
+            self._add(key, _Conn(client, version, params, new_dcid, keys), ts)
+        else:
+            conn.restart(new_dcid, keys)
+        self.retries += 1
+
+    cdef _initial(
+        self,
+        bytes datagram,
+        const uint8_t* data,
+        Py_ssize_t start,
+        Py_ssize_t pn_offset,
+        Py_ssize_t packet_end,
+        uint32_t version,
+        params,
+        bytes dcid,
+        key,
+        src,
+        double ts,
+    ):
+        cdef _Conn conn = None
+        cdef int64_t pn = -1
+        found = self._conns.get(key)
+        if found is not None:
+            conn = <_Conn>found
+            if conn.client != src:
+                return None  # the server's Initial: server keys, and no ClientHello
+        plain = None
+        if conn is not None and conn.version == version:
+            plain = _decrypt(conn.keys, conn.iv, datagram, data, start, pn_offset, packet_end, conn.largest_pn, &pn)
+        if plain is None and (conn is None or conn.dcid != dcid or conn.version != version):
+            keys = self._keys_for(params, dcid)
+            plain = _decrypt(keys, keys.iv.to_bytes(12, "big"), datagram, data, start, pn_offset, packet_end, -1, &pn)
+            if plain is not None:
+                if conn is None:
+                    conn = _Conn(src, version, params, dcid, keys)
+                    self._add(key, conn, ts)
+                else:  # keys from a Retry we did not see, or a new version after negotiation
+                    conn.version = version
+                    conn.params = params
+                    conn.restart(dcid, keys)
+        if plain is None or conn is None:
+            self.decrypt_failures += 1
+            return None
+        if pn > conn.largest_pn:
+            conn.largest_pn = pn
+        return self._frames(conn, plain)
+
+    cdef _frames(self, _Conn conn, bytes payload):
+        """Walk the frames of a decrypted Initial, feeding CRYPTO data to the connection."""
+        cdef const uint8_t* data = payload
+        cdef Py_ssize_t end = len(payload), pos = 0, at
+        cdef int number = 0
+        cdef int crypto_frame = conn.params.crypto_frame
+        hello = []
+        while pos < end:
+            if data[pos] == 0x00:  # PADDING, usually up to the end of the packet
+                at = pos
+                while at < end and data[at] == 0:
+                    at += 1
+                if at == end:
+                    break
+                pos = at
+            number += 1
+            try:
+                pos = self._frame(conn, payload, data, pos, end, crypto_frame, hello)
+            except ValueError as e:
+                raise ValueError(f"frame #{number} (type {data[pos]:#x}): {e}") from None
+            if hello or pos < 0:
+                return hello[0] if hello else None
+        return None
+
+    cdef Py_ssize_t _frame(
+        self,
+        _Conn conn,
+        bytes payload,
+        const uint8_t* data,
+        Py_ssize_t pos,
+        Py_ssize_t end,
+        int crypto_frame,
+        list hello,
+    ) except? -2:
+        """The frame at ``pos``: where the next starts (-1: stop); a finished hello goes to
+        ``hello``."""
+        cdef int ftype = data[pos]
+        cdef int64_t offset, length, ignored
+        pos += 1
+        if ftype == crypto_frame:
+            pos = _varint(data, pos, end, "CRYPTO offset", &offset)
+            pos = _varint(data, pos, end, "CRYPTO length", &length)
+            if pos + length > end:
+                raise ValueError(f"CRYPTO length {length} > {end - pos} bytes left")
+            found = self._crypto(conn, offset, payload, data, pos, pos + length)
+            if found is not None:
+                hello.append(found)
+            return -1 if conn.done else pos + length
+        if ftype == 0x01:  # PING
+            return pos
+        if ftype == 0x02 or ftype == 0x03:  # ACK, ACK with ECN counts
+            return _skip_ack(data, pos, end, ftype == 0x03)
+        if ftype == 0x1C or ftype == 0x1D:  # CONNECTION_CLOSE
+            pos = _varint(data, pos, end, "error code", &ignored)
+            if ftype == 0x1C:
+                pos = _varint(data, pos, end, "frame type", &ignored)
+            pos = _varint(data, pos, end, "reason length", &length)
+            return pos + length
+        return -1  # a frame an Initial should not carry: nothing more we can read
+
+    cdef _crypto(
+        self,
+        _Conn conn,
+        int64_t offset,
+        bytes payload,
+        const uint8_t* data,
+        Py_ssize_t first,
+        Py_ssize_t last,
+    ):
+        """Add CRYPTO data ``payload[first:last]`` at ``offset``; the ClientHello once bytes
+        0 .. 4+length are in."""
+        cdef Py_ssize_t size = last - first, need
+        cdef int64_t stop = offset + size
+        cdef bytearray stream
+        if size == 0:
+            return None
+        if stop > self.max_crypto_bytes:
+            self._overflow(conn)
+            return None
+        if offset == 0 and not conn.ranges and size >= 4:  # the common single-frame case
+            if data[first] != 0x01:
+                conn.done = True
+                raise ValueError(f"CRYPTO data starts with handshake type {data[first]}")
+            need = 4 + ((<Py_ssize_t>data[first + 1] << 16) | (data[first + 2] << 8) | data[first + 3])
+            if need <= size:
+                conn.done = True
+                return QuicClientHello(conn.version, conn.dcid, payload[first : first + need])
+        stream = conn.stream
+        if stop > len(stream):
+            stream.extend(bytes(stop - len(stream)))
+        stream[offset:stop] = payload[first:last]
+        _add_range(conn.ranges, offset, stop)
+        head = conn.ranges[0]
+        if head[0] != 0 or head[1] < 4:
+            return None
+        if stream[0] != 0x01:
+            conn.done = True
+            raise ValueError(f"CRYPTO data starts with handshake type {stream[0]}")
+        need = 4 + ((<Py_ssize_t>stream[1] << 16) | (stream[2] << 8) | stream[3])
+        if need > self.max_crypto_bytes:
+            self._overflow(conn)
+            return None
+        if head[1] < need:
+            return None
+        conn.done = True
+        hello = bytes(stream[:need])
+        conn.stream = bytearray()
+        conn.ranges = []
+        return QuicClientHello(conn.version, conn.dcid, hello)
+
+    cdef _overflow(self, _Conn conn):
+        conn.done = True
+        conn.stream = bytearray()
+        conn.ranges = []
+        self.crypto_overflows += 1
+
+    cdef _keys_for(self, params, bytes dcid):
+        cache_key = (params.salt, dcid)
+        keys = self._keys.get(cache_key)
+        if keys is None:
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                del self._keys[next(iter(self._keys))]
+            keys = self._keys[cache_key] = _Keys(params, dcid)
+        return keys
+
+    cdef _add(self, key, _Conn conn, double ts):
+        conn.last_ts = ts
+        if len(self._conns) >= self.max_connections:
+            del self._conns[next(iter(self._conns))]
+            self.evictions += 1
+        self._conns[key] = conn
+
+    def expire(self, double now):
+        """Forget connections idle for more than ``timeout_s``; return how many were dropped."""
+        cdef double cutoff = now - self.timeout_s
+        stale = [key for key, conn in self._conns.items() if (<_Conn>conn).last_ts < cutoff]
+        for key in stale:
+            del self._conns[key]
+        return len(stale)
+
+
+cdef _decrypt(
+    keys,
+    bytes iv,
+    bytes datagram,
+    const uint8_t* data,
+    Py_ssize_t start,
+    Py_ssize_t pn_offset,
+    Py_ssize_t packet_end,
+    int64_t largest_pn,
+    int64_t* pn_out,
+):
+    """Remove header protection and decrypt (``QuicInitialTracker._decrypt``): the payload,
+    its packet number into ``pn_out``; None when the AEAD tag does not verify."""
+    cdef Py_ssize_t sample = pn_offset + 4, header_length, i
+    cdef bytes mask = keys.hp.update(datagram[sample : sample + 16])
+    cdef const uint8_t* m = mask
+    cdef uint8_t first = data[start] ^ (m[0] & 0x0F)
+    cdef int pn_len = (first & 3) + 1
+    cdef int64_t truncated = 0, pn
+    cdef unsigned char nonce[12]
+    cdef const uint8_t* iv_bytes = iv
+    for i in range(pn_len):
+        truncated = (truncated << 8) | (data[pn_offset + i] ^ m[1 + i])
+    pn = _decode_pn(truncated, pn_len, largest_pn)
+    header_length = pn_offset - start + pn_len
+    header = bytearray(datagram[start : start + header_length])
+    header[0] = first
+    for i in range(pn_len):
+        header[pn_offset - start + i] = (truncated >> (8 * (pn_len - 1 - i))) & 0xFF
+    memcpy(nonce, iv_bytes, 12)
+    for i in range(8):
+        nonce[11 - i] ^= (<uint64_t>pn >> (8 * i)) & 0xFF
+    try:
+        plain = keys.aead.decrypt(
+            bytes(nonce[:12]), datagram[pn_offset + pn_len : packet_end], bytes(header)
+        )
+    except InvalidTag:
+        return None
+    pn_out[0] = pn
+    return plain
+
+
+cdef Py_ssize_t _skip_ack(const uint8_t* data, Py_ssize_t pos, Py_ssize_t end, bint ecn) except -1:
+    # ACK frame (RFC 9000 section 19.3): largest, delay, range count, first range, ranges, ECN.
+    cdef int64_t value, count, i
+    pos = _varint(data, pos, end, "ACK largest acknowledged", &value)
+    pos = _varint(data, pos, end, "ACK delay", &value)
+    pos = _varint(data, pos, end, "ACK range count", &count)
+    pos = _varint(data, pos, end, "ACK first range", &value)
+    if count > end - pos:
+        raise ValueError(f"ACK range count {count} > {end - pos} bytes left")
+    for i in range(2 * count + (3 if ecn else 0)):
+        pos = _varint(data, pos, end, "ACK range", &value)
+    return pos

@@ -1,0 +1,238 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The ClientHello readers of ``monitor.extract.tls``, compiled with Cython.
+
+``parse_client_hello_message``, ``parse_client_hello_records`` and ``find_client_hello_record``
+with the same rules, results and errors as the Python module, reading lengths and extensions
+with C arithmetic instead of slices and ``struct`` calls. What is rare stays in the Python
+module and is called from here: a ClientHello spread over several records, the SSLv2 form, and
+the normalisation of the server name (``monitor.hostnames``).
+
+``tests/monitor/extract/test_tls.py`` runs its parser tests on both; the extractor takes these
+when they were built (setup.py, when a C compiler is there). Keep the two in step.
+"""
+
+from libc.stdint cimport uint8_t
+from libc.string cimport memchr
+
+from monitor.extract.tls import (
+    MAX_CLIENT_HELLO_BYTES,
+    MAX_RECORD_LEN,
+    ClientHello,
+    _looks_like_sslv2_client_hello,
+    _parse_records_slow,
+    _parse_sslv2_client_hello,
+)
+from monitor.hostnames import normalise_hostname
+
+cdef enum:
+    CONTENT_TYPE_HANDSHAKE = 22
+    HANDSHAKE_CLIENT_HELLO = 1
+    EXT_SERVER_NAME = 0
+    EXT_ALPN = 16
+    EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
+    RECORD_HEADER_LEN = 5
+
+cdef Py_ssize_t _MAX_MESSAGE = MAX_CLIENT_HELLO_BYTES
+cdef Py_ssize_t _MAX_RECORD = MAX_RECORD_LEN
+_NO_ALPN = ()
+
+
+cdef inline int _u16(const uint8_t* p) noexcept nogil:
+    return (p[0] << 8) | p[1]
+
+
+def parse_client_hello_message(bytes msg):
+    """``tls.parse_client_hello_message``: the ClientHello of a handshake message, None
+    when ``msg`` is shorter than the message."""
+    cdef const uint8_t* data = msg
+    cdef Py_ssize_t n = len(msg), length
+    if n == 0:
+        return None
+    if data[0] != HANDSHAKE_CLIENT_HELLO:
+        raise ValueError(f"handshake type {data[0]}, expected ClientHello (1)")
+    if n < 4:
+        return None
+    length = (<Py_ssize_t>data[1] << 16) | (data[2] << 8) | data[3]
+    if length > _MAX_MESSAGE - 4:
+        raise ValueError(f"ClientHello length {length} > limit {_MAX_MESSAGE - 4}")
+    if n < 4 + length:
+        return None
+    return _parse_body(msg, data, 4, 4 + length)
+
+
+def find_client_hello_record(bytes stream, Py_ssize_t start=0):
+    """``tls.find_client_hello_record``: the offset (>= start) of the first bytes that look
+    like a TLS record carrying a ClientHello, or -1."""
+    cdef const uint8_t* data = stream
+    cdef Py_ssize_t n = len(stream), i, length
+    cdef const uint8_t* hit
+    if start < 0:
+        start = 0
+    if start < n and data[start] & 0x80 and _looks_like_sslv2_client_hello(stream, start):
+        return start
+    i = start
+    while i + 1 < n:
+        hit = <const uint8_t*>memchr(data + i, 0x16, n - 1 - i)
+        if hit == NULL:
+            break
+        i = hit - data
+        if data[i + 1] != 0x03:
+            i += 1
+            continue
+        if i + 2 >= n:
+            return i
+        if data[i + 2] <= 4:
+            if i + 5 > n:
+                return i
+            length = _u16(data + i + 3)
+            if 1 <= length <= _MAX_RECORD and (i + 5 == n or data[i + 5] == 1):
+                return i
+        i += 1
+    if n > start and data[n - 1] == CONTENT_TYPE_HANDSHAKE:
+        return n - 1
+    return -1
+
+
+def parse_client_hello_records(bytes stream):
+    """``tls.parse_client_hello_records``: the ClientHello carried by the TLS handshake
+    records at the start of ``stream``; None when more bytes are needed."""
+    cdef const uint8_t* data = stream
+    cdef Py_ssize_t n = len(stream), record_len, msg_len
+    if n == 0:
+        return None
+    if data[0] != CONTENT_TYPE_HANDSHAKE:
+        if data[0] & 0x80:
+            return _parse_sslv2_client_hello(stream)
+        raise ValueError(f"record #0: content type {data[0]}, expected handshake (22)")
+    if n >= RECORD_HEADER_LEN + 4:  # the whole ClientHello in the first record, as usual
+        record_len = _u16(data + 3)
+        msg_len = (<Py_ssize_t>data[6] << 16) | (data[7] << 8) | data[8]
+        if (
+            data[1] == 3
+            and data[5] == HANDSHAKE_CLIENT_HELLO
+            and 4 + msg_len <= record_len <= _MAX_RECORD
+            and RECORD_HEADER_LEN + 4 + msg_len <= n
+            and msg_len <= _MAX_MESSAGE - 4
+        ):
+            return _parse_body(stream, data, RECORD_HEADER_LEN + 4, RECORD_HEADER_LEN + 4 + msg_len)
+    return _parse_records_slow(stream)
+
+
+cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end):
+    """``tls._parse_body``: the ClientHello body in ``buf[pos:end]``."""
+    cdef int version, ext_type, length, index = 0
+    cdef Py_ssize_t p, ext_len, ext_end
+    cdef bint sni_seen = False, alpn_seen = False, has_ech = False
+    if end - pos < 35:
+        raise ValueError(f"ClientHello body: {end - pos} bytes, need 35 up to the session id")
+    version = _u16(buf + pos)
+    p = pos + 34  # legacy_version (2) + random (32)
+    p += 1 + buf[p]  # session id
+    if p + 2 > end:
+        raise ValueError(f"session id: length {buf[pos + 34]} leaves no room for cipher suites")
+    p += 2 + _u16(buf + p)  # cipher suites
+    if p + 1 > end:
+        raise ValueError("cipher suites: length runs past the end of the ClientHello")
+    p += 1 + buf[p]  # compression methods
+    if p > end:
+        raise ValueError("compression methods: length runs past the end of the ClientHello")
+    if p == end:
+        return ClientHello(None, False, _NO_ALPN, version)  # no extensions (SSLv3, early TLS)
+    if p + 2 > end:
+        raise ValueError("extensions: 1 byte left, need a 2-byte length")
+    ext_len = _u16(buf + p)
+    p += 2
+    ext_end = p + ext_len
+    error = None
+    if ext_end > end:
+        error = f"extensions: length {ext_len} > remaining {end - p}"
+        ext_end = end
+    sni = None
+    alpn = _NO_ALPN
+    while p < ext_end:
+        if p + 4 > ext_end:
+            error = f"extension #{index}: header needs 4 bytes, {ext_end - p} left"
+            break
+        ext_type = _u16(buf + p)
+        length = _u16(buf + p + 2)
+        p += 4
+        if p + length > ext_end:
+            error = (
+                f"extension #{index} (type {ext_type}): length {length} > remaining {ext_end - p}"
+            )
+            break
+        if ext_type == EXT_SERVER_NAME and not sni_seen:
+            sni_seen = True
+            try:
+                sni = _server_name(source, buf, p, p + length)
+            except ValueError as e:
+                error = f"extension #{index} (server_name): {e}"
+                break
+        elif ext_type == EXT_ALPN and not alpn_seen:
+            alpn_seen = True
+            try:
+                alpn = _alpn(source, buf, p, p + length)
+            except ValueError as e:
+                error = f"extension #{index} (alpn): {e}"
+                break
+        elif ext_type == EXT_ENCRYPTED_CLIENT_HELLO:
+            has_ech = True
+        p += length
+        index += 1
+    if error is not None and sni is None:
+        raise ValueError(error)
+    return ClientHello(sni, has_ech, alpn, version)
+
+
+cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end):
+    """``tls._server_name``: the first host_name of a server_name extension."""
+    cdef Py_ssize_t list_len, list_end, name_len
+    cdef int entry = 0, name_type
+    if end - p < 2:
+        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+    list_len = _u16(buf + p)
+    p += 2
+    if list_len > end - p:
+        raise ValueError(f"list length {list_len} > remaining {end - p}")
+    list_end = p + list_len
+    while p < list_end:
+        if p + 3 > list_end:
+            raise ValueError(f"entry #{entry}: header needs 3 bytes, {list_end - p} left")
+        name_type = buf[p]
+        name_len = _u16(buf + p + 1)
+        p += 3
+        if name_len > list_end - p:
+            raise ValueError(f"entry #{entry}: length {name_len} > remaining {list_end - p}")
+        if name_type == 0:  # host_name
+            if name_len == 0:
+                raise ValueError(f"entry #{entry}: empty host_name")
+            raw = source[p : p + name_len]
+            try:
+                name = raw.decode("ascii")
+            except UnicodeDecodeError:
+                name = raw.decode("utf-8", "backslashreplace")
+            return normalise_hostname(name)
+        p += name_len
+        entry += 1
+    return None
+
+
+cdef tuple _alpn(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end):
+    """``tls._alpn``: the protocol names of an ALPN extension."""
+    cdef Py_ssize_t list_len, list_end, name_len
+    if end - p < 2:
+        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+    list_len = _u16(buf + p)
+    p += 2
+    if list_len > end - p:
+        raise ValueError(f"list length {list_len} > remaining {end - p}")
+    list_end = p + list_len
+    names = []
+    while p < list_end:
+        name_len = buf[p]
+        p += 1
+        if name_len == 0 or name_len > list_end - p:
+            raise ValueError(f"protocol #{len(names)}: length {name_len} not in 1..{list_end - p}")
+        names.append(source[p : p + name_len].decode("ascii", "backslashreplace"))
+        p += name_len
+    return tuple(names)

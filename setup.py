@@ -2,8 +2,8 @@
 
 Everything else is in pyproject.toml. Each module is a twin of Python code that stays (the
 tests run both): ``monitor._scanloop`` (the record loop of ``hallmonitor scan``) and
-``monitor.extract._quic`` (the QUIC Initial tracker) and ``monitor.extract._tls`` (the
-ClientHello readers). They are optional extensions, so a
+``monitor.extract._quic`` (the QUIC Initial tracker), ``monitor.extract._reassembly`` (the TCP
+stream reassembler) and ``monitor.extract._tls`` (the ClientHello readers). They are optional extensions, so a
 machine without a C compiler installs Hall Monitor all the same (with a warning) and runs the
 Python code.
 """
@@ -11,15 +11,14 @@ Python code.
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-COMPILED = {
-    "monitor._scanloop": "monitor/_scanloop.pyx",
-    "monitor.extract._quic": "monitor/extract/_quic.pyx",
-    "monitor.extract._tls": "monitor/extract/_tls.pyx",
-}
+COMPILED = [
+    Extension("monitor._scanloop", ["monitor/_scanloop.pyx"], optional=True),
+    # The QUIC twin decrypts with OpenSSL's libcrypto (headers: Debian's libssl-dev).
+    Extension(
+        "monitor.extract._quic", ["monitor/extract/_quic.pyx"], libraries=["crypto"], optional=True
+    ),
+    Extension("monitor.extract._reassembly", ["monitor/extract/_reassembly.pyx"], optional=True),
+    Extension("monitor.extract._tls", ["monitor/extract/_tls.pyx"], optional=True),
+]
 
-setup(
-    ext_modules=cythonize(
-        [Extension(name, [source], optional=True) for name, source in COMPILED.items()],
-        compiler_directives={"language_level": "3"},
-    )
-)
+setup(ext_modules=cythonize(COMPILED, compiler_directives={"language_level": "3"}))

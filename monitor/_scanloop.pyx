@@ -22,10 +22,13 @@ from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
 from monitor.decode import cached_ipv6, cached_mac, format_ipv6, format_mac
+from monitor.extract.quic import looks_like_quic_long_header
 from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE
 from monitor.scan import render_jsonl
 from monitor.sources.pcap import MAX_RECORD_BYTES
-from monitor.values import Frame, Packet
+from monitor.values import Frame, Packet, Proto
+
+PROTO_QUIC = Proto.QUIC
 
 cdef enum:
     RECORD_HEADER_BYTES = 16
@@ -41,6 +44,8 @@ cdef enum:
     PORT_LOCAL_DNS = 8
     IPPROTO_TCP = 6
     IPPROTO_UDP = 17
+    TCP_FIN = 0x01
+    TCP_RST = 0x04
 
 cdef object _new_tuple = tuple.__new__
 
@@ -58,7 +63,22 @@ cdef inline uint32_t _le32(const uint8_t* p) noexcept nogil:
 
 
 cdef inline str _ipv4_text(const uint8_t* a):
-    return f"{a[0]}.{a[1]}.{a[2]}.{a[3]}"
+    # Dotted decimal written in C: an f-string of four integers costs several times more.
+    cdef char text[16]
+    cdef int length = 0, i, value
+    for i in range(4):
+        value = a[i]
+        if value >= 100:
+            text[length] = 48 + value // 100
+            length += 1
+        if value >= 10:
+            text[length] = 48 + value // 10 % 10
+            length += 1
+        text[length] = 48 + value % 10
+        length += 1
+        text[length] = 46  # "."
+        length += 1
+    return PyUnicode_DecodeASCII(text, length - 1, NULL)
 
 
 cdef inline str _ipv6_text(const uint8_t* a):
@@ -242,6 +262,8 @@ cdef class _FrameLoop:
     cdef int share, shares
     cdef list line_frames
     cdef Py_ssize_t tagged
+    cdef object counters, count_bug, streams, feed_stream, buffers, evicted, dns_stream
+    cdef object tls_stream, dhcp, looks_like_quic, feed_quic, read_hello, hello_observation
 
     def __init__(self, walk):
         pipeline = walk.pipeline
@@ -273,6 +295,20 @@ cdef class _FrameLoop:
         self.shares = walk.shares
         self.line_frames = walk.line_frames
         self.tagged = len(self.lines)
+        # What ``Extractor._feed_tcp`` and ``_feed_udp`` use, for their twins here.
+        self.counters = pipeline.counters
+        self.count_bug = pipeline.count_bug
+        self.streams = extractor.streams
+        self.feed_stream = extractor.streams.feed
+        self.buffers = extractor._buffers
+        self.evicted = extractor.streams.evicted
+        self.dns_stream = extractor._dns_stream
+        self.tls_stream = extractor._tls_stream
+        self.dhcp = extractor._dhcp
+        self.looks_like_quic = looks_like_quic_long_header
+        self.feed_quic = extractor.quic.feed
+        self.read_hello = extractor.hello_readers.parse_client_hello_message
+        self.hello_observation = extractor._hello_observation
         if self.shares < 1 or not 0 <= self.share < self.shares:
             raise ValueError(f"share {self.share} of {self.shares}")
 
@@ -432,23 +468,7 @@ cdef class _FrameLoop:
                         self._advance(ts)
                         return
                     self.fast_frames += 1
-                    packet = _new_tuple(
-                        Packet,
-                        (
-                            ts,
-                            src,
-                            dst,
-                            IPPROTO_UDP,
-                            source_port,
-                            destination_port,
-                            data[first:stop],
-                            _mac_text(frame + 6),
-                            None if vlan == 0 else vlan,
-                            0,
-                            0,
-                        ),
-                    )
-                    self._add(self.process_packet(packet))
+                    self._udp(ts, src, dst, source_port, destination_port, data[first:stop], frame + 6, vlan)
                     return
             elif protocol == IPPROTO_TCP and payload_length >= 20:
                 seq = _be32(data + transport + 4)
@@ -474,23 +494,10 @@ cdef class _FrameLoop:
                         self.fast_packets += 1
                         self._advance(ts)
                         return
-                    packet = _new_tuple(
-                        Packet,
-                        (
-                            ts,
-                            src,
-                            dst,
-                            IPPROTO_TCP,
-                            source_port,
-                            destination_port,
-                            data[first:ip_end],
-                            _mac_text(frame + 6),
-                            None if vlan == 0 else vlan,
-                            seq,
-                            tcp_flags,
-                        ),
+                    self._tcp(
+                        ts, src, dst, source_port, destination_port, data[first:ip_end],
+                        frame + 6, vlan, seq, tcp_flags,
                     )
-                    self._add(self.process_packet(packet))
                     return
         # -- every other frame: the general path -------------------------------------------
         general = _new_tuple(Frame, (ts, linktype, data[start:end]))
@@ -498,6 +505,146 @@ cdef class _FrameLoop:
             self._add(self.process(general))
         else:
             self._add(self.process_shared(general, self.owns_packet, self._owns_frame(index)))
+
+    # -- twins of ``Pipeline.process_packet`` with ``Extractor._feed_tcp`` and ``_feed_udp`` ---
+    # The same calls on the same extractor state, in the same order, without the Packet (made
+    # only for a segment that completes stream bytes, or a datagram that yields a name) and
+    # without four Python calls a packet.
+
+    cdef _tcp(
+        self,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        bytes payload,
+        const uint8_t* mac,
+        int vlan,
+        uint32_t seq,
+        int tcp_flags,
+    ):
+        """A TCP segment, as ``process_packet`` (``Extractor._feed_tcp``) reads it."""
+        cdef const uint8_t* kinds = self.kinds
+        self.fast_packets += 1
+        flow = (src, source_port, dst, destination_port)
+        try:
+            self._advance(ts)
+            data = self.feed_stream(flow, ts, seq, tcp_flags, payload)
+            evicted = self.evicted
+            if evicted:
+                for gone in evicted:
+                    self.buffers.pop(gone, None)
+                evicted.clear()
+            if self.streams.skipped_gap:
+                self.buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
+            observations = None
+            if data:
+                packet = _new_tuple(
+                    Packet,
+                    (
+                        ts, src, dst, IPPROTO_TCP, source_port, destination_port, payload,
+                        _mac_text(mac), None if vlan == 0 else vlan, seq, tcp_flags,
+                    ),
+                )
+                if kinds[destination_port] & PORT_DNS or kinds[source_port] & PORT_DNS:
+                    observations = self.dns_stream(packet, flow, data)
+                else:
+                    observations = self.tls_stream(packet, flow, data)
+            if tcp_flags & (TCP_FIN | TCP_RST):
+                self.buffers.pop(flow, None)
+        except ValueError:
+            self._malformed("extract")
+            observations = None
+        except Exception as e:
+            self.count_bug("extract", e)
+            observations = None
+        self._add_extracted(observations)
+
+    cdef _udp(
+        self,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        bytes payload,
+        const uint8_t* mac,
+        int vlan,
+    ):
+        """A UDP datagram of no DNS port, not empty: as ``process_packet``
+        (``Extractor._feed_udp``) reads it: DHCP, or a QUIC long header."""
+        cdef const uint8_t* kinds = self.kinds
+        self.fast_packets += 1
+        try:
+            self._advance(ts)
+            if kinds[destination_port] & PORT_DHCP and kinds[source_port] & PORT_DHCP:
+                packet = _new_tuple(
+                    Packet,
+                    (
+                        ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload,
+                        _mac_text(mac), None if vlan == 0 else vlan, 0, 0,
+                    ),
+                )
+                observations = self.dhcp(packet)
+            elif payload[0] & 0x80:
+                observations = self._quic(ts, src, dst, source_port, destination_port, payload, mac, vlan)
+            else:
+                observations = None
+        except ValueError:
+            self._malformed("extract")
+            observations = None
+        except Exception as e:
+            self.count_bug("extract", e)
+            observations = None
+        self._add_extracted(observations)
+
+    cdef _quic(
+        self,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        bytes payload,
+        const uint8_t* mac,
+        int vlan,
+    ):
+        """``Extractor._quic``."""
+        if not self.looks_like_quic(payload):
+            return None
+        try:
+            found = self.feed_quic((src, source_port, dst, destination_port), ts, payload)
+        except ValueError:
+            self._malformed("quic")
+            return None
+        if found is None:
+            return None
+        try:
+            hello = self.read_hello(found.client_hello)
+        except ValueError:
+            self._malformed("quic")
+            return None
+        if hello is None or hello.sni is None:
+            return None
+        packet = _new_tuple(
+            Packet,
+            (
+                ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload,
+                _mac_text(mac), None if vlan == 0 else vlan, 0, 0,
+            ),
+        )
+        return [self.hello_observation(packet, PROTO_QUIC, hello)]
+
+    cdef _malformed(self, str stage):
+        malformed = self.counters.malformed
+        malformed[stage] = malformed.get(stage, 0) + 1
+
+    cdef _add_extracted(self, observations):
+        """``_add`` for what the twins above extracted, counted as ``process_packet`` counts."""
+        if observations:
+            self.counters.observations += len(observations)
+        self._add(observations)
 
     cdef _dns(
         self,

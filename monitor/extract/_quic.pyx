@@ -5,20 +5,58 @@ The same connections, rules, counters and errors as the Python tracker, decision
 what changes is the cost of reading a packet. Headers, packet numbers, frames and the common
 CRYPTO frame are read from the datagram's bytes with C arithmetic, where the Python tracker
 spends most of a connection's 100-odd microseconds slicing bytes and calling small functions.
-The cryptography is the same calls on the same objects: the keys come from the Python module's
-``_Keys`` (hashlib and ``cryptography``), and so do the version table, the rare reassembly of
-CRYPTO data out of order (``_add_range``) and the result type.
+The cryptography is OpenSSL's libcrypto, called directly (HMAC-SHA256 for the HKDF steps,
+AES-128-ECB for header protection, AES-128-GCM for the payload): the Python tracker reaches
+the same primitives through hashlib and ``cryptography``, and pays about 40 microseconds a
+connection for the Python objects around them. The version table, the rare reassembly of
+CRYPTO data out of order (``_add_range``) and the result type come from the Python module.
 
 ``tests/monitor/extract/test_quic.py`` runs every test on both trackers; the extractor takes
 this one when it was built (setup.py, when a C compiler is there). Keep the two in step.
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-from cryptography.exceptions import InvalidTag
+from monitor.extract.quic import _CLIENT_IN, _GREASE, _VERSIONS, QuicClientHello, _add_range
 
-from monitor.extract.quic import _GREASE, _VERSIONS, QuicClientHello, _add_range, _Keys
+
+cdef extern from "openssl/evp.h":
+    ctypedef struct EVP_MD
+    ctypedef struct EVP_CIPHER
+    ctypedef struct EVP_CIPHER_CTX
+    ctypedef struct ENGINE
+    int EVP_CTRL_GCM_SET_TAG
+    const EVP_MD* EVP_sha256()
+    const EVP_CIPHER* EVP_aes_128_ecb()
+    const EVP_CIPHER* EVP_aes_128_gcm()
+    EVP_CIPHER_CTX* EVP_CIPHER_CTX_new()
+    void EVP_CIPHER_CTX_free(EVP_CIPHER_CTX* ctx)
+    int EVP_CIPHER_CTX_set_padding(EVP_CIPHER_CTX* ctx, int padding)
+    int EVP_CIPHER_CTX_ctrl(EVP_CIPHER_CTX* ctx, int type, int arg, void* ptr)
+    int EVP_EncryptInit_ex(
+        EVP_CIPHER_CTX* ctx, const EVP_CIPHER* cipher, ENGINE* impl,
+        const unsigned char* key, const unsigned char* iv,
+    )
+    int EVP_EncryptUpdate(
+        EVP_CIPHER_CTX* ctx, unsigned char* out, int* outl, const unsigned char* data, int inl
+    )
+    int EVP_DecryptInit_ex(
+        EVP_CIPHER_CTX* ctx, const EVP_CIPHER* cipher, ENGINE* impl,
+        const unsigned char* key, const unsigned char* iv,
+    )
+    int EVP_DecryptUpdate(
+        EVP_CIPHER_CTX* ctx, unsigned char* out, int* outl, const unsigned char* data, int inl
+    )
+    int EVP_DecryptFinal_ex(EVP_CIPHER_CTX* ctx, unsigned char* out, int* outl)
+
+
+cdef extern from "openssl/hmac.h":
+    unsigned char* HMAC(
+        const EVP_MD* md, const void* key, int key_len, const unsigned char* data, size_t n,
+        unsigned char* out, unsigned int* out_len,
+    )
 
 cdef int64_t _PN_LIMIT = 1LL << 62
 cdef int _KEY_CACHE_SIZE = 4096
@@ -67,10 +105,103 @@ cdef int64_t _decode_pn(int64_t truncated, int pn_len, int64_t largest) noexcept
     return candidate
 
 
+cdef enum:
+    SHA256_BYTES = 32
+    AEAD_TAG_BYTES = 16
+
+
+cdef int _expand(
+    const unsigned char* secret, bytes info, unsigned char* out, Py_ssize_t length
+) except -1:
+    # HKDF-Expand (RFC 5869) for one SHA-256 block: HMAC(secret, info || 0x01), cut to length.
+    cdef bytes message = info + b"\x01"
+    cdef unsigned char block[SHA256_BYTES]
+    if HMAC(EVP_sha256(), secret, SHA256_BYTES, message, len(message), block, NULL) == NULL:
+        raise MemoryError("HMAC-SHA256 failed")
+    memcpy(out, block, length)
+    return 0
+
+
+cdef class _Keys:
+    """Client Initial keys for one DCID (``quic._Keys``): the AEAD key and IV, and the
+    header-protection and AEAD contexts, ready to use."""
+
+    cdef unsigned char key[16]
+    cdef unsigned char iv[12]
+    cdef EVP_CIPHER_CTX* hp
+    cdef EVP_CIPHER_CTX* aead
+
+    def __cinit__(self):
+        self.hp = EVP_CIPHER_CTX_new()
+        self.aead = EVP_CIPHER_CTX_new()
+        if self.hp == NULL or self.aead == NULL:
+            raise MemoryError("EVP_CIPHER_CTX_new failed")
+
+    def __dealloc__(self):
+        EVP_CIPHER_CTX_free(self.hp)
+        EVP_CIPHER_CTX_free(self.aead)
+
+    cdef derive(self, params, bytes dcid):
+        """HKDF-Extract(salt, DCID), then "client in", then key, IV and HP key (RFC 9001
+        section 5.2; RFC 9369 section 3.3 for v2's labels)."""
+        cdef bytes salt = params.salt
+        cdef unsigned char initial[SHA256_BYTES]
+        cdef unsigned char secret[SHA256_BYTES]
+        cdef unsigned char hp_key[16]
+        key_info, iv_info, hp_info = params.labels
+        if HMAC(EVP_sha256(), <const char*>salt, len(salt), dcid, len(dcid), initial, NULL) == NULL:
+            raise MemoryError("HMAC-SHA256 failed")
+        _expand(initial, _CLIENT_IN, secret, SHA256_BYTES)
+        _expand(secret, key_info, self.key, 16)
+        _expand(secret, iv_info, self.iv, 12)
+        _expand(secret, hp_info, hp_key, 16)
+        if (
+            not EVP_EncryptInit_ex(self.hp, EVP_aes_128_ecb(), NULL, hp_key, NULL)
+            or not EVP_CIPHER_CTX_set_padding(self.hp, 0)
+            or not EVP_DecryptInit_ex(self.aead, EVP_aes_128_gcm(), NULL, self.key, NULL)
+        ):
+            raise MemoryError("could not set up AES contexts")
+
+    cdef bint mask(self, const unsigned char* sample, unsigned char* out) noexcept:
+        """The header-protection mask of a 16-byte sample (AES-ECB)."""
+        cdef int written = 0
+        return EVP_EncryptUpdate(self.hp, out, &written, sample, 16) and written == 16
+
+    cdef open(
+        self,
+        const unsigned char* nonce,
+        const unsigned char* header,
+        int header_length,
+        const unsigned char* sealed,
+        Py_ssize_t sealed_length,
+    ):
+        """The plaintext of ``sealed`` (ciphertext, then the 16-byte tag) with ``header`` as
+        associated data; None when the tag does not verify."""
+        cdef Py_ssize_t length = sealed_length - AEAD_TAG_BYTES
+        cdef int written = 0, last = 0
+        cdef unsigned char* out
+        if length < 0:
+            return None
+        plain = PyBytes_FromStringAndSize(NULL, length)
+        out = <unsigned char*>PyBytes_AS_STRING(plain)
+        if (
+            EVP_DecryptInit_ex(self.aead, NULL, NULL, NULL, nonce)
+            and EVP_DecryptUpdate(self.aead, NULL, &written, header, header_length)
+            and EVP_DecryptUpdate(self.aead, out, &written, sealed, <int>length)
+            and EVP_CIPHER_CTX_ctrl(
+                self.aead, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_BYTES, <void*>(sealed + length)
+            )
+            and EVP_DecryptFinal_ex(self.aead, out + written, &last) > 0
+        ):
+            return plain
+        return None
+
+
 cdef class _Conn:
     """One QUIC connection's Initial state, from the client's side (``quic._Conn``)."""
 
-    cdef object client, params, dcid, keys, iv
+    cdef object client, params, dcid
+    cdef _Keys keys
     cdef uint32_t version
     cdef int64_t largest_pn
     cdef double last_ts
@@ -78,7 +209,7 @@ cdef class _Conn:
     cdef bytearray stream
     cdef list ranges
 
-    def __cinit__(self, client, uint32_t version, params, bytes dcid, keys):
+    def __cinit__(self, client, uint32_t version, params, bytes dcid, _Keys keys):
         self.client = client
         self.version = version
         self.params = params
@@ -87,10 +218,9 @@ cdef class _Conn:
         self.done = False
         self.restart(dcid, keys)
 
-    cdef restart(self, bytes dcid, keys):
+    cdef restart(self, bytes dcid, _Keys keys):
         self.dcid = dcid
         self.keys = keys
-        self.iv = keys.iv.to_bytes(12, "big")
         self.largest_pn = -1
         self.stream = bytearray()
         self.ranges = []
@@ -254,10 +384,10 @@ cdef class QuicInitialTracker:
                 return None  # the server's Initial: server keys, and no ClientHello
         plain = None
         if conn is not None and conn.version == version:
-            plain = _decrypt(conn.keys, conn.iv, datagram, data, start, pn_offset, packet_end, conn.largest_pn, &pn)
+            plain = _decrypt(conn.keys, data, start, pn_offset, packet_end, conn.largest_pn, &pn)
         if plain is None and (conn is None or conn.dcid != dcid or conn.version != version):
             keys = self._keys_for(params, dcid)
-            plain = _decrypt(keys, keys.iv.to_bytes(12, "big"), datagram, data, start, pn_offset, packet_end, -1, &pn)
+            plain = _decrypt(keys, data, start, pn_offset, packet_end, -1, &pn)
             if plain is not None:
                 if conn is None:
                     conn = _Conn(src, version, params, dcid, keys)
@@ -389,13 +519,17 @@ cdef class QuicInitialTracker:
         conn.ranges = []
         self.crypto_overflows += 1
 
-    cdef _keys_for(self, params, bytes dcid):
+    cdef _Keys _keys_for(self, params, bytes dcid):
+        cdef _Keys keys
         cache_key = (params.salt, dcid)
-        keys = self._keys.get(cache_key)
-        if keys is None:
-            if len(self._keys) >= _KEY_CACHE_SIZE:
-                del self._keys[next(iter(self._keys))]
-            keys = self._keys[cache_key] = _Keys(params, dcid)
+        found = self._keys.get(cache_key)
+        if found is not None:
+            return <_Keys>found
+        if len(self._keys) >= _KEY_CACHE_SIZE:
+            del self._keys[next(iter(self._keys))]
+        keys = _Keys()
+        keys.derive(params, dcid)
+        self._keys[cache_key] = keys
         return keys
 
     cdef _add(self, key, _Conn conn, double ts):
@@ -415,9 +549,7 @@ cdef class QuicInitialTracker:
 
 
 cdef _decrypt(
-    keys,
-    bytes iv,
-    bytes datagram,
+    _Keys keys,
     const uint8_t* data,
     Py_ssize_t start,
     Py_ssize_t pn_offset,
@@ -427,32 +559,42 @@ cdef _decrypt(
 ):
     """Remove header protection and decrypt (``QuicInitialTracker._decrypt``): the payload,
     its packet number into ``pn_out``; None when the AEAD tag does not verify."""
-    cdef Py_ssize_t sample = pn_offset + 4, header_length, i
-    cdef bytes mask = keys.hp.update(datagram[sample : sample + 16])
-    cdef const uint8_t* m = mask
-    cdef uint8_t first = data[start] ^ (m[0] & 0x0F)
-    cdef int pn_len = (first & 3) + 1
-    cdef int64_t truncated = 0, pn
+    cdef unsigned char m[16]
     cdef unsigned char nonce[12]
-    cdef const uint8_t* iv_bytes = iv
+    cdef unsigned char header[64]
+    cdef unsigned char* aad
+    cdef uint8_t first
+    cdef int pn_len, i
+    cdef Py_ssize_t header_length
+    cdef int64_t truncated = 0, pn
+    if not keys.mask(data + pn_offset + 4, m):
+        return None
+    first = data[start] ^ (m[0] & 0x0F)
+    pn_len = (first & 3) + 1
     for i in range(pn_len):
         truncated = (truncated << 8) | (data[pn_offset + i] ^ m[1 + i])
     pn = _decode_pn(truncated, pn_len, largest_pn)
     header_length = pn_offset - start + pn_len
-    header = bytearray(datagram[start : start + header_length])
-    header[0] = first
+    # A long header: 7 bytes, two CIDs of at most 20, a varint token length (at most 8) and
+    # Length (at most 8): the token itself can make it longer than the buffer.
+    if header_length <= 64:
+        memcpy(header, data + start, header_length)
+        header_bytes = None
+        aad = header
+    else:
+        header_bytes = PyBytes_FromStringAndSize(<const char*>(data + start), header_length)
+        aad = <unsigned char*>PyBytes_AS_STRING(header_bytes)
+    aad[0] = first
     for i in range(pn_len):
-        header[pn_offset - start + i] = (truncated >> (8 * (pn_len - 1 - i))) & 0xFF
-    memcpy(nonce, iv_bytes, 12)
+        aad[pn_offset - start + i] = (truncated >> (8 * (pn_len - 1 - i))) & 0xFF
+    memcpy(nonce, keys.iv, 12)
     for i in range(8):
         nonce[11 - i] ^= (<uint64_t>pn >> (8 * i)) & 0xFF
-    try:
-        plain = keys.aead.decrypt(
-            bytes(nonce[:12]), datagram[pn_offset + pn_len : packet_end], bytes(header)
-        )
-    except InvalidTag:
-        return None
-    pn_out[0] = pn
+    plain = keys.open(
+        nonce, aad, <int>header_length, data + pn_offset + pn_len, packet_end - pn_offset - pn_len
+    )
+    if plain is not None:
+        pn_out[0] = pn
     return plain
 
 

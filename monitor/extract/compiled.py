@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from monitor.extract import quic, tls
+from monitor.extract import quic, reassembly, tls
 
 
 def quic_tracker(compiled: bool | None = None) -> quic.InitialTracker:
@@ -21,6 +21,16 @@ def quic_tracker(compiled: bool | None = None) -> quic.InitialTracker:
         return quic.QuicInitialTracker()
     tracker: quic.InitialTracker = twin.QuicInitialTracker()
     return tracker
+
+
+def stream_reassembler(compiled: bool | None = None) -> reassembly.Reassembler:
+    """A new TCP stream reassembler with the default bounds (``compiled`` as for
+    ``quic_tracker``)."""
+    twin = _twin("monitor.extract._reassembly", compiled)
+    if twin is None:
+        return reassembly.StreamReassembler()
+    reassembler: reassembly.Reassembler = twin.StreamReassembler()
+    return reassembler
 
 
 def hello_readers(compiled: bool | None = None) -> tls.HelloReaders:

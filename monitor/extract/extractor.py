@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from monitor.extract import compiled as twins
 from monitor.extract import dhcp, dns, quic, tls
-from monitor.extract.reassembly import StreamReassembler
+from monitor.extract.reassembly import Reassembler
 from monitor.values import (
     IPPROTO_TCP,
     IPPROTO_UDP,
@@ -173,15 +173,18 @@ class Extractor:
         counters: StageCounters,
         *,
         dns_ports: Iterable[int] = dns.DNS_PORTS,
-        reassembler: StreamReassembler | None = None,
+        reassembler: Reassembler | None = None,
         quic_tracker: quic.InitialTracker | None = None,
         compiled: bool | None = None,
     ) -> None:
         self.counters = counters
         self.dns_ports = frozenset(dns_ports)
-        self.streams = reassembler if reassembler is not None else StreamReassembler()
+        self.streams = (
+            reassembler if reassembler is not None else twins.stream_reassembler(compiled)
+        )
         self.quic = quic_tracker if quic_tracker is not None else twins.quic_tracker(compiled)
-        self._hello = twins.hello_readers(compiled)
+        self.hello_readers = twins.hello_readers(compiled)
+        """The ClientHello readers (``monitor.extract.tls`` or its compiled twin)."""
         self._buffers: dict[FlowKey, bytearray] = {}
         self._next_expiry = -math.inf
         """Capture time of the next expiry pass; -inf until the first packet sets the clock."""
@@ -267,7 +270,7 @@ class Extractor:
         if found is None:
             return []
         try:
-            hello = self._hello.parse_client_hello_message(found.client_hello)
+            hello = self.hello_readers.parse_client_hello_message(found.client_hello)
         except ValueError:
             self._malformed("quic")
             return []
@@ -375,7 +378,7 @@ class Extractor:
             buffer = self._buffers[flow] = bytearray()
         buffer += data
         stream = bytes(buffer)
-        readers = self._hello
+        readers = self.hello_readers
         start = readers.find_client_hello_record(stream)
         while start >= 0:
             try:

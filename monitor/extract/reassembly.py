@@ -38,6 +38,7 @@ Pure: time comes in as the packet timestamps.
 from __future__ import annotations
 
 from collections.abc import KeysView
+from typing import Protocol
 
 from monitor.values import TCP_FIN, TCP_RST, TCP_SYN, FlowKey
 
@@ -47,6 +48,24 @@ _SEQ_WINDOW = 1 << 30
 """A FIN or RST more than this far from the stream start is out of any window: ignored."""
 _ENDS_FLOW = TCP_FIN | TCP_RST
 _NO_ISN = -1
+
+
+class Reassembler(Protocol):
+    """What the extractor needs of a reassembler: ``StreamReassembler`` below, or its compiled
+    twin (``monitor/extract/_reassembly.pyx``)."""
+
+    skipped_gap: bool
+    evicted: list[FlowKey]
+
+    def __len__(self) -> int: ...
+    def flows(self) -> KeysView[FlowKey]: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    def ignored(self) -> KeysView[FlowKey]: ...
+    def is_ignored(self, flow: FlowKey) -> bool: ...
+    def forget(self, flow: FlowKey) -> None: ...
+    def expire(self, now: float) -> int: ...
+    def feed(self, flow: FlowKey, ts: float, seq: int, flags: int, payload: bytes) -> bytes: ...
 
 
 class _Flow:

@@ -511,6 +511,23 @@ def test_fused_scan_equals_general_scan_on_each_crafted_frame(name: str, tmp_pat
     assert_same_scan(write_frames(tmp_path / "one.pcap", [frame, frame]), strict=False)
 
 
+def test_fused_scan_writes_addresses_of_every_digit_count_as_the_decoder_does(
+    tmp_path: Path,
+) -> None:
+    """The compiled loop writes IPv4 addresses itself: 0, 9, 10, 99, 100 and 255 in every
+    position, in DNS lines (both directions) and in flow keys (QUIC)."""
+    query = udp(40000, 53, dns_message(wire("www.example.com")))
+    octets = [0, 9, 10, 99, 100, 255]
+    frames = []
+    for turn in range(len(octets)):
+        src = bytes(octets[(turn + i) % len(octets)] for i in range(4))
+        dst = bytes(octets[(turn + i + 2) % len(octets)] for i in range(4))
+        frames.append(ethernet(ipv4(17, query, src=src, dst=dst)))
+        frames.append(ethernet(ipv4(17, udp(443, 40000, b"\xc3" + bytes(40)), src=dst, dst=src)))
+    text = assert_same_scan(write_frames(tmp_path / "addresses.pcap", frames)).text
+    assert '"client_ip":"0.9.10.99"' in text and '"server_ip":"10.99.100.255"' in text
+
+
 def write_timed(path: Path, frames: list[tuple[float, bytes]]) -> Path:
     records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
     for ts, frame in frames:

@@ -1,6 +1,8 @@
 # mypy: disallow-untyped-calls=False
 # (scapy layer classes are untyped; a pyproject-wide untyped_calls_exclude would replace this)
-"""Specification of the bounded TCP stream reassembler."""
+"""Specification of the bounded TCP stream reassembler (monitor/extract/reassembly.py), and of
+its compiled twin (monitor/extract/_reassembly.pyx): every test here runs on both, and the twin
+must give what the Python one gives, segment for segment."""
 
 from __future__ import annotations
 
@@ -19,9 +21,25 @@ from scapy.layers.tls.extensions import (
 )
 from scapy.layers.tls.keyexchange_tls13 import KeyShareEntry, TLS_Ext_KeyShare_CH
 
+import monitor.extract.reassembly
 from monitor.extract.reassembly import StreamReassembler
 from monitor.extract.tls import find_client_hello_record, parse_client_hello_records
 from monitor.values import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from tests.compiled import assert_built_from_current_source, compiled_or_skip
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def reassembler_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the test on the Python reassembler, then on the compiled one: ``StreamReassembler``
+    below names the one under test."""
+    if request.param == "compiled":
+        compiled = compiled_or_skip("monitor.extract._reassembly").StreamReassembler
+        monkeypatch.setitem(globals(), "StreamReassembler", compiled)
+
+
+def test_the_compiled_reassembler_is_built_from_the_current_source() -> None:
+    assert_built_from_current_source("monitor.extract._reassembly")
+
 
 FLOW = ("10.0.0.2", 50000, "192.0.2.1", 443)
 REPLY = ("192.0.2.1", 443, "10.0.0.2", 50000)
@@ -396,6 +414,44 @@ def test_feed_arbitrary_segments_keep_the_bounds(events):
     assert streams.expire(float("inf")) == held
     assert len(streams) == 0
     assert streams.pending_bytes == 0  # the held-bytes account balances
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=4),  # flow
+            st.sampled_from([0.0, 1.0, 2.0, 5.0, 70.0, 200.0]),  # ts
+            st.sampled_from([ISN - 5, ISN, ISN + 1, ISN + 9, ISN + 30, 2**32 - 3, 2**31 + ISN]),
+            FLAGS,
+            st.binary(max_size=40),
+            st.sampled_from(["feed", "feed", "feed", "feed", "forget", "expire"]),
+        ),
+        max_size=60,
+    )
+)
+def test_compiled_reassembler_agrees_with_python(events):
+    """Segment for segment, the same bytes, gaps, evictions, ignored flows and held bytes, on
+    sequence numbers close enough to overlap, wrap and leave holes."""
+    bounds = {"max_flows": 3, "max_bytes_per_flow": 64, "max_pending_segments": 4}
+    twin = compiled_or_skip("monitor.extract._reassembly").StreamReassembler(
+        max_pending_bytes=100, **bounds
+    )
+    python = monitor.extract.reassembly.StreamReassembler(max_pending_bytes=100, **bounds)
+    for n, ts, seq, flags, payload, action in events:
+        flow = flow_n(n)
+        if action == "forget":
+            twin.forget(flow)
+            python.forget(flow)
+        elif action == "expire":
+            assert twin.expire(ts) == python.expire(ts)
+        else:
+            fed = twin.feed(flow, ts, seq, flags, payload)
+            assert fed == python.feed(flow, ts, seq, flags, payload)
+            assert twin.skipped_gap == python.skipped_gap
+        assert twin.evicted == python.evicted
+        assert list(twin.flows()) == list(python.flows())
+        assert list(twin.ignored()) == list(python.ignored())
+        assert twin.pending_bytes == python.pending_bytes
 
 
 # --- a post-quantum ClientHello over two segments ---------------------------------------

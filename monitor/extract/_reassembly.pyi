@@ -1,0 +1,29 @@
+"""Types of the compiled TCP stream reassembler (monitor/extract/_reassembly.pyx) for mypy."""
+
+from collections.abc import KeysView
+
+from monitor.values import FlowKey
+
+class StreamReassembler:
+    skipped_gap: bool
+    evicted: list[FlowKey]
+
+    def __init__(
+        self,
+        *,
+        max_flows: int = 65536,
+        max_bytes_per_flow: int = 65536,
+        max_pending_segments: int = 64,
+        idle_timeout_s: float = 60.0,
+        gap_timeout_s: float = 3.0,
+        max_pending_bytes: int = 16 * 1024 * 1024,
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def flows(self) -> KeysView[FlowKey]: ...
+    @property
+    def pending_bytes(self) -> int: ...
+    def ignored(self) -> KeysView[FlowKey]: ...
+    def is_ignored(self, flow: FlowKey) -> bool: ...
+    def forget(self, flow: FlowKey) -> None: ...
+    def expire(self, now: float) -> int: ...
+    def feed(self, flow: FlowKey, ts: float, seq: int, flags: int, payload: bytes) -> bytes: ...

@@ -21,7 +21,7 @@ from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 
-from monitor.decode import cached_ipv6, cached_mac, format_ipv6, format_mac
+from monitor.decode import cached_mac, format_mac
 from monitor.extract.quic import looks_like_quic_long_header
 from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE
 from monitor.scan import render_jsonl
@@ -81,9 +81,54 @@ cdef inline str _ipv4_text(const uint8_t* a):
     return PyUnicode_DecodeASCII(text, length - 1, NULL)
 
 
-cdef inline str _ipv6_text(const uint8_t* a):
-    raw = a[:16]
-    return cached_ipv6(raw) or format_ipv6(raw)
+cdef str _ipv6_text(const uint8_t* a):
+    """RFC 5952 text, as ``monitor.decode.render_ipv6`` (``str(ipaddress.IPv6Address)``):
+    lowercase hex without leading zeros, the first of the longest runs of two or more zero
+    groups written ``::``. Written in C: the decoder's cache costs more than this."""
+    cdef char text[40]
+    cdef const char* digits = b"0123456789abcdef"
+    cdef int groups[8]
+    cdef int i, j, shift, length = 0, best_start = -1, best_length = 1
+    for i in range(8):
+        groups[i] = (a[2 * i] << 8) | a[2 * i + 1]
+    i = 0
+    while i < 8:
+        if groups[i] == 0:
+            j = i
+            while j < 8 and groups[j] == 0:
+                j += 1
+            if j - i > best_length:
+                best_start, best_length = i, j - i
+            i = j
+        else:
+            i += 1
+    i = 0
+    while i < 8:
+        if i == best_start:
+            text[length] = 58  # ":"
+            text[length + 1] = 58
+            length += 2
+            i += best_length
+            continue
+        if length and text[length - 1] != 58:
+            text[length] = 58
+            length += 1
+        shift = 12
+        while shift and not (groups[i] >> shift) & 0xF:
+            shift -= 4
+        while shift >= 0:
+            text[length] = digits[(groups[i] >> shift) & 0xF]
+            length += 1
+            shift -= 4
+        i += 1
+    return PyUnicode_DecodeASCII(text, length, NULL)
+
+
+def ipv6_text(bytes raw):
+    """``_ipv6_text`` of 16 bytes, for the tests."""
+    if len(raw) != 16:
+        raise ValueError("an IPv6 address has 16 bytes")
+    return _ipv6_text(<const uint8_t*><const char*>raw)
 
 
 cdef inline str _mac_text(const uint8_t* a):

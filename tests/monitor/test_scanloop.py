@@ -8,6 +8,7 @@ for the common message and must then give exactly the entry the Python reader gi
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import struct
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.decode import render_ipv6
 from monitor.extract import dns
 from monitor.extract.extractor import DOH_RESOLVER_NAMES
 from monitor.fastscan import _NO_ANSWER_JSON, _dns_entry
@@ -27,7 +29,7 @@ if importlib.util.find_spec("monitor._scanloop") is None:
         pytest.fail("monitor._scanloop was not built: run scripts/setup", pytrace=False)
     pytest.skip("monitor._scanloop was not built (no C compiler)", allow_module_level=True)
 
-from monitor._scanloop import common_dns_entry  # noqa: E402
+from monitor._scanloop import common_dns_entry, ipv6_text  # noqa: E402
 
 
 def test_the_compiled_module_is_built_from_the_current_source() -> None:
@@ -207,3 +209,35 @@ def test_a_damaged_message_gets_the_python_entry_or_none(
     entry = compiled_entry(damaged)
     if entry is not None:
         assert entry == python_entry(damaged)
+
+
+# --- IPv6 text --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "::",
+        "::1",
+        "1::",
+        "2001:db8::1",
+        "2001:db8:0:1:1:1:1:1",  # a single zero group stays
+        "2001:0:0:1::1",  # the longer run wins
+        "2001:db8::1:0:0:1",  # of two equal runs, the first
+        "fe80::abcd:ef01:2345:6789",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "::ffff:c000:201",  # IPv4-mapped, in hex as Python 3.11 writes it
+        "100:200:300:4000:5:60:700:8",
+    ],
+)
+def test_ipv6_text_is_rfc_5952(text: str) -> None:
+    raw = ipaddress.IPv6Address(text).packed
+    assert ipv6_text(raw) == text == render_ipv6(raw)
+
+
+@given(
+    st.lists(st.sampled_from([0, 0, 0, 1, 0xA, 0x10, 0xFF, 0x100, 0xFFFF]), min_size=8, max_size=8)
+)
+def test_ipv6_text_equals_the_decoders_text(groups: list[int]) -> None:
+    raw = struct.pack("!8H", *groups)
+    assert ipv6_text(raw) == render_ipv6(raw) == str(ipaddress.IPv6Address(raw))

@@ -22,15 +22,29 @@ from libc.string cimport memcpy
 from monitor.extract.quic import _CLIENT_IN, _GREASE, _VERSIONS, QuicClientHello, _add_range
 
 
+cdef extern from "openssl/params.h":
+    ctypedef struct OSSL_PARAM:
+        pass
+    OSSL_PARAM OSSL_PARAM_construct_utf8_string(const char* key, char* buf, size_t size)
+    OSSL_PARAM OSSL_PARAM_construct_end()
+
+
 cdef extern from "openssl/evp.h":
-    ctypedef struct EVP_MD
+    ctypedef struct OSSL_LIB_CTX
     ctypedef struct EVP_CIPHER
     ctypedef struct EVP_CIPHER_CTX
+    ctypedef struct EVP_MAC
+    ctypedef struct EVP_MAC_CTX
     ctypedef struct ENGINE
     int EVP_CTRL_GCM_SET_TAG
-    const EVP_MD* EVP_sha256()
-    const EVP_CIPHER* EVP_aes_128_ecb()
-    const EVP_CIPHER* EVP_aes_128_gcm()
+    EVP_CIPHER* EVP_CIPHER_fetch(OSSL_LIB_CTX* ctx, const char* algorithm, const char* properties)
+    EVP_MAC* EVP_MAC_fetch(OSSL_LIB_CTX* ctx, const char* algorithm, const char* properties)
+    EVP_MAC_CTX* EVP_MAC_CTX_new(EVP_MAC* mac)
+    int EVP_MAC_init(
+        EVP_MAC_CTX* ctx, const unsigned char* key, size_t key_length, const OSSL_PARAM* params
+    )
+    int EVP_MAC_update(EVP_MAC_CTX* ctx, const unsigned char* data, size_t length)
+    int EVP_MAC_final(EVP_MAC_CTX* ctx, unsigned char* out, size_t* written, size_t size)
     EVP_CIPHER_CTX* EVP_CIPHER_CTX_new()
     void EVP_CIPHER_CTX_free(EVP_CIPHER_CTX* ctx)
     int EVP_CIPHER_CTX_set_padding(EVP_CIPHER_CTX* ctx, int padding)
@@ -52,11 +66,17 @@ cdef extern from "openssl/evp.h":
     int EVP_DecryptFinal_ex(EVP_CIPHER_CTX* ctx, unsigned char* out, int* outl)
 
 
-cdef extern from "openssl/hmac.h":
-    unsigned char* HMAC(
-        const EVP_MD* md, const void* key, int key_len, const unsigned char* data, size_t n,
-        unsigned char* out, unsigned int* out_len,
-    )
+# OpenSSL 3 looks an algorithm up by name each time a one-shot call (``HMAC()``) or a context
+# set up with ``EVP_aes_128_gcm()`` needs it; fetched once here, they cost a few microseconds
+# less per connection.
+cdef const EVP_CIPHER* _AES_128_ECB = EVP_CIPHER_fetch(NULL, b"AES-128-ECB", NULL)
+cdef const EVP_CIPHER* _AES_128_GCM = EVP_CIPHER_fetch(NULL, b"AES-128-GCM", NULL)
+cdef EVP_MAC_CTX* _HMAC = EVP_MAC_CTX_new(EVP_MAC_fetch(NULL, b"HMAC", NULL))
+cdef OSSL_PARAM _SHA256[2]
+_SHA256[0] = OSSL_PARAM_construct_utf8_string(b"digest", <char*>b"SHA256", 0)
+_SHA256[1] = OSSL_PARAM_construct_end()
+if _AES_128_ECB == NULL or _AES_128_GCM == NULL or _HMAC == NULL:
+    raise ImportError("libcrypto has no AES-128 or HMAC")
 
 cdef int64_t _PN_LIMIT = 1LL << 62
 cdef int _KEY_CACHE_SIZE = 4096
@@ -110,14 +130,33 @@ cdef enum:
     AEAD_TAG_BYTES = 16
 
 
+cdef int _hmac_sha256(
+    const unsigned char* key,
+    Py_ssize_t key_length,
+    const unsigned char* data,
+    Py_ssize_t length,
+    const unsigned char* suffix,
+    Py_ssize_t suffix_length,
+    unsigned char* out,
+) except -1:
+    """HMAC-SHA256(key, data || suffix) into ``out`` (32 bytes)."""
+    cdef size_t written = 0
+    if not (
+        EVP_MAC_init(_HMAC, key, key_length, _SHA256)
+        and EVP_MAC_update(_HMAC, data, length)
+        and EVP_MAC_update(_HMAC, suffix, suffix_length)
+        and EVP_MAC_final(_HMAC, out, &written, SHA256_BYTES)
+    ):
+        raise MemoryError("HMAC-SHA256 failed")
+    return 0
+
+
 cdef int _expand(
     const unsigned char* secret, bytes info, unsigned char* out, Py_ssize_t length
 ) except -1:
     # HKDF-Expand (RFC 5869) for one SHA-256 block: HMAC(secret, info || 0x01), cut to length.
-    cdef bytes message = info + b"\x01"
     cdef unsigned char block[SHA256_BYTES]
-    if HMAC(EVP_sha256(), secret, SHA256_BYTES, message, len(message), block, NULL) == NULL:
-        raise MemoryError("HMAC-SHA256 failed")
+    _hmac_sha256(secret, SHA256_BYTES, info, len(info), b"\x01", 1, block)
     memcpy(out, block, length)
     return 0
 
@@ -149,16 +188,15 @@ cdef class _Keys:
         cdef unsigned char secret[SHA256_BYTES]
         cdef unsigned char hp_key[16]
         key_info, iv_info, hp_info = params.labels
-        if HMAC(EVP_sha256(), <const char*>salt, len(salt), dcid, len(dcid), initial, NULL) == NULL:
-            raise MemoryError("HMAC-SHA256 failed")
+        _hmac_sha256(salt, len(salt), dcid, len(dcid), b"", 0, initial)
         _expand(initial, _CLIENT_IN, secret, SHA256_BYTES)
         _expand(secret, key_info, self.key, 16)
         _expand(secret, iv_info, self.iv, 12)
         _expand(secret, hp_info, hp_key, 16)
         if (
-            not EVP_EncryptInit_ex(self.hp, EVP_aes_128_ecb(), NULL, hp_key, NULL)
+            not EVP_EncryptInit_ex(self.hp, _AES_128_ECB, NULL, hp_key, NULL)
             or not EVP_CIPHER_CTX_set_padding(self.hp, 0)
-            or not EVP_DecryptInit_ex(self.aead, EVP_aes_128_gcm(), NULL, self.key, NULL)
+            or not EVP_DecryptInit_ex(self.aead, _AES_128_GCM, NULL, self.key, NULL)
         ):
             raise MemoryError("could not set up AES contexts")
 

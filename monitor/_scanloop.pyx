@@ -19,7 +19,7 @@ when they differ.
 
 from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from monitor.decode import cached_mac, format_mac
 from monitor.extract.quic import looks_like_quic_long_header
@@ -366,12 +366,24 @@ cdef class _FrameLoop:
 
     # -- sharing a capture among processes (``monitor.scanshare``) ------------------------------
     # Each frame has one owner: a flow's frames go to one process, by its pair of addresses
-    # (both directions alike), so its state lives in one extractor; frames that carry no flow
-    # state go round by number. Every process still accounts for the time of every packet
+    # (both directions alike), so its state lives in one extractor; a DNS message over UDP by
+    # its content; other frames that carry no flow state go round by number. Every process still accounts for the time of every packet
     # (``_advance``), so that expiry passes run when they would in one process.
 
     cdef bint _owns_frame(self, Py_ssize_t index):
         return self.shares == 1 or index % self.shares == self.share
+
+    cdef bint _owns_message(self, const uint8_t* data, Py_ssize_t first, Py_ssize_t stop):
+        # DNS over UDP goes by the message's bytes after its ID (FNV-1a), so that all copies of
+        # a message (the same query or answer, asked again) go to the process that has it in
+        # its cache already, as in one process: by number, each would read it again.
+        cdef uint64_t digest = 14695981039346656037ULL
+        cdef Py_ssize_t i
+        if self.shares == 1:
+            return True
+        for i in range(first + 2, stop):
+            digest = (digest ^ data[i]) * 1099511628211ULL
+        return digest % <uint64_t>self.shares == <uint64_t>self.share
 
     cdef bint _owns_flow(self, str src, str dst):
         if self.shares == 1:
@@ -483,7 +495,7 @@ cdef class _FrameLoop:
                     first = transport + 8
                     stop = transport + udp_length
                     if kinds[source_port] & PORT_DNS or kinds[destination_port] & PORT_DNS:
-                        if self._owns_frame(index):
+                        if self._owns_message(data, first, stop):
                             self.fast_frames += 1
                             self.fast_packets += 1
                             self._advance(ts)

@@ -4,7 +4,9 @@ Why: most of a scan's time goes to Python code per flow (TCP reassembly, QUIC de
 ClientHello parsing), which one process runs on one core. Here ``N`` processes walk the same
 file with the compiled loop, and each extracts only from the frames it owns: all of a flow's
 frames go to one process (by its pair of addresses, both directions alike), so its state lives
-in one extractor; frames without flow state go round by number (``monitor/_scanloop.pyx``).
+in one extractor; a DNS message over UDP by its bytes, so that its copies meet the process that
+has it in its cache; other frames without flow state go round by number
+(``monitor/_scanloop.pyx``).
 Every process still accounts for the time of every packet, so expiry passes run when they would
 in one process.
 

@@ -11,6 +11,7 @@ the normalisation of the server name (``monitor.hostnames``).
 when they were built (setup.py, when a C compiler is there). Keep the two in step.
 """
 
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t
 from libc.string cimport memchr
 
@@ -184,6 +185,20 @@ cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t en
     return ClientHello(sni, has_ech, alpn, version)
 
 
+cdef bint _already_normal(const uint8_t* name, Py_ssize_t length) noexcept:
+    """Whether ``normalise_hostname`` would return the name as it is: lowercase letters,
+    digits, "-", "_" and "." (not last), as almost every server name is."""
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    if name[length - 1] == 46:  # "."
+        return False
+    for i in range(length):
+        c = name[i]
+        if not (97 <= c <= 122 or 48 <= c <= 57 or c == 45 or c == 46 or c == 95):
+            return False
+    return True
+
+
 cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end):
     """``tls._server_name``: the first host_name of a server_name extension."""
     cdef Py_ssize_t list_len, list_end, name_len
@@ -206,6 +221,8 @@ cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end
         if name_type == 0:  # host_name
             if name_len == 0:
                 raise ValueError(f"entry #{entry}: empty host_name")
+            if _already_normal(buf + p, name_len):
+                return PyUnicode_DecodeASCII(<const char*>(buf + p), name_len, NULL)
             raw = source[p : p + name_len]
             try:
                 name = raw.decode("ascii")

@@ -6,7 +6,10 @@ output (``tests/monitor/test_fastscan.py`` runs both loops on every golden captu
 mixes, crafted and mutated frames); what changes is the cost. Header fields are read from the
 buffer with C arithmetic instead of ``struct`` calls, the frames that cannot bear a name are
 counted without creating a Python object, DNS messages seen before are rendered without a
-parse, and the common DNS message is read here (``_common_dns_entry``).
+parse, the common DNS message is read here (``_common_dns_entry``), and TCP segments and QUIC
+datagrams go to the extractor's state (its reassembler, QUIC tracker and ClientHello readers,
+compiled twins themselves when built) as ``Extractor._feed_tcp`` and ``_feed_udp`` would pass
+them, without a ``Packet`` unless one is needed for an observation.
 
 Beyond the Python loop: ``walk_frames`` takes the frames of any reader (pcapng files) through
 the same per-frame decisions (``_FrameLoop.frame``), and a process that shares the scan with

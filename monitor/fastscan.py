@@ -33,12 +33,15 @@ golden capture and on generated mixes.
 
 Two implementations of the loop: ``walk_records`` here, and its compiled twin in
 ``monitor/_scanloop.pyx`` (Cython; setup.py builds it when a C compiler is there), which reads
-the headers with C arithmetic, counts frames without Python objects and reads common DNS
-messages itself (a DNS-dense scan in about two thirds of the time: what is left is the
-extractor's Python, for TCP and QUIC). The compiled one also takes the frames of pcapng files
-from their reader (``walk_frames``; without it, pcapng files take the general path), and lets
-processes share a scan by flow (``monitor.scanshare``). The tests run every comparison with the
-Python loop, the compiled one, and three processes sharing the compiled one.
+the headers with C arithmetic, counts frames without Python objects, reads common DNS
+messages itself, and hands TCP segments and QUIC datagrams to the extractor's state as
+``Extractor._feed_tcp`` and ``_feed_udp`` do, without a ``Packet`` for each. The compiled one
+also takes the frames of pcapng files from their reader (``walk_frames``; without it, pcapng
+files take the general path), and lets processes share a scan by flow (``monitor.scanshare``).
+(The extractor uses its own compiled readers whenever they were built, on every path:
+``monitor.extract.compiled``.) The tests run every comparison with the Python loop and Python readers, the compiled loop with
+the compiled readers, and three processes sharing the compiled loop, all against the general
+path with the Python readers.
 """
 
 from __future__ import annotations

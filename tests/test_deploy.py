@@ -684,7 +684,8 @@ def test_install_creates_user_directories_config_units_venv_and_database(
     assert (root / "opt/hallmonitor/migrations").is_dir()
     assert not (root / "opt/hallmonitor/.git").exists()
     # Built there by pip (the tests' machine has gcc), not copied from the source tree.
-    assert list((root / "opt/hallmonitor/monitor").glob("_scanloop.*.so")), "no compiled loop"
+    for compiled in ("_scanloop", "extract/_quic", "extract/_reassembly", "extract/_tls"):
+        assert list((root / "opt/hallmonitor/monitor").glob(f"{compiled}.*.so")), compiled
 
 
 @pytest.mark.slow

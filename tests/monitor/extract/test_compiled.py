@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monitor.extract import compiled, quic
+from monitor.extract import compiled, quic, reassembly, tls
 from monitor.extract.extractor import Extractor
 from monitor.values import StageCounters
 from tests.compiled import compiled_or_skip
@@ -24,7 +24,18 @@ def test_compiled_tracker_when_built() -> None:
 
 
 def test_extractor_takes_the_choice() -> None:
-    assert type(Extractor(StageCounters(), compiled=False).quic) is quic.QuicInitialTracker
+    extractor = Extractor(StageCounters(), compiled=False)
+    assert type(extractor.quic) is quic.QuicInitialTracker
+    assert type(extractor.streams) is reassembly.StreamReassembler
+    assert extractor.hello_readers is tls
+
+
+def test_the_reassembler_and_the_hello_readers_are_chosen_alike() -> None:
+    assert type(compiled.stream_reassembler(False)) is reassembly.StreamReassembler
+    assert compiled.hello_readers(False) is tls
+    reassembler_twin = compiled_or_skip("monitor.extract._reassembly")
+    assert type(compiled.stream_reassembler()) is reassembler_twin.StreamReassembler
+    assert compiled.hello_readers() is compiled_or_skip("monitor.extract._tls")
 
 
 @pytest.fixture

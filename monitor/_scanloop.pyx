@@ -26,12 +26,15 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from monitor.decode import cached_mac, format_mac
 from monitor.extract.quic import looks_like_quic_long_header
-from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE
+from monitor.extract.dns import split_tcp_dns_stream
+from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE, DNS_TCP
 from monitor.scan import render_jsonl
+from monitor.extract.tls import MAX_RECORD_LEN as MAX_TLS_RECORD
 from monitor.sources.pcap import MAX_RECORD_BYTES
 from monitor.values import Frame, Packet, Proto
 
 PROTO_QUIC = Proto.QUIC
+PROTO_TLS = Proto.TLS
 
 cdef enum:
     RECORD_HEADER_BYTES = 16
@@ -310,8 +313,9 @@ cdef class _FrameLoop:
     cdef int share, shares
     cdef list line_frames
     cdef Py_ssize_t tagged
-    cdef object counters, count_bug, streams, feed_stream, buffers, evicted, dns_stream
+    cdef object counters, count_bug, streams, feed_stream, buffers, evicted, give_up
     cdef object tls_stream, dhcp, looks_like_quic, feed_quic, read_hello, hello_observation
+    cdef object read_records
 
     def __init__(self, walk):
         pipeline = walk.pipeline
@@ -350,12 +354,13 @@ cdef class _FrameLoop:
         self.feed_stream = extractor.streams.feed
         self.buffers = extractor._buffers
         self.evicted = extractor.streams.evicted
-        self.dns_stream = extractor._dns_stream
+        self.give_up = extractor._give_up
         self.tls_stream = extractor._tls_stream
         self.dhcp = extractor._dhcp
         self.looks_like_quic = looks_like_quic_long_header
         self.feed_quic = extractor.quic.feed
         self.read_hello = extractor.hello_readers.parse_client_hello_message
+        self.read_records = extractor.hello_readers.parse_client_hello_records
         self.hello_observation = extractor._hello_observation
         if self.shares < 1 or not 0 <= self.share < self.shares:
             raise ValueError(f"share {self.share} of {self.shares}")
@@ -600,17 +605,15 @@ cdef class _FrameLoop:
                 self.buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
             observations = None
             if data:
-                packet = _new_tuple(
-                    Packet,
-                    (
-                        ts, src, dst, IPPROTO_TCP, source_port, destination_port, payload,
-                        _mac_text(mac), None if vlan == 0 else vlan, seq, tcp_flags,
-                    ),
-                )
                 if kinds[destination_port] & PORT_DNS or kinds[source_port] & PORT_DNS:
-                    observations = self.dns_stream(packet, flow, data)
+                    self._dns_stream(
+                        flow, data, ts, src, dst, source_port, destination_port, mac, vlan
+                    )
                 else:
-                    observations = self.tls_stream(packet, flow, data)
+                    observations = self._tls_stream(
+                        flow, data, ts, src, dst, source_port, destination_port, payload, mac,
+                        vlan, seq, tcp_flags,
+                    )
             if tcp_flags & (TCP_FIN | TCP_RST):
                 self.buffers.pop(flow, None)
         except ValueError:
@@ -620,6 +623,81 @@ cdef class _FrameLoop:
             self.count_bug("extract", e)
             observations = None
         self._add_extracted(observations)
+
+    cdef _tls_stream(
+        self,
+        flow,
+        bytes data,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        bytes payload,
+        const uint8_t* mac,
+        int vlan,
+        uint32_t seq,
+        int tcp_flags,
+    ):
+        """``Extractor._tls_stream`` for the first bytes of a flow in the two common cases,
+        with the same effects: a server's first record (given up on), and a whole ClientHello
+        record (read, then given up on). Anything else goes to ``Extractor._tls_stream``."""
+        cdef const uint8_t* d = data
+        cdef Py_ssize_t n = len(data), record_length
+        if flow not in self.buffers and n > 5:
+            if d[1] == 0x03 and (
+                d[0] == 0x14 or d[0] == 0x15 or d[0] == 0x17 or (d[0] == 0x16 and d[5] == 0x02)
+            ):
+                self.give_up(flow)  # a server's ChangeCipherSpec, alert, data or ServerHello
+                return None
+            record_length = _be16(d + 3)
+            if (
+                d[0] == 0x16 and d[1] == 0x03 and d[2] <= 4 and d[5] == 0x01
+                and 1 <= record_length <= MAX_TLS_RECORD
+            ):
+                # ``find_client_hello_record`` would find it at 0: read it as it would.
+                try:
+                    hello = self.read_records(data)
+                except ValueError:
+                    hello = None  # the Python path counts it and looks further on
+                if hello is not None:
+                    self.give_up(flow)
+                    if hello.sni is None:
+                        return None
+                    return [self.hello_observation(
+                        self._packet(ts, src, dst, IPPROTO_TCP, source_port, destination_port,
+                                     payload, mac, vlan, seq, tcp_flags),
+                        PROTO_TLS,
+                        hello,
+                    )]
+        return self.tls_stream(
+            self._packet(ts, src, dst, IPPROTO_TCP, source_port, destination_port, payload, mac,
+                         vlan, seq, tcp_flags),
+            flow,
+            data,
+        )
+
+    cdef _packet(
+        self,
+        double ts,
+        str src,
+        str dst,
+        int protocol,
+        int source_port,
+        int destination_port,
+        bytes payload,
+        const uint8_t* mac,
+        int vlan,
+        uint32_t seq,
+        int tcp_flags,
+    ):
+        return _new_tuple(
+            Packet,
+            (
+                ts, src, dst, protocol, source_port, destination_port, payload, _mac_text(mac),
+                None if vlan == 0 else vlan, seq, tcp_flags,
+            ),
+        )
 
     cdef _udp(
         self,
@@ -639,14 +717,12 @@ cdef class _FrameLoop:
         try:
             self._advance(ts)
             if kinds[destination_port] & PORT_DHCP and kinds[source_port] & PORT_DHCP:
-                packet = _new_tuple(
-                    Packet,
-                    (
-                        ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload,
-                        _mac_text(mac), None if vlan == 0 else vlan, 0, 0,
-                    ),
+                observations = self.dhcp(
+                    self._packet(
+                        ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload, mac,
+                        vlan, 0, 0,
+                    )
                 )
-                observations = self.dhcp(packet)
             elif payload[0] & 0x80:
                 observations = self._quic(ts, src, dst, source_port, destination_port, payload, mac, vlan)
             else:
@@ -687,12 +763,8 @@ cdef class _FrameLoop:
             return None
         if hello is None or hello.sni is None:
             return None
-        packet = _new_tuple(
-            Packet,
-            (
-                ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload,
-                _mac_text(mac), None if vlan == 0 else vlan, 0, 0,
-            ),
+        packet = self._packet(
+            ts, src, dst, IPPROTO_UDP, source_port, destination_port, payload, mac, vlan, 0, 0
         )
         return [self.hello_observation(packet, PROTO_QUIC, hello)]
 
@@ -721,33 +793,47 @@ cdef class _FrameLoop:
         int vlan,
     ):
         """DNS over UDP, rendered here."""
-        cdef int bits
-        cdef const uint8_t* kinds = self.kinds
         if v6:
             src = _ipv6_text(source_ip)
             dst = _ipv6_text(destination_ip)
         else:
             src = _ipv4_text(source_ip)
             dst = _ipv4_text(destination_ip)
-        key = data[first + 2 : stop] if stop > first + 2 else b""
+        entry = self._dns_entry(data + first, stop - first)
+        if entry is not None:
+            self._dns_lines(entry, 0, ts, src, dst, source_port, destination_port, mac, vlan)
+
+    cdef _dns_entry(self, const uint8_t* message, Py_ssize_t length):
+        """The rendering of a DNS message: remembered, read here, or read by Python (None
+        when it cannot be read: counted there)."""
+        key = message[2:length] if length > 2 else b""
         entry = self.cached_entry(key)
         if entry is None:
-            message = data[first:stop]
-            entry = _common_dns_entry(
-                data + first, stop - first, self.no_answer, self.doh_resolver_names
-            )
+            entry = _common_dns_entry(message, length, self.no_answer, self.doh_resolver_names)
             if entry is None:  # not the common message: Python reads it
-                entry = self.new_entry(message)
-                if entry is None:
-                    return
-            else:
-                self.remember(message, entry)
+                return self.new_entry(message[:length])
+            self.remember(message[:length], entry)
+        return entry
+
+    cdef _dns_lines(
+        self,
+        entry,
+        int transport_bits,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        const uint8_t* mac,
+        int vlan,
+    ):
+        """The JSON lines of one DNS message, as ``render_jsonl`` writes the observations
+        ``Extractor._dns_observations`` makes of it (``transport_bits``: ``DNS_TCP`` or 0)."""
+        cdef int bits = transport_bits
+        cdef const uint8_t* kinds = self.kinds
         is_response, questions = entry
-        bits = (
-            DNS_LOCAL
-            if kinds[source_port] & PORT_LOCAL_DNS or kinds[destination_port] & PORT_LOCAL_DNS
-            else 0
-        )
+        if kinds[source_port] & PORT_LOCAL_DNS or kinds[destination_port] & PORT_LOCAL_DNS:
+            bits |= DNS_LOCAL
         if is_response:
             bits |= DNS_RESPONSE
             endpoints = (
@@ -770,6 +856,39 @@ cdef class _FrameLoop:
                 f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
             )
             self.dns_lines += 1
+
+    cdef _dns_stream(
+        self,
+        flow,
+        bytes data,
+        double ts,
+        str src,
+        str dst,
+        int source_port,
+        int destination_port,
+        const uint8_t* mac,
+        int vlan,
+    ):
+        """``Extractor._dns_stream``: DNS over TCP, its messages rendered as over UDP."""
+        cdef const uint8_t* message
+        buffer = self.buffers.get(flow)
+        if buffer is None:
+            buffer = self.buffers[flow] = bytearray()
+        buffer += data
+        try:
+            messages, consumed = split_tcp_dns_stream(bytes(buffer))
+        except ValueError:
+            self._malformed("dns")
+            self.give_up(flow)
+            return
+        del buffer[:consumed]
+        for each in messages:
+            message = <const uint8_t*><const char*>each
+            entry = self._dns_entry(message, len(each))
+            if entry is not None:
+                self._dns_lines(
+                    entry, DNS_TCP, ts, src, dst, source_port, destination_port, mac, vlan
+                )
 
 
 def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py_ssize_t last):

@@ -43,6 +43,7 @@ cdef extern from "openssl/evp.h":
     int EVP_MAC_init(
         EVP_MAC_CTX* ctx, const unsigned char* key, size_t key_length, const OSSL_PARAM* params
     )
+    int EVP_MAC_CTX_set_params(EVP_MAC_CTX* ctx, const OSSL_PARAM* params)
     int EVP_MAC_update(EVP_MAC_CTX* ctx, const unsigned char* data, size_t length)
     int EVP_MAC_final(EVP_MAC_CTX* ctx, unsigned char* out, size_t* written, size_t size)
     EVP_CIPHER_CTX* EVP_CIPHER_CTX_new()
@@ -75,8 +76,13 @@ cdef EVP_MAC_CTX* _HMAC = EVP_MAC_CTX_new(EVP_MAC_fetch(NULL, b"HMAC", NULL))
 cdef OSSL_PARAM _SHA256[2]
 _SHA256[0] = OSSL_PARAM_construct_utf8_string(b"digest", <char*>b"SHA256", 0)
 _SHA256[1] = OSSL_PARAM_construct_end()
-if _AES_128_ECB == NULL or _AES_128_GCM == NULL or _HMAC == NULL:
-    raise ImportError("libcrypto has no AES-128 or HMAC")
+if (
+    _AES_128_ECB == NULL
+    or _AES_128_GCM == NULL
+    or _HMAC == NULL
+    or not EVP_MAC_CTX_set_params(_HMAC, _SHA256)  # the digest, once: each init keeps it
+):
+    raise ImportError("libcrypto has no AES-128 or HMAC-SHA256")
 
 cdef int64_t _PN_LIMIT = 1LL << 62
 cdef int _KEY_CACHE_SIZE = 4096
@@ -142,7 +148,7 @@ cdef int _hmac_sha256(
     """HMAC-SHA256(key, data || suffix) into ``out`` (32 bytes)."""
     cdef size_t written = 0
     if not (
-        EVP_MAC_init(_HMAC, key, key_length, _SHA256)
+        EVP_MAC_init(_HMAC, key, key_length, NULL)
         and EVP_MAC_update(_HMAC, data, length)
         and EVP_MAC_update(_HMAC, suffix, suffix_length)
         and EVP_MAC_final(_HMAC, out, &written, SHA256_BYTES)

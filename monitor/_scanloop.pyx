@@ -302,7 +302,7 @@ cdef class _FrameLoop:
     """The per-frame half of the loop: the decisions, with the walk's counters in C fields
     (written back to the ``RecordWalk`` by ``save``)."""
 
-    cdef object walk, extractor, advance, ignored, process, process_packet, process_shared
+    cdef object walk, extractor, advance, ignored, process, process_shared
     cdef object cached_entry, new_entry, remember, no_answer, doh_resolver_names, flags_json
     cdef list lines
     cdef dict counts
@@ -325,7 +325,6 @@ cdef class _FrameLoop:
         self.advance = extractor.advance
         self.ignored = extractor.streams.ignored()
         self.process = pipeline.process
-        self.process_packet = pipeline.process_packet
         self.process_shared = pipeline.process_shared
         self.cached_entry = walk.dns_entries.get
         self.new_entry = walk.dns_entry
@@ -352,16 +351,16 @@ cdef class _FrameLoop:
         self.count_bug = pipeline.count_bug
         self.streams = extractor.streams
         self.feed_stream = extractor.streams.feed
-        self.buffers = extractor._buffers
+        self.buffers = extractor.buffers
         self.evicted = extractor.streams.evicted
-        self.give_up = extractor._give_up
-        self.tls_stream = extractor._tls_stream
-        self.dhcp = extractor._dhcp
+        self.give_up = extractor.give_up
+        self.tls_stream = extractor.tls_stream
+        self.dhcp = extractor.dhcp_observations
         self.looks_like_quic = looks_like_quic_long_header
         self.feed_quic = extractor.quic.feed
         self.read_hello = extractor.hello_readers.parse_client_hello_message
         self.read_records = extractor.hello_readers.parse_client_hello_records
-        self.hello_observation = extractor._hello_observation
+        self.hello_observation = extractor.hello_observation
         if self.shares < 1 or not 0 <= self.share < self.shares:
             raise ValueError(f"share {self.share} of {self.shares}")
 
@@ -639,9 +638,9 @@ cdef class _FrameLoop:
         uint32_t seq,
         int tcp_flags,
     ):
-        """``Extractor._tls_stream`` for the first bytes of a flow in the two common cases,
+        """``Extractor.tls_stream`` for the first bytes of a flow in the two common cases,
         with the same effects: a server's first record (given up on), and a whole ClientHello
-        record (read, then given up on). Anything else goes to ``Extractor._tls_stream``."""
+        record (read, then given up on). Anything else goes to ``Extractor.tls_stream``."""
         cdef const uint8_t* d = data
         cdef Py_ssize_t n = len(data), record_length
         if flow not in self.buffers and n > 5:

@@ -185,7 +185,10 @@ class Extractor:
         self.quic = quic_tracker if quic_tracker is not None else twins.quic_tracker(compiled)
         self.hello_readers = twins.hello_readers(compiled)
         """The ClientHello readers (``monitor.extract.tls`` or its compiled twin)."""
-        self._buffers: dict[FlowKey, bytearray] = {}
+        self.buffers: dict[FlowKey, bytearray] = {}
+        """Per directed TCP flow, the stream bytes kept until a ClientHello or a DNS message is
+        complete. This and the methods below that ``feed`` calls are public for the compiled
+        record loop (``monitor/_scanloop.pyx``), which passes TCP and UDP on as ``feed`` does."""
         self._next_expiry = -math.inf
         """Capture time of the next expiry pass; -inf until the first packet sets the clock."""
         self._clock_started = False
@@ -232,12 +235,13 @@ class Extractor:
                 return []
             return self._dns_observations(packet, message, tcp=False)
         if packet.dst_port in DHCP_PORTS and packet.src_port in DHCP_PORTS:
-            return self._dhcp(packet)
+            return self.dhcp_observations(packet)
         if payload[0] & 0x80:
             return self._quic(packet)
         return []
 
-    def _dhcp(self, packet: Packet) -> list[Observation]:
+    def dhcp_observations(self, packet: Packet) -> list[Observation]:
+        """The device name a DHCP packet carries, as an observation (none without one)."""
         try:
             lease = dhcp.parse_dhcp(packet.payload)
         except ValueError:
@@ -276,7 +280,7 @@ class Extractor:
             return []
         if hello is None or hello.sni is None:
             return []
-        return [self._hello_observation(packet, Proto.QUIC, hello)]
+        return [self.hello_observation(packet, Proto.QUIC, hello)]
 
     # --- DNS ---------------------------------------------------------------------------
 
@@ -341,27 +345,27 @@ class Extractor:
         observations: list[Observation] = []
         if streams.evicted:
             for evicted in streams.evicted:
-                self._buffers.pop(evicted, None)
+                self.buffers.pop(evicted, None)
             streams.evicted.clear()
         if streams.skipped_gap:
-            self._buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
+            self.buffers.pop(flow, None)  # the new bytes do not follow the buffered ones
         if data:
             if dst_port in self.dns_ports or src_port in self.dns_ports:
                 observations = self._dns_stream(packet, flow, data)
             else:
-                observations = self._tls_stream(packet, flow, data)
+                observations = self.tls_stream(packet, flow, data)
         if tcp_flags & (TCP_FIN | TCP_RST):
-            self._buffers.pop(flow, None)
+            self.buffers.pop(flow, None)
         return observations
 
     def _dns_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
-        buffer = self._buffers.setdefault(flow, bytearray())
+        buffer = self.buffers.setdefault(flow, bytearray())
         buffer += data
         try:
             messages, consumed = dns.split_tcp_dns_stream(bytes(buffer))
         except ValueError:
             self._malformed("dns")
-            self._give_up(flow)
+            self.give_up(flow)
             return []
         del buffer[:consumed]
         observations: list[Observation] = []
@@ -369,13 +373,15 @@ class Extractor:
             observations += self._dns_message(packet, message, tcp=True)
         return observations
 
-    def _tls_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
-        buffer = self._buffers.get(flow)
+    def tls_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:
+        """Stream bytes of a flow on no DNS port: the ClientHello's observation once it is
+        complete; the flow is given up after it, or when it cannot be carrying one."""
+        buffer = self.buffers.get(flow)
         if buffer is None:
             if data.startswith(_TLS_SERVER_RECORD_STARTS) or _is_server_hello(data):
-                self._give_up(flow)
+                self.give_up(flow)
                 return []
-            buffer = self._buffers[flow] = bytearray()
+            buffer = self.buffers[flow] = bytearray()
         buffer += data
         stream = bytes(buffer)
         readers = self.hello_readers
@@ -392,27 +398,29 @@ class Extractor:
                 continue
             if hello is None:
                 if len(stream) - start >= tls.MAX_CLIENT_HELLO_BYTES:
-                    self._give_up(flow)
+                    self.give_up(flow)
                 return []
             break
         else:
             if len(stream) >= TLS_SCAN_WINDOW_BYTES:
-                self._give_up(flow)
+                self.give_up(flow)
             return []
-        self._give_up(flow)
+        self.give_up(flow)
         if hello.sni is None:
             return []
-        return [self._hello_observation(packet, Proto.TLS, hello)]
+        return [self.hello_observation(packet, Proto.TLS, hello)]
 
-    def _give_up(self, flow: FlowKey) -> None:
-        self._buffers.pop(flow, None)
+    def give_up(self, flow: FlowKey) -> None:
+        """Stop following a TCP flow: drop its bytes and ignore its later segments."""
+        self.buffers.pop(flow, None)
         self.streams.forget(flow)
 
     # --- shared ------------------------------------------------------------------------
 
-    def _hello_observation(
+    def hello_observation(
         self, packet: Packet, proto: Proto, hello: tls.ClientHello
     ) -> Observation:
+        """The observation of a ClientHello (TLS or QUIC) sent in ``packet``."""
         name = hello.sni or ""
         bits = 1 if hello.has_ech else 0
         if packet.dst_port == DNS_OVER_TLS_PORT or name in DOH_RESOLVER_NAMES:
@@ -443,9 +451,9 @@ class Extractor:
             self._next_expiry = now + EXPIRE_EVERY_S
             self.streams.expire(now)
             self.quic.expire(now)
-            live = self._buffers.keys() - self.streams.flows()
+            live = self.buffers.keys() - self.streams.flows()
             for flow in live:
-                del self._buffers[flow]
+                del self.buffers[flow]
 
 
 def dns_answer_for(message: dns.DnsMessage, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -533,7 +533,7 @@ def test_extractor_tls_client_hello_on_443(pieces: list[tuple[int, int | None]],
     assert counters.malformed == {}
     flow = packets[-1].flow()
     assert extractor.streams.is_ignored(flow)  # done with: later segments cost one lookup
-    assert flow not in extractor._buffers
+    assert flow not in extractor.buffers
 
 
 # A record header that passes the cheap scan (handshake, TLS 1.0, length 5, ClientHello) but
@@ -610,7 +610,7 @@ def test_extractor_tls_client_hello_without_sni_gives_nothing_and_forgets_the_fl
     assert feed_all(extractor, packets) == []
     assert counters.malformed == {}
     assert extractor.streams.is_ignored(packets[-1].flow())
-    assert extractor._buffers == {}
+    assert extractor.buffers == {}
 
 
 def test_extractor_tls_reports_a_connection_once_and_a_new_connection_again() -> None:
@@ -648,7 +648,7 @@ def test_extractor_tls_server_side_stream_is_forgotten_at_once(first: bytes) -> 
     assert feed_all(extractor, packets) == []
     flow = packets[1].flow()
     assert extractor.streams.is_ignored(flow)
-    assert flow not in extractor._buffers
+    assert flow not in extractor.buffers
     assert len(extractor.streams) == 0
     assert counters.malformed == {}
 
@@ -660,10 +660,10 @@ def test_extractor_tls_plaintext_stream_is_given_up_after_the_scan_window() -> N
     packets = client_stream(parts, dport=80)
     for packet in packets:
         assert extractor.feed(packet) == []
-        assert len(extractor._buffers.get(packet.flow(), b"")) < TLS_SCAN_WINDOW_BYTES + 1400
+        assert len(extractor.buffers.get(packet.flow(), b"")) < TLS_SCAN_WINDOW_BYTES + 1400
     flow = packets[-1].flow()
     assert extractor.streams.is_ignored(flow)
-    assert flow not in extractor._buffers
+    assert flow not in extractor.buffers
     assert counters.malformed == {}
 
 
@@ -707,10 +707,10 @@ def test_extractor_fin_drops_a_partial_hello() -> None:
     extractor, _ = new_extractor()
     syn, first = client_stream([LONG_HELLO[:700]])
     feed_all(extractor, [syn, first])
-    assert first.flow() in extractor._buffers
+    assert first.flow() in extractor.buffers
     fin = tcp(b"", seq=ISN + 1 + 700, flags=TCP_FIN | TCP_ACK, ts=T0 + 1)
     assert extractor.feed(fin) == []
-    assert extractor._buffers == {}
+    assert extractor.buffers == {}
     assert len(extractor.streams) == 0
 
 
@@ -836,15 +836,15 @@ def partial_state_packets(ts: float) -> list[Packet]:
 def test_extractor_expires_idle_state(how: str) -> None:
     extractor, _ = new_extractor()
     assert feed_all(extractor, partial_state_packets(T0)) == []
-    assert (len(extractor._buffers), len(extractor.streams), len(extractor.quic)) == (2, 2, 1)
+    assert (len(extractor.buffers), len(extractor.streams), len(extractor.quic)) == (2, 2, 1)
     later = T0 + 120.0  # past the reassembler's and the QUIC tracker's idle time-outs
     extractor.advance(T0 + EXPIRE_EVERY_S / 2)  # not due yet: nothing goes
-    assert (len(extractor._buffers), len(extractor.streams), len(extractor.quic)) == (2, 2, 1)
+    assert (len(extractor.buffers), len(extractor.streams), len(extractor.quic)) == (2, 2, 1)
     if how == "feed":
         assert extractor.feed(udp(b"unrelated", dport=9999, ts=later)) == []
     else:
         extractor.advance(later)
-    assert (len(extractor._buffers), len(extractor.streams), len(extractor.quic)) == (0, 0, 0)
+    assert (len(extractor.buffers), len(extractor.streams), len(extractor.quic)) == (0, 0, 0)
 
 
 def test_extractor_expiry_keeps_recently_active_flows() -> None:
@@ -852,7 +852,7 @@ def test_extractor_expiry_keeps_recently_active_flows() -> None:
     old = client_stream([LONG_HELLO[:700]], sport=40001)
     new = client_stream([LONG_HELLO[:700]], sport=40002, ts=T0 + 100.0)
     feed_all(extractor, old + new)  # the first packet of ``new`` triggers the expiry pass
-    assert set(extractor._buffers) == {new[-1].flow()}
+    assert set(extractor.buffers) == {new[-1].flow()}
     rest = tcp(LONG_HELLO[700:], seq=ISN + 701, sport=40002, ts=T0 + 100.5)
     assert [o.name for o in extractor.feed(rest)] == ["www.instagram.com"]
 
@@ -871,7 +871,7 @@ def test_extractor_buffers_stay_within_the_reassembler_flow_bound() -> None:
     for port in range(40000, 40100):
         feed_all(extractor, client_stream([LONG_HELLO[:700]], sport=port))
         assert len(extractor.streams) <= 8
-        assert len(extractor._buffers) <= 8
+        assert len(extractor.buffers) <= 8
 
 
 def test_extractor_buffers_of_evicted_flows_go_at_the_next_expiry_pass() -> None:
@@ -880,8 +880,8 @@ def test_extractor_buffers_of_evicted_flows_go_at_the_next_expiry_pass() -> None
     for port in range(40000, 40100):
         feed_all(extractor, client_stream([LONG_HELLO[:700]], sport=port))
     extractor.advance(T0 + EXPIRE_EVERY_S + 1)
-    assert len(extractor._buffers) <= 8
-    assert set(extractor._buffers) <= set(extractor.streams.flows())
+    assert len(extractor.buffers) <= 8
+    assert set(extractor.buffers) <= set(extractor.streams.flows())
 
 
 # --- arbitrary input --------------------------------------------------------------------

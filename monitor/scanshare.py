@@ -1,7 +1,7 @@
 """One scan shared among processes, by flow (``hallmonitor scan --jobs N``).
 
-Why: most of a scan's time goes to Python code per flow (TCP reassembly, QUIC decryption,
-ClientHello parsing), which one process runs on one core. Here ``N`` processes walk the same
+Why: one process runs a scan on one core, and even compiled, a DNS- and QUIC-dense capture keeps
+it busy (rendering DNS answers, deriving QUIC keys and decrypting, reassembling TCP). Here ``N`` processes walk the same
 file with the compiled loop, and each extracts only from the frames it owns: all of a flow's
 frames go to one process (by its pair of addresses, both directions alike), so its state lives
 in one extractor; a DNS message over UDP by its bytes, so that its copies meet the process that

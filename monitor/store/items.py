@@ -200,12 +200,18 @@ def decode_item(encoded: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def apply_records(
-    connection: Connection, records: list[SpoolRecord], *, now: datetime, skip_applied: bool
+    connection: Connection,
+    records: list[SpoolRecord],
+    *,
+    now: datetime,
+    skip_applied: bool,
+    skipped: list[SpoolRecord] | None = None,
 ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Apply ``records`` in the caller's transaction; record their ids in ``applied_batches``.
 
-    With ``skip_applied`` (spool replays), records whose id is already there are skipped.
-    Returns the number of items applied and the items that could not be decoded, with why.
+    With ``skip_applied`` (spool replays), records whose id is already there are skipped (and
+    added to ``skipped``, when given). Returns the number of items applied and the items that
+    could not be decoded, with why.
     """
     todo = records
     if skip_applied:
@@ -213,6 +219,8 @@ def apply_records(
             AppliedBatchRecord.id.in_([record.id for record in records])
         )))  # fmt: skip
         todo = [record for record in records if record.id not in done]
+        if skipped is not None:
+            skipped.extend(record for record in records if record.id in done)
     if not todo:
         return 0, []
     connection.execute(

@@ -78,6 +78,10 @@ class WriterStats:
     """Items appended to the disk spool (queue full or database away)."""
     replayed: int
     """Spooled items committed later."""
+    recovered: int
+    """Spooled items found already committed when replayed: their commit went through but its
+    acknowledgement was lost (the connection dropped), so they were spooled as well. Written
+    once; counted here, not in ``written`` or ``replayed``."""
     dropped: int
     """Items lost: the spool was unwritable, or a spool line was unreadable."""
     rejected: int
@@ -113,7 +117,14 @@ class Writer:
         self._stopping = threading.Event()
         self._deadline: float | None = None
         self._stats_lock = threading.Lock()
-        self._counts = {"written": 0, "spooled": 0, "replayed": 0, "dropped": 0, "rejected": 0}
+        self._counts = {
+            "written": 0,
+            "spooled": 0,
+            "replayed": 0,
+            "recovered": 0,
+            "dropped": 0,
+            "rejected": 0,
+        }
         self._last_error: str | None = None
         self._retry_at = 0.0
         self._retry_delay_s = retry_initial_s
@@ -169,9 +180,9 @@ class Writer:
         self._spool.close()
         stats = self.stats()
         logger.info(
-            "writer stopped: %d written, %d replayed, %d spooled (%d bytes waiting), "
-            "%d dropped, %d rejected",
-            stats.written, stats.replayed, stats.spooled, stats.spool_bytes,
+            "writer stopped: %d written, %d replayed, %d recovered, %d spooled (%d bytes "
+            "waiting), %d dropped, %d rejected",
+            stats.written, stats.replayed, stats.recovered, stats.spooled, stats.spool_bytes,
             stats.dropped, stats.rejected,
         )  # fmt: skip
         return stats
@@ -269,10 +280,17 @@ class Writer:
     def _apply(self, records: list[SpoolRecord], *, skip_applied: bool) -> int:
         if self._engine is None:
             raise RuntimeError("Writer.start() was not called")
+        skipped: list[SpoolRecord] = []
         with self._engine.begin() as connection:
             applied, bad_items = apply_records(
-                connection, records, now=datetime.now(UTC), skip_applied=skip_applied
+                connection,
+                records,
+                now=datetime.now(UTC),
+                skip_applied=skip_applied,
+                skipped=skipped,
             )
+        if skipped:
+            self._count("recovered", sum(len(record.items) for record in skipped))
         for item, reason in bad_items:
             self._reject(item, reason)
         return applied

@@ -45,6 +45,10 @@ COUNTERS: tuple[tuple[str, str], ...] = (
     ("hallmonitor_writer_written", "Records committed to the database from the queue."),
     ("hallmonitor_writer_spooled", "Records put in the disk spool (database away or slow)."),
     ("hallmonitor_writer_replayed", "Spooled records committed later."),
+    (
+        "hallmonitor_writer_recovered",
+        "Spooled records found already committed (the acknowledgement was lost).",
+    ),
     ("hallmonitor_writer_dropped", "Records lost: the spool was unwritable or unreadable."),
     ("hallmonitor_writer_rejected", "Records the database refused (kept in rejected.jsonl)."),
 )
@@ -76,6 +80,7 @@ def _counter_values(status: DaemonStatus) -> tuple[int, ...]:
         writer.written,
         writer.spooled,
         writer.replayed,
+        writer.recovered,
         writer.dropped,
         writer.rejected,
     )

@@ -175,6 +175,7 @@ class TestDaemonCollector:
             "hallmonitor_writer_spool_bytes": 0,
             "hallmonitor_writer_spooled_total": 0,
             "hallmonitor_writer_replayed_total": 0,
+            "hallmonitor_writer_recovered_total": 0,
             "hallmonitor_writer_dropped_total": 0,
             "hallmonitor_writer_rejected_total": 0,
         }

@@ -208,7 +208,7 @@ cdef object _common_dns_entry(
     """``fastscan._dns_entry(dns.parse_dns_message(message))`` for the common message (see
     above); None for any other."""
     cdef Py_ssize_t pos, name_end, rdata_end, target_end
-    cdef int ancount, rtype, rclass, rdlength, index
+    cdef int ancount, rtype, rclass, rdlength
     cdef bint is_response
     if n < DNS_HEADER_BYTES + 5 or _be16(m + 4) != 1:
         return None
@@ -443,7 +443,7 @@ cdef class _FrameLoop:
         cdef Py_ssize_t caplen = end - start
         cdef Py_ssize_t network, transport, ip_end, payload_length, first, stop, header_length
         cdef int ethertype, protocol, vlan, source_port, destination_port, udp_length, tcp_flags
-        cdef int bits, fragment, version_ihl, total_length
+        cdef int fragment, version_ihl, total_length
         cdef bint v6
         if linktype == 1 and caplen >= 42:
             # -- the decoder's fast path, on the buffer ----------------------------------------

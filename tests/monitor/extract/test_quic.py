@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import monitor.extract.quic
 from monitor.extract import quic, tls
 from monitor.extract.quic import QuicClientHello, QuicInitialTracker, looks_like_quic_long_header
 from tests.compiled import assert_built_from_current_source, compiled_or_skip
@@ -40,7 +39,7 @@ def tracker_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         compiled = compiled_or_skip("monitor.extract._quic").QuicInitialTracker
         monkeypatch.setitem(globals(), "QuicInitialTracker", compiled)
     else:
-        assert QuicInitialTracker is monitor.extract.quic.QuicInitialTracker
+        assert QuicInitialTracker is quic.QuicInitialTracker
 
 
 def test_the_compiled_tracker_is_built_from_the_current_source() -> None:
@@ -748,7 +747,7 @@ def test_compiled_tracker_agrees_with_python_on_any_packets(
     """The twin gives what the Python tracker gives, errors word for word, and counts the
     same, on well-encrypted Initials whose frames are anything, with Retries and damage."""
     twin = compiled_or_skip("monitor.extract._quic").QuicInitialTracker()
-    python = monitor.extract.quic.QuicInitialTracker()
+    python = quic.QuicInitialTracker()
     for from_server, datagram in datagrams:
         flow = SERVER if from_server else CLIENT
         assert outcome(twin, flow, datagram) == outcome(python, flow, datagram)

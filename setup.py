@@ -1,24 +1,56 @@
 """Build the compiled modules (Cython) beside the Python code they speed up.
 
+Also the package list: ``migrations/`` (Alembic's folder, beside ``alembic.ini`` in the
+repository) is installed as the package ``monitor.store.migrations``, so a wheel carries it.
 Everything else is in pyproject.toml. Each module is a twin of Python code that stays (the
 tests run both): ``monitor._scanloop`` (the record loop of ``hallmonitor scan``) and
 ``monitor.extract._quic`` (the QUIC Initial tracker), ``monitor.extract._reassembly`` (the TCP
-stream reassembler) and ``monitor.extract._tls`` (the ClientHello readers). They are optional extensions, so a
-machine without a C compiler installs Hall Monitor all the same (with a warning) and runs the
-Python code.
+stream reassembler) and ``monitor.extract._tls`` (the ClientHello readers).
+
+They are a speed-up, never a condition of installing: a machine without a C compiler, without
+the Python headers or without OpenSSL's headers installs Hall Monitor all the same, says which
+modules it could not build and why, and runs their Python twins (``hallmonitor doctor`` says so
+too). Release wheels and the Debian package are built where the compiler is, so a gateway gets
+the compiled modules without one.
 """
 
 from Cython.Build import cythonize
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 COMPILED = [
-    Extension("monitor._scanloop", ["monitor/_scanloop.pyx"], optional=True),
+    Extension("monitor._scanloop", ["monitor/_scanloop.pyx"]),
     # The QUIC twin decrypts with OpenSSL's libcrypto (headers: Debian's libssl-dev).
-    Extension(
-        "monitor.extract._quic", ["monitor/extract/_quic.pyx"], libraries=["crypto"], optional=True
-    ),
-    Extension("monitor.extract._reassembly", ["monitor/extract/_reassembly.pyx"], optional=True),
-    Extension("monitor.extract._tls", ["monitor/extract/_tls.pyx"], optional=True),
+    Extension("monitor.extract._quic", ["monitor/extract/_quic.pyx"], libraries=["crypto"]),
+    Extension("monitor.extract._reassembly", ["monitor/extract/_reassembly.pyx"]),
+    Extension("monitor.extract._tls", ["monitor/extract/_tls.pyx"]),
 ]
 
-setup(ext_modules=cythonize(COMPILED, compiler_directives={"language_level": "3"}))
+
+class BuildOptionalExtensions(build_ext):
+    """Any failure to build a compiled module is a warning, never the end of the install.
+
+    (setuptools' own ``optional=True`` is not enough: ``cythonize`` drops it from the modules it
+    returns, and setuptools does not treat a missing compiler as a build error.)"""
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            self.warn(
+                f"the compiled module {ext.name} was not built ({error}); Hall Monitor runs its "
+                "Python twin instead (install gcc, python3-dev and libssl-dev to build it)"
+            )
+
+
+MIGRATIONS = {
+    "monitor.store.migrations": "migrations",
+    "monitor.store.migrations.versions": "migrations/versions",
+}
+
+setup(
+    packages=find_packages(include=["monitor*", "api*", "blocklists*"]) + list(MIGRATIONS),
+    package_dir=MIGRATIONS,
+    ext_modules=cythonize(COMPILED, compiler_directives={"language_level": "3"}),
+    cmdclass={"build_ext": BuildOptionalExtensions},
+)

@@ -3,13 +3,14 @@
 ``make_engine(url)`` is the only place that builds an engine: SQLite gets WAL, foreign keys and
 a busy timeout on every connection, and ``BEGIN IMMEDIATE`` transactions; ``postgresql://`` URLs use psycopg 3. The schema belongs to
 the Alembic migrations in ``migrations/`` at the repository root (next to ``alembic.ini``),
-found relative to this package, which is where an editable install (``scripts/setup``) leaves
-them. ``upgrade_schema(url)`` is ``hallmonitor db upgrade``; the daemon and the web app call
+installed as the package ``monitor.store.migrations`` (setup.py), so a wheel and an editable
+install find them alike. ``upgrade_schema(url)`` is ``hallmonitor db upgrade``; the daemon and the web app call
 ``ensure_schema_current(engine)`` at startup and refuse to run on an old schema.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from monitor.errors import SchemaNotCurrent
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-"""Alembic's script directory: ``migrations/`` beside the ``monitor`` package."""
+MIGRATIONS_DIR = Path(str(importlib.resources.files("monitor.store.migrations")))
+"""Alembic's script directory: the repository's ``migrations/``, installed as a package."""
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long an SQLite writer waits for another writer's lock before giving up."""
@@ -108,8 +109,8 @@ def alembic_config(url: str | None = None) -> Config:
     """An Alembic configuration for this package's migrations (no ini file needed)."""
     if not (MIGRATIONS_DIR / "env.py").is_file():
         raise FileNotFoundError(
-            f"{MIGRATIONS_DIR}: no Alembic migrations here; install Hall Monitor from its "
-            "source tree (scripts/setup), which keeps migrations/ next to monitor/"
+            f"{MIGRATIONS_DIR}: no Alembic migrations here; this installation of Hall Monitor "
+            "is incomplete: install it again from its wheel or source tree"
         )
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

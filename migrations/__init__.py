@@ -1,0 +1,1 @@
+"""Alembic's script folder, installed as the package ``monitor.store.migrations`` (setup.py)."""

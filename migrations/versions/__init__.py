@@ -1,0 +1,1 @@
+"""The migration revisions, oldest first (Alembic reads them by path)."""

@@ -5,7 +5,7 @@
 with the same rules, results and errors as the Python module, reading lengths and extensions
 with C arithmetic instead of slices and ``struct`` calls. What is rare stays in the Python
 module and is called from here: a ClientHello spread over several records, the SSLv2 form, and
-the normalisation of the server name (``monitor.hostnames``).
+the normalisation and escaping of the server name (``monitor.hostnames.hostname_from_wire``).
 
 ``tests/monitor/extract/test_tls.py`` runs its parser tests on both; the extractor takes these
 when they were built (setup.py, when a C compiler is there). Keep the two in step.
@@ -23,7 +23,7 @@ from monitor.extract.tls import (
     _parse_records_slow,
     _parse_sslv2_client_hello,
 )
-from monitor.hostnames import normalise_hostname
+from monitor.hostnames import hostname_from_wire
 
 cdef enum:
     CONTENT_TYPE_HANDSHAKE = 22
@@ -186,7 +186,7 @@ cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t en
 
 
 cdef bint _already_normal(const uint8_t* name, Py_ssize_t length) noexcept:
-    """Whether ``normalise_hostname`` would return the name as it is: lowercase letters,
+    """Whether ``hostname_from_wire`` would return the name as it is: lowercase letters,
     digits, "-", "_" and "." (not last), as almost every server name is."""
     cdef Py_ssize_t i
     cdef uint8_t c
@@ -223,12 +223,7 @@ cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end
                 raise ValueError(f"entry #{entry}: empty host_name")
             if _already_normal(buf + p, name_len):
                 return PyUnicode_DecodeASCII(<const char*>(buf + p), name_len, NULL)
-            raw = source[p : p + name_len]
-            try:
-                name = raw.decode("ascii")
-            except UnicodeDecodeError:
-                name = raw.decode("utf-8", "backslashreplace")
-            return normalise_hostname(name)
+            return hostname_from_wire(source[p : p + name_len])
         p += name_len
         entry += 1
     return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from monitor.hostnames import normalise_hostname
+from monitor.hostnames import hostname_from_wire
 
 DHCP_SERVER_PORT = 67
 DHCP_CLIENT_PORT = 68
@@ -132,34 +132,13 @@ def _read_options(data: bytes) -> dict[int, bytes]:
         pos = end
 
 
-def _escape_byte(byte: int) -> str:
-    if byte == 0x5C:
-        return "\\\\"
-    if 0x20 <= byte < 0x7F:
-        return chr(byte)
-    return f"\\{byte:03o}"
-
-
-_ESCAPED = tuple(_escape_byte(byte) for byte in range(256))
-
-
 def _host_name(raw: bytes) -> str | None:
-    """A host name option as text: trimmed, control bytes escaped as ``\\ooo``, normalised.
-
-    Valid UTF-8 without control characters is kept as Unicode (normalise_hostname turns it into
-    IDNA where it can); anything else has each byte outside printable ASCII written in octal, as
-    DNS names are, so that a name never carries a control character into a report or a log.
-    """
+    """A host name option as text: trimmed, then ``hostname_from_wire`` (control bytes in
+    octal, as in DNS names, so that a name never carries one into a report or a log)."""
     raw = raw.strip(b"\0 \t\r\n")
     if not raw:
         return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    if not text or not text.isprintable() or "\\" in text:
-        text = "".join([_ESCAPED[byte] for byte in raw])
-    text = normalise_hostname(text)
+    text = hostname_from_wire(raw)
     return None if text == "." else text
 
 

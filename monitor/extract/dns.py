@@ -16,7 +16,8 @@ Name decoding rules (RFC 1035 section 4.1.4, RFC 6891 section 5 for the extended
 * A name is at most 255 bytes on the wire, root byte included, as tshark also counts it.
 * Names are lowercased (ASCII only) without the trailing dot; the root is ``.``. Bytes outside
   printable ASCII are written ``\\ooo`` in octal, as tshark writes them, and a ``.`` or ``\\``
-  inside a label is escaped with a backslash, so the text maps back to exactly one name.
+  inside a label is escaped with a backslash, so the text maps back to exactly one name
+  (``monitor.hostnames.ESCAPED_BYTES``, the rule every name from the network follows).
 
 Damage is handled the way tshark reports such packets: a question whose name cannot be decoded
 but whose end is known (a bad pointer, a name too long) is left out and the next question is
@@ -31,7 +32,7 @@ import struct
 from dataclasses import dataclass
 
 from monitor.decode import render_ipv6
-from monitor.hostnames import normalise_hostname
+from monitor.hostnames import ESCAPED_BYTES, normalise_hostname
 
 MDNS_PORT = 5353
 LLMNR_PORT = 5355
@@ -55,15 +56,9 @@ _CLASS_IN = 1
 _MDNS_CACHE_FLUSH = 0x8000
 
 
-def _escape_byte(byte: int) -> str:
-    if byte in (0x2E, 0x5C):  # '.' and '\' inside a label
-        return "\\" + chr(byte)
-    if 0x20 <= byte < 0x7F:
-        return chr(byte).lower()
-    return f"\\{byte:03o}"
-
-
-_ESCAPED = tuple(_escape_byte(byte) for byte in range(256))
+# The escapes of monitor.hostnames (one rule for every name from the network), lowercased, and
+# a '.' inside a label escaped too.
+_ESCAPED = tuple("\\." if byte == 0x2E else text.lower() for byte, text in enumerate(ESCAPED_BYTES))
 
 
 @dataclass(frozen=True, slots=True)

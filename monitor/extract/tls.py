@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.hostnames import normalise_hostname
+from monitor.hostnames import hostname_from_wire
 
 CONTENT_TYPE_HANDSHAKE = 22
 HANDSHAKE_CLIENT_HELLO = 1
@@ -49,7 +49,8 @@ class ClientHello:
     """What a ClientHello says about where the client is going."""
 
     sni: str | None
-    """The first host_name of the server_name extension, normalised; None when absent."""
+    """The first host_name of the server_name extension (``hostnames.hostname_from_wire``:
+    normalised, odd bytes escaped); None when absent."""
     has_ech: bool
     """The encrypted_client_hello extension (0xfe0d) is present: ``sni`` is the outer name."""
     alpn: tuple[str, ...]
@@ -284,12 +285,7 @@ def _server_name(buf: bytes, p: int, end: int) -> str | None:
         if name_type == SERVER_NAME_HOST_NAME:
             if name_len == 0:
                 raise ValueError(f"entry #{entry}: empty host_name")
-            raw = buf[p : p + name_len]
-            try:
-                name = raw.decode("ascii")
-            except UnicodeDecodeError:
-                name = raw.decode("utf-8", "backslashreplace")
-            return normalise_hostname(name)
+            return hostname_from_wire(buf[p : p + name_len])
         p += name_len
         entry += 1
     return None

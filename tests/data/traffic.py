@@ -55,17 +55,19 @@ def client_hello_bytes(server_name: str, *, padding: int = 0) -> bytes:
 
 
 def tls_flow(
-    server_name: str, *, split_at: int | None = None, padding: int = 0
+    server_name: str, *, split_at: int | None = None, padding: int = 0, client_port: int = 50000
 ) -> list[ScapyPacket]:
     """SYN, then the ClientHello in one segment or two (split at ``split_at`` bytes)."""
     record = client_hello_bytes(server_name, padding=padding)
     ip = IP(src=CLIENT_IP, dst=SERVER_IP)
-    syn = ether() / ip / TCP(sport=50000, dport=443, flags="S", seq=1000)
+    syn = ether() / ip / TCP(sport=client_port, dport=443, flags="S", seq=1000)
     segments = [record] if split_at is None else [record[:split_at], record[split_at:]]
     packets = [syn]
     seq = 1001
     for segment in segments:
-        packets.append(ether() / ip / TCP(sport=50000, dport=443, flags="PA", seq=seq) / segment)
+        packets.append(
+            ether() / ip / TCP(sport=client_port, dport=443, flags="PA", seq=seq) / segment
+        )
         seq += len(segment)
     return packets
 

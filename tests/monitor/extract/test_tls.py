@@ -196,6 +196,14 @@ def test_parse_client_hello_message_body_cut_short_is_malformed_or_shorter(cut):
         ("bücher.example".encode(), "xn--bcher-kva.example"),  # UTF-8 becomes IDNA
         (b"under_score.example", "under_score.example"),
         (b"a" * 300 + b".example", "a" * 300 + ".example"),
+        # Odd bytes are written as DNS names write them (monitor.hostnames.ESCAPED_BYTES):
+        (b"evil\x00x.example", "evil\\000x.example"),  # NUL (PostgreSQL refuses it in text)
+        (b"a\x1b[31mred.example", "a\\033[31mred.example"),  # a terminal escape
+        (b"cr\r\nlf.Example", "cr\\015\\012lf.example"),  # CR/LF, still lowercased
+        ("\u202eelpmaxe.com".encode(), "\\342\\200\\256elpmaxe.com"),  # a bidi override
+        (b"caf\xe9.example", "caf\\351.example"),  # not UTF-8
+        (b"back\\slash.example", "back\\\\slash.example"),  # the escape character
+        (("ü" * 70 + ".example").encode(), "\\303\\274" * 70 + ".example"),  # IDNA refuses
     ],
 )
 def test_parse_client_hello_records_normalises_the_server_name(name, expected):

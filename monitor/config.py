@@ -153,6 +153,44 @@ def _parse_network(value: object) -> IPv4Network | IPv6Network:
 
 Cidr = Annotated[IPv4Network | IPv6Network, PlainValidator(_parse_network), PlainSerializer(str)]
 
+TRUST_EVERY_CLIENT = "*"
+"""The one ``web.forwarded_allow_ips`` entry that trusts the headers of every client."""
+
+
+def _parse_proxy(value: object) -> str:
+    """One ``web.forwarded_allow_ips`` entry: an IP address, a network, or ``"*"``."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text == TRUST_EVERY_CLIENT:
+        return text
+    if "/" in text:
+        return str(_parse_network(text))
+    try:
+        return str(ip_address(text))
+    except ValueError:
+        raise _problem(
+            f"{value!r} is not an IP address or network; list the reverse proxy's address as "
+            'it connects to the app, e.g. ["127.0.0.1", "::1"] for nginx on this host, or [] '
+            "to trust no proxy"
+        ) from None
+
+
+ProxyAddress = Annotated[str, PlainValidator(_parse_proxy)]
+
+
+def _parse_root_path(value: object) -> str:
+    """``web.root_path``: "" at the root, else a URL path starting with "/", kept without its
+    trailing slash ("/monitor/" is "/monitor")."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?", text):
+        return text.rstrip("/")
+    hint = (
+        'write the path the reverse proxy serves the app below, starting with "/", e.g. '
+        '"/monitor", or "" when the app is at the root of its name'
+    )
+    if text and not text.startswith("/"):
+        raise _problem(f'{value!r} does not start with "/"; {hint}')
+    raise _problem(f"{value!r} is not a URL path; {hint}")
+
 
 def _parse_suffix(value: object) -> str:
     if not isinstance(value, str):
@@ -517,13 +555,17 @@ class WebSettings(Group):
         description="The address people open, used for links in emails, e.g. "
         '"https://hallmonitor.school.example". Default: http://<host>:<port>.',
     )
-    root_path: str = Field(
+    root_path: Annotated[str, PlainValidator(_parse_root_path)] = Field(
         default="",
-        description='Path prefix when a reverse proxy serves the app below a path, e.g. "/monitor".',
+        description='Path prefix when a reverse proxy serves the app below a path, e.g. "/monitor" '
+        '(it starts with "/"; a trailing "/" is dropped); "": the app is at the root.',
     )
-    forwarded_allow_ips: EnvList[str] = Field(
-        default_factory=lambda: ["127.0.0.1", "::1"],
-        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto headers are trusted.",
+    forwarded_allow_ips: EnvList[ProxyAddress] = Field(
+        default_factory=list,
+        description="Addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        'X-Forwarded-Proto headers are believed, e.g. ["127.0.0.1", "::1"] for nginx on this '
+        'host; [] (the default): no proxy, every client is who it connects as; ["*"]: every '
+        "client (only when nothing but the proxy can reach the app).",
     )
     session_idle_minutes: int = Field(
         default=30, ge=1, le=1440, description="Sign out after this many idle minutes (1 to 1440)."
@@ -557,12 +599,22 @@ class WebSettings(Group):
         "/metrics is open like /healthz (it carries counts only, never a person).",
     )
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _every_client_alone(cls, value: list[str]) -> list[str]:
+        if TRUST_EVERY_CLIENT in value and len(value) > 1:
+            raise _problem(
+                f'"{TRUST_EVERY_CLIENT}" already trusts every client: give it alone, '
+                f'["{TRUST_EVERY_CLIENT}"], or list only the proxies\' addresses'
+            )
+        return value
+
     def public_url(self) -> str:
         """The address to put in links: ``base_url``, else built from host and port."""
         if self.base_url:
             return self.base_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{self.root_path.rstrip('/')}"
+        return f"http://{host}:{self.port}{self.root_path}"
 
 
 EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]

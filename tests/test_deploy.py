@@ -503,12 +503,13 @@ def test_capture_without_the_capabilities_says_what_to_grant(tmp_path: Path) -> 
     assert "CAP_NET_RAW and CAP_NET_ADMIN" in result.stderr
 
 
-def app_config(tmp_path: Path) -> Path:
-    """A configuration for the review app on a free port, its SQLite database in tmp_path."""
+def app_config(tmp_path: Path, *, web: str = "") -> Path:
+    """A configuration for the review app on a free port, its SQLite database in tmp_path
+    (``web``: more lines of ``[web]``)."""
     config = tmp_path / "config.toml"
     config.write_text(
         f'[database]\ndata_dir = "{tmp_path / "data"}"\n\n'
-        f'[web]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+        f'[web]\nhost = "127.0.0.1"\nport = {free_port()}\n{web}'
     )
     return config
 
@@ -876,7 +877,11 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 @pytest.mark.slow
 @needs_nginx
 def test_nginx_serves_the_app_over_https_with_hsts_and_secure_cookies(tmp_path: Path) -> None:
-    config = app_config(tmp_path)
+    # The trust the example's first comment asks for: the app believes no proxy by default.
+    example = (DEPLOY / "nginx" / "hallmonitor.conf").read_text()
+    trust = re.search(r"^#\s+(forwarded_allow_ips = \[.*?\])", example, re.MULTILINE)
+    assert trust is not None, "the nginx example names no web.forwarded_allow_ips"
+    config = app_config(tmp_path, web=trust.group(1) + "\n")
     result = run_script(HERE_HALLMONITOR, "--config", str(config), "db", "upgrade")
     assert result.returncode == 0, result.stderr
     with serving([HERE_HALLMONITOR], config) as url:

@@ -61,7 +61,7 @@ def test_session_cookie_is_httponly_lax_and_not_secure_over_http(harness: AppHar
 
 
 def test_cookie_is_secure_when_a_trusted_proxy_says_https(app_client: AppFactory) -> None:
-    harness = app_client(forwarded_allow_ips=["testclient"])
+    harness = app_client(client=("127.0.0.1", 50000), forwarded_allow_ips=["127.0.0.1"])
     _, cookie = login_set_cookie(harness, **{"X-Forwarded-Proto": "https"})
     assert cookie[SESSION_COOKIE]["secure"] is True
 
@@ -83,7 +83,7 @@ def test_secure_cookies_setting_overrides_the_scheme(
 def test_audit_address_comes_from_x_forwarded_for_of_a_trusted_proxy(
     app_client: AppFactory,
 ) -> None:
-    trusted = app_client(forwarded_allow_ips=["testclient"])
+    trusted = app_client(client=("127.0.0.1", 50000), forwarded_allow_ips=["127.0.0.1"])
     login_set_cookie(trusted, **{"X-Forwarded-For": "10.1.4.23"})
     assert [r.address for r in trusted.audit_rows()] == ["10.1.4.23"]
 

@@ -94,6 +94,8 @@ def test_parse_dhcp_prefers_host_name_option_to_fqdn() -> None:
         (b"a\x1b[31mred", "a\\033[31mred"),  # so is a terminal escape
         (b"caf\xe9", "caf\\351"),  # not UTF-8: bytes outside ASCII in octal
         (b"back\\slash", "back\\\\slash"),  # the escape character escaped
+        ("Sam\u202eenohPi".encode(), "sam\\342\\200\\256enohpi"),  # a bidi override
+        (("ü" * 70).encode(), "\\303\\274" * 70),  # Unicode that IDNA refuses, in octal
         (b"\x00\x00", None),
         (b"   ", None),
     ],

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import stat
 import struct
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -874,6 +876,36 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def failed_login_address(
+    opener: urllib.request.OpenerDirector, base: str, tmp_path: Path, *, forged: str
+) -> str:
+    """Fail a login through ``base`` with a forged X-Forwarded-For; the address audited."""
+    with opener.open(base + "/login", timeout=30) as response:
+        cookies = response.headers.get_all("Set-Cookie") or []
+        token = re.search(r'name="csrf_token" value="([^"]+)"', response.read().decode())
+    assert token is not None
+    request = urllib.request.Request(
+        base + "/login",
+        data=urllib.parse.urlencode(
+            {"username": "nobody", "password": "wrong", "csrf_token": token.group(1)}
+        ).encode(),
+        headers={
+            "Cookie": "; ".join(cookie.split(";", 1)[0] for cookie in cookies),
+            "X-Forwarded-For": forged,
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as redirect:  # 303 to the form again
+        opener.open(request, timeout=30)
+    redirect.value.close()
+    assert redirect.value.code == 303, redirect.value.read()
+    with sqlite3.connect(tmp_path / "data" / "hallmonitor.db") as db:
+        (address,) = db.execute(
+            "SELECT address FROM audit_events WHERE action = 'login_failed'"
+        ).fetchone()
+    assert isinstance(address, str)
+    return address
+
+
 @pytest.mark.slow
 @needs_nginx
 def test_nginx_serves_the_app_over_https_with_hsts_and_secure_cookies(tmp_path: Path) -> None:
@@ -913,6 +945,9 @@ def test_nginx_serves_the_app_over_https_with_hsts_and_secure_cookies(tmp_path: 
             redirect.value.close()
             assert redirect.value.code == 301
             assert redirect.value.headers["Location"] == "https://127.0.0.1/queue"
+            # nginx sets X-Forwarded-For to the client's own address: although the app
+            # believes nginx, a forged header never reaches the audit log.
+            assert failed_login_address(opener, base, tmp_path, forged="10.66.6.6") == "127.0.0.1"
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=30)

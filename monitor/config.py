@@ -1215,4 +1215,11 @@ def run_config_check(
         lines.append("warning: no segments: every address is unsegmented and nothing is flagged")
     if not calendar.terms:
         lines.append("warning: no terms: every week of the year counts as school time")
+    web = settings.web
+    if web.base_url.startswith("https://") and not web.forwarded_allow_ips:
+        lines.append(
+            "warning: web.base_url is https but web.forwarded_allow_ips is empty: behind a "
+            'reverse proxy, list its address (["127.0.0.1", "::1"] for nginx on this host), '
+            "or the audit log records the proxy's address for everyone"
+        )
     return 0, lines

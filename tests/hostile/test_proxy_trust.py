@@ -143,3 +143,21 @@ def test_config_check_accepts_paths_and_proxy_addresses(
     assert status == 0, lines
     web_settings = load_settings(config, environ={}).web
     assert (web_settings.root_path, web_settings.forwarded_allow_ips) == (root_path, proxies)
+
+
+def test_config_check_warns_when_an_https_address_has_no_trusted_proxy(tmp_path: Path) -> None:
+    """An upgrade from the old default (loopback trusted) behind nginx is told what to set."""
+    config = tmp_path / "config.toml"
+    config.write_text('[web]\nbase_url = "https://hallmonitor.school.example"\n')
+    status, lines = run_config_check(config, environ={})
+    assert status == 0
+    assert lines[-1] == (
+        "warning: web.base_url is https but web.forwarded_allow_ips is empty: behind a reverse "
+        'proxy, list its address (["127.0.0.1", "::1"] for nginx on this host), or the audit '
+        "log records the proxy's address for everyone"
+    )
+    config.write_text(
+        '[web]\nbase_url = "https://hallmonitor.school.example"\n'
+        'forwarded_allow_ips = ["127.0.0.1"]\n'
+    )
+    assert not any("warning: web" in line for line in run_config_check(config, environ={})[1])

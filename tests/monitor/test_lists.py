@@ -275,7 +275,7 @@ def test_load_lists_allowlists_add_up_with_extra_allow(tmp_path) -> None:
     lists = load_lists([SHIPPED, tmp_path], extra_allow=["Trust.Example."])
     assert {"education.gov.uk", "ourschool.example", "trust.example"} <= lists.allowlist
     with pytest.raises(BlocklistError, match="extra allowlist:1: 'trust' is a single label"):
-        load_lists([tmp_path], extra_allow=["trust"])
+        load_lists([SHIPPED, tmp_path], extra_allow=["trust"])
 
 
 def test_load_lists_rejects_a_missing_directory(tmp_path) -> None:

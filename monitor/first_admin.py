@@ -12,8 +12,11 @@ passwd admin``): the one in it no longer works then.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 FIRST_ADMIN = "admin"
 PASSWORD_FILE = "first-admin-password"
@@ -43,9 +46,13 @@ def forget_password_file(data_dir: Path, username: str) -> bool:
     just set a password of their own; whether there was one."""
     if username != FIRST_ADMIN:
         return False
+    path = password_file(data_dir)
     try:
-        password_file(data_dir).unlink()
+        path.unlink()
     except FileNotFoundError:
+        return False
+    except OSError as e:  # the password was changed all the same: say what is left behind
+        logger.warning("cannot remove %s (%s): delete it by hand", path, e.strerror or e)
         return False
     return True
 

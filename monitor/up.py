@@ -219,9 +219,13 @@ class Up:
         self._say(upgrade_schema(url))
         sock = bind(settings.web.host, settings.web.port)
         # Before capture starts: SQLite has one writer, and this one must not wait for it.
-        password = create_first_admin(url)
-        if password is not None:
-            self.notice = self._hand_over(password)
+        try:
+            password = create_first_admin(url)
+            if password is not None:
+                self.notice = self._hand_over(password)
+        except BaseException:
+            sock.close()
+            raise
         try:
             failure = self._start(sock) or self._wait()
         finally:
@@ -259,7 +263,14 @@ class Up:
         if self.password_on_screen:
             return on_screen_notice(password)
         path = password_file(self.settings.database.data_dir)
-        write_password_file(path, password)
+        try:
+            write_password_file(path, password)
+        except OSError as e:  # never the journal instead: the account needs a new password
+            raise PartFailed(
+                f"created the user {FIRST_ADMIN!r} but cannot write its one-time password to "
+                f"{path}: {e.strerror or e}; give it one with `hallmonitor users passwd "
+                f"{FIRST_ADMIN}`"
+            ) from e
         return file_notice(path)
 
     def _not_started(self, part: str) -> BaseException | None:

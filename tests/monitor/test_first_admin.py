@@ -9,6 +9,7 @@ a subprocess whose standard output is a pipe, the password changed through the a
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 import subprocess
@@ -33,6 +34,7 @@ from monitor.first_admin import (
 )
 from monitor.store.db import make_engine
 from monitor.store.users import LoginPolicy, verify_login
+from monitor.up import PartFailed
 from tests.monitor.test_up import make_up, settings_for, start
 from tests.test_readme_first_command import sign_in_and_choose_a_password
 
@@ -194,3 +196,29 @@ def test_the_guides_say_where_the_password_is_under_a_service(readme: str) -> No
     root = Path(__file__).resolve().parents[2]
     text = " ".join((root / readme).read_text().split())
     assert PASSWORD_FILE in text
+
+
+def test_a_password_file_that_cannot_be_written_stops_up_with_what_to_do(tmp_path: Path) -> None:
+    """Never the journal instead: the account exists, and the technician is told how to give
+    it a password."""
+    settings = settings_for(tmp_path)
+    password_file(settings.database.data_dir).mkdir(parents=True)  # in the file's way
+    up, sources = make_up(settings, io.StringIO())
+    with pytest.raises(PartFailed, match=r"created the user 'admin' but cannot write its one-"):
+        up.run()
+    assert sources == []
+
+
+def test_a_file_that_cannot_be_removed_is_named_in_the_log(tmp_path: Path) -> None:
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("monitor.first_admin")
+    logger.addHandler(handler)
+    password_file(tmp_path).mkdir()  # a directory: unlink fails
+    try:
+        assert forget_password_file(tmp_path, FIRST_ADMIN) is False
+    finally:
+        logger.removeHandler(handler)
+    [line] = said
+    assert line.startswith(f"cannot remove {password_file(tmp_path)} (")

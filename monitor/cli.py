@@ -16,6 +16,7 @@ import click
 # Heavy modules (sqlalchemy, pydantic, scapy) are imported inside the commands that use them:
 # `hallmonitor scan` starts in a tenth of a second, which matters when scanning many files.
 from monitor.errors import BlocklistError, CaptureFileError, ConfigError, SchemaNotCurrent
+from monitor.extract.compiled import log_twins
 from monitor.extract.dns import DNS_PORTS
 from monitor.logconfig import configure_logging
 from monitor.pipeline import Pipeline
@@ -167,6 +168,7 @@ def scan(
     terminal. A summary of each file goes to stderr. A file that cannot be read is named on
     stderr and makes the exit status 1; damaged packets are counted, never fatal.
     """
+    log_twins()
     if record:
         _record(ctx, files, dns_ports)
         return
@@ -265,11 +267,13 @@ def capture(ctx: click.Context) -> None:
     """
     from monitor.config import load_settings
     from monitor.metrics import daemon_metrics
-    from monitor.runner import CaptureDaemon
+    from monitor.runner import CaptureDaemon, build_rules
 
     config_path = ctx.find_root().obj
     settings = _settings(ctx)
     _log_at_configured_level(ctx, settings)
+    log_twins()
+    _fail_on_setup_errors(lambda: build_rules(settings))  # the lists load, before capturing
     daemon = CaptureDaemon(settings, reload_settings=lambda: load_settings(config_path))
     with daemon_metrics(daemon, settings.capture.metrics_address()):
         _fail_on_setup_errors(daemon.run)
@@ -477,11 +481,19 @@ def users_add(
 @click.password_option(help="At least 12 characters; asked for when not given.")
 @click.pass_context
 def users_passwd(ctx: click.Context, username: str, password: str) -> None:
-    """Set a new password (clears a lockout and signs the user out everywhere)."""
-    from monitor.store.users import run_users_passwd
+    """Set a new password (clears a lockout and signs the user out everywhere).
 
-    url = _database_url(ctx)
+    For `admin`, the file holding the one-time password of the first start (under a service)
+    is removed too: that password no longer works."""
+    from monitor.first_admin import forget_password_file, password_file
+    from monitor.store.users import normalise_username, run_users_passwd
+
+    settings = _settings(ctx)
+    url = settings.database.url.get_secret_value()
     click.echo(_run_user_command(lambda: run_users_passwd(url, username, password)))
+    data_dir = settings.database.data_dir
+    if forget_password_file(data_dir, normalise_username(username)):
+        click.echo(f"removed {password_file(data_dir)}: its one-time password no longer works")
 
 
 @users.command("disable")
@@ -591,7 +603,9 @@ def report_governors(ctx: click.Context, start: datetime, end: datetime, out: Pa
     "--check",
     "only",
     multiple=True,
-    type=click.Choice(["capabilities", "interfaces", "database", "lists", "smtp", "time"]),
+    type=click.Choice(
+        ["capabilities", "interfaces", "database", "lists", "compiled", "smtp", "time"]
+    ),
     help="Run only this check (repeatable). Default: every check.",
 )
 @click.option(
@@ -608,8 +622,9 @@ def doctor(ctx: click.Context, only: tuple[str, ...], watch_s: float, by: str | 
     """Check that this sensor can work, and say how to fix what cannot.
 
     Checks capture capabilities, that the interfaces exist, are up and carry DNS/TLS/QUIC
-    traffic, the database and its schema, the lists, the SMTP server (when mail is enabled),
-    the clock and time zone, and prints whether today is a school day. One line per check; exit
+    traffic, the database and its schema, the lists (at least one platform), which compiled
+    modules are in use (a note, never a failure), the SMTP server (when mail is enabled), the
+    clock and time zone, and prints whether today is a school day. One line per check; exit
     status 1 if any fails. The run is recorded for the governors' report.
     """
     from monitor.doctor import run_doctor
@@ -670,7 +685,9 @@ def up(
     """Run capture, the review app and the report scheduler together, until SIGTERM or Ctrl-C.
 
     Migrates the database first (no need for `db upgrade`), and on the first start creates the
-    user `admin` and prints its one-time password. Prints the review app's address once it
+    user `admin` with a one-time password: printed on a terminal (and with --demo), else
+    written to <database.data_dir>/first-admin-password (mode 0600, removed once admin
+    chooses a password) and only that file named. Prints the review app's address once it
     answers. SIGTERM or Ctrl-C stops capture first (open incidents are closed and everything
     queued is written), then the web app, and exits 0; SIGHUP reloads the lists and
     configuration. If a part fails, the rest stop and the exit status is 1.
@@ -708,6 +725,7 @@ def up(
     except ConfigError as e:
         raise click.ClickException(f"configuration: {e}") from e
     _log_at_configured_level(ctx, settings)
+    log_twins()
     if host is not None:
         settings.web.host = host
     if port is not None:
@@ -725,6 +743,7 @@ def up(
             reload_settings=reload,
             open_source=open_demo_source,
             clock=clock,
+            password_on_screen=True,  # a throwaway database under ./var
         )
     else:
         runner = Up(settings, out=sys.stdout, reload_settings=reload)

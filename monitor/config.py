@@ -288,10 +288,16 @@ def _split_listen(text: str) -> tuple[str, int]:
 
 
 class ListsSettings(Group):
+    shipped: bool = Field(
+        default=True,
+        description="Load the platform lists shipped with Hall Monitor first. false: only "
+        "lists.directories and the review app's own (for a trust that keeps a whole set "
+        "itself); either way, no platform list at all is an error.",
+    )
     directories: EnvList[Path] = Field(
         default_factory=list,
-        description="Extra directories of platform lists (*.txt); the shipped blocklists are "
-        "always loaded first.",
+        description="Extra directories of platform lists (*.txt), loaded after the shipped "
+        "lists; a file replaces the file of the same name loaded before it.",
     )
     allow: EnvList[DomainSuffix] = Field(
         default_factory=list,

@@ -1,8 +1,8 @@
 """`hallmonitor doctor`: is this sensor ready to do its job, and if not, what to fix.
 
 Each check looks at one thing the daemon depends on (interfaces that carry traffic, capture
-capabilities, the database and its schema, the lists, the mail server, the clock and the
-school calendar) and returns a ``CheckResult`` with a one-line fix when it fails. The probes
+capabilities, the database and its schema, the lists, which compiled modules are in use, the
+mail server, the clock and the school calendar) and returns a ``CheckResult`` with a one-line fix when it fails. The probes
 read the system; the ``judge_*`` functions decide from what they read and do no IO.
 
 Interfaces are watched with the daemon's own capture (``LiveSource`` and its kernel filter)
@@ -42,6 +42,7 @@ from monitor.checks import (
 )
 from monitor.config import Settings, build_calendar
 from monitor.errors import BlocklistError, ConfigError
+from monitor.extract.compiled import NOT_BUILT, REBUILD, Twin, twins
 from monitor.extract.dns import DNS_PORTS
 from monitor.lists import check_lists as list_problems
 from monitor.lists import list_directories, load_lists
@@ -59,7 +60,7 @@ from monitor.store.db import (
 
 logger = logging.getLogger(__name__)
 
-CHECKS = ("capabilities", "interfaces", "database", "lists", "smtp", "time")
+CHECKS = ("capabilities", "interfaces", "database", "lists", "compiled", "smtp", "time")
 """Every check, in the order run and printed."""
 DEFAULT_WATCH_S = 5.0
 """How long an interface may stay silent before it fails the traffic check."""
@@ -351,6 +352,30 @@ def check_lists(settings: Settings) -> CheckResult:
     )
 
 
+# --- compiled modules -------------------------------------------------------------------------
+
+
+def judge_compiled(found: Sequence[Twin]) -> CheckResult:
+    """Which compiled modules are in use and which run as Python: a pass either way (they only
+    make the same work cheaper), with why a module that is there cannot be loaded."""
+    compiled = [twin.name for twin in found if twin.module is not None]
+    python = [twin.python for twin in found if twin.module is None]
+    detail = f"compiled: {', '.join(compiled) or 'none'}"
+    if python:
+        detail += f"; running as Python: {', '.join(python)}"
+    notes = [
+        f"{twin.name} cannot be loaded ({twin.problem})"
+        for twin in found
+        if twin.problem not in (None, NOT_BUILT)
+    ]
+    notes += [f"{twin.name} was built before its source changed" for twin in found if twin.stale]
+    if notes:
+        detail += f"; {'; '.join(notes)}: {REBUILD}"
+    elif python:
+        detail += f" ({NOT_BUILT}: optional, they need a C compiler when installing)"
+    return passed("compiled", detail)
+
+
 # --- smtp -------------------------------------------------------------------------------------
 
 
@@ -508,6 +533,8 @@ def run_checks(
             results.append(check_database(settings.database.url.get_secret_value()))
         elif name == "lists":
             results.append(check_lists(settings))
+        elif name == "compiled":
+            results.append(judge_compiled(twins()))
         elif name == "smtp":
             results.append(check_smtp(settings))
         elif name == "time":

@@ -70,6 +70,7 @@ from monitor.decode import (
     format_mac,
 )
 from monitor.extract import dns
+from monitor.extract.compiled import compiled_module
 from monitor.extract.extractor import (
     DHCP_PORTS,
     DNS_ENCRYPTED,
@@ -472,20 +473,12 @@ def compiled_loop_built() -> bool:
 
 
 def _compiled_loop() -> ModuleType | None:
-    try:
-        from monitor import _scanloop
-    except ImportError:
-        return None
-    return _scanloop
+    return compiled_module("monitor._scanloop")
 
 
 def _choose_loop(compiled: bool | None) -> WalkRecords:
-    if compiled is False:
-        return walk_records
-    loop = _compiled_loop()
+    loop = compiled_module("monitor._scanloop", compiled)
     if loop is None:
-        if compiled:
-            raise ImportError("monitor._scanloop was not built (see setup.py)")
         return walk_records
     walk_compiled: WalkRecords = loop.walk_records
     return walk_compiled

@@ -299,17 +299,20 @@ def default_directory() -> Path:
 
 
 def _read_directories(
-    directories: Sequence[Path],
+    directories: Sequence[Path] | None,
 ) -> tuple[list[ListEntry], dict[str, PlatformInfo], set[str], list[BlocklistError]]:
-    """Everything in the directories, in order, with every problem found.
+    """Everything in the directories (None: the shipped lists), in order, with every problem
+    found; no platform list at all is one of them.
 
     A platform file in a later directory replaces the file of the same name in an earlier one
     (a school's own ``facebook.txt`` overrides the shipped one); allowlists add up.
     """
+    if directories is None:
+        directories = (default_directory(),)
     files: dict[str, Path] = {}
     allow_files: list[Path] = []
     errors: list[BlocklistError] = []
-    for directory in directories or (default_directory(),):
+    for directory in directories:
         if not directory.is_dir():
             errors.append(BlocklistError(str(directory), 0, "is not a directory"))
             continue
@@ -350,7 +353,22 @@ def _read_directories(
         suffixes, problems = _parse_allowlist(_read(path, errors), str(path))
         allow.update(suffixes)
         errors.extend(problems)
+    if not platforms:
+        errors.append(no_platforms(directories))
     return entries, platforms, allow, errors
+
+
+def no_platforms(directories: Sequence[Path]) -> BlocklistError:
+    """No platform list loaded: nothing would ever be flagged, so this is an error, naming
+    where the lists were looked for (a package installed without its list files did this)."""
+    where = ", ".join(str(directory) for directory in directories) or "no directory"
+    return BlocklistError(
+        where,
+        0,
+        "no platform list (a *.txt file with a '# platform:' header) loaded from here, so "
+        "nothing would ever be flagged: reinstall Hall Monitor if its shipped lists are "
+        "missing, or check lists.directories and lists.shipped in the configuration",
+    )
 
 
 def _duplicate(entry: ListEntry, first: str) -> BlocklistError:
@@ -366,7 +384,9 @@ def _read(path: Path, errors: list[BlocklistError]) -> str:
         return ""
 
 
-def load_lists(directories: Sequence[Path] = (), *, extra_allow: Iterable[str] = ()) -> ListSet:
+def load_lists(
+    directories: Sequence[Path] | None = None, *, extra_allow: Iterable[str] = ()
+) -> ListSet:
     """Read the platform lists and allowlists in ``directories`` (default: the shipped lists).
 
     Raises the first ``BlocklistError`` found; ``check_lists`` reports them all.
@@ -380,7 +400,7 @@ def load_lists(directories: Sequence[Path] = (), *, extra_allow: Iterable[str] =
     return ListSet(tuple(entries), frozenset(allow), platforms)
 
 
-def check_lists(directories: Sequence[Path] = ()) -> list[BlocklistError]:
+def check_lists(directories: Sequence[Path] | None = None) -> list[BlocklistError]:
     """Every problem in the list directories (empty when they load cleanly)."""
     return _read_directories(directories)[3]
 
@@ -512,7 +532,7 @@ def render_platform_list(
 # --- the functions behind `hallmonitor lists check` and `hallmonitor lists import` ----------
 
 
-def run_lists_check(directories: Sequence[Path] = ()) -> tuple[int, list[str]]:
+def run_lists_check(directories: Sequence[Path] | None = None) -> tuple[int, list[str]]:
     """Exit status and lines to print for ``hallmonitor lists check``."""
     errors = check_lists(directories)
     if errors:
@@ -570,6 +590,9 @@ class _DataDir(Protocol):
 
 class _Directories(Protocol):
     @property
+    def shipped(self) -> bool: ...
+
+    @property
     def directories(self) -> Sequence[Path]: ...
 
 
@@ -594,9 +617,10 @@ def local_list_directory(settings: ListSettings) -> Path:
 
 
 def list_directories(settings: ListSettings) -> list[Path]:
-    """Every list directory in load order: the shipped lists, ``lists.directories``, then the
-    review app's local directory when it exists."""
-    directories = [default_directory(), *settings.lists.directories]
+    """Every list directory in load order: the shipped lists (unless ``lists.shipped`` is
+    false), ``lists.directories``, then the review app's local directory when it exists."""
+    shipped = [default_directory()] if settings.lists.shipped else []
+    directories = [*shipped, *settings.lists.directories]
     local = local_list_directory(settings)
     if local.is_dir():
         directories.append(local)

@@ -5,8 +5,10 @@ migrates the database itself (one process owns everything, so nobody has to run 
 upgrade`` first), then starts the parts in order, each in its own thread: the capture daemon
 (``CaptureDaemon``, which also runs the retention purge), then uvicorn serving
 ``api.app:create_app`` (whose lifespan runs the weekly report scheduler when mail is
-enabled). When there is no user yet it creates ``admin`` with a one-time password, printed
-once under the address (the review app then makes them choose their own). The main thread
+enabled). Before anything, the lists must load (no platform list at all is an error). When
+there is no user yet it creates ``admin`` with a one-time password, printed once under the
+address on a terminal, or else (a service) written to a file only its owner reads
+(``monitor.first_admin``); the review app then makes them choose their own. The main thread
 owns the signals: SIGTERM and SIGINT stop, SIGHUP reloads the lists and configuration.
 
 Stopping goes in the reverse order of the data: capture first (open incidents are closed and
@@ -38,8 +40,21 @@ from sqlalchemy.orm import Session
 from uvicorn.importer import import_from_string
 
 from monitor.config import Settings
+from monitor.first_admin import (
+    FIRST_ADMIN,
+    file_notice,
+    on_screen_notice,
+    password_file,
+    write_password_file,
+)
 from monitor.metrics import DaemonCollector, register_daemon_metrics
-from monitor.runner import CaptureDaemon, FrameSource, RunSummary, open_live_source
+from monitor.runner import (
+    CaptureDaemon,
+    FrameSource,
+    RunSummary,
+    build_rules,
+    open_live_source,
+)
 from monitor.serve import APP_FACTORY, uvicorn_options
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.models import UserRecord
@@ -47,7 +62,6 @@ from monitor.store.users import UserRole, create_user
 
 logger = logging.getLogger(__name__)
 
-FIRST_ADMIN = "admin"
 WAIT_STEP_S = 0.2
 """How often the main thread looks at the parts while it waits."""
 START_TIMEOUT_S = 60.0
@@ -86,17 +100,6 @@ def create_first_admin(url: str, password: str | None = None) -> str | None:
             return password
     finally:
         engine.dispose()
-
-
-def first_admin_notice(password: str) -> str:
-    """What ``up`` prints once, when it created the first administrator."""
-    return (
-        "First start: created the administrator account.\n"
-        f"    username: {FIRST_ADMIN}\n"
-        f"    password: {password}\n"
-        "This password is shown only now. Sign in with it and choose your own; other people "
-        "get accounts on the Users page or with `hallmonitor users add`."
-    )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -172,9 +175,13 @@ class Up:
         clock: Callable[[], float] = time.time,
         reload_settings: Callable[[], Settings] | None = None,
         app_factory: str = APP_FACTORY,
+        password_on_screen: bool | None = None,
     ) -> None:
+        """``password_on_screen``: print the first administrator's one-time password (True),
+        or write it to its file (False); None: print it only when ``out`` is a terminal."""
         self.settings = settings
         self.out = out
+        self.password_on_screen = out.isatty() if password_on_screen is None else password_on_screen
         self.stop_event = threading.Event()
         self.daemon = CaptureDaemon(
             settings, reload_settings=reload_settings, open_source=open_source, clock=clock
@@ -182,8 +189,8 @@ class Up:
         self.app_factory = app_factory
         self.server: uvicorn.Server | None = None
         self.collector: DaemonCollector | None = None
-        self.password: str | None = None
-        """The first administrator's one-time password until it has been printed."""
+        self.notice: str | None = None
+        """What to say about the first administrator just created, until it has been said."""
         self.address: str | None = None
         self.listening = threading.Event()
         """Set once the web app answers (``address`` is then known)."""
@@ -207,18 +214,25 @@ class Up:
 
     def _run(self) -> RunSummary | None:
         settings = self.settings
+        build_rules(settings)  # the lists and the policy load (BlocklistError, ConfigError)
         url = settings.database.url.get_secret_value()
         self._say(upgrade_schema(url))
         sock = bind(settings.web.host, settings.web.port)
         # Before capture starts: SQLite has one writer, and this one must not wait for it.
-        self.password = create_first_admin(url)
+        try:
+            password = create_first_admin(url)
+            if password is not None:
+                self.notice = self._hand_over(password)
+        except BaseException:
+            sock.close()
+            raise
         try:
             failure = self._start(sock) or self._wait()
         finally:
             summary = self._stop()
             sock.close()
-            if self.password is not None:  # a part failed to start: the account exists anyway
-                self._say(first_admin_notice(self.password))
+            if self.notice is not None:  # a part failed to start: the account exists anyway
+                self._say(self.notice)
         if failure is None and self.capture.error is not None:  # failed while stopping
             failure = _capture_failure(self.capture.error)
         if failure is not None:
@@ -238,11 +252,26 @@ class Up:
             return self._not_started("web")
         self.address = web_address(self.settings, sock)
         self._say(f"Hall Monitor is up: {self.address}  (Ctrl-C or SIGTERM stops it)")
-        if self.password is not None:
-            self._say(first_admin_notice(self.password))
-            self.password = None
+        if self.notice is not None:
+            self._say(self.notice)
+            self.notice = None
         self.listening.set()
         return None
+
+    def _hand_over(self, password: str) -> str:
+        """The notice to print: the password itself on a terminal, else where its file is."""
+        if self.password_on_screen:
+            return on_screen_notice(password)
+        path = password_file(self.settings.database.data_dir)
+        try:
+            write_password_file(path, password)
+        except OSError as e:  # never the journal instead: the account needs a new password
+            raise PartFailed(
+                f"created the user {FIRST_ADMIN!r} but cannot write its one-time password to "
+                f"{path}: {e.strerror or e}; give it one with `hallmonitor users passwd "
+                f"{FIRST_ADMIN}`"
+            ) from e
+        return file_notice(path)
 
     def _not_started(self, part: str) -> BaseException | None:
         """Why ``part`` is not running: it failed, timed out, or a stop came (None)."""

@@ -182,10 +182,69 @@ def test_migration_is_a_oneshot() -> None:
     assert one("hallmonitor-migrate.service", "Type") == "oneshot"
 
 
-@pytest.mark.parametrize("unit", ["hallmonitor-capture.service", "hallmonitor.service"])
-def test_reload_sends_sighup_to_the_daemon(unit: str) -> None:
-    assert one(unit, "ExecReload") == "/bin/kill -HUP $MAINPID"
-    assert Path("/bin/kill").exists()
+EXEC_KEYS = (
+    "ExecCondition",
+    "ExecStartPre",
+    "ExecStart",
+    "ExecStartPost",
+    "ExecReload",
+    "ExecStop",
+    "ExecStopPost",
+)
+MINIMAL_DEBIAN_COMMANDS = ("/bin/sh",)
+"""The commands a unit may run besides Hall Monitor's own: each comes with an Essential
+package of Debian 12, so every Debian system has it (procps's /bin/kill is not one: a minimal
+system has no /bin/kill, and ``systemctl reload`` failed there)."""
+
+
+def exec_commands(unit: Path) -> list[tuple[str, list[str]]]:
+    """Every Exec*= command of a unit (key, words), without the prefixes ``-@:+!``."""
+    return [
+        (key, shlex.split(value.lstrip("-@:+!")))
+        for key, values in directives(unit).items()
+        if key in EXEC_KEYS
+        for value in values
+    ]
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda unit: unit.name)
+def test_every_command_a_unit_runs_is_on_a_minimal_debian_12_or_hall_monitors_own(
+    unit: Path,
+) -> None:
+    for key, command in exec_commands(unit):
+        assert command[0] in (HALLMONITOR, *MINIMAL_DEBIAN_COMMANDS), (
+            f"{unit.name}: {key}={shlex.join(command)}: {command[0]} is not on a minimal Debian 12"
+        )
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian system")
+@pytest.mark.parametrize("path", MINIMAL_DEBIAN_COMMANDS)
+def test_the_commands_allowed_in_units_come_with_essential_debian_packages(path: str) -> None:
+    owners = subprocess.run(
+        ["dpkg-query", "--search", path], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    packages = [
+        line.partition(": ")[0]
+        for line in owners.splitlines()
+        if not line.startswith("diversion ") and line.endswith(f": {path}")
+    ]
+    assert len(packages) == 1, owners
+    essential = subprocess.run(
+        ["dpkg-query", "--show", "--showformat=${Essential}", packages[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert essential == "yes", f"{path} comes with {packages[0]}, which is not Essential"
+
+
+RELOADING = ["hallmonitor-capture.service", "hallmonitor.service"]
+
+
+@pytest.mark.parametrize("unit", RELOADING)
+def test_reload_runs_the_shell_s_own_kill(unit: str) -> None:
+    assert shlex.split(one(unit, "ExecReload")) == ["/bin/sh", "-c", 'kill -HUP "$MAINPID"']
 
 
 def test_the_web_app_has_no_reload_since_sighup_would_stop_it() -> None:
@@ -399,6 +458,47 @@ def test_the_filter_refuses_privileged_system_calls(tmp_path: Path) -> None:
     result = run_confined(sys.executable, "-c", "import os; os.chroot('/')", cwd=tmp_path)
     assert result.returncode == 1
     assert "PermissionError" in result.stderr
+
+
+@needs_seccomp_tools
+@pytest.mark.parametrize("unit", RELOADING)
+def test_reload_sends_sighup_to_the_main_process_in_the_units_sandbox_without_procps(
+    unit: str, tmp_path: Path
+) -> None:
+    """As systemd runs ExecReload=: $MAINPID in the environment, the units' seccomp filter, and
+    a PATH with no kill on it (only what the sandbox's launcher needs)."""
+    waiter = (
+        "import signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})\n"
+        "print('waiting', flush=True)\n"
+        "print(signal.Signals(signal.sigwait({signal.SIGHUP})).name, flush=True)\n"
+    )
+    path = tmp_path / "bin"
+    path.mkdir()
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None
+    (path / "systemd-analyze").symlink_to(analyze)
+    with subprocess.Popen(
+        [sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True
+    ) as daemon:
+        assert daemon.stdout is not None
+        try:
+            assert daemon.stdout.readline() == "waiting\n"
+            reload = subprocess.run(
+                confined(*shlex.split(one(unit, "ExecReload"))),
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+                env={"PATH": str(path), "PYTHONPATH": str(ROOT), "MAINPID": str(daemon.pid)},
+                check=False,
+                timeout=120,
+            )
+            assert reload.returncode == 0, reload.stderr
+            assert daemon.stdout.readline() == "SIGHUP\n"
+            assert daemon.wait(timeout=60) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
 
 
 @needs_seccomp_tools

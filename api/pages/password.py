@@ -1,10 +1,12 @@
 """Choosing a new password: required after signing in with a one-time password.
 
-``hallmonitor up`` creates the first administrator with a printed one-time password; until
+``hallmonitor up`` creates the first administrator with a one-time password; until
 that user chooses their own, every page sends them here (``api.deps.require_user``). Any
 signed-in user may also change their password here. The current password is asked again (it
 goes through ``verify_login``, so wrong guesses count towards the lockout); the change signs
-out every other session of the user, and this browser gets a fresh session.
+out every other session of the user, and this browser gets a fresh session. When ``admin``
+changes theirs, the file that held the first start's one-time password goes
+(``monitor.first_admin``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from api.deps import (
 )
 from api.pages import NavLink, render_page
 from api.pages.login import NEXT_MAX_LENGTH, safe_next
+from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.users import (
     PASSWORD_MAX_LENGTH,
@@ -135,6 +138,7 @@ def password_submit(
         at=now,
     )
     db.commit()
+    forget_password_file(settings.database.data_dir, user.username)
     root: str = request.scope.get("root_path", "")
     response = RedirectResponse(root.rstrip("/") + safe_next(form.next), status_code=303)
     set_session_cookie(response, request, settings.web, issued.token)

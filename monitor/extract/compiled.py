@@ -3,20 +3,127 @@
 A twin keeps every rule of its Python module and is tested on the same tests; it only costs
 less per packet. The extractor takes the twins when they were built, so a machine without a C
 compiler runs the Python code, and a test can ask for either (``compiled=False`` or ``True``).
+
+Which code runs is never a secret: ``log_twins`` says it at the start of ``capture``, ``up``
+and ``scan`` (INFO for a twin that was not built here; WARNING, with the import error, for one
+that is there but cannot be loaded, or was built before its source changed), and
+``hallmonitor doctor`` lists them (check ``compiled``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from monitor.extract import quic, reassembly, tls
+
+logger = logging.getLogger(__name__)
+
+COMPILED_MODULES = {
+    "monitor._scanloop": "monitor.fastscan",
+    "monitor.extract._quic": "monitor.extract.quic",
+    "monitor.extract._reassembly": "monitor.extract.reassembly",
+    "monitor.extract._tls": "monitor.extract.tls",
+}
+"""Every compiled twin (built from the ``.pyx`` of the same name), and the Python module whose
+code runs in its place when it cannot be loaded."""
+NOT_BUILT = "not compiled here"
+REBUILD = "reinstall Hall Monitor (scripts/setup in a source tree) to rebuild it"
+
+
+@dataclass(frozen=True, slots=True)
+class Twin:
+    """A compiled module, loaded or not, and why not."""
+
+    name: str
+    module: ModuleType | None
+    problem: str | None = None
+    """``NOT_BUILT``, or the import error's text when the module is there but cannot be
+    loaded; None when it loaded."""
+    stale: bool = False
+    """It loaded, but its ``.pyx`` source beside it is newer: built before the source changed."""
+
+    @property
+    def python(self) -> str:
+        """The Python module that runs instead when this one is not loaded."""
+        return COMPILED_MODULES[self.name]
+
+
+@functools.cache
+def load_twin(name: str) -> Twin:
+    """The compiled module ``name``, imported once per process (a failure too)."""
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:  # the module itself is absent, not something it imports
+            return Twin(name, None, NOT_BUILT)
+        return Twin(name, None, f"{type(e).__name__}: {e}")
+    except ImportError as e:
+        return Twin(name, None, f"{type(e).__name__}: {e}")
+    return Twin(name, module, stale=_older_than_source(module))
+
+
+def _older_than_source(module: ModuleType) -> bool:
+    """Whether the ``.pyx`` beside the built module (in a source tree) changed after it."""
+    built = Path(getattr(module, "__file__", None) or "")
+    source = built.with_name(module.__name__.rpartition(".")[2] + ".pyx")
+    try:
+        return built.suffix == ".so" and source.stat().st_mtime > built.stat().st_mtime
+    except OSError:  # an installed package ships no source
+        return False
+
+
+def twins() -> list[Twin]:
+    """Every compiled module, in ``COMPILED_MODULES`` order."""
+    return [load_twin(name) for name in COMPILED_MODULES]
+
+
+def twin_report(found: list[Twin]) -> list[tuple[int, str]]:
+    """The log lines (level, text) saying which code runs: nothing when every twin loaded."""
+    lines: list[tuple[int, str]] = []
+    absent = [twin.python for twin in found if twin.problem == NOT_BUILT]
+    if absent:
+        lines.append(
+            (
+                logging.INFO,
+                f"running the Python code of {', '.join(absent)} ({NOT_BUILT}: there was no C "
+                "compiler when Hall Monitor was installed)",
+            )
+        )
+    for twin in found:
+        if twin.problem not in (None, NOT_BUILT):
+            lines.append(
+                (
+                    logging.WARNING,
+                    f"{twin.name} is there but cannot be loaded, so the Python code of "
+                    f"{twin.python} runs instead: {twin.problem}; {REBUILD}",
+                )
+            )
+        elif twin.stale:
+            lines.append(
+                (
+                    logging.WARNING,
+                    f"{twin.name} was built before its source changed and may not follow it; "
+                    f"{REBUILD}",
+                )
+            )
+    return lines
+
+
+def log_twins() -> None:
+    """Say which code runs (at the start of ``capture``, ``up`` and ``scan``)."""
+    for level, text in twin_report(twins()):
+        logger.log(level, "%s", text)
 
 
 def quic_tracker(compiled: bool | None = None) -> quic.InitialTracker:
     """A new QUIC Initial tracker: compiled when built (``None``), compiled or ImportError
     (``True``), or the Python one (``False``)."""
-    twin = _twin("monitor.extract._quic", compiled)
+    twin = compiled_module("monitor.extract._quic", compiled)
     if twin is None:
         return quic.QuicInitialTracker()
     tracker: quic.InitialTracker = twin.QuicInitialTracker()
@@ -26,7 +133,7 @@ def quic_tracker(compiled: bool | None = None) -> quic.InitialTracker:
 def stream_reassembler(compiled: bool | None = None) -> reassembly.Reassembler:
     """A new TCP stream reassembler with the default bounds (``compiled`` as for
     ``quic_tracker``)."""
-    twin = _twin("monitor.extract._reassembly", compiled)
+    twin = compiled_module("monitor.extract._reassembly", compiled)
     if twin is None:
         return reassembly.StreamReassembler()
     reassembler: reassembly.Reassembler = twin.StreamReassembler()
@@ -36,17 +143,19 @@ def stream_reassembler(compiled: bool | None = None) -> reassembly.Reassembler:
 def hello_readers(compiled: bool | None = None) -> tls.HelloReaders:
     """The ClientHello readers: ``monitor.extract.tls`` or its compiled twin (``compiled`` as
     for ``quic_tracker``)."""
-    twin = _twin("monitor.extract._tls", compiled)
+    twin = compiled_module("monitor.extract._tls", compiled)
     readers: tls.HelloReaders = tls if twin is None else twin
     return readers
 
 
-def _twin(name: str, compiled: bool | None) -> ModuleType | None:
+def compiled_module(name: str, compiled: bool | None = None) -> ModuleType | None:
+    """The twin ``name`` when it loaded (``compiled`` None), always (True: an ImportError
+    saying why it is not there), or never (False)."""
     if compiled is False:
         return None
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if compiled:
-            raise ImportError(f"{name} was not built (see setup.py)") from None
-        return None
+    twin = load_twin(name)
+    if twin.module is None and compiled:
+        if twin.problem == NOT_BUILT:
+            raise ImportError(f"{name} was not built (see setup.py)")
+        raise ImportError(f"{name} cannot be loaded: {twin.problem}")
+    return twin.module

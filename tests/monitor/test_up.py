@@ -25,17 +25,16 @@ from sqlalchemy.orm import Session
 
 from monitor.config import Settings
 from monitor.demo.source import DemoSource, read_sample
+from monitor.first_admin import FIRST_ADMIN, on_screen_notice
 from monitor.policy import SchoolCalendar
 from monitor.sources.live import CaptureSetupError
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord, UserRecord
 from monitor.up import (
-    FIRST_ADMIN,
     PartFailed,
     Up,
     bind,
     create_first_admin,
-    first_admin_notice,
     web_address,
 )
 from monitor.values import Frame
@@ -192,7 +191,7 @@ def test_the_first_start_creates_admin_and_prints_the_password_once(
 ) -> None:
     settings = settings_for(tmp_path)
     for _ in range(2):
-        up, _ = make_up(settings, out)
+        up, _ = make_up(settings, out, password_on_screen=True)
         threading.Thread(target=lambda up=up: up.listening.wait(60) and up.stop()).start()
         up.run()
     printed = out.getvalue()
@@ -221,7 +220,7 @@ def test_a_capture_that_cannot_start_never_starts_the_web(migrated: Path, out: i
     def no_rights(_settings: Settings) -> Sample:
         raise CaptureSetupError("grant CAP_NET_RAW and CAP_NET_ADMIN")
 
-    up = Up(settings_for(migrated), out=out, open_source=no_rights)
+    up = Up(settings_for(migrated), out=out, open_source=no_rights, password_on_screen=True)
     with pytest.raises(CaptureSetupError, match="grant CAP_NET_RAW"):
         up.run()
     assert up.server is None
@@ -254,7 +253,7 @@ def test_create_first_admin_only_when_there_is_no_user(engine_url: str) -> None:
 
 
 def test_the_notice_shows_the_name_and_password_and_what_to_do() -> None:
-    notice = first_admin_notice("s3cret-s3cret")
+    notice = on_screen_notice("s3cret-s3cret")
     assert "username: admin" in notice and "password: s3cret-s3cret" in notice
     assert "shown only now" in notice
 

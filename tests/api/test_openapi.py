@@ -137,8 +137,9 @@ def hostile_cases(draw: st.DrawFn, operation: Any) -> schemathesis.Case[Any]:
         for parameter in operation.definition.raw.get("parameters", [])
         if parameter["in"] in ("query", "path")
     ]
-    if isinstance(case.body, dict):
-        places += [("body", name) for name in case.body]
+    body = case.body if isinstance(case.body, dict) else None
+    if body is not None:
+        places += [("body", name) for name in body]
     if not places:
         return case
     where, name = draw(st.sampled_from(places))
@@ -146,8 +147,8 @@ def hostile_cases(draw: st.DrawFn, operation: Any) -> schemathesis.Case[Any]:
         case.query = {**(case.query or {}), name: draw(st.sampled_from(HOSTILE_IN_URL))}
     elif where == "path":
         case.path_parameters = {**(case.path_parameters or {}), name: draw(st.sampled_from(HOSTILE_IN_URL))}  # fmt: skip
-    else:
-        case.body = {**case.body, name: draw(st.sampled_from(HOSTILE_IN_BODY))}
+    elif body is not None:
+        case.body = {**body, name: draw(st.sampled_from(HOSTILE_IN_BODY))}
     return case
 
 

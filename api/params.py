@@ -36,6 +36,7 @@ LATEST_DAY = date(2099, 12, 31)
 
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The incident's id.")]
 DeviceId = Annotated[int, Path(ge=1, le=MAX_ID, description="The device's id.")]
+TokenId = Annotated[int, Path(ge=1, le=MAX_ID, description="The API token's id.")]
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")]
 
 

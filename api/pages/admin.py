@@ -90,13 +90,13 @@ class AddUserForm(BaseModel):
     role: UserRole
     email: Text = Field(default="", max_length=254)
     site: Text = Field(default="", max_length=100)
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class PasswordForm(BaseModel):
     """A new password set by the admin (the user is signed out everywhere)."""
 
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class DisableForm(BaseModel):

@@ -62,7 +62,7 @@ class LoginForm(BaseModel):
     """What the login form posts (the CSRF token is checked before this is read)."""
 
     username: Text = Field(default="", max_length=150)
-    password: str = Field(default="", max_length=PASSWORD_MAX_LENGTH)
+    password: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
     next: Text = Field(default="/", max_length=NEXT_MAX_LENGTH)
 
 

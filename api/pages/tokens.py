@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
-from api.params import Text
+from api.params import Text, TokenId
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.users import (
     ApiTokenInfo,
@@ -124,7 +124,7 @@ def create_token(
 
 
 @router.post("/admin/tokens/{token_id}/revoke", name="revoke_token")
-def revoke_token(request: Request, token_id: int, user: Admin, db: SessionDep) -> Response:
+def revoke_token(request: Request, token_id: TokenId, user: Admin, db: SessionDep) -> Response:
     """Revoke a token (the record stays, marked revoked)."""
     known = {t.id: t for t in list_api_tokens(db)}
     token = known.get(token_id)

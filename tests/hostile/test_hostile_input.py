@@ -280,6 +280,21 @@ def test_hostile_json_field_is_refused_clearly(
     response.content.decode("utf-8")  # the answer itself is UTF-8 (the surrogate escaped)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"\\udcff": 1}', b'"\\udcff"', b'["\\ud800"]', b'{"label": "\xed\xb3\xbf"}', b"\xff\xfe"],
+    ids=["surrogate-key", "surrogate-string", "surrogate-in-list", "surrogate-bytes", "not-json"],
+)
+def test_a_json_body_with_lone_surrogates_anywhere_gets_a_utf8_422(
+    hostile: HostileApp, body: bytes
+) -> None:
+    url = f"/api/v1/devices/{hostile.ids.staff_device}/label"
+    response = hostile.send("PUT", url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text[:300]
+    assert response.json()["detail"][0]["msg"]
+    response.content.decode("utf-8")
+
+
 @pytest.mark.parametrize("value", [NUL, FAR, BIG], ids=["nul", "far", "big-page"])
 def test_csv_export_refuses_before_streaming(hostile: HostileApp, value: str) -> None:
     name = "page" if value == BIG else "date_to" if value == FAR else "device"

@@ -11,9 +11,10 @@ it), and X-Forwarded-For / X-Forwarded-Proto are believed only from ``web.forwar
 (the app applies them itself, so uvicorn runs with ``proxy_headers=False``).
 
 Errors: under ``/api/`` as JSON ``{"detail": ...}``; elsewhere as pages (403, 404, 500 and a
-generic one). A refused value (``api.params``: ids, pages, days, text without NUL or lone
-surrogates in every path and query value) is a 422 under ``/api/`` and a 400 page naming it. Every response carries the security headers below; everything but ``/static/``
-is ``Cache-Control: no-store`` (the pages show personal data).
+generic one). A refused value (``api.params``: ids, page numbers, days, text without NUL or
+lone surrogates) is a 422 under ``/api/`` and a 400 page naming it. Every response carries the
+security headers below; everything but ``/static/`` is ``Cache-Control: no-store`` (the pages
+show personal data).
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for it
         raise exc
     if is_api_request(request):
-        # The body echoes what was sent, which may hold a lone surrogate (not UTF-8).
+        # The answer echoes what was sent, which may hold a lone surrogate (not UTF-8).
         safe = RequestValidationError(printable(exc.errors()))
         return await request_validation_exception_handler(request, safe)
     return render_error(request, 400, validation_message(exc.errors()))

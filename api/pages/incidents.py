@@ -161,7 +161,7 @@ def parse_query(params: QueryParams) -> QueueQuery:
     """The queue's filters from the URL; unknown keys are ignored, bad values are kept as
     typed (``build_filters`` reports them)."""
     typed = params.get("page", "").strip()
-    page = int(typed) if typed.isdecimal() and len(typed) <= len(str(MAX_PAGE)) else 0
+    page = _page_number(typed)
     return QueueQuery(
         statuses=tuple(s for s in params.getlist("status") if s),
         site=params.get("site", "").strip(),
@@ -171,9 +171,17 @@ def parse_query(params: QueryParams) -> QueueQuery:
         date_to=params.get("date_to", "").strip(),
         device=params.get("device", "").strip(),
         sort=params.get("sort", "").strip() or DEFAULT_SORT,
-        page=page if 1 <= page <= MAX_PAGE else 1,
-        bad_page="" if not typed or 1 <= page <= MAX_PAGE else typed[:20],
+        page=page or 1,
+        bad_page="" if page or not typed else typed[:20],
     )
+
+
+def _page_number(typed: str) -> int | None:
+    """The page number typed, or None when it is not a whole number from 1 to ``MAX_PAGE``."""
+    if not typed.isdecimal() or len(typed) > len(str(MAX_PAGE)):
+        return None
+    number = int(typed)
+    return number if 1 <= number <= MAX_PAGE else None
 
 
 def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:

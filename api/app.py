@@ -11,8 +11,10 @@ it), and X-Forwarded-For / X-Forwarded-Proto are believed only from ``web.forwar
 (the app applies them itself, so uvicorn runs with ``proxy_headers=False``).
 
 Errors: under ``/api/`` as JSON ``{"detail": ...}``; elsewhere as pages (403, 404, 500 and a
-generic one). Every response carries the security headers below; everything but ``/static/``
-is ``Cache-Control: no-store`` (the pages show personal data).
+generic one). A refused value (``api.params``: ids, page numbers, days, text without NUL or
+lone surrogates) is a 422 under ``/api/`` and a 400 page naming it. Every response carries the
+security headers below; everything but ``/static/`` is ``Cache-Control: no-store`` (the pages
+show personal data).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from api.pages import (
     privacy,
     tokens,
 )
+from api.params import printable, reject_bad_url, validation_message
 from api.routes import audit as audit_api
 from api.routes import devices as devices_api
 from api.routes import incidents as incidents_api
@@ -165,7 +168,7 @@ def create_app(
         openapi_url=OPENAPI_URL,
         docs_url=None,  # the interactive docs load scripts from a CDN, which the CSP forbids
         redoc_url=None,
-        dependencies=[Depends(csrf_protect)],
+        dependencies=[Depends(reject_bad_url), Depends(csrf_protect)],
     )
     app.state.settings = settings
     app.state.password_hasher = password_hasher or DEFAULT_HASHER
@@ -356,8 +359,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for it
         raise exc
     if is_api_request(request):
-        return await request_validation_exception_handler(request, exc)
-    return render_error(request, 400)
+        # The answer echoes what was sent, which may hold a lone surrogate (not UTF-8).
+        safe = RequestValidationError(printable(exc.errors()))
+        return await request_validation_exception_handler(request, safe)
+    return render_error(request, 400, validation_message(exc.errors()))
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from api.params import Text
+
 ReviewStatus = Literal["new", "in_review", "closed"]
 ReviewTarget = Literal["in_review", "closed"]
 Outcome = Literal["no_action", "informal_conversation", "formal_process", "false_positive"]
@@ -153,13 +155,13 @@ class ReviewIn(BaseModel):
     outcome: Outcome | None = Field(
         default=None, validate_default=True, description="Required when closing; else omitted."
     )
-    note: str = Field(
+    note: Text = Field(
         default="",
         max_length=4000,
         validate_default=True,
         description="What was decided and why; required when closing.",
     )
-    second_reviewer: str | None = Field(
+    second_reviewer: Text | None = Field(
         default=None, max_length=150, description="Another person who reviewed it (username)."
     )
 
@@ -229,7 +231,7 @@ class LabelIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"label": "Room 4 laptop (Ms Khan)"}]}
     )
 
-    label: str | None = Field(max_length=200, description="The label; empty clears it.")
+    label: Text | None = Field(max_length=200, description="The label; empty clears it.")
 
 
 class LabelOut(ApiModel):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
 from api.pages import NavLink, redirect_to, render_page
+from api.params import Day, Page, Text
 from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.queries.audit import AuditEvent, list_audit_events
@@ -84,18 +85,18 @@ class UsersPage:
 class AddUserForm(BaseModel):
     """A new user."""
 
-    username: str = Field(min_length=1, max_length=64)
-    display_name: str = Field(min_length=1, max_length=100)
+    username: Text = Field(min_length=1, max_length=64)
+    display_name: Text = Field(min_length=1, max_length=100)
     role: UserRole
-    email: str = Field(default="", max_length=254)
-    site: str = Field(default="", max_length=100)
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    email: Text = Field(default="", max_length=254)
+    site: Text = Field(default="", max_length=100)
+    password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class PasswordForm(BaseModel):
     """A new password set by the admin (the user is signed out everywhere)."""
 
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class DisableForm(BaseModel):
@@ -378,9 +379,9 @@ def audit_log(
     username: Annotated[str, Query(alias="user", max_length=150)] = "",
     target_type: Annotated[str, Query(max_length=50)] = "",
     target_id: Annotated[str, Query(max_length=100)] = "",
-    start: date | None = None,
-    end: date | None = None,
-    page: Annotated[int, Query(ge=1, le=1000000)] = 1,
+    start: Day | None = None,
+    end: Day | None = None,
+    page: Page = 1,
 ) -> Response:
     """The audit log, newest first, 50 to a page."""
     del user

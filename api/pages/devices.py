@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
+from api.params import DeviceId, Page, Text
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.queries import (
     DeviceDetail,
@@ -96,14 +97,14 @@ class EraseConfirmPage:
 class LabelForm(BaseModel):
     """The label form: empty clears the label."""
 
-    label: str = Field(default="", max_length=LABEL_MAX_LENGTH)
+    label: Text = Field(default="", max_length=LABEL_MAX_LENGTH)
 
 
 class MergeForm(BaseModel):
     """Merge this device's records into the MAC address it has now."""
 
-    new_mac: str = Field(min_length=1, max_length=40)
-    reason: str = Field(min_length=1, max_length=REASON_MAX_LENGTH)
+    new_mac: Text = Field(min_length=1, max_length=40)
+    reason: Text = Field(min_length=1, max_length=REASON_MAX_LENGTH)
 
 
 class ExportForm(BaseModel):
@@ -115,8 +116,8 @@ class ExportForm(BaseModel):
 class EraseForm(BaseModel):
     """Erase: a reason, and the device's MAC (or address) typed again to confirm."""
 
-    reason: str = Field(min_length=1, max_length=REASON_MAX_LENGTH)
-    confirm: str = Field(default="", max_length=100)
+    reason: Text = Field(min_length=1, max_length=REASON_MAX_LENGTH)
+    confirm: Text = Field(default="", max_length=100)
 
 
 def _subject(detail: DeviceDetail) -> str:
@@ -155,7 +156,7 @@ def device_list(
     user: Admin,
     db: SessionDep,
     q: Annotated[str, Query(max_length=100)] = "",
-    page: Annotated[int, Query(ge=1, le=100000)] = 1,
+    page: Page = 1,
     done: str = "",
 ) -> Response:
     """Devices seen most recently first; the search matches MAC, address, host name or label."""
@@ -167,7 +168,7 @@ def device_list(
 
 @router.get("/devices/{device_id}", name="device")
 def device_view(
-    request: Request, device_id: int, user: Admin, db: SessionDep, done: str = ""
+    request: Request, device_id: DeviceId, user: Admin, db: SessionDep, done: str = ""
 ) -> Response:
     """A device's page (audited as a view)."""
     detail = _load(db, device_id, user)
@@ -180,7 +181,7 @@ def device_view(
 @router.post("/devices/{device_id}/label", name="label_device")
 def device_label(
     request: Request,
-    device_id: int,
+    device_id: DeviceId,
     user: Admin,
     db: SessionDep,
     form: Annotated[LabelForm, Form()],
@@ -203,7 +204,7 @@ def device_label(
 @router.post("/devices/{device_id}/merge", name="merge_device")
 def device_merge(
     request: Request,
-    device_id: int,
+    device_id: DeviceId,
     user: Admin,
     db: SessionDep,
     form: Annotated[MergeForm, Form()],
@@ -235,7 +236,7 @@ def device_merge(
 @router.post("/devices/{device_id}/export", name="export_device")
 def device_export(
     request: Request,
-    device_id: int,
+    device_id: DeviceId,
     user: Admin,
     db: SessionDep,
     form: Annotated[ExportForm, Form()],
@@ -271,7 +272,9 @@ def _download(body: bytes, media_type: str, filename: str) -> Response:
 
 
 @router.get("/devices/{device_id}/erase", name="erase_device_confirm")
-def device_erase_confirm(request: Request, device_id: int, user: Admin, db: SessionDep) -> Response:
+def device_erase_confirm(
+    request: Request, device_id: DeviceId, user: Admin, db: SessionDep
+) -> Response:
     """The confirmation step: what will be erased, a reason and the device typed again."""
     detail = _load(db, device_id, user)
     subject = _subject(detail)
@@ -285,7 +288,7 @@ def device_erase_confirm(request: Request, device_id: int, user: Admin, db: Sess
 @router.post("/devices/{device_id}/erase", name="erase_device")
 def device_erase(
     request: Request,
-    device_id: int,
+    device_id: DeviceId,
     user: Admin,
     db: SessionDep,
     form: Annotated[EraseForm, Form()],

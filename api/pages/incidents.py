@@ -24,6 +24,7 @@ from starlette.datastructures import QueryParams
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
+from api.params import MAX_PAGE, IncidentId, Text, day_problem
 from monitor.store.audit import AuditAction, record_event, record_review
 from monitor.store.queries import (
     OUTCOMES,
@@ -86,6 +87,8 @@ class QueueQuery:
     device: str = ""
     sort: str = DEFAULT_SORT
     page: int = 1
+    bad_page: str = ""
+    """The page as typed when it is not a page number (``build_filters`` reports it)."""
 
     def audit_detail(self) -> dict[str, object]:
         """The filters for an audit row: statuses as a list, other keys as typed."""
@@ -148,19 +151,17 @@ class IncidentView:
 class ReviewForm(BaseModel):
     """The review form: the state to move to, and for closing an outcome and a note."""
 
-    to_status: str = Field(max_length=20)
-    outcome: str = Field(default="", max_length=40)
-    note: str = Field(default="", max_length=4000)
-    second_reviewer: str = Field(default="", max_length=150)
+    to_status: Text = Field(max_length=20)
+    outcome: Text = Field(default="", max_length=40)
+    note: Text = Field(default="", max_length=4000)
+    second_reviewer: Text = Field(default="", max_length=150)
 
 
 def parse_query(params: QueryParams) -> QueueQuery:
     """The queue's filters from the URL; unknown keys are ignored, bad values are kept as
     typed (``build_filters`` reports them)."""
-    try:
-        page = max(1, int(params.get("page", "1")))
-    except ValueError:
-        page = 1
+    typed = params.get("page", "").strip()
+    page = _page_number(typed)
     return QueueQuery(
         statuses=tuple(s for s in params.getlist("status") if s),
         site=params.get("site", "").strip(),
@@ -170,14 +171,25 @@ def parse_query(params: QueryParams) -> QueueQuery:
         date_to=params.get("date_to", "").strip(),
         device=params.get("device", "").strip(),
         sort=params.get("sort", "").strip() or DEFAULT_SORT,
-        page=page,
+        page=page or 1,
+        bad_page="" if page or not typed else typed[:20],
     )
+
+
+def _page_number(typed: str) -> int | None:
+    """The page number typed, or None when it is not a whole number from 1 to ``MAX_PAGE``."""
+    if not typed.isdecimal() or len(typed) > len(str(MAX_PAGE)):
+        return None
+    number = int(typed)
+    return number if 1 <= number <= MAX_PAGE else None
 
 
 def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:
     """``IncidentFilters`` for the query; ``ValueError`` with a message for the page."""
     if query.sort.removeprefix("-") not in SORT_KEYS:
         raise ValueError(f"Unknown sort order {query.sort!r}.")
+    if query.bad_page:
+        raise ValueError(f"Page {query.bad_page!r}: use a whole number from 1 to {MAX_PAGE}.")
     return IncidentFilters(
         statuses=query.statuses,
         platforms=(query.platform,) if query.platform else (),
@@ -194,9 +206,13 @@ def _date(value: str, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{name} date {value!r}: use the form YYYY-MM-DD.") from None
+    problem = day_problem(day)
+    if problem is not None:
+        raise ValueError(f"{name} date {problem}.")
+    return day
 
 
 def _site_choices(db: SessionDep, user: CurrentUser, query: QueueQuery) -> tuple[str, ...]:
@@ -312,7 +328,7 @@ def _audit_view(request: Request, db: SessionDep, user: CurrentUser, incident_id
 
 
 @router.get("/incidents/{incident_id}", name="incident")
-def incident(request: Request, incident_id: int, user: Reviewer, db: SessionDep) -> Response:
+def incident(request: Request, incident_id: IncidentId, user: Reviewer, db: SessionDep) -> Response:
     """One incident: evidence, earlier incidents, policy point, history and the review form."""
     detail = _load(db, incident_id, user)
     _audit_view(request, db, user, incident_id)
@@ -324,7 +340,7 @@ def incident(request: Request, incident_id: int, user: Reviewer, db: SessionDep)
 @router.post("/incidents/{incident_id}/review", name="review_incident")
 def review(
     request: Request,
-    incident_id: int,
+    incident_id: IncidentId,
     user: Reviewer,
     db: SessionDep,
     form: Annotated[ReviewForm, Form()],

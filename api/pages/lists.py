@@ -31,6 +31,7 @@ from sqlalchemy import select
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
 from api.pages import NavLink, redirect_to, render_page
+from api.params import Text
 from monitor.config import Settings
 from monitor.errors import BlocklistError
 from monitor.hostnames import normalise_hostname
@@ -123,11 +124,11 @@ class ListChangeForm(BaseModel):
     """Add or remove one suffix of a platform list or the allowlist."""
 
     action: Literal["add", "remove"]
-    list_name: str = Field(min_length=1, max_length=40)
-    suffix: str = Field(min_length=1, max_length=253)
+    list_name: Text = Field(min_length=1, max_length=40)
+    suffix: Text = Field(min_length=1, max_length=253)
     presence: Presence = Presence.PRIMARY
-    reason: str = Field(min_length=1, max_length=2000)
-    approved_by: str = Field(min_length=1, max_length=150)
+    reason: Text = Field(min_length=1, max_length=2000)
+    approved_by: Text = Field(min_length=1, max_length=150)
 
 
 def _load(settings: Settings) -> ListSet:

@@ -33,6 +33,7 @@ from api.deps import (
     utcnow,
 )
 from api.pages import NavLink, redirect_to, render_page
+from api.params import Text
 from monitor.store.users import PASSWORD_MAX_LENGTH, LoginPolicy
 
 router = APIRouter(include_in_schema=False)
@@ -60,9 +61,9 @@ class LoginPage:
 class LoginForm(BaseModel):
     """What the login form posts (the CSRF token is checked before this is read)."""
 
-    username: str = Field(default="", max_length=150)
-    password: str = Field(default="", max_length=PASSWORD_MAX_LENGTH)
-    next: str = Field(default="/", max_length=NEXT_MAX_LENGTH)
+    username: Text = Field(default="", max_length=150)
+    password: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
+    next: Text = Field(default="/", max_length=NEXT_MAX_LENGTH)
 
 
 def safe_next(value: str | None) -> str:

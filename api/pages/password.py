@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.pages import NavLink, render_page
 from api.pages.login import NEXT_MAX_LENGTH, safe_next
+from api.params import Text
 from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.users import (
@@ -60,10 +61,10 @@ class PasswordPage:
 class PasswordForm(BaseModel):
     """What the form posts (the CSRF token is checked before this is read)."""
 
-    current: str = Field(default="", max_length=PASSWORD_MAX_LENGTH)
-    new: str = Field(default="", max_length=PASSWORD_MAX_LENGTH)
-    confirm: str = Field(default="", max_length=PASSWORD_MAX_LENGTH)
-    next: str = Field(default="/", max_length=NEXT_MAX_LENGTH)
+    current: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
+    new: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
+    confirm: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
+    next: Text = Field(default="/", max_length=NEXT_MAX_LENGTH)
 
 
 def _session_user(visitor: VisitorDep) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
+from api.params import Text, TokenId
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.users import (
     ApiTokenInfo,
@@ -70,8 +71,8 @@ class TokensPage:
 class CreateTokenForm(BaseModel):
     """A new token: whose it is and what uses it."""
 
-    username: str = Field(min_length=1, max_length=150)
-    name: str = Field(min_length=1, max_length=100)
+    username: Text = Field(min_length=1, max_length=150)
+    name: Text = Field(min_length=1, max_length=100)
 
 
 def _page(db: SessionDep, created: NewToken | None = None, notice: str | None = None) -> TokensPage:
@@ -123,7 +124,7 @@ def create_token(
 
 
 @router.post("/admin/tokens/{token_id}/revoke", name="revoke_token")
-def revoke_token(request: Request, token_id: int, user: Admin, db: SessionDep) -> Response:
+def revoke_token(request: Request, token_id: TokenId, user: Admin, db: SessionDep) -> Response:
     """Revoke a token (the record stays, marked revoked)."""
     known = {t.id: t for t in list_api_tokens(db)}
     token = known.get(token_id)

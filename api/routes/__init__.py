@@ -1,8 +1,9 @@
 """The JSON API under ``/api/v1``: one router module per resource, listed in ``API_ROUTERS``.
 
 Shared here: ``api_router`` (prefix, tag, the documented bearer scheme and error answers), the
-role dependencies, pagination limits and the checks that turn a bad query value into the usual
-422 body with its field location. Handlers query ``monitor.store.queries``, map
+role dependencies, page sizes, periods and the checks that turn a bad query value into the usual
+422 body with its field location (the bounds of ids, pages, days and text are ``api.params``,
+shared with the pages). Handlers query ``monitor.store.queries``, map
 ``LookupError`` to 404 ("No incident 42."), and audit views and changes in the same
 transaction as they read or write.
 """
@@ -14,21 +15,16 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 
 from api.deps import CurrentUser, require_role
+from api.params import EARLIEST_DAY, LATEST_DAY, Day, day_problem, invalid
 from api.schemas import ErrorOut
 from monitor.config import Settings
 from monitor.store.queries.scope import MAX_PER_PAGE
 from monitor.store.users import UserRole
 
 API_V1 = "/api/v1"
-MAX_PAGE = 100_000
-"""The deepest page a listing serves (keeps offsets in range)."""
-EARLIEST_DAY = date(2000, 1, 1)
-LATEST_DAY = date(2099, 12, 31)
-"""Dates and times outside these bounds are refused (422): nothing is recorded there."""
 MAX_PERIOD_DAYS = 400
 """The longest period the statistics cover in one request."""
 DEFAULT_PERIOD_DAYS = 7
@@ -67,13 +63,12 @@ AnyRole = Annotated[
 ]
 """Every signed-in role: aggregate figures only."""
 
-Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")]
 PerPage = Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Items per page.")]
 DateFrom = Annotated[
-    date | None,
+    Day | None,
     Query(description="First local day included (the school's time zone), 2000 to 2099."),
 ]
-DateTo = Annotated[date | None, Query(description="Last local day included, 2000 to 2099.")]
+DateTo = Annotated[Day | None, Query(description="Last local day included, 2000 to 2099.")]
 
 
 def api_router(resource: str) -> APIRouter:
@@ -86,17 +81,11 @@ def api_router(resource: str) -> APIRouter:
     )
 
 
-def invalid(location: str, name: str, message: str, value: object) -> RequestValidationError:
-    """A 422 answer for one query or path value, shaped like FastAPI's own."""
-    return RequestValidationError(
-        [{"type": "value_error", "loc": (location, name), "msg": message, "input": value}]
-    )
-
-
 def check_day(name: str, day: date | None) -> date | None:
     """``day`` if within ``EARLIEST_DAY``..``LATEST_DAY``; else a 422."""
-    if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise invalid("query", name, f"{day} is outside {EARLIEST_DAY} to {LATEST_DAY}", str(day))
+    problem = None if day is None else day_problem(day)
+    if problem is not None:
+        raise invalid("query", name, problem, str(day))
     return day
 
 

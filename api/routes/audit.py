@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import Query
 
 from api.deps import SessionDep
-from api.routes import Admin, Page, PerPage, api_router, check_instant
+from api.params import Page
+from api.routes import Admin, PerPage, api_router, check_instant
 from api.schemas import AuditListOut
 from monitor.store.queries.audit import list_audit_events
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import HTTPException, Path, Query, Request
+from fastapi import HTTPException, Query, Request
 
 from api.auth import client_address
 from api.deps import SessionDep
-from api.routes import BAD_BODY, NOT_FOUND, Admin, Page, PerPage, Reviewer, api_router
+from api.params import DeviceId, Page
+from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router
 from api.schemas import DeviceDetailOut, DeviceListOut, LabelIn, LabelOut
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.queries import get_device, label_device, list_devices
 
 router = api_router("devices")
-
-DeviceId = Annotated[int, Path(ge=1, le=2**62, description="The device's id.")]
 
 
 @router.get("", summary="List devices")

@@ -11,17 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import HTTPException, Path, Query, Request
+from fastapi import HTTPException, Query, Request
 
 from api.auth import client_address
 from api.deps import SessionDep, SettingsDep
+from api.params import IncidentId, Page
 from api.routes import (
     BAD_BODY,
     CONFLICT,
     NOT_FOUND,
     DateFrom,
     DateTo,
-    Page,
     PerPage,
     Reviewer,
     api_router,
@@ -40,7 +40,6 @@ from monitor.store.queries import (
 
 router = api_router("incidents")
 
-IncidentId = Annotated[int, Path(ge=1, le=2**62, description="The incident's id.")]
 Texts = Query(max_length=50, description="Any of these (repeat the parameter for several).")
 
 

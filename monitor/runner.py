@@ -135,6 +135,8 @@ class RunSummary:
     matches: int
     incidents: int
     writer: WriterStats
+    damage: tuple[str, ...] = ()
+    """The damaged places of the captures replayed (``CaptureReader.damage_report``)."""
 
     def describe(self) -> str:
         writer = self.writer
@@ -150,6 +152,8 @@ class RunSummary:
             )
         if writer.dropped:
             text += f", {writer.dropped:,} DROPPED (spool unwritable)"
+        if self.damage:
+            text += "; the captures are damaged (above): what was read is recorded"
         return text
 
 
@@ -160,6 +164,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
     writer.start()
     engine = build_engine(settings, writer.submit)
     frames = 0
+    damage: list[str] = []
     extra_ports = set(settings.capture.dns_ports)
     try:
         for path in paths:
@@ -173,6 +178,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
                     last_ts = frame.ts
                     if frames % REPLAY_TICK_EVERY_FRAMES == 0:
                         engine.tick(last_ts)
+            damage += reader.damage_report()
             engine.tick(last_ts)
             CaptureCounts().report(engine, last_ts, pipeline, 0)
     finally:
@@ -184,6 +190,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         engine.stats.matches,
         engine.stats.incidents_opened,
         stats,
+        tuple(damage),
     )
 
 

@@ -135,7 +135,7 @@ def _audit(
     db: SessionDep,
     user: CurrentUser,
     action: AuditAction,
-    device_id: int,
+    device: DeviceDetail,
     detail: dict[str, object],
 ) -> None:
     record_event(
@@ -143,9 +143,10 @@ def _audit(
         user=user,
         action=action,
         target_type="device",
-        target_id=device_id,
+        target_id=device.device.id,
         detail=detail,
         address=client_address(request),
+        site=device.device.site,
     )
 
 
@@ -171,7 +172,7 @@ def device_view(
 ) -> Response:
     """A device's page (audited as a view)."""
     detail = _load(db, device_id, user)
-    _audit(request, db, user, AuditAction.VIEW_DEVICE, device_id, {"subject": _subject(detail)})
+    _audit(request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": _subject(detail)})
     db.commit()
     page = DeviceViewPage(detail, _subject(detail), NOTICES.get(done))
     return render_page(request, "pages/devices/device.html", page)
@@ -192,7 +193,7 @@ def device_label(
         db, device.mac, None if device.mac else device.ip, form.label, device.site
     )
     _audit(
-        request, db, user, AuditAction.LABEL_DEVICE, device_id,
+        request, db, user, AuditAction.LABEL_DEVICE, detail,
         {"subject": _subject(detail), "label": result.label, "incidents": result.incidents},
     )  # fmt: skip
     db.commit()
@@ -221,7 +222,7 @@ def device_merge(
     except LookupError:
         raise HTTPException(404, f"Nothing is held for device {device_id} any more.") from None
     _audit(
-        request, db, user, AuditAction.MERGE_DEVICES, device_id,
+        request, db, user, AuditAction.MERGE_DEVICES, detail,
         {
             "from_mac": result.from_mac, "to_mac": result.to_mac, "reason": result.reason,
             "incidents": result.incidents, "observations": result.observations,
@@ -246,7 +247,7 @@ def device_export(
     export = export_device_records(db, subject, detail.device.site)
     counts = {name: len(rows) for name, rows in export.tables().items()}
     _audit(
-        request, db, user, AuditAction.EXPORT, device_id,
+        request, db, user, AuditAction.EXPORT, detail,
         {"kind": "subject_access", "subject": subject, "format": form.format, "rows": counts},
     )  # fmt: skip
     db.commit()
@@ -276,7 +277,7 @@ def device_erase_confirm(request: Request, device_id: int, user: Admin, db: Sess
     detail = _load(db, device_id, user)
     subject = _subject(detail)
     _audit(
-        request, db, user, AuditAction.VIEW_DEVICE, device_id, {"subject": subject, "page": "erase"}
+        request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": subject, "page": "erase"}
     )
     db.commit()
     return render_page(request, "pages/devices/erase.html", EraseConfirmPage(detail, subject))
@@ -302,7 +303,7 @@ def device_erase(
         raise HTTPException(400, "Nothing was erased: give the reason for erasing.")
     result = erase_device(db, subject, detail.device.site)
     _audit(
-        request, db, user, AuditAction.ERASE_DEVICE, device_id,
+        request, db, user, AuditAction.ERASE_DEVICE, detail,
         {
             "subject": subject, "reason": reason, "incidents": result.incidents,
             "incident_reviews": result.incident_reviews, "observations": result.observations,

@@ -86,6 +86,12 @@ def api_router(resource: str) -> APIRouter:
     )
 
 
+def list_read_detail(page: int, per_page: int, returned: int, total: int) -> dict[str, object]:
+    """The audit detail of a list page read (``record_bulk_read``): the page asked for and how
+    many items it held, never the items."""
+    return {"via": "api", "page": page, "per_page": per_page, "returned": returned, "total": total}
+
+
 def invalid(location: str, name: str, message: str, value: object) -> RequestValidationError:
     """A 422 answer for one query or path value, shaped like FastAPI's own."""
     return RequestValidationError(

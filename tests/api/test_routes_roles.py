@@ -75,7 +75,8 @@ class RouteCase:
     site: SiteRule
     """The route's site decision: every route must have one."""
     data: dict[str, str] = field(default_factory=dict)
-    """The form body of a POST (the CSRF token is added; ``{site}`` and friends are filled)."""
+    """The form body of a POST (the CSRF token is added; ``{site}`` and friends are filled);
+    under ``/api/`` the JSON body, with the CSRF token in ``X-CSRF-Token``."""
     other: int | None = None
     """A site-limited user's status for another school's item, when not 404 (or the role's
     status, for a route naming no item)."""
@@ -120,12 +121,23 @@ ROUTES: tuple[RouteCase, ...] = (
         admin=REDIRECT, reviewer=REDIRECT, governor=FORBIDDEN, anonymous=REDIRECT, site=SCOPED,
         data={"to_status": "in_review"},
     ),
-    # api/routes/*.py: the JSON API (anonymous: 401 JSON). Writes are in
-    # tests/api/routes/test_roles.py, with bearer tokens and JSON bodies.
+    # api/routes/*.py: the JSON API as a signed-in browser calls it (anonymous: 401 JSON; an
+    # anonymous write is refused by the CSRF check first). tests/api/routes/test_roles.py
+    # drives it with bearer tokens.
     RouteCase("GET", "/api/v1/incidents", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/incidents/{incident_id}", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
+    RouteCase(
+        "POST", "/api/v1/incidents/{incident_id}/review",
+        admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=FORBIDDEN, site=SCOPED,
+        data={"to_status": "in_review"},
+    ),
     RouteCase("GET", "/api/v1/devices", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/devices/{device_id}", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
+    RouteCase(
+        "PUT", "/api/v1/devices/{device_id}/label",
+        admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=FORBIDDEN, site=SCOPED,
+        data={"label": "Room 4"},
+    ),
     RouteCase("GET", "/api/v1/stats/incidents", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/stats/capture", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/stats/governors", admin=OK, reviewer=OK, governor=OK, anonymous=401, site=SCOPED),
@@ -207,6 +219,9 @@ COVERED_MODULES = (
     | frozenset({"api.pages.devices", "api.pages.lists", "api.pages.admin", "api.pages.privacy"})
     | frozenset({"api.pages.health", "api.pages.tokens", "api.pages.password"})
     | frozenset({"api.pages.metrics"})
+    | frozenset(
+        {"api.routes.incidents", "api.routes.devices", "api.routes.stats", "api.routes.audit"}
+    )
 )
 """Router modules whose every route must have a row in ``ROUTES``."""
 
@@ -313,6 +328,9 @@ def request_as(
     data = {key: value.format(**values) for key, value in case.data.items()}
     if case.method == "GET":
         response = harness.client.get(path, follow_redirects=False)
+    elif path.startswith("/api/"):
+        headers = {} if role == ANONYMOUS else {"X-CSRF-Token": harness.session_csrf()}
+        response = harness.client.request(case.method, path, json=data, headers=headers)
     else:
         token = (
             harness.login_token()

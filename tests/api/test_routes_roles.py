@@ -99,7 +99,7 @@ ROUTES: tuple[RouteCase, ...] = (
     RouteCase("GET", "/login", admin=REDIRECT, reviewer=REDIRECT, governor=REDIRECT, anonymous=OK, site=NONE),
     RouteCase(
         "POST", "/login", admin=REDIRECT, reviewer=REDIRECT, governor=REDIRECT, anonymous=REDIRECT, site=NONE,
-        data={"username": "nobody", "password": "not the password", "next": "/"},
+        data={"username": "nobody-{n}", "password": "not the password", "next": "/"},
     ),
     RouteCase("POST", "/logout", admin=REDIRECT, reviewer=REDIRECT, governor=REDIRECT, anonymous=REDIRECT, site=NONE),
     # api/pages/password.py

@@ -248,7 +248,9 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         csrf = getattr(request.state, "csrf_token", None)
         return {
             "viewer": viewer,
-            "nav": links_for(request, viewer.role if viewer else None),
+            "nav": links_for(
+                request, viewer.role if viewer else None, viewer.site if viewer else None
+            ),
             "site_name": settings.site.name,
             "csrf_token": csrf or (visitor.csrf_token if visitor is not None else None),
         }

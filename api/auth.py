@@ -220,6 +220,7 @@ def log_in(
             detail=detail,
             address=address,
             at=now,
+            site=None if result.user is None else result.user.site,
         )
         return result, None
     issued = start_session(db, result.user.id, now, address)
@@ -232,13 +233,16 @@ def log_in(
         detail={"method": AuthMethod.SESSION.value},
         address=address,
         at=now,
+        site=result.user.site,
     )
     return result, issued
 
 
 def log_out(db: Session, token: str, user: Actor, *, now: datetime, address: str | None) -> None:
-    """End the session and write the logout audit row; the caller commits."""
+    """End the session and write the logout audit row (of the user's site, when the actor is a
+    signed-in user, which has one); the caller commits."""
     end_session(db, token)
+    site: str | None = getattr(user, "site", None)
     record_event(
         db,
         user=user,
@@ -248,4 +252,5 @@ def log_out(db: Session, token: str, user: Actor, *, now: datetime, address: str
         detail={},
         address=address,
         at=now,
+        site=site,
     )

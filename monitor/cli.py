@@ -467,7 +467,11 @@ def _run_user_command(action: Callable[[], T]) -> T:
 )
 @click.option("--name", "display_name", help="The person's name as shown. Default: USERNAME.")
 @click.option("--email", help="Where reports go (reviewers and governors).")
-@click.option("--site", help="Limit a reviewer to one school of a trust.")
+@click.option(
+    "--site",
+    help="Limit the user to one school of a trust (an admin too: their school's users, "
+    "tokens, devices and audit log only).",
+)
 @click.password_option(help="At least 12 characters; asked for when not given.")
 @click.pass_context
 def users_add(

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.audit import AuditAction, NamedActor, record_event
@@ -125,6 +125,8 @@ class ApiTokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    site: str | None = None
+    """The owner's site: a token acts for its owner, within the owner's school."""
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -254,11 +256,25 @@ def find_user_by_id(db: Session, user_id: int) -> UserInfo | None:
     return None if record is None else user_info(record)
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    """A new password: the user, and how many of their API tokens it revoked."""
+
+    user: UserInfo
+    tokens_revoked: int
+
+
 def set_password(
-    db: Session, username: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
-) -> UserInfo:
-    """Replace the password, clear any lockout and sign the user out everywhere (a one-time
-    password is gone once replaced)."""
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    hasher: PasswordHasher = DEFAULT_HASHER,
+    now: datetime | None = None,
+) -> PasswordChanged:
+    """Replace the password, clear any lockout, sign the user out everywhere and revoke their
+    API tokens (a password changed because it leaked must not leave a token working; a
+    one-time password is gone once replaced)."""
     check_password_policy(password)
     record = _get_record(db, username)
     record.password_hash = hasher.hash(password)
@@ -266,8 +282,9 @@ def set_password(
     record.locked_until = None
     record.must_change_password = False
     db.execute(delete(WebSessionRecord).where(WebSessionRecord.user_id == record.id))
+    revoked = revoke_user_api_tokens(db, record.id, now=now)
     db.flush()
-    return user_info(record)
+    return PasswordChanged(user_info(record), revoked)
 
 
 def set_disabled(db: Session, username: str, disabled: bool) -> UserInfo:
@@ -386,16 +403,29 @@ def revoke_api_token(db: Session, token_id: int, *, now: datetime | None = None)
         db.flush()
 
 
+def revoke_user_api_tokens(db: Session, user_id: int, *, now: datetime | None = None) -> int:
+    """Revoke every live API token of a user (the records stay); how many were live."""
+    result = db.execute(
+        update(ApiTokenRecord)
+        .where(ApiTokenRecord.user_id == user_id, ApiTokenRecord.revoked_at.is_(None))
+        .values(revoked_at=_utcnow(now))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
 def list_api_tokens(db: Session) -> list[ApiTokenInfo]:
     """Every API token, newest first, with the name of its user."""
     rows = db.execute(
-        select(ApiTokenRecord, UserRecord.username)
+        select(ApiTokenRecord, UserRecord.username, UserRecord.site)
         .join(UserRecord, UserRecord.id == ApiTokenRecord.user_id)
         .order_by(ApiTokenRecord.created_at.desc(), ApiTokenRecord.id.desc())
     )
     return [
-        ApiTokenInfo(t.id, t.user_id, username, t.name, t.created_at, t.last_used_at, t.revoked_at)
-        for t, username in rows
+        ApiTokenInfo(
+            t.id, t.user_id, username, t.name, t.created_at, t.last_used_at, t.revoked_at, site
+        )
+        for t, username, site in rows
     ]
 
 
@@ -465,9 +495,13 @@ def run_users_passwd(url: str, username: str, password: str) -> str:
     """``hallmonitor users passwd``: new password, lockout cleared, signed out everywhere."""
 
     def passwd(db: Session) -> str:
-        user = set_password(db, username, password)
-        _audit_cli(db, user, {"change": "password"})
-        return f"password changed for {user.username!r}; their sessions were ended"
+        changed = set_password(db, username, password)
+        user = changed.user
+        _audit_cli(db, user, {"change": "password", "tokens_revoked": changed.tokens_revoked})
+        return (
+            f"password changed for {user.username!r}; their sessions were ended and "
+            f"{_tokens(changed.tokens_revoked)} revoked"
+        )
 
     return _run(url, passwd)
 
@@ -493,11 +527,17 @@ def run_users_token(url: str, username: str, name: str) -> str:
         token = create_api_token(db, user.id, name)
         record_event(
             db, user=_cli_actor(), action=AuditAction.CREATE_API_TOKEN, target_type="user",
-            target_id=user.id, detail={"name": name}, address=None,
+            target_id=user.id, detail={"name": name}, address=None, site=user.site,
         )  # fmt: skip
         return token
 
     return _run(url, issue)
+
+
+def _tokens(count: int) -> str:
+    if count == 0:
+        return "no API token was"
+    return "1 API token was" if count == 1 else f"{count} API tokens were"
 
 
 def _cli_actor() -> NamedActor:
@@ -508,7 +548,7 @@ def _cli_actor() -> NamedActor:
 def _audit_cli(db: Session, user: UserInfo, detail: dict[str, object]) -> None:
     record_event(
         db, user=_cli_actor(), action=AuditAction.CHANGE_USER, target_type="user",
-        target_id=user.id, detail=detail, address=None,
+        target_id=user.id, detail=detail, address=None, site=user.site,
     )  # fmt: skip
 
 

@@ -210,6 +210,8 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
     except CaptureFileError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
+    if summary.writer.dropped:
+        sys.exit(1)  # records were lost: a script must not take this run as complete
 
 
 def _scan_jobs(asked: int | None, size: int) -> int:

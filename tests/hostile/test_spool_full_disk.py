@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from monitor.store.db import make_engine, upgrade_schema
+from monitor.store.items import encode_item
 from monitor.store.spool import Spool
-from monitor.store.writer import CounterIncrement, Writer, encode_item
+from monitor.store.writer import CounterIncrement, Writer
 from tests.monitor.test_runner import PCAPS, SOCIAL_CAPTURES, write_config
 
 HALLMONITOR = str(Path(sys.executable).parent / "hallmonitor")

@@ -13,6 +13,7 @@ this only limits how fast anyone can try. The reverse proxy example
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,6 +32,10 @@ hashes take (64 MiB each)."""
 MAX_KEYS = 10_000
 """Addresses (and account names) remembered; the least recently seen are forgotten first."""
 BUSY_RETRY_S = 2
+REFUSALS_LOG_INTERVAL_S = 60.0
+"""Refused sign-ins are logged at most this often (a flood is one line a minute, not one each)."""
+
+logger = logging.getLogger(__name__)
 
 
 class TokenBuckets:
@@ -93,6 +98,23 @@ class LoginThrottle:
         self.by_address = TokenBuckets(burst, interval_s, clock=clock)
         self.by_account = TokenBuckets(burst, interval_s, clock=clock)
         self._running = threading.BoundedSemaphore(concurrency)
+        self._clock = clock
+        self._refused = 0
+        self._logged_at: float | None = None
+        self._log_lock = threading.Lock()
+
+    def note_refused(self, address: str | None, refusal: Refusal) -> None:
+        """Count a refused sign-in; log the count at most once a minute, for the IT technician."""
+        with self._log_lock:
+            self._refused += 1
+            now = self._clock()
+            if self._logged_at is not None and now - self._logged_at < REFUSALS_LOG_INTERVAL_S:
+                return
+            refused, self._refused, self._logged_at = self._refused, 0, now
+        logger.warning(
+            "%d sign-in attempts refused as too many since the last such line (the latest "
+            "from %s: %s)", refused, address or "an unknown address", refusal.message,
+        )  # fmt: skip
 
     def refusal(self, address: str | None, username: str) -> Refusal | None:
         """Take this attempt's tokens; a ``Refusal`` when the address or account has none."""

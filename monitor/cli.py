@@ -140,7 +140,8 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     "--record",
     is_flag=True,
     help="Instead of printing observations, replay the files through the capture daemon's path "
-    "into the database (platform matches, school calendar, segments, incidents).",
+    "into the database (platform matches, school calendar, segments, incidents); exit status 1 "
+    "if any record was dropped (e.g. a full disk under the spool).",
 )
 @click.option(
     "--jobs",

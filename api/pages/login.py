@@ -143,9 +143,11 @@ def login_submit(
     address = client_address(request)
     refusal = throttle.refusal(address, normalise_username(form.username))
     if refusal is not None:
+        throttle.note_refused(address, refusal)
         raise too_many_attempts(refusal)
     with throttle.slot() as busy:
         if busy is not None:
+            throttle.note_refused(address, busy)
             raise too_many_attempts(busy)
         result, issued = log_in(
             db, form.username, form.password, now=utcnow(), policy=policy, address=address

@@ -3,7 +3,11 @@ sign-ins are checked at once. A hand-driven clock; no sleeping."""
 
 from __future__ import annotations
 
-from api.throttle import LoginThrottle, TokenBuckets
+import logging
+
+import pytest
+
+from api.throttle import LoginThrottle, Refusal, TokenBuckets
 
 
 class Clock:
@@ -55,3 +59,22 @@ def test_at_most_concurrency_sign_ins_are_checked_at_once() -> None:
             assert second is not None and "busy" in second.message
     with throttle.slot() as again:
         assert again is None
+
+
+def test_refusals_are_logged_once_a_minute_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(burst=1, clock=clock)
+    throttle.refusal("10.0.0.9", "head")
+    refusal = Refusal("Too many.", 6)
+    with caplog.at_level(logging.WARNING, logger="api.throttle"):
+        for _ in range(50):
+            assert throttle.refusal("10.0.0.9", "head") is not None
+            throttle.note_refused("10.0.0.9", refusal)
+        clock.now += 60
+        throttle.note_refused("10.0.0.9", refusal)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("1 sign-in attempts refused") and "10.0.0.9" in lines[0]
+    assert lines[1].startswith("50 sign-in attempts refused")

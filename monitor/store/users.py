@@ -216,13 +216,14 @@ def create_user(
     name = _check_username(username)
     checked_role = _check_fields(display_name, str(role), email)
     check_password_policy(password)
+    password_hash = hasher.hash(password)  # before any query: no transaction is open yet
     if db.scalar(select(UserRecord.id).where(UserRecord.username == name)) is not None:
         raise ValueError(f"username {name!r} is taken: choose another or use `users passwd`")
     record = UserRecord(
         username=name,
         display_name=display_name.strip(),
         email=email,
-        password_hash=hasher.hash(password),
+        password_hash=password_hash,
         role=checked_role.value,
         site=site or None,
         disabled=False,
@@ -261,8 +262,9 @@ def set_password(
     """Replace the password, clear any lockout and sign the user out everywhere (a one-time
     password is gone once replaced)."""
     check_password_policy(password)
+    password_hash = hasher.hash(password)  # before any query: no transaction is open yet
     record = _get_record(db, username)
-    record.password_hash = hasher.hash(password)
+    record.password_hash = password_hash
     record.failed_logins = 0
     record.locked_until = None
     record.must_change_password = False

@@ -26,7 +26,7 @@ LOGIN_BURST = 10
 """Attempts an address (or an account) may make at once before it has to wait."""
 LOGIN_INTERVAL_S = 6.0
 """Then one more attempt every this many seconds (10 a minute)."""
-LOGIN_CONCURRENCY = 4
+LOGIN_CONCURRENCY = 2
 """Sign-ins checked at the same time; more wait outside (429), which bounds the memory the
 hashes take (64 MiB each)."""
 MAX_KEYS = 10_000

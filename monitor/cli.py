@@ -142,7 +142,9 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     "--record",
     is_flag=True,
     help="Instead of printing observations, replay the files through the capture daemon's path "
-    "into the database (platform matches, school calendar, segments, incidents).",
+    "into the database (platform matches, school calendar, segments, incidents); exit status 1 "
+    "if any record was dropped (e.g. a full disk under the spool), else 2 if a capture is damaged "
+    "(what was read is recorded).",
 )
 @click.option(
     "--jobs",
@@ -225,6 +227,8 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
     for line in summary.damage:
         click.echo(f"hallmonitor scan: {line}", err=True)
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
+    if summary.writer.dropped:
+        sys.exit(1)  # records were lost: a script must not take this run as complete
     if summary.damage:
         sys.exit(DAMAGED_EXIT_STATUS)
 

@@ -151,7 +151,10 @@ class RunSummary:
                 "(written on the next start)"
             )
         if writer.dropped:
-            text += f", {writer.dropped:,} DROPPED (spool unwritable)"
+            causes = "; ".join(f"{n:,} because {cause}" for cause, n in writer.drop_causes.items())
+            text += f", {writer.dropped:,} DROPPED ({causes or 'cause unknown'})"
+            if writer.last_error:
+                text += f"; the database had failed with: {writer.last_error}"
         if self.damage:
             text += "; the captures are damaged (above): what was read is recorded"
         return text

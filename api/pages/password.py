@@ -122,8 +122,8 @@ def password_submit(
     now = utcnow()
     address = client_address(request)
     result = verify_login(db, user.username, form.current, now, policy)
+    db.commit()  # the attempt counts towards the lockout; the new hash runs with no transaction
     if not result.ok:
-        db.commit()  # the failure counts towards the lockout
         problem = "The current password is wrong (or the account is locked for a while)."
         return _form(request, visitor, form.next, problem, 400)
     changed = set_password(db, user.username, form.new, hasher=policy.hasher, now=now)

@@ -121,21 +121,21 @@ ROUTES: tuple[RouteCase, ...] = (
         admin=REDIRECT, reviewer=REDIRECT, governor=FORBIDDEN, anonymous=REDIRECT, site=SCOPED,
         data={"to_status": "in_review"},
     ),
-    # api/routes/*.py: the JSON API as a signed-in browser calls it (anonymous: 401 JSON; an
-    # anonymous write is refused by the CSRF check first). tests/api/routes/test_roles.py
+    # api/routes/*.py: the JSON API as a signed-in browser calls it (anonymous: 401 JSON, a
+    # write too: refused before its body is read). tests/api/routes/test_roles.py
     # drives it with bearer tokens.
     RouteCase("GET", "/api/v1/incidents", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/incidents/{incident_id}", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase(
         "POST", "/api/v1/incidents/{incident_id}/review",
-        admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=FORBIDDEN, site=SCOPED,
+        admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED,
         data={"to_status": "in_review"},
     ),
     RouteCase("GET", "/api/v1/devices", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase("GET", "/api/v1/devices/{device_id}", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),
     RouteCase(
         "PUT", "/api/v1/devices/{device_id}/label",
-        admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=FORBIDDEN, site=SCOPED,
+        admin=OK, reviewer=FORBIDDEN, governor=FORBIDDEN, anonymous=401, site=SCOPED,
         data={"label": "Room 4"},
     ),
     RouteCase("GET", "/api/v1/stats/incidents", admin=OK, reviewer=OK, governor=FORBIDDEN, anonymous=401, site=SCOPED),

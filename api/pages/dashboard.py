@@ -19,6 +19,8 @@ from api.pages import NavLink, path_for, render_page
 from api.pages.charts import BarChart, bar_chart
 from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
+from monitor.reports.coverage import days_so_far, is_silent_site
+from monitor.reports.labels import week_label
 from monitor.store.queries import (
     CaptureHealth,
     GovernorSummary,
@@ -26,6 +28,7 @@ from monitor.store.queries import (
     capture_health,
     governor_summary,
     incident_stats,
+    sites_with_observations,
 )
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_day_range
@@ -63,6 +66,17 @@ class Period:
 
 
 @dataclass(frozen=True, slots=True)
+class WeekCoverage:
+    """This week's data so far, by the rules of ``monitor.reports.coverage``."""
+
+    days_so_far: int
+    """Days of the week up to today."""
+    silent_site: bool
+    """The user's school sent nothing this week while other schools did."""
+    other_sites_with_data: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewerDashboardPage:
     """What a reviewer or admin sees: incidents and capture health, scoped to their site."""
 
@@ -77,7 +91,9 @@ class ReviewerDashboardPage:
     health: CaptureHealth
     """This week's capture figures."""
     health_chart: BarChart
-    """Observations per day this week: a zero on a school day means a sensor saw nothing."""
+    """Observations per day of this week so far: a zero means a sensor saw nothing (days
+    after today are left out: they are not "no data")."""
+    coverage: WeekCoverage
     open_items_href: str
     """The queue filtered on incidents waiting for a first look."""
     report_failures: ReportFailureSummary
@@ -136,14 +152,27 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
         health_chart=bar_chart(
             "Observations by day",
             "Day",
-            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day),
-            empty_text="The sensors counted nothing on any day.",
+            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day if d.day <= today),
+            empty_text="The sensors counted nothing on any day so far.",
         ),
+        coverage=week_coverage(db, health, today, user.site),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
         report_failures=recent_report_failures(db, utcnow(), user.site),
         site_charts=site_charts(week_stats, term_stats) if user.site is None else (),
     )
     return render_page(request, "pages/dashboard/reviewer.html", page)
+
+
+def week_coverage(
+    db: SessionDep, health: CaptureHealth, today: date, site: str | None
+) -> WeekCoverage:
+    """How many days of this week have begun, and whether the user's school alone is silent."""
+    others = set(sites_with_observations(db, health.start, health.end)) - {site}
+    return WeekCoverage(
+        days_so_far=len(days_so_far((d.day for d in health.by_day), today)),
+        silent_site=is_silent_site(site, health.observations_total, len(others)),
+        other_sites_with_data=len(others),
+    )
 
 
 def this_week(today: date) -> Period:
@@ -184,7 +213,7 @@ def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
             "Outcome",
             ((OUTCOME_LABELS.get(c.outcome, c.outcome), c.count) for c in summary.by_outcome),
         ),
-        bar_chart("Incidents by week", "Week", ((w.week, w.count) for w in summary.weekly_trend)),
+        bar_chart("Incidents by week", "Week", ((week_label(w.start), w.count) for w in summary.weekly_trend)),
     )  # fmt: skip
 
 

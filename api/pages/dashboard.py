@@ -66,13 +66,13 @@ class Period:
 
 
 @dataclass(frozen=True, slots=True)
-class WeekCoverage:
-    """This week's data so far, by the rules of ``monitor.reports.coverage``."""
+class Coverage:
+    """A period's data so far, by the rules of ``monitor.reports.coverage``."""
 
     days_so_far: int
-    """Days of the week up to today."""
+    """Days of the period up to today."""
     silent_site: bool
-    """The user's school sent nothing this week while other schools did."""
+    """The user's school sent nothing in the period while other schools did."""
     other_sites_with_data: int
 
 
@@ -93,7 +93,7 @@ class ReviewerDashboardPage:
     health_chart: BarChart
     """Observations per day of this week so far: a zero means a sensor saw nothing (days
     after today are left out: they are not "no data")."""
-    coverage: WeekCoverage
+    coverage: Coverage
     open_items_href: str
     """The queue filtered on incidents waiting for a first look."""
     report_failures: ReportFailureSummary
@@ -112,6 +112,8 @@ class GovernorDashboardPage:
     summary: GovernorSummary
     charts: tuple[BarChart, ...]
     """By platform, segment role, outcome and week."""
+    coverage: Coverage
+    """Whether the governor's school sent no data this term while other schools did."""
 
 
 @router.get("/dashboard", name="dashboard")
@@ -124,7 +126,9 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
     term_start, term_end = local_day_range(term.first, term.last, tz)
     if user.role is UserRole.GOVERNOR:
         summary = governor_summary(db, term_start, term_end, tz, user.site)
-        governor_page = GovernorDashboardPage(term, summary, governor_charts(summary))
+        term_health = capture_health(db, term.first, term.last + timedelta(days=1), user.site)
+        coverage = period_coverage(db, term_health, today, user.site)
+        governor_page = GovernorDashboardPage(term, summary, governor_charts(summary), coverage)
         return render_page(request, "pages/dashboard/governor.html", governor_page)
     week_start, week_end = local_day_range(week.first, week.last, tz)
     week_stats = incident_stats(db, week_start, week_end, tz, user.site)
@@ -155,7 +159,7 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
             ((f"{d.day:%a %d %b}", d.count) for d in health.by_day if d.day <= today),
             empty_text="The sensors counted nothing on any day so far.",
         ),
-        coverage=week_coverage(db, health, today, user.site),
+        coverage=period_coverage(db, health, today, user.site),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
         report_failures=recent_report_failures(db, utcnow(), user.site),
         site_charts=site_charts(week_stats, term_stats) if user.site is None else (),
@@ -163,12 +167,12 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
     return render_page(request, "pages/dashboard/reviewer.html", page)
 
 
-def week_coverage(
+def period_coverage(
     db: SessionDep, health: CaptureHealth, today: date, site: str | None
-) -> WeekCoverage:
-    """How many days of this week have begun, and whether the user's school alone is silent."""
+) -> Coverage:
+    """How many days of the period have begun, and whether the user's school alone is silent."""
     others = set(sites_with_observations(db, health.start, health.end)) - {site}
-    return WeekCoverage(
+    return Coverage(
         days_so_far=len(days_so_far((d.day for d in health.by_day), today)),
         silent_site=is_silent_site(site, health.observations_total, len(others)),
         other_sites_with_data=len(others),

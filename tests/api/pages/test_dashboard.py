@@ -294,3 +294,17 @@ def test_governor_dashboard_names_weeks_by_their_first_day(
     assert trend.rows[-1] == ("Week of 16 November", 1)
     assert ("Week of 26 October", 1) in trend.rows
     assert ISO_WEEK_CODE.findall(BeautifulSoup(response.text, "html.parser").get_text()) == []
+
+
+def test_governor_dashboard_of_a_school_without_data_says_so_when_another_school_has_data(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)
+    with harness.db() as db:
+        create_user(db, "annexgov", "Annex Governor", UserRole.GOVERNOR, PASSWORD, site=OTHER_SITE, hasher=FAST_HASHER)  # fmt: skip
+        db.commit()
+    assert harness.post_login("annexgov", PASSWORD).status_code == 303
+    text = BeautifulSoup(harness.client.get("/dashboard").text, "html.parser").get_text()
+    assert "No data arrived from your school this term, while 1 other school" in text
+    harness.sign_in(UserRole.GOVERNOR)  # the school with data is not told about silence
+    assert "No data arrived" not in harness.client.get("/dashboard").text

@@ -66,6 +66,8 @@ def test_weekly_email_of_a_school_without_data_says_so_when_another_school_has_d
         assert "NO DATA ARRIVED FROM BROOK SCHOOL THIS WEEK, while 1 other school" in text
         assert "No data arrived from Brook School this week</b>, while 1 other school" in html
         assert "Nothing to report" not in text + html
+        assert "Every incident has been reviewed" not in text + html  # there were none
+        assert "No incident is waiting for review." in text
 
 
 def test_weekly_email_of_the_school_with_data_is_not_told_about_silence(

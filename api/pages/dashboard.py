@@ -19,7 +19,7 @@ from api.pages import NavLink, path_for, render_page
 from api.pages.charts import BarChart, bar_chart
 from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
-from monitor.reports.coverage import days_so_far, is_silent_site
+from monitor.reports.coverage import days_so_far, has_begun, is_silent_site
 from monitor.reports.labels import week_label
 from monitor.store.queries import (
     CaptureHealth,
@@ -156,7 +156,7 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
         health_chart=bar_chart(
             "Observations by day",
             "Day",
-            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day if d.day <= today),
+            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day if has_begun(d.day, today)),
             empty_text="The sensors counted nothing on any day so far.",
         ),
         coverage=period_coverage(db, health, today, user.site),

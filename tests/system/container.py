@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -210,6 +211,32 @@ class Container:
         else:
             shutil.copy2(source, target)
 
+    def is_active(self, unit: str) -> str:
+        """``systemctl is-active``'s answer: active, inactive, failed, ..."""
+        return self.run("systemctl", "is-active", unit, check=False).stdout.strip()
+
+    def fetch(self, url: str, cafile: str = "") -> tuple[int, dict[str, str]]:
+        """Status and headers of ``url`` fetched inside (with the system's python3; a private
+        network's ports are reachable only from inside). ``cafile`` is trusted for HTTPS."""
+        script = (
+            "import json, ssl, sys, urllib.error, urllib.request\n"
+            "context = ssl.create_default_context(cafile=sys.argv[2]) if sys.argv[2] else None\n"
+            "try:\n"
+            "    answer = urllib.request.urlopen(sys.argv[1], timeout=10, context=context)\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    answer = e\n"
+            "print(json.dumps([answer.status, dict(answer.headers)]))\n"
+        )
+        status, headers = json.loads(self.run("python3", "-c", script, url, cafile).stdout)
+        return int(status), headers
+
+    def answers(self, url: str) -> bool:
+        """Whether ``url`` answers 200 now (False while nothing listens)."""
+        try:
+            return self.fetch(url)[0] == 200
+        except AssertionError:
+            return False
+
     def journal(self, unit: str) -> str:
         """The unit's journal since boot."""
         return self.run("journalctl", "-b", "-u", unit, "--no-pager", "-o", "cat").stdout
@@ -225,6 +252,14 @@ class Container:
                 self.nspawn.wait(timeout=30)
         self.log.close()
         return self.nspawn.returncode
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``check()`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.5)
 
 
 @contextmanager

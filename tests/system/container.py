@@ -104,8 +104,12 @@ def pristine_root() -> Path:
 
 
 def fresh_copy(into: Path) -> Path:
-    """A copy of the pristine root at ``into`` (a directory that must not exist yet)."""
-    subprocess.run(["cp", "-a", "--reflink=auto", str(pristine_root()), str(into)], check=True)
+    """A copy of the pristine root at ``into`` (a directory that must not exist yet), taken
+    under a shared lock: another session may not rebuild the root while it is copied."""
+    pristine = pristine_root()
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        subprocess.run(["cp", "-a", "--reflink=auto", str(pristine), str(into)], check=True)
     return into
 
 

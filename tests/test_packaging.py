@@ -453,7 +453,10 @@ def test_the_debs_venv_holds_the_wheel_with_its_compiled_modules(deb: Deb) -> No
         capture_output=True,
         text=True,
         cwd=deb.tree,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+            "PYTHONDONTWRITEBYTECODE": "1",  # the unpacked tree stays as packed
+        },
         check=False,
         timeout=120,
     )
@@ -462,6 +465,25 @@ def test_the_debs_venv_holds_the_wheel_with_its_compiled_modules(deb: Deb) -> No
         result.stdout.strip()
         == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_deb_lists_the_checksum_of_every_file(deb: Deb) -> None:
+    """dpkg --verify (and debsums) compare the installed files with DEBIAN/md5sums."""
+    control = subprocess.run(
+        ["dpkg-deb", "--ctrl-tarfile", str(deb.path)], capture_output=True, check=True, timeout=60
+    )
+    with tarfile.open(fileobj=io.BytesIO(control.stdout)) as archive:
+        extracted = archive.extractfile("./md5sums")
+        assert extracted is not None
+        listed = {line.split(maxsplit=1)[1] for line in extracted.read().decode().splitlines()}
+    files = {
+        str(path.relative_to(deb.tree))
+        for path in deb.tree.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    }
+    assert listed == files
 
 
 @pytest.mark.slow

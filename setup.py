@@ -15,7 +15,7 @@ the compiled modules without one.
 """
 
 from Cython.Build import cythonize
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
@@ -59,7 +59,12 @@ def optional(modules: list[Extension]) -> list[Extension]:
 
 
 setup(
-    packages=find_packages(include=["monitor*", "api*", "blocklists*"]) + list(MIGRATIONS),
+    # Namespace packages too: the folders of templates and static files are packages to
+    # setuptools (listed, their files are package data without "would be ignored" warnings).
+    packages=find_namespace_packages(
+        include=["monitor*", "api*", "blocklists*"], exclude=["*.__pycache__"]
+    )
+    + list(MIGRATIONS),
     package_dir=MIGRATIONS,
     ext_modules=optional(cythonize(COMPILED, compiler_directives={"language_level": "3"})),
     cmdclass={"build_ext": BuildOptionalExtensions},

@@ -743,7 +743,7 @@ class Installation:
 
 @pytest.fixture(scope="module")
 def installed(
-    built: Built,
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Installation]:
     """One installation into a scratch root, of the session's wheel (building it takes
@@ -751,6 +751,7 @@ def installed(
     minute); the uninstall test at the end of this file removes it."""
     if os.geteuid() != 0:
         pytest.skip("the install script runs as root")
+    built: Built = request.getfixturevalue("built")  # only once it is sure to be used
     source = tmp_path_factory.mktemp("source") / "hallmonitor"
     shutil.copytree(ROOT, source, ignore=UNSHIPPED, symlinks=True)
     root = tmp_path_factory.mktemp("root")

@@ -502,3 +502,41 @@ def test_the_debs_maintainer_scripts_are_posix_shell(deb: Deb, script: str) -> N
         target.write_bytes(extracted.read())
     assert target.read_text() == (ROOT / "deploy" / "debian" / script).read_text()
     assert subprocess.run(["sh", "-n", str(target)], check=False, timeout=60).returncode == 0
+
+
+# --- the scripts' arguments -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            ["scripts/build-deb", "--deb-version", "v1"],
+            "build-deb: --deb-version v1 is not a Debian version",
+        ),
+        (["scripts/build-deb", "--frobnicate"], "build-deb: unknown argument: --frobnicate"),
+        (
+            ["scripts/build-package", "--frobnicate"],
+            "build-package: unknown argument: --frobnicate",
+        ),
+        (
+            ["deploy/make-venv", "/opt/x/.venv", "missing.whl", "requirements.lock"],
+            "make-venv: no wheel at missing.whl",
+        ),
+        (
+            ["deploy/make-venv", "relative/.venv", "missing.whl", "requirements.lock"],
+            "make-venv: VENV must be an absolute path: relative/.venv",
+        ),
+    ],
+)
+def test_the_build_scripts_name_a_bad_argument(command: list[str], message: str) -> None:
+    result = subprocess.run(
+        [str(ROOT / command[0]), *command[1:]],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -112,7 +113,7 @@ def test_closing_needs_an_outcome_and_a_note(db: Session, outcome: str | None, n
         ),  # fmt: skip
     ],
 )
-def test_malformed_changes_are_refused(db: Session, kwargs: dict[str, str], message: str) -> None:
+def test_malformed_changes_are_refused(db: Session, kwargs: dict[str, Any], message: str) -> None:
     incident = add_incident(db)
     with pytest.raises(ValueError, match=message):
         review_incident(db, incident.id, user=HEAD, now=NOW, **kwargs)

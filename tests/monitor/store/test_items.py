@@ -217,7 +217,11 @@ class TestDecidedIncidents:
     def test_replaying_snapshots_after_a_decision_changes_nothing(self, engine: Engine) -> None:
         apply(engine, [make_incident(hit_count=3)])
         decide(engine, "k1")
-        later = [make_incident(hit_count=2), make_incident(hit_count=3), make_incident(hit_count=6)]
+        later: list[WriterItem] = [
+            make_incident(hit_count=2),
+            make_incident(hit_count=3),
+            make_incident(hit_count=6),
+        ]
         apply(engine, later)
         once = [summary(row) for row in incident_rows(engine)]
         apply(engine, later, [make_incident(hit_count=4)])

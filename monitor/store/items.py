@@ -353,8 +353,12 @@ def _continuation(
 ) -> dict[str, Any]:
     """The snapshot's part after the decided links: what their continuation holds."""
     last_decided = decided[-1]
-    after = last_decided.end_at.timestamp()
-    evidence = [item for item in row["evidence"] if float(item["ts"]) > after]
+    # Compared as stored (microseconds): the hit that ended the decided incident is not after it.
+    evidence = [
+        item
+        for item in row["evidence"]
+        if datetime.fromtimestamp(float(item["ts"]), UTC) > last_decided.end_at
+    ]
     start = min((float(item["ts"]) for item in evidence), default=row["end_at"].timestamp())
     start_at = datetime.fromtimestamp(start, UTC)
     if growing is not None:

@@ -161,6 +161,7 @@ def test_a_closed_incident_stays_as_decided_and_later_visits_open_a_linked_incid
     api.close()
 
 
+@pytest.mark.slow
 def test_a_capture_killed_under_traffic_continues_the_activity_and_closes_it_after_restart(
     veth: object, engine_url: str, tmp_path: Path
 ) -> None:

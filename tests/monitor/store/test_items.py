@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,7 +42,7 @@ def apply(engine: Engine, *batches: list[WriterItem], record_id: str | None = No
     applied = 0
     for number, batch in enumerate(batches):
         record = SpoolRecord(
-            record_id or f"batch-{number}-{id(batch)}", [encode_item(i) for i in batch]
+            record_id or f"batch-{number}-{uuid.uuid4().hex}", [encode_item(i) for i in batch]
         )
         with engine.begin() as connection:
             count, bad = apply_records(connection, [record], now=NOW, skip_applied=True)
@@ -213,6 +214,18 @@ class TestDecidedIncidents:
         assert third.key == "k1.2" and third.continues_id == second.id
         assert [row.state for row in (first, second, third)] == ["closed"] * 3
         assert third.start_at == utc(T0 + 240)
+
+    def test_a_reopened_incident_is_back_in_review_and_still_does_not_grow(
+        self, engine: Engine
+    ) -> None:
+        apply(engine, [make_incident(hit_count=3)])
+        decide(engine, "k1", "closed")
+        apply(engine, [make_incident(hit_count=4)])
+        decide(engine, "k1", "in_review")
+        apply(engine, [make_incident(hit_count=6)])
+        first, continuation = incident_rows(engine)
+        assert (first.status, first.hit_count, first.end_at) == ("in_review", 3, utc(T0 + 60))
+        assert (continuation.key, continuation.hit_count) == ("k1.1", 3)
 
     def test_replaying_snapshots_after_a_decision_changes_nothing(self, engine: Engine) -> None:
         apply(engine, [make_incident(hit_count=3)])

@@ -132,6 +132,14 @@ class IncidentDetailOut(ApiModel):
     history: list[ReviewEntryOut] = Field(description="Review changes, oldest first.")
     earlier: list[IncidentOut] = Field(description="The device's earlier incidents, newest first.")
     policy_point: str = Field(description="The sentence of the school's policy it relates to.")
+    continues: IncidentOut | None = Field(
+        default=None,
+        description="The decided incident whose activity this one continues: an incident in "
+        "review or closed no longer grows, and later activity becomes a new incident.",
+    )
+    continued_by: list[IncidentOut] = Field(
+        default=[], description="The incident that holds this one's later activity, if any."
+    )
 
 
 class ReviewIn(BaseModel):
@@ -163,6 +171,11 @@ class ReviewIn(BaseModel):
     )
     second_reviewer: Text | None = Field(
         default=None, max_length=150, description="Another person who reviewed it (username)."
+    )
+    confirm_growing: bool = Field(
+        default=False,
+        description="Close an incident that is still growing (its activity has not ended): it "
+        "stays as it is, and later activity becomes a new incident linked to it.",
     )
 
     @field_validator("outcome")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -83,6 +83,16 @@ class Engine:
         """New lists and configuration (SIGHUP); open incidents carry on."""
         self.classifier = classifier
         self.policy = policy
+
+    def resume(self, incidents: Iterable[Incident]) -> int:
+        """Carry on the incidents a previous run left open (from the store); how many carry on.
+
+        Those that stay idle are closed by the next ``tick``, like any other.
+        """
+        for incident in incidents:
+            self._opened.add(incident.key)
+            self._emit_incidents(self.sessionizer.resume(incident))
+        return self.sessionizer.open_count()
 
     def feed(self, observation: Observation) -> None:
         """Everything one observation means for the store."""

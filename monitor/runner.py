@@ -4,7 +4,10 @@
 (frames -> pipeline -> engine, which hands items to the writer); the main thread owns the
 signals and ticks the engine (idle incidents close, counters flush), logs a stats line, runs
 the daily purge and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
-closes every open incident, and drains the writer's queue before the process exits.
+closes every open incident, and drains the writer's queue before the process exits. A daemon
+that was killed instead (``kill -9``, a power cut) left its incidents open: the next start
+carries them on from the database (``resume_left_open``), so the same activity grows the same
+incident and what stayed idle is closed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from monitor.classify import Classifier
 from monitor.config import Settings, build_policy
@@ -35,6 +38,7 @@ from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
+from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
 from monitor.values import Frame
@@ -124,6 +128,34 @@ def check_schema(settings: Settings) -> None:
         )
     finally:
         engine.dispose()
+
+
+def resume_left_open(settings: Settings, engine: Engine) -> int:
+    """Hand the incidents a previous run left open to ``engine``; how many it carries on.
+
+    A database that cannot be read now does not stop the start: those incidents then stay open
+    until the next start that can read them.
+    """
+    database = make_engine(settings.database.url.get_secret_value())
+    try:
+        left = left_open_incidents(database, settings.site.name)
+    except SQLAlchemyError as e:
+        logger.warning(
+            "could not read the incidents a previous run left open (%s); they stay open until "
+            "a start that can read the database",
+            str(getattr(e, "orig", None) or e).splitlines()[0],
+        )
+        return 0
+    finally:
+        database.dispose()
+    if left:
+        engine.resume(left)
+        logger.info(
+            "carrying on %d incidents that a previous run left open (those idle for longer "
+            "than the idle gap close now)",
+            len(left),
+        )
+    return len(left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +393,7 @@ class CaptureDaemon:
         writer = build_writer(settings)
         writer.start()
         engine = build_engine(settings, writer.submit)
+        resume_left_open(settings, engine)
         pipeline = Pipeline(dns_ports=ports)
         self.source, self.pipeline, self.engine, self.writer = source, pipeline, engine, writer
         previous = self._install_signal_handlers()

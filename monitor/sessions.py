@@ -16,6 +16,9 @@ on Facebook. ``Sessionizer`` is the state machine between the two:
 - ``embedded`` hits that find no open incident never open one: they are counted per device,
   platform and day (``EmbeddedCount``, fetched with ``drain_embedded_counts``).
 - The ``Device`` and role of the opening hit are frozen into the incident: addresses move.
+- ``resume`` carries on an incident that a previous run left open in the store (a crash, a
+  ``kill -9``): later hits within the idle gap grow it under its own key instead of opening a
+  second incident for the same activity, and ``close_idle`` closes it if none come.
 
 Snapshots: ``feed`` returns an ``OPEN`` snapshot when an incident opens, then at most one per
 ``snapshot_interval_s`` of capture time while it grows; ``close_idle`` also returns the snapshots
@@ -124,6 +127,7 @@ class _OpenIncident:
         "active_minutes",
         "best_via",
         "category",
+        "confidence_floor",
         "connection_seen",
         "device",
         "emitted_at",
@@ -166,6 +170,37 @@ class _OpenIncident:
         self.last_sighting: tuple[Proto, str, float] | None = None
         self.best_via = Attribution.ADDRESS
         self.connection_seen = False
+        self.confidence_floor = 0.0
+        """The stored confidence of a resumed incident (its sightings were not kept)."""
+
+    @classmethod
+    def resumed(cls, incident: Incident, identity: str) -> _OpenIncident:
+        """The state of an incident stored by a previous run, as far as the store kept it.
+
+        Its active minutes are those the store counted; the minutes known to hold a hit (its
+        evidence, start and end) are marked so that later hits are not counted twice.
+        """
+        self = cls.__new__(cls)
+        self.key = incident.key
+        self.identity = identity
+        self.platform = incident.platform
+        self.category = incident.category
+        self.device = incident.device
+        self.role = incident.role
+        self.origin = self.start = incident.start
+        self.end = self.emitted_at = incident.end
+        self.pending = False
+        self.hit_count = incident.hit_count
+        self.evidence = sorted(incident.evidence, key=_evidence_time)
+        self.minutes = {self._minute(ts) for ts in (incident.start, incident.end)}
+        self.minutes.update(self._minute(evidence.ts) for evidence in self.evidence)
+        self.active_minutes = max(round(incident.active_minutes), len(self.minutes))
+        self.sightings = 1
+        self.last_sighting = None
+        self.best_via = Attribution.NAME
+        self.connection_seen = any(e.proto in _CONNECTION_PROTOS for e in self.evidence)
+        self.confidence_floor = incident.confidence
+        return self
 
     def add(self, hit: Hit, max_evidence: int) -> None:
         """Grow the incident by one hit."""
@@ -223,7 +258,7 @@ class _OpenIncident:
         if self.active_minutes >= SEVERAL_MINUTES:
             score += 0.1
         score -= _ATTRIBUTION_PENALTY[self.best_via]
-        return round(min(max(score, 0.0), 1.0), 2)
+        return round(min(max(score, self.confidence_floor, 0.0), 1.0), 2)
 
     def snapshot(self, site: str, state: IncidentState) -> Incident:
         return Incident(
@@ -301,6 +336,24 @@ class Sessionizer:
             counter = (self._day_of(ts), device.ip, device.mac, hit.match.platform)
             self._embedded[counter] = self._embedded.get(counter, 0) + 1
         return changed
+
+    def resume(self, incident: Incident) -> list[Incident]:
+        """Carry on ``incident``, which a previous run left open; see the module docstring.
+
+        When the same device and platform already have an open incident (a previous run left
+        two), the one that ended later carries on and the other is returned as CLOSED.
+        """
+        identity = incident.device.mac or incident.device.ip
+        group = (identity, incident.platform)
+        resumed = _OpenIncident.resumed(incident, identity)
+        current = self._open.get(group)
+        if current is not None:
+            if current.end >= resumed.end:
+                return [resumed.snapshot(self.site, IncidentState.CLOSED)]
+            self._open[group] = resumed
+            return [current.snapshot(self.site, IncidentState.CLOSED)]
+        self._open[group] = resumed
+        return []
 
     def close_idle(self, now: float) -> list[Incident]:
         """Close the incidents idle at capture time ``now``; return their CLOSED snapshots.

@@ -155,6 +155,8 @@ class ReviewForm(BaseModel):
     outcome: Text = Field(default="", max_length=40)
     note: Text = Field(default="", max_length=4000)
     second_reviewer: Text = Field(default="", max_length=150)
+    confirm_growing: bool = False
+    """Ticked to close an incident that is still growing."""
 
 
 def parse_query(params: QueryParams) -> QueueQuery:
@@ -360,6 +362,7 @@ def review(
             outcome=form.outcome or None,
             note=form.note,
             second_reviewer=form.second_reviewer or None,
+            confirm_growing=form.confirm_growing,
             now=utcnow(),
         )
     except LookupError:

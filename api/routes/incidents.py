@@ -138,7 +138,9 @@ def incident_review(
 ) -> IncidentDetailOut:
     """Move the incident ``new`` -> ``in_review`` -> ``closed`` (closing needs an outcome and a
     note), or reopen a closed one (``in_review``). Kept in the history; audited (``review``).
-    409 when the change is not allowed from the incident's current state."""
+    409 when the change is not allowed from the incident's current state, and when closing an
+    incident that is still growing without ``confirm_growing``. Once in review or closed, an
+    incident no longer grows: later activity becomes a new incident linked to it."""
     actor = Actor(user.id, user.username, user.role.value, user.site)
     try:
         detail = review_incident(
@@ -149,6 +151,7 @@ def incident_review(
             outcome=body.outcome,
             note=body.note,
             second_reviewer=body.second_reviewer,
+            confirm_growing=body.confirm_growing,
             now=datetime.now(UTC),
         )
     except LookupError:

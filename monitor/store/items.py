@@ -6,7 +6,9 @@ run the same ``apply_records``. Timestamps are epoch seconds in the encoding and
 UTC datetimes in the database; days are ISO dates.
 
 The statements are idempotent and order-independent, which makes spool replays safe:
-incidents are upserted by key and only ever move forward (more hits, or open -> closed);
+incidents are upserted by key and only ever move forward (more hits, or open -> closed), and
+only while their review status is ``new``: a decided incident keeps what was decided, and the
+activity's later hits go to a continuation linked to it (``_upsert_incidents``);
 counters add (exactly-once through ``applied_batches``); device bindings keep the earliest
 first-seen, the latest last-seen and the latest host name. The review columns (``status``,
 ``outcome``) and admin labels are never overwritten.
@@ -257,7 +259,30 @@ def _incident_rank(params: dict[str, Any]) -> tuple[int, bool]:
     return (params["hit_count"], params["state"] == "closed")
 
 
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One stored incident of an activity's chain (the engine's incident and its continuations)."""
+
+    id: int
+    key: str
+    status: str
+    state: str
+    start_at: datetime
+    end_at: datetime
+    hit_count: int
+    active_minutes: float
+
+
 def _upsert_incidents(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Store the engine's snapshots; a decided incident is never grown (the one place for it).
+
+    A snapshot carries the whole activity so far under the engine's key. While every stored
+    incident of that activity is ``new``, the snapshot is upserted as it is. Once the last one is
+    in review or closed, it keeps the values the reviewer decided on: the hits beyond it go to a
+    continuation (key ``<engine key>.<n>``, ``continues_id`` naming the decided incident), which
+    holds only what came after the decided incident's end. When the activity ends, every
+    incident of its chain is marked closed.
+    """
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         previous = latest.get(row["key"])
@@ -265,6 +290,93 @@ def _upsert_incidents(connection: Connection, rows: list[dict[str, Any]], now: d
             latest[row["key"]] = row
     if not latest:
         return
+    chains = _chains(connection, list(latest))
+    upserts: list[dict[str, Any]] = []
+    to_close: list[int] = []
+    for key, row in latest.items():
+        chain = chains.get(key, [])
+        target, closes = _route_snapshot(key, row, chain)
+        if target is not None:
+            upserts.append(target)
+        to_close.extend(closes)
+    if upserts:
+        _upsert_rows(connection, upserts, now)
+    if to_close:
+        connection.execute(
+            update(IncidentRecord)
+            .where(IncidentRecord.id.in_(to_close), IncidentRecord.state == "open")
+            .values(state="closed", updated_at=now)
+        )
+    if upserts:
+        _fill_device_labels(connection, [row["key"] for row in upserts])
+
+
+def _chains(connection: Connection, keys: list[str]) -> dict[str, list[_Link]]:
+    """The stored incidents of each engine key, oldest link first (locked on PostgreSQL)."""
+    table = IncidentRecord
+    source = func.coalesce(table.source_key, table.key)
+    found = connection.execute(
+        select(source, table.id, table.key, table.status, table.state, table.start_at,
+               table.end_at, table.hit_count, table.active_minutes)
+        .where(or_(table.key.in_(keys), table.source_key.in_(keys)))
+        .order_by(table.id)
+        .with_for_update()
+    )  # fmt: skip
+    chains: dict[str, list[_Link]] = {}
+    for row in found:
+        chains.setdefault(row[0], []).append(_Link(*row[1:]))
+    return chains
+
+
+def _route_snapshot(
+    key: str, row: dict[str, Any], chain: list[_Link]
+) -> tuple[dict[str, Any] | None, list[int]]:
+    """The row to upsert for one snapshot (None: nothing grows) and the links to mark closed."""
+    plain = {**row, "source_key": None, "continues_id": None}
+    if not chain:
+        return plain, []
+    last = chain[-1]
+    decided = chain[:-1] if last.status == "new" else chain
+    closes = [link.id for link in decided if link.state == "open"]
+    if not decided:
+        return plain, closes
+    hits_before = sum(link.hit_count for link in decided)
+    if row["hit_count"] <= hits_before:
+        # Nothing beyond what was decided: at most the activity ended.
+        return None, closes if row["state"] == "closed" else []
+    growing = last if last.status == "new" else None
+    return _continuation(key, row, decided, growing), closes
+
+
+def _continuation(
+    key: str, row: dict[str, Any], decided: list[_Link], growing: _Link | None
+) -> dict[str, Any]:
+    """The snapshot's part after the decided links: what their continuation holds."""
+    last_decided = decided[-1]
+    # Compared as stored (microseconds): the hit that ended the decided incident is not after it.
+    evidence = [
+        item
+        for item in row["evidence"]
+        if datetime.fromtimestamp(float(item["ts"]), UTC) > last_decided.end_at
+    ]
+    start = min((float(item["ts"]) for item in evidence), default=row["end_at"].timestamp())
+    start_at = datetime.fromtimestamp(start, UTC)
+    if growing is not None:
+        start_at = min(start_at, growing.start_at)
+    minutes_before = sum(link.active_minutes for link in decided)
+    return {
+        **row,
+        "key": growing.key if growing is not None else f"{key}.{len(decided)}",
+        "start_at": start_at,
+        "hit_count": row["hit_count"] - sum(link.hit_count for link in decided),
+        "active_minutes": max(1.0, row["active_minutes"] - minutes_before),
+        "evidence": evidence,
+        "source_key": key,
+        "continues_id": last_decided.id,
+    }
+
+
+def _upsert_rows(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
     table = IncidentRecord.__table__.c
     stmt = _dialect_insert(connection, IncidentRecord)
     excluded = stmt.excluded
@@ -273,18 +385,18 @@ def _upsert_incidents(connection: Connection, rows: list[dict[str, Any]], now: d
     }
     updated["device_label"] = func.coalesce(table.device_label, excluded.device_label)
     updated["updated_at"] = excluded.updated_at
-    moves_forward = or_(
-        excluded.hit_count > table.hit_count,
-        and_(
-            excluded.hit_count == table.hit_count,
-            or_(excluded.state == "closed", table.state == "open"),
+    moves_forward = and_(
+        table.status == "new",
+        or_(
+            excluded.hit_count > table.hit_count,
+            and_(
+                excluded.hit_count == table.hit_count,
+                or_(excluded.state == "closed", table.state == "open"),
+            ),
         ),
     )
     stmt = stmt.on_conflict_do_update(index_elements=["key"], set_=updated, where=moves_forward)
-    connection.execute(
-        stmt, [{**row, "created_at": now, "updated_at": now} for row in latest.values()]
-    )
-    _fill_device_labels(connection, latest.keys())
+    connection.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
 
 
 def _fill_device_labels(connection: Connection, keys: Iterable[str]) -> None:

@@ -101,6 +101,8 @@ class IncidentRecord(Base):
         Index(None, "device_ip", "start_at"),
         Index(None, "start_at"),
         Index(None, "site", "platform", "start_at"),
+        Index(None, "continues_id"),
+        Index(None, "source_key"),
         Index(
             "ix_incidents_device_search",
             "site",
@@ -135,9 +137,17 @@ class IncidentRecord(Base):
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     """``[{"ts": epoch seconds, "proto": "tls", "name": "www.instagram.com", "via": "name"}]``."""
     status: Mapped[str] = mapped_column(String, server_default="new")
-    """Review workflow: ``new``, ``in_review``, ``closed``. The writer never changes it."""
+    """Review workflow: ``new``, ``in_review``, ``closed``. The writer never changes it, and
+    grows only ``new`` incidents: a decided one stays as decided (see ``continues_id``)."""
     outcome: Mapped[str | None] = mapped_column(String)
     """The reviewer's conclusion, e.g. ``false_positive`` (retention keeps those for less)."""
+    continues_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    """The decided incident (in review or closed) whose activity this one continues."""
+    source_key: Mapped[str | None] = mapped_column(String)
+    """For a continuation, the engine's key of the activity (the ``key`` of the first incident
+    of the chain); NULL for an incident the engine opened itself."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -14,7 +14,8 @@ Nothing is applied twice. Each batch carries an id that is inserted into ``appli
 the batch's own transaction; a replayed record whose id is there is skipped, so counters are
 exactly-once even when a commit succeeded but its acknowledgement was lost. Every write is also
 order-independent: incidents are upserted by key and only move forward (more hits, or closed),
-counters add, device bindings keep the earliest first-seen and latest last-seen. Order is kept
+and never once a reviewer has taken them into review (later hits go to a linked continuation;
+see ``monitor.store.items``), counters add, device bindings keep the earliest first-seen and latest last-seen. Order is kept
 except when the queue overflows, where spooled items may land before older queued ones.
 """
 

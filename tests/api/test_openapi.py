@@ -10,6 +10,7 @@ Every answer must be documented, match its schema, and never be a server error.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections import Counter
@@ -123,7 +124,8 @@ class WithoutLifespan:
 
 
 HOSTILE_IN_URL = ("a\x00b", "99999999999999999999", "9999-12-31", "0001-01-01")
-HOSTILE_IN_BODY = (*HOSTILE_IN_URL, "\udcff")
+LONE_SURROGATE = "\udcff"
+HOSTILE_IN_BODY = (*HOSTILE_IN_URL, LONE_SURROGATE)
 """Values that once gave 500s (issue 14): NUL, past 64 bits, far dates, a lone surrogate
 (only in JSON: a URL carries bytes, and a client cannot encode one)."""
 
@@ -181,6 +183,16 @@ def test_openapi_api_conforms_under_schemathesis(harness: AppHarness, role: User
         )
         @given(case=strategy)
         def run(case: schemathesis.Case[Any]) -> None:
+            if isinstance(case.body, dict) and LONE_SURROGATE in case.body.values():
+                # schemathesis cannot revalidate such a body (its validator encodes it as
+                # UTF-8 and raises): send it as escaped JSON, as a client would.
+                refused = harness.client.request(
+                    case.method, case.formatted_path, content=json.dumps(case.body),
+                    params=case.query, headers={**headers, "Content-Type": "application/json"},
+                )  # fmt: skip
+                seen[refused.status_code] += 1
+                assert refused.status_code in (403, 422), refused.text  # governor: 403 first
+                return
             response = case.call(headers=headers)
             seen[response.status_code] += 1
             assert response.status_code < 500, f"{case.as_curl_command()} -> {response.text}"

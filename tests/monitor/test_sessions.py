@@ -6,6 +6,7 @@ Hits are built by hand. Times are seconds from T0 (Tuesday 2026-03-10 10:00:00 U
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.sessions import (
+    OUT_OF_ORDER_TOLERANCE_S,
     EmbeddedCount,
     Sessionizer,
     build_incident_key,
@@ -545,3 +547,55 @@ def test_sessionizer_invariants_in_capture_order(hits: list[Hit], data: st.DataO
         final(run(hits, Sessionizer(site="school", max_evidence=4))) for _ in range(2)
     )
     assert first_run == second_run
+
+
+# --- carrying on what a previous run left open ----------------------------------------------
+
+
+def left_open(hits: list[Hit]) -> Incident:
+    """The OPEN snapshot a killed run left in the store after ``hits``."""
+    sessionizer = Sessionizer(site="school", snapshot_interval_s=0)
+    snapshots = [snapshot for each in hits for snapshot in sessionizer.feed(each)]
+    return snapshots[-1]
+
+
+def test_a_resumed_incident_grows_under_its_own_key_within_the_idle_gap() -> None:
+    stored = left_open([hit(0), hit(30, proto=Proto.TLS), hit(60)])
+    restarted = Sessionizer(site="school", snapshot_interval_s=0)
+    assert restarted.resume(stored) == []
+    (grown,) = restarted.feed(hit(300))
+    assert (grown.key, grown.state, grown.hit_count) == (stored.key, IncidentState.OPEN, 4)
+    assert (grown.start, grown.end) == (T0, T0 + 300)
+    assert grown.active_minutes == stored.active_minutes + 1
+    assert grown.confidence >= stored.confidence
+    assert [e.ts for e in grown.evidence] == [T0, T0 + 30, T0 + 60, T0 + 300]
+
+
+def test_a_resumed_incident_left_idle_closes_at_the_next_tick_unchanged() -> None:
+    stored = left_open([hit(0), hit(60)])
+    restarted = Sessionizer(site="school", idle_gap_s=600)
+    restarted.resume(stored)
+    assert restarted.close_idle(T0 + 600) == []
+    (closed,) = restarted.close_idle(T0 + 60 + 600 + OUT_OF_ORDER_TOLERANCE_S + 1)
+    assert closed == replace(stored, state=IncidentState.CLOSED)
+    assert restarted.open_count() == 0
+
+
+def test_a_hit_after_the_idle_gap_closes_the_resumed_incident_and_opens_another() -> None:
+    stored = left_open([hit(0)])
+    restarted = Sessionizer(site="school", idle_gap_s=600)
+    restarted.resume(stored)
+    closed, opened = restarted.feed(hit(900))
+    assert (closed.key, closed.state) == (stored.key, IncidentState.CLOSED)
+    assert opened.key != stored.key and opened.state is IncidentState.OPEN
+
+
+def test_of_two_incidents_left_open_for_one_activity_the_later_carries_on() -> None:
+    earlier = left_open([hit(0)])
+    later = left_open([hit(120)])
+    restarted = Sessionizer(site="school")
+    assert restarted.resume(later) == []
+    (closed,) = restarted.resume(earlier)
+    assert (closed.key, closed.state) == (earlier.key, IncidentState.CLOSED)
+    (grown,) = restarted.feed(hit(200))
+    assert grown.key == later.key

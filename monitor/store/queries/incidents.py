@@ -177,6 +177,12 @@ class IncidentDetail:
     earlier: tuple[IncidentSummary, ...]
     """The device's other incidents that started before this one (or with it), newest first."""
     policy_point: str
+    continues: IncidentSummary | None = None
+    """The decided incident whose activity this one continues (it stopped growing when it went
+    into review or was closed)."""
+    continued_by: tuple[IncidentSummary, ...] = ()
+    """The incident that holds this one's later activity, when it was decided while the
+    activity went on."""
 
     @property
     def last_change(self) -> ReviewEntry | None:
@@ -348,7 +354,23 @@ def build_detail(db: Session, record: IncidentRecord, site_scope: str | None) ->
         history=_history(db, record.id),
         earlier=_earlier(db, record, site_scope),
         policy_point=POLICY_POINTS.get(record.role or "", GENERAL_POLICY_POINT),
+        continues=next(
+            iter(_linked(db, IncidentRecord.id == record.continues_id, site_scope)), None
+        ),
+        continued_by=_linked(db, IncidentRecord.continues_id == record.id, site_scope),
     )
+
+
+def _linked(
+    db: Session, condition: ColumnElement[bool], site_scope: str | None
+) -> tuple[IncidentSummary, ...]:
+    """The incidents linked to one by continuation (always of its site and device)."""
+    rows = db.execute(
+        select(*SUMMARY_COLUMNS)
+        .where(condition, site_condition(IncidentRecord.site, site_scope))
+        .order_by(IncidentRecord.id)
+    )
+    return tuple(summary_of(row) for row in rows)
 
 
 def _timeline(db: Session, record: IncidentRecord) -> tuple[tuple[TimelineEntry, ...], int]:

@@ -8,6 +8,9 @@ rules, checked here so that the pages and the API cannot differ:
 - closing needs an outcome from :data:`OUTCOMES` and a note; other changes take no outcome;
 - reopening a closed incident (back to ``in_review``) clears its outcome, which stays in the
   history;
+- closing an incident that is still growing (``state`` open: the activity has not ended) needs
+  ``confirm_growing``: the incident stays as it is when closed, and the activity's later hits
+  become a new incident that continues it (the writer never grows a decided incident);
 - only admins and reviewers review (``PermissionError`` otherwise), and a user limited to one
   site cannot see another site's incident (``LookupError``, as for a missing one).
 """
@@ -27,6 +30,12 @@ from monitor.store.queries.scope import site_condition
 TRANSITIONS = frozenset({("new", "in_review"), ("in_review", "closed"), ("closed", "in_review")})
 """(from, to) review-state changes that are allowed."""
 REVIEW_ROLES = frozenset({"admin", "reviewer"})
+STILL_GROWING = (
+    "this incident is still growing: the device's activity on this platform has not ended. "
+    "Closing it now keeps it as it is; later activity becomes a new incident linked to it. "
+    "Confirm that you want to close it now"
+)
+"""Why closing an incident whose activity goes on needs a confirmation."""
 """User roles that may change an incident's review state."""
 
 
@@ -51,6 +60,7 @@ def review_incident(
     outcome: str | None = None,
     note: str = "",
     second_reviewer: str | None = None,
+    confirm_growing: bool = False,
     now: datetime,
 ) -> IncidentDetail:
     """Move an incident to ``to_status`` and record the change; see the module docstring."""
@@ -68,6 +78,8 @@ def review_incident(
     note = note.strip()
     second = (second_reviewer or "").strip() or None
     _check(record.status, to_status, outcome, note, second, user)
+    if to_status == "closed" and record.state == "open" and not confirm_growing:
+        raise ValueError(STILL_GROWING)
     db.add(
         IncidentReviewRecord(
             incident_id=record.id,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bs4 import BeautifulSoup
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.pages.incidents import IncidentView, QueuePage, QueueQuery
 from monitor.store.models import AuditEventRecord, IncidentRecord
@@ -388,3 +388,43 @@ def test_csv_export_of_bad_filters_is_400_and_not_audited(harness: AppHarness) -
     before = harness.audit_count()
     assert harness.client.get("/incidents.csv?date_from=yesterday").status_code == 400
     assert harness.audit_count() == before
+
+
+def test_closing_a_growing_incident_asks_for_a_confirmation_and_says_why(
+    harness: AppHarness,
+) -> None:
+    ids = seed(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    with harness.db() as db:
+        db.execute(update(IncidentRecord).where(IncidentRecord.id == ids["laptop"]).values(state="open"))  # fmt: skip
+        db.commit()
+    post_review(harness, ids["laptop"], to_status="in_review")
+    soup = BeautifulSoup(harness.client.get(f"/incidents/{ids['laptop']}").text, "html.parser")
+    growing = soup.select_one("#still-growing")
+    assert growing is not None and "still growing" in growing.get_text()
+    assert soup.select_one('input[name="confirm_growing"][required]') is not None
+    close = {"to_status": "closed", "outcome": "no_action", "note": "Checked."}
+    refused = post_review(harness, ids["laptop"], **close)
+    assert refused.status_code == 400  # type: ignore[attr-defined]
+    assert "still growing" in refused.context["page"].error  # type: ignore[attr-defined]
+    closed = post_review(harness, ids["laptop"], confirm_growing="true", **close)
+    assert closed.status_code == 303  # type: ignore[attr-defined]
+
+
+def test_both_pages_of_a_continued_activity_show_the_link(harness: AppHarness) -> None:
+    ids = seed(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    with harness.db() as db:
+        decided = db.get(IncidentRecord, ids["laptop"])
+        assert decided is not None
+        decided.status, decided.outcome = "closed", "informal_conversation"
+        later = add_incident(db, start=decided.end_at, key=f"{decided.key}.1")
+        later.continues_id, later.source_key = decided.id, decided.key
+        later_id = later.id
+        db.commit()
+    first = BeautifulSoup(harness.client.get(f"/incidents/{ids['laptop']}").text, "html.parser")
+    link = first.select_one("#continuation")
+    assert link is not None and f"continues in incident {later_id}" in link.get_text()
+    second = BeautifulSoup(harness.client.get(f"/incidents/{later_id}").text, "html.parser")
+    back = second.select_one("#continuation")
+    assert back is not None and f"continues incident {ids['laptop']}" in back.get_text()

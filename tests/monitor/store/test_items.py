@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,7 +42,7 @@ def apply(engine: Engine, *batches: list[WriterItem], record_id: str | None = No
     applied = 0
     for number, batch in enumerate(batches):
         record = SpoolRecord(
-            record_id or f"batch-{number}-{id(batch)}", [encode_item(i) for i in batch]
+            record_id or f"batch-{number}-{uuid.uuid4().hex}", [encode_item(i) for i in batch]
         )
         with engine.begin() as connection:
             count, bad = apply_records(connection, [record], now=NOW, skip_applied=True)
@@ -143,16 +144,6 @@ class TestIncidents:
         (row,) = incident_rows(engine)
         assert row.hit_count == 7
 
-    def test_review_columns_survive_later_snapshots(self, engine: Engine) -> None:
-        apply(engine, [make_incident(hit_count=1)])
-        with engine.begin() as connection:
-            connection.execute(
-                update(IncidentRecord).values(status="in_review", outcome="confirmed")
-            )
-        apply(engine, [make_incident(hit_count=2, state=IncidentState.CLOSED)])
-        (row,) = incident_rows(engine)
-        assert (row.status, row.outcome, row.hit_count) == ("in_review", "confirmed", 2)
-
     def test_the_device_label_is_frozen_in_from_the_devices_table(self, engine: Engine) -> None:
         apply(engine, [DeviceSeen(SITE, "aa:bb:cc:00:00:01", "10.1.4.23", None, T0)])
         with engine.begin() as connection:
@@ -169,6 +160,97 @@ class TestIncidents:
             connection.execute(update(DeviceRecord).values(label="library PC 5"))
         apply(engine, [make_incident(device=Device("10.9.0.5"))])
         assert incident_rows(engine)[0].device_label == "library PC 5"
+
+
+def decide(engine: Engine, key: str, status: str = "closed") -> None:
+    """What the review app does: change the review status (the writer must respect it)."""
+    outcome = "informal_conversation" if status == "closed" else None
+    with engine.begin() as connection:
+        connection.execute(
+            update(IncidentRecord)
+            .where(IncidentRecord.key == key)
+            .values(status=status, outcome=outcome)
+        )
+
+
+def summary(row: IncidentRecord) -> tuple[object, ...]:
+    return (row.key, row.status, row.state, row.start_at, row.end_at, row.hit_count,
+            row.active_minutes)  # fmt: skip
+
+
+class TestDecidedIncidents:
+    """Once in review or closed, an incident stays as decided; later hits continue it."""
+
+    @pytest.mark.parametrize("status", ["in_review", "closed"])
+    def test_a_decided_incident_is_never_grown_and_later_hits_go_to_a_linked_continuation(
+        self, engine: Engine, status: str
+    ) -> None:
+        apply(engine, [make_incident(hit_count=3)])
+        decide(engine, "k1", status)
+        (decided,) = incident_rows(engine)
+        before = summary(decided)
+        apply(engine, [make_incident(hit_count=5)])
+        first, continuation = incident_rows(engine)
+        assert summary(first) == (*before[:2], "closed", *before[3:])
+        assert first.outcome == ("informal_conversation" if status == "closed" else None)
+        assert continuation.key == "k1.1"
+        assert (continuation.continues_id, continuation.source_key) == (first.id, "k1")
+        assert (continuation.status, continuation.state) == ("new", "open")
+        assert continuation.hit_count == 2
+        assert (continuation.start_at, continuation.end_at) == (utc(T0 + 90), utc(T0 + 120))
+        assert [item["ts"] for item in continuation.evidence] == [T0 + 90, T0 + 120]
+
+    def test_a_continuation_grows_until_it_is_decided_then_a_second_one_follows(
+        self, engine: Engine
+    ) -> None:
+        apply(engine, [make_incident(hit_count=2)])
+        decide(engine, "k1")
+        apply(engine, [make_incident(hit_count=4)], [make_incident(hit_count=5)])
+        assert [row.hit_count for row in incident_rows(engine)] == [2, 3]
+        decide(engine, "k1.1", "in_review")
+        apply(engine, [make_incident(hit_count=9, state=IncidentState.CLOSED)])
+        first, second, third = incident_rows(engine)
+        assert [row.hit_count for row in (first, second, third)] == [2, 3, 4]
+        assert third.key == "k1.2" and third.continues_id == second.id
+        assert [row.state for row in (first, second, third)] == ["closed"] * 3
+        assert third.start_at == utc(T0 + 240)
+
+    def test_a_reopened_incident_is_back_in_review_and_still_does_not_grow(
+        self, engine: Engine
+    ) -> None:
+        apply(engine, [make_incident(hit_count=3)])
+        decide(engine, "k1", "closed")
+        apply(engine, [make_incident(hit_count=4)])
+        decide(engine, "k1", "in_review")
+        apply(engine, [make_incident(hit_count=6)])
+        first, continuation = incident_rows(engine)
+        assert (first.status, first.hit_count, first.end_at) == ("in_review", 3, utc(T0 + 60))
+        assert (continuation.key, continuation.hit_count) == ("k1.1", 3)
+
+    def test_replaying_snapshots_after_a_decision_changes_nothing(self, engine: Engine) -> None:
+        apply(engine, [make_incident(hit_count=3)])
+        decide(engine, "k1")
+        later: list[WriterItem] = [
+            make_incident(hit_count=2),
+            make_incident(hit_count=3),
+            make_incident(hit_count=6),
+        ]
+        apply(engine, later)
+        once = [summary(row) for row in incident_rows(engine)]
+        apply(engine, later, [make_incident(hit_count=4)])
+        assert [summary(row) for row in incident_rows(engine)] == once
+        assert len(once) == 2
+
+    def test_the_activity_ending_without_more_hits_only_closes_the_decided_incident(
+        self, engine: Engine
+    ) -> None:
+        apply(engine, [make_incident(hit_count=3)])
+        decide(engine, "k1", "in_review")
+        (row,) = incident_rows(engine)
+        before = summary(row)
+        apply(engine, [make_incident(hit_count=3, state=IncidentState.CLOSED)])
+        (row,) = incident_rows(engine)
+        assert summary(row) == (*before[:2], "closed", *before[3:])
 
 
 class TestCountsAndDevices:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
-from monitor.store.queries.incidents import OUTCOMES
+from monitor.store.queries.incidents import OUTCOMES, get_incident
 from monitor.store.queries.reviews import Actor, review_incident
 from tests.monitor.store.queries.factories import OTHER_SITE, SITE, T0, add_incident
 
@@ -112,7 +113,7 @@ def test_closing_needs_an_outcome_and_a_note(db: Session, outcome: str | None, n
         ),  # fmt: skip
     ],
 )
-def test_malformed_changes_are_refused(db: Session, kwargs: dict[str, str], message: str) -> None:
+def test_malformed_changes_are_refused(db: Session, kwargs: dict[str, Any], message: str) -> None:
     incident = add_incident(db)
     with pytest.raises(ValueError, match=message):
         review_incident(db, incident.id, user=HEAD, now=NOW, **kwargs)
@@ -139,3 +140,33 @@ def test_naive_time_is_refused(db: Session) -> None:
     incident = add_incident(db)
     with pytest.raises(ValueError, match="naive"):
         review_incident(db, incident.id, user=HEAD, to_status="in_review", now=NOW.replace(tzinfo=None))  # fmt: skip
+
+
+def test_closing_an_incident_that_is_still_growing_needs_a_confirmation(db: Session) -> None:
+    incident = add_incident(db, status="in_review")
+    incident.state = "open"
+    close = {"user": HEAD, "to_status": "closed", "outcome": "no_action", "note": "x", "now": NOW}
+    with pytest.raises(ValueError, match="still growing.*later activity becomes a new incident"):
+        review_incident(db, incident.id, **close)  # type: ignore[arg-type]
+    assert db.scalars(select(IncidentReviewRecord)).all() == []
+    detail = review_incident(db, incident.id, confirm_growing=True, **close)  # type: ignore[arg-type]
+    assert (detail.incident.status, detail.incident.state) == ("closed", "open")
+
+
+def test_an_ended_incident_closes_without_a_confirmation(db: Session) -> None:
+    incident = add_incident(db, status="in_review")
+    detail = review_incident(
+        db, incident.id, user=HEAD, to_status="closed", outcome="no_action", note="x", now=NOW
+    )
+    assert detail.incident.status == "closed"
+
+
+def test_continuations_are_linked_both_ways_on_the_detail(db: Session) -> None:
+    decided = add_incident(db, status="closed", outcome="informal_conversation", key="k")
+    later = add_incident(db, start=T0 + timedelta(minutes=30), key="k.1")
+    later.continues_id, later.source_key = decided.id, "k"
+    db.flush()
+    assert [item.id for item in get_incident(db, decided.id, None).continued_by] == [later.id]
+    continues = get_incident(db, later.id, None).continues
+    assert continues is not None and continues.id == decided.id
+    assert get_incident(db, decided.id, None).continues is None

@@ -1,7 +1,7 @@
 """Incident continuations: a decided incident stops growing; later activity links to it.
 
 Revision ID: c3f9a1d7e5b2
-Revises: b7e1c4d2a9f3
+Revises: c3f9a1d6e4b2
 Create Date: 2026-12-07 23:40:00+00:00
 
 Written by hand. Once an incident is in review or closed, the writer no longer grows it: the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3f9a1d7e5b2"
-down_revision: str | None = "b7e1c4d2a9f3"
+down_revision: str | None = "c3f9a1d6e4b2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,8 @@ NOT_MODULES = {"__init__.py", "__main__.py"}
 TEST_FILES_WITHOUT_MODULE = {
     "tests/monitor/test_scan_golden.py",  # golden tests of `hallmonitor scan` over real captures
     "tests/monitor/test_trust.py",  # two capture daemons of a trust sharing one PostgreSQL database
+    "tests/monitor/test_damaged_captures.py",  # damaged captures through scan and scan --record
+    "tests/monitor/test_lifecycle.py",  # an incident's life through the live daemon and the app
     "tests/api/test_routes_roles.py",  # every route x role, across the page and API modules
     "tests/api/test_browser.py",  # the review app in a real browser
     "tests/api/test_app_scheduler.py",  # api/app.py's lifespan running the report scheduler

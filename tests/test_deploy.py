@@ -1031,6 +1031,39 @@ def nginx_setup(tmp_path: Path, app_port: int) -> tuple[Path, int, int, Path]:
     return main, http, https, tmp_path / "ca.pem"
 
 
+@dataclass(frozen=True)
+class NginxFront:
+    """The nginx example running in front of the app: its ports and its CA's certificate."""
+
+    http: int
+    https: int
+    ca: Path
+
+    def opener(self, *handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
+        """A URL opener that trusts the test certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), *handlers)
+
+
+@contextmanager
+def nginx_in_front(tmp_path: Path, app_port: int) -> Iterator[NginxFront]:
+    """The nginx example (``nginx_setup``) serving the app on ``app_port`` until the block ends."""
+    main, http, https, ca = nginx_setup(tmp_path, app_port)
+    nginx = subprocess.Popen(
+        ["nginx", "-p", str(tmp_path), "-c", str(main), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(https, nginx)
+        yield NginxFront(http, https, ca)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=30)
+        assert nginx.stderr is not None
+        nginx.stderr.close()
+
+
 @needs_nginx
 def test_nginx_example_passes_nginx_t(tmp_path: Path) -> None:
     main, *_ = nginx_setup(tmp_path, 8080)
@@ -1091,19 +1124,9 @@ def test_nginx_serves_the_app_over_https_with_hsts_and_secure_cookies(tmp_path: 
     assert result.returncode == 0, result.stderr
     with serving([HERE_HALLMONITOR], config) as url:
         app_port = int(url.rstrip("/").rsplit(":", 1)[1])
-        main, http, https, ca = nginx_setup(tmp_path, app_port)
-        nginx = subprocess.Popen(
-            ["nginx", "-p", str(tmp_path), "-c", str(main), "-g", "daemon off;"],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_for(https, nginx)
-            context = ssl.create_default_context(cafile=str(ca))
-            base = f"https://127.0.0.1:{https}"
-            opener = urllib.request.build_opener(
-                urllib.request.HTTPSHandler(context=context), NoRedirect()
-            )
+        with nginx_in_front(tmp_path, app_port) as front:
+            base = f"https://127.0.0.1:{front.https}"
+            opener = front.opener(NoRedirect())
             with opener.open(url + "login", timeout=30) as response:
                 direct = response.headers.get_all("Set-Cookie") or []
                 assert direct and not any("secure" in c.lower() for c in direct), direct
@@ -1114,18 +1137,13 @@ def test_nginx_serves_the_app_over_https_with_hsts_and_secure_cookies(tmp_path: 
                 proxied = response.headers.get_all("Set-Cookie") or []
                 assert proxied and all("secure" in c.lower() for c in proxied), proxied
             with pytest.raises(urllib.error.HTTPError) as redirect:
-                opener.open(f"http://127.0.0.1:{http}/queue", timeout=30)
+                opener.open(f"http://127.0.0.1:{front.http}/queue", timeout=30)
             redirect.value.close()
             assert redirect.value.code == 301
             assert redirect.value.headers["Location"] == "https://127.0.0.1/queue"
             # nginx sets X-Forwarded-For to the client's own address: although the app
             # believes nginx, a forged header never reaches the audit log.
             assert failed_login_address(opener, base, tmp_path, forged="10.66.6.6") == "127.0.0.1"
-        finally:
-            nginx.send_signal(signal.SIGQUIT)
-            nginx.wait(timeout=30)
-            assert nginx.stderr is not None
-            nginx.stderr.close()
 
 
 # --- example configurations ------------------------------------------------------------------

@@ -15,7 +15,6 @@ import select
 import signal
 import socket
 import sqlite3
-import ssl
 import subprocess
 import sys
 import threading
@@ -56,8 +55,7 @@ from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     postgres_test_url,
     sqlite_template,
 )
-from tests.test_deploy import app_config, needs_nginx, nginx_setup, run_script, serving
-from tests.test_deploy import wait_for as wait_for_port
+from tests.test_deploy import app_config, needs_nginx, nginx_in_front, run_script, serving
 
 HALLMONITOR = str(Path(sys.executable).parent / "hallmonitor")
 ROOT = Path(__file__).resolve().parents[2]
@@ -493,26 +491,13 @@ def test_the_nginx_example_throttles_sign_ins_per_address(tmp_path: Path) -> Non
     pages: Counter[int] = Counter()
     with serving([HALLMONITOR], config) as url:
         app_port = int(url.rstrip("/").rsplit(":", 1)[1])
-        main, _, https, ca = nginx_setup(tmp_path, app_port)
-        nginx = subprocess.Popen(
-            ["nginx", "-p", str(tmp_path), "-c", str(main), "-g", "daemon off;"],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_for_port(https, nginx)
-            context = ssl.create_default_context(cafile=str(ca))
-            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
-            base = f"https://127.0.0.1:{https}"
+        with nginx_in_front(tmp_path, app_port) as front:
+            opener = front.opener()
+            base = f"https://127.0.0.1:{front.https}"
             for _ in range(15):
                 statuses[open_status(opener, base + "/login", b"username=x&password=y")] += 1
             for _ in range(3):
                 pages[open_status(opener, base + "/login", None)] += 1
-        finally:
-            nginx.send_signal(signal.SIGQUIT)
-            nginx.wait(timeout=30)
-            assert nginx.stderr is not None
-            nginx.stderr.close()
     report("nginx limit_req", sign_ins=dict(statuses), login_pages=dict(pages))
     assert statuses[429] >= 3
     assert set(statuses) <= {403, 429}  # 403: the app's CSRF check, which these do not pass

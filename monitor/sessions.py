@@ -28,17 +28,10 @@ when two consecutive hits are less than ``BRIDGE_GAP_S`` (2 minutes) apart, the 
 them count too (someone scrolling a feed does not look anything up for a minute). A single hit
 is 1 minute; hits every 90 seconds from 10:00:00 to 10:30:00 are 31 minutes.
 
-Confidence, 0..1 and rounded to two places, starts at 0.5 for a single primary lookup and adds:
-
-- +0.1 for a second and +0.1 for a third distinct primary sighting (repeats of the same name
-  over the same protocol within ``REPEAT_WINDOW_S``, such as the A and AAAA queries of one
-  lookup and their answers, are one sighting);
-- +0.15 when a TLS or QUIC connection was seen, not only DNS;
-- +0.1 for at least ``SEVERAL_MINUTES`` active minutes;
-- -0.1 when the best primary attribution was a CNAME chain, -0.2 when it was only an address
-  (no name of the platform was seen on the wire for a primary hit).
-
-So it ranges from 0.3 (one primary connection attributed by address) to 0.95.
+Confidence: ``monitor.confidence.score`` of the incident's ``Basis``, its distinct sightings of
+the platform's own names (primary hits) by kind: connections (TLS, QUIC) and lookups (DNS).
+Repeats of the same name over the same protocol within ``REPEAT_WINDOW_S`` (the A and AAAA
+queries of one lookup and their answers) are one sighting.
 
 Time: hits carry capture time and arrive roughly in order. Hits from several interfaces may be
 a few seconds out of order (``OUT_OF_ORDER_TOLERANCE_S``): an incident's start is the earliest
@@ -58,8 +51,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from monitor.confidence import ATTRIBUTION_PENALTY, CONNECTION_PROTOS, score
 from monitor.values import (
     Attribution,
+    Basis,
     Category,
     Device,
     Evidence,
@@ -83,11 +78,6 @@ BRIDGE_GAP_S = 120.0
 """Consecutive hits closer than this count the minutes between them as active."""
 REPEAT_WINDOW_S = 1.0
 """The same name over the same protocol within this time is one sighting for confidence."""
-SEVERAL_MINUTES = 3
-"""Active minutes from which the use counts as sustained for confidence."""
-
-_CONNECTION_PROTOS = frozenset({Proto.TLS, Proto.QUIC})
-_ATTRIBUTION_PENALTY = {Attribution.NAME: 0.0, Attribution.CNAME: 0.1, Attribution.ADDRESS: 0.2}
 
 
 def utc_day(ts: float) -> date:
@@ -124,7 +114,7 @@ class _OpenIncident:
         "active_minutes",
         "best_via",
         "category",
-        "connection_seen",
+        "connections",
         "device",
         "emitted_at",
         "end",
@@ -133,12 +123,12 @@ class _OpenIncident:
         "identity",
         "key",
         "last_sighting",
+        "lookups",
         "minutes",
         "origin",
         "pending",
         "platform",
         "role",
-        "sightings",
         "start",
     )
 
@@ -162,10 +152,10 @@ class _OpenIncident:
         self.evidence: list[Evidence] = []
         self.minutes: set[int] = set()
         self.active_minutes = 0
-        self.sightings = 0
+        self.connections = 0
+        self.lookups = 0
         self.last_sighting: tuple[Proto, str, float] | None = None
         self.best_via = Attribution.ADDRESS
-        self.connection_seen = False
 
     def add(self, hit: Hit, max_evidence: int) -> None:
         """Grow the incident by one hit."""
@@ -182,8 +172,6 @@ class _OpenIncident:
         if len(self.evidence) < max_evidence:
             evidence = Evidence(ts, observation.proto, observation.name, hit.match.via)
             bisect.insort(self.evidence, evidence, key=_evidence_time)
-        if observation.proto in _CONNECTION_PROTOS:
-            self.connection_seen = True
         if hit.match.presence is Presence.PRIMARY:
             self._sight(hit)
 
@@ -210,20 +198,16 @@ class _OpenIncident:
             or previous[1] != observation.name
             or abs(observation.ts - previous[2]) > REPEAT_WINDOW_S
         ):
-            self.sightings += 1
+            if observation.proto in CONNECTION_PROTOS:
+                self.connections += 1
+            else:
+                self.lookups += 1
             self.last_sighting = (observation.proto, observation.name, observation.ts)
-        if _ATTRIBUTION_PENALTY[hit.match.via] < _ATTRIBUTION_PENALTY[self.best_via]:
+        if ATTRIBUTION_PENALTY[hit.match.via] < ATTRIBUTION_PENALTY[self.best_via]:
             self.best_via = hit.match.via
 
-    def confidence(self) -> float:
-        """The score described in the module docstring."""
-        score = 0.5 + 0.1 * min(self.sightings - 1, 2)
-        if self.connection_seen:
-            score += 0.15
-        if self.active_minutes >= SEVERAL_MINUTES:
-            score += 0.1
-        score -= _ATTRIBUTION_PENALTY[self.best_via]
-        return round(min(max(score, 0.0), 1.0), 2)
+    def basis(self) -> Basis:
+        return Basis(self.connections, self.lookups, self.best_via)
 
     def snapshot(self, site: str, state: IncidentState) -> Incident:
         return Incident(
@@ -236,10 +220,11 @@ class _OpenIncident:
             start=self.start,
             end=self.end,
             active_minutes=float(self.active_minutes),
-            confidence=self.confidence(),
+            confidence=score(self.basis(), self.active_minutes),
             evidence=tuple(self.evidence),
             hit_count=self.hit_count,
             state=state,
+            basis=self.basis(),
         )
 
 

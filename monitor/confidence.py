@@ -66,6 +66,10 @@ class Floor:
         return basis.connections < self.min_connections and active_minutes < self.min_minutes
 
 
+DEFAULT_FLOOR = Floor()
+"""One connection, or lookups only, under two minutes."""
+
+
 def score(basis: Basis, active_minutes: float) -> float:
     """The score described in the module docstring."""
     value = 0.5 + 0.1 * max(min(basis.sightings - 1, 2), 0)

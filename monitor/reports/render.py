@@ -17,30 +17,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from monitor.platforms import platform_name
 from monitor.reports.data import GovernorReport
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
-
-PLATFORM_NAMES = {
-    "facebook": "Facebook",
-    "instagram": "Instagram",
-    "tiktok": "TikTok",
-    "snapchat": "Snapchat",
-    "x": "X (Twitter)",
-    "youtube": "YouTube",
-    "whatsapp": "WhatsApp",
-    "linkedin": "LinkedIn",
-    "reddit": "Reddit",
-    "discord": "Discord",
-    "pinterest": "Pinterest",
-    "telegram": "Telegram",
-    "twitch": "Twitch",
-    "bereal": "BeReal",
-    "threads": "Threads",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "tumblr": "Tumblr",
-}
-"""Display names where capitalising the platform id is not enough."""
 
 OUTCOME_LABELS = {
     "no_action": "No action needed",
@@ -69,10 +48,6 @@ COUNTER_LABELS = {
 
 GAP_COUNTERS = frozenset({"matches.unsegmented", "flags.ech", "flags.encrypted-dns"})
 """Counters that measure what the sensor could not see or could not attribute."""
-
-
-def platform_name(platform: str) -> str:
-    return PLATFORM_NAMES.get(platform, platform.replace("_", " ").title())
 
 
 def outcome_label(outcome: str) -> str:

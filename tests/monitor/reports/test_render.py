@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
+from monitor.platforms import platform_name
 from monitor.reports.data import (
     CaptureHealth,
     CheckSummary,
@@ -31,7 +32,6 @@ from monitor.reports.render import (
     change,
     counter_label,
     minutes,
-    platform_name,
     render_governors_report,
     render_weekly_email,
     render_weekly_html,

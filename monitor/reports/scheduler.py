@@ -233,6 +233,7 @@ class _Sender:
                     site=self.settings.report_site(),
                     calendar=self._calendar,
                     public_url=self.settings.web.public_url(),
+                    floor=self.settings.incidents.floor(),
                 )
         return self._summaries[key]
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from monitor.confidence import Floor
 from monitor.policy import SchoolCalendar
 from monitor.reports.data import (
     GovernorWeek,
@@ -142,8 +143,10 @@ def build_weekly_summary(
     site: str | None,
     calendar: SchoolCalendar,
     public_url: str,
+    floor: Floor | None = None,
 ) -> WeeklySummary:
-    """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site)."""
+    """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site);
+    incidents below ``floor`` are left out and only counted (``low_confidence``)."""
     zone = calendar.zone
     school_days = calendar.school_days(week.start, week.end)
     if role is ReportRole.REVIEWER:
@@ -153,7 +156,9 @@ def build_weekly_summary(
             timezone=calendar.tz,
             school_days=len(school_days),
             public_url=public_url.rstrip("/"),
-            data=load_reviewer_week(db, week.start, week.end, zone, school_days, site=site),
+            data=load_reviewer_week(
+                db, week.start, week.end, zone, school_days, site=site, floor=floor
+            ),
         )
     return GovernorSummary(
         school=school,
@@ -161,5 +166,7 @@ def build_weekly_summary(
         timezone=calendar.tz,
         school_days=len(school_days),
         public_url=public_url.rstrip("/"),
-        data=load_governor_week(db, week.start, week.end, zone, school_days, site=site),
+        data=load_governor_week(
+            db, week.start, week.end, zone, school_days, site=site, floor=floor
+        ),
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from monitor.platforms import platform_name
 from monitor.reports.data import (
     CaptureHealth,
     CheckSummary,
@@ -202,8 +201,6 @@ def test_bar_percent_shows_any_count_above_zero(count: int, largest: int, percen
 
 
 def test_names_in_plain_english() -> None:
-    assert platform_name("tiktok") == "TikTok"
-    assert platform_name("new_platform") == "New Platform"
     assert counter_label("matches.unsegmented").startswith("Platform use from addresses in no")
     assert counter_label("capture.drops") == "capture.drops"
 

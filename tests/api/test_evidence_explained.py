@@ -137,6 +137,8 @@ def test_sustained_connections_are_high_and_say_what_was_seen(recorded: AppHarne
     assert "from 02:00:00:00:00:01." in explanation["seen"]
     assert "a connection to Instagram's servers is stronger evidence" in explanation["limits"]
     assert explanation["below_floor"] is False
+    detail = recorded.client.get(f"/api/v1/incidents/{instagram['id']}").json()
+    assert detail["incident"]["explanation"] == explanation
     page = BeautifulSoup(recorded.client.get(f"/incidents/{instagram['id']}").text, "html.parser")
     assert page.select_one("#confidence-level").get_text() == "High"  # type: ignore[union-attr]
     assert page.select_one("#evidence-seen").get_text() == explanation["seen"]  # type: ignore[union-attr]

@@ -30,8 +30,8 @@ COMPILED = [
 class BuildOptionalExtensions(build_ext):
     """Any failure to build a compiled module is a warning, never the end of the install.
 
-    (setuptools' own ``optional=True`` is not enough: ``cythonize`` drops it from the modules it
-    returns, and setuptools does not treat a missing compiler as a build error.)"""
+    (setuptools' own ``optional=True`` is not enough: setuptools does not treat a missing
+    compiler as a build error.)"""
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -48,9 +48,19 @@ MIGRATIONS = {
     "monitor.store.migrations.versions": "migrations/versions",
 }
 
+
+def optional(modules: list[Extension]) -> list[Extension]:
+    """Mark ``cythonize``'s modules optional again (it drops the flag): an editable install
+    copies each built module into the source tree, and skips a missing one only when it is
+    optional ("can't copy ... _scanloop...so: doesn't exist" ended the install otherwise)."""
+    for module in modules:
+        module.optional = True
+    return modules
+
+
 setup(
     packages=find_packages(include=["monitor*", "api*", "blocklists*"]) + list(MIGRATIONS),
     package_dir=MIGRATIONS,
-    ext_modules=cythonize(COMPILED, compiler_directives={"language_level": "3"}),
+    ext_modules=optional(cythonize(COMPILED, compiler_directives={"language_level": "3"})),
     cmdclass={"build_ext": BuildOptionalExtensions},
 )

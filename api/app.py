@@ -10,6 +10,9 @@ Behind a reverse proxy: ``web.root_path`` is the path prefix (whether or not the
 it), and X-Forwarded-For / X-Forwarded-Proto are believed only from ``web.forwarded_allow_ips``
 (the app applies them itself, so uvicorn runs with ``proxy_headers=False``).
 
+Request bodies are capped and refused from anonymous visitors before they are read
+(``api/limits.py``); sign-ins are throttled (``api/throttle.py``).
+
 Errors: under ``/api/`` as JSON ``{"detail": ...}``; elsewhere as pages (403, 404, 500 and a
 generic one). A refused value (``api.params``: ids, page numbers, days, text without NUL or
 lone surrogates) is a 422 under ``/api/`` and a 400 page naming it. Every response carries the
@@ -49,6 +52,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.csrf import csrf_protect
 from api.deps import LoginRequired, Visitor, is_api_request, route_path
+from api.limits import BodyLimitMiddleware
 from api.pages import (
     NavLink,
     admin,
@@ -71,6 +75,7 @@ from api.routes import audit as audit_api
 from api.routes import devices as devices_api
 from api.routes import incidents as incidents_api
 from api.routes import stats as stats_api
+from api.throttle import LoginThrottle
 from monitor.config import Settings, default_config_path, load_settings
 from monitor.reports.scheduler import ReportScheduler
 from monitor.store.db import display_url, ensure_schema_current, make_engine
@@ -141,6 +146,8 @@ ERROR_TEXT = {
     403: ("You cannot open this", "Your role does not give access to this page."),
     404: ("Page not found", "There is no page at this address."),
     405: ("That did not work", "This address does not accept that kind of request."),
+    413: ("That was too large", "Send less at once, or ask the IT technician."),
+    429: ("Too many attempts", "Wait a minute and try again."),
     500: (
         "Something went wrong",
         "The error was logged. Try again; if it keeps happening, tell the IT technician.",
@@ -172,6 +179,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.password_hasher = password_hasher or DEFAULT_HASHER
+    app.state.login_throttle = LoginThrottle()
     app.state.run_scheduler = run_scheduler
     app.state.report_clock = report_clock
     app.state.report_scheduler = None
@@ -187,6 +195,7 @@ def create_app(
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Exception, _server_error)
     # Added innermost first: the proxy headers are applied before anything reads them.
+    app.add_middleware(BodyLimitMiddleware, render=_render_exception)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RootPathMiddleware, root_path=settings.web.root_path)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.web.forwarded_allow_ips)
@@ -248,7 +257,9 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         csrf = getattr(request.state, "csrf_token", None)
         return {
             "viewer": viewer,
-            "nav": links_for(request, viewer.role if viewer else None),
+            "nav": links_for(
+                request, viewer.role if viewer else None, viewer.site if viewer else None
+            ),
             "site_name": settings.site.name,
             "csrf_token": csrf or (visitor.csrf_token if visitor is not None else None),
         }
@@ -398,6 +409,13 @@ def _password_change_required(request: Request) -> Response:
         target += "?" + request.url.query
     query = urlencode({"next": target})
     return RedirectResponse(path_for(request, "password") + "?" + query, status_code=303)
+
+
+async def _render_exception(request: Request, exc: Exception) -> Response:
+    """The answer to ``LoginRequired`` or an HTTP error raised outside the routes (middleware)."""
+    if isinstance(exc, LoginRequired):
+        return await _login_required(request, exc)
+    return await _http_error(request, exc)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

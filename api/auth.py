@@ -13,8 +13,9 @@ POSTs, and every form carries the CSRF token anyway (``api/csrf.py``).
 Integrations send ``Authorization: Bearer hm_...`` on ``/api/`` paths; the token acts as its
 user and needs no CSRF token (a browser never adds that header by itself).
 
-Password checking and throttling live in ``monitor.store.users.verify_login``; this module adds
-the audit rows (one per login, failed login and logout, in the same transaction) and cookies.
+Password checking and the lockout live in ``monitor.store.users.verify_login``; this module adds
+the audit rows (one per login, failed login and logout) and cookies. How fast anyone may try is
+``api/throttle.py``'s business.
 """
 
 from __future__ import annotations
@@ -204,7 +205,8 @@ def log_in(
 ) -> tuple[LoginResult, IssuedSession | None]:
     """Check a login, write its one audit row and, on success, start a session.
 
-    The caller commits (one transaction: throttling columns, session and audit row).
+    ``verify_login`` commits the attempt's count before it hashes; the caller commits the rest
+    (the success's columns, the session and the audit row) in a second short transaction.
     """
     result = verify_login(db, username, password, now, policy)
     if result.user is None or not result.ok:
@@ -220,6 +222,7 @@ def log_in(
             detail=detail,
             address=address,
             at=now,
+            site=None if result.user is None else result.user.site,
         )
         return result, None
     issued = start_session(db, result.user.id, now, address)
@@ -232,13 +235,16 @@ def log_in(
         detail={"method": AuthMethod.SESSION.value},
         address=address,
         at=now,
+        site=result.user.site,
     )
     return result, issued
 
 
 def log_out(db: Session, token: str, user: Actor, *, now: datetime, address: str | None) -> None:
-    """End the session and write the logout audit row; the caller commits."""
+    """End the session and write the logout audit row (of the user's site, when the actor is a
+    signed-in user, which has one); the caller commits."""
     end_session(db, token)
+    site: str | None = getattr(user, "site", None)
     record_event(
         db,
         user=user,
@@ -248,4 +254,5 @@ def log_out(db: Session, token: str, user: Actor, *, now: datetime, address: str
         detail={},
         address=address,
         at=now,
+        site=site,
     )

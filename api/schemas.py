@@ -427,7 +427,7 @@ class AuditEventOut(ApiModel):
                 {
                     "id": 7, "at": "2026-11-23T10:30:00Z", "user_id": 3, "username": "head",
                     "action": "view_incident", "target_type": "incident", "target_id": "42",
-                    "detail": {}, "address": "10.0.0.9",
+                    "detail": {}, "address": "10.0.0.9", "site": "hill-school",
                 }
             ]
         },
@@ -442,6 +442,11 @@ class AuditEventOut(ApiModel):
     target_id: str | None
     detail: dict[str, object]
     address: str | None = Field(description="The client address the request came from.")
+    site: str | None = Field(
+        default=None,
+        description="The school the event concerns; null for the trust's own events "
+        "(shown to admins without a site only).",
+    )
 
 
 class AuditListOut(ApiModel):

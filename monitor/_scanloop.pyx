@@ -15,6 +15,9 @@ Beyond the Python loop: ``walk_frames`` takes the frames of any reader (pcapng f
 the same per-frame decisions (``_FrameLoop.frame``), and a process that shares the scan with
 others (``monitor.scanshare``) handles only the frames it owns.
 
+A record longer than ``walk.max_caplen`` (the rule of ``monitor.sources.damage``, given as data,
+never written here) stops the walk with ``walk.damaged`` set, as in the Python loop.
+
 setup.py builds it when a C compiler is there; without one the scan runs the Python loop.
 Keep the two loops in step: a change of rule goes into both, and the comparison tests say
 when they differ.
@@ -30,7 +33,6 @@ from monitor.extract.dns import split_tcp_dns_stream
 from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE, DNS_TCP
 from monitor.scan import render_jsonl
 from monitor.extract.tls import MAX_RECORD_LEN as MAX_TLS_RECORD
-from monitor.sources.pcap import MAX_RECORD_BYTES
 from monitor.values import Frame, Packet, Proto
 
 PROTO_QUIC = Proto.QUIC
@@ -901,10 +903,13 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
     cdef int linktype = walk.linktype
     cdef double scale = walk.scale
     cdef bint little = walk.little_endian
-    cdef Py_ssize_t frames = walk.frames
+    cdef Py_ssize_t frames = walk.frames, walked = walk.frames
+    # The largest possible captured length: monitor.sources.damage decides it, for the file.
+    cdef uint32_t max_caplen = walk.max_caplen
     cdef const uint8_t* record
     cdef uint32_t sec, frac, caplen
     cdef Py_ssize_t start, end
+    cdef double ts = 0.0
     try:
         while pos <= last:
             record = data + pos
@@ -918,21 +923,20 @@ def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py
                 caplen = _be32(record + 8)
             start = pos + RECORD_HEADER_BYTES
             end = start + caplen
-            if end > size:
-                if caplen > MAX_RECORD_BYTES:
-                    walk.problem = (
-                        f"record {frames + 1} at byte {base + pos}: captured length "
-                        f"{caplen} is impossible"
-                    )
+            if end > size or caplen > max_caplen:
+                walk.damaged = caplen > max_caplen
                 break
             pos = end
             frames += 1
-            loop.frame(data, start, end, <double>sec + <double>frac * scale, linktype, frames)
+            ts = <double>sec + <double>frac * scale
+            loop.frame(data, start, end, ts, linktype, frames)
             if loop.shares > 1:
                 loop.tag(frames)
     finally:
         walk.pos = pos
         walk.frames = frames
+        if frames > walked:
+            walk.last_ts = ts
         loop.save()
 
 

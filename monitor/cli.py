@@ -21,6 +21,7 @@ from monitor.extract.dns import DNS_PORTS
 from monitor.logconfig import configure_logging
 from monitor.pipeline import Pipeline
 from monitor.scan import (
+    DAMAGED_EXIT_STATUS,
     TABLE_HEADER,
     FileSummary,
     default_format,
@@ -141,7 +142,9 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     "--record",
     is_flag=True,
     help="Instead of printing observations, replay the files through the capture daemon's path "
-    "into the database (platform matches, school calendar, segments, incidents).",
+    "into the database (platform matches, school calendar, segments, incidents); exit status 1 "
+    "if any record was dropped (e.g. a full disk under the spool), else 2 if a capture is damaged "
+    "(what was read is recorded).",
 )
 @click.option(
     "--jobs",
@@ -166,7 +169,12 @@ def scan(
     Each observation is printed to stdout: JSON lines (keys ts, proto, name, client_ip,
     client_mac, server_ip, server_port, flags, cnames, addresses, vlan) or a table on a
     terminal. A summary of each file goes to stderr. A file that cannot be read is named on
-    stderr and makes the exit status 1; damaged packets are counted, never fatal.
+    stderr and makes the exit status 1; damaged packets are counted, never fatal. A damaged
+    file (a record or block header with an impossible length, or a file cut short) is read up
+    to the damage and on from the next plausible record; each damaged place is named on
+    stderr with its byte offset and the bytes skipped, and the exit status is 2 (as tshark's).
+    With --record, what was read is recorded all the same. A file that cannot be read at
+    all outranks damage: the exit status is then 1.
     """
     log_twins()
     if record:
@@ -180,7 +188,7 @@ def scan(
     fmt = output_format or default_format(out)
     if fmt == "table":
         out.write(TABLE_HEADER + "\n")
-    failed = 0
+    failed = damaged = 0
     for path in files:
         try:
             summary = _scan_one(path, out, fmt, DNS_PORTS | set(dns_ports), strict, jobs)
@@ -193,9 +201,14 @@ def scan(
             failed += 1
             continue
         click.echo(render_summary(summary), err=True)
+        for line in summary.damage:
+            click.echo(f"hallmonitor scan: {line}", err=True)
+        damaged += bool(summary.damage)
     out.flush()
     if failed:
         sys.exit(1)
+    if damaged:
+        sys.exit(DAMAGED_EXIT_STATUS)
 
 
 def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ...]) -> None:
@@ -211,7 +224,13 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
         summary = _fail_on_setup_errors(lambda: record_captures(settings, files))
     except CaptureFileError as e:
         raise click.ClickException(str(e)) from e
+    for line in summary.damage:
+        click.echo(f"hallmonitor scan: {line}", err=True)
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
+    if summary.writer.dropped:
+        sys.exit(1)  # records were lost: a script must not take this run as complete
+    if summary.damage:
+        sys.exit(DAMAGED_EXIT_STATUS)
 
 
 def _scan_jobs(asked: int | None, size: int) -> int:
@@ -252,7 +271,8 @@ def _scan_one(
             scan_capture(frames, pipeline, write, by_proto, jobs=shared)
         else:
             write_observations(frames, pipeline, write, render, by_proto)
-    summary.truncated = bool(getattr(frames, "truncated", False))
+    summary.truncated = frames.truncated
+    summary.damage = tuple(frames.damage_report())
     return summary
 
 
@@ -451,7 +471,11 @@ def _run_user_command(action: Callable[[], T]) -> T:
 )
 @click.option("--name", "display_name", help="The person's name as shown. Default: USERNAME.")
 @click.option("--email", help="Where reports go (reviewers and governors).")
-@click.option("--site", help="Limit a reviewer to one school of a trust.")
+@click.option(
+    "--site",
+    help="Limit the user to one school of a trust (an admin too: their school's users, "
+    "tokens, devices and audit log only).",
+)
 @click.password_option(help="At least 12 characters; asked for when not given.")
 @click.pass_context
 def users_add(

@@ -25,6 +25,13 @@ The fast path's rules (every other frame goes to ``Pipeline.process``, unchanged
 - **Everything else on the fast path** (DHCP, QUIC long headers, TCP segments of live flows)
   becomes a ``Packet`` for ``Pipeline.process_packet``, which guards the extractor as ever.
 
+A record header with an impossible length (above ``PcapRules.max_caplen``, which
+``monitor.sources.damage`` decides for the file and both loops get as data in
+``RecordWalk.max_caplen``) stops the walk of a window, as it stops the reader; ``_scan_pcap``
+then asks the reader (``CaptureReader.pcap_stopped``) to note the damage and find the next
+plausible record, and the walk resumes there: every loop, and every process of a shared scan,
+resumes at the same record and notes the same damage.
+
 Before anything it handles without the extractor, the loop calls ``Extractor.advance`` when the
 packet's time is due for an expiry pass, as ``feed`` would have. Counters (frames, packets,
 observations, malformed per stage, internal errors, link types) end as the general path leaves
@@ -84,7 +91,8 @@ from monitor.extract.extractor import (
 )
 from monitor.pipeline import Pipeline
 from monitor.scan import render_flags, render_jsonl
-from monitor.sources.pcap import CHUNK_BYTES, MAX_RECORD_BYTES, CaptureReader, RecordUnpacker
+from monitor.sources.damage import MAX_RECORD_BYTES
+from monitor.sources.pcap import CHUNK_BYTES, CaptureReader, RecordUnpacker
 from monitor.values import IPPROTO_TCP, IPPROTO_UDP, Frame, Packet
 
 _FILE_HEADER_BYTES = 24
@@ -167,6 +175,8 @@ class _Windows:
     window first checks that the file still has its mapped size and ends the walk, as cut,
     when it shrank (a capture ring overwriting the file). What is left is a truncation within
     one window's walk (about a millisecond).
+
+    After damage, ``resume_at`` moves the walk on to the next plausible record.
     """
 
     def __init__(self, fh: BinaryIO) -> None:
@@ -175,27 +185,49 @@ class _Windows:
         self._base = _FILE_HEADER_BYTES
         self._last = -1
         self._started = False
+        self._resume: int | None = None
         self._dropped = 0
         try:
             self._mapped: mmap.mmap | None = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # not a regular file
             self._mapped = None
 
+    @property
+    def size(self) -> int:
+        """The size of the file now (never more than is mapped)."""
+        size = os.fstat(self._fh.fileno()).st_size
+        return size if self._mapped is None else min(size, len(self._mapped))
+
+    def resume_at(self, offset: int) -> tuple[int, int]:
+        """Make the next window start at the record at file offset ``offset``; returns the
+        walk's new ``base`` and ``pos`` (as a window would give them)."""
+        self._resume = offset
+        if self._mapped is not None:
+            return 0, offset
+        self._fh.seek(offset)
+        self._buf = b""
+        self._base = offset
+        return offset, 0
+
     def next(self, pos: int) -> _Window | None:
         """The next window, given where the walk of the previous one stopped (``None``: the
         end; the walk then stopped at the end of the file or at a record cut by it)."""
         mapped = self._mapped
+        resume, self._resume = self._resume, None
         if mapped is None:
             more = self._fh.read(CHUNK_BYTES)
             if not more:
                 return None
-            self._base += pos
+            if resume is None:
+                self._base += pos
             buf = self._buf = self._buf[pos:] + more if pos < len(self._buf) else more
             return buf, self._base, 0, len(buf), len(buf) - _RECORD_HEADER_BYTES
         size = len(mapped)
         if not self._started:  # the first window, even without a whole record in it
             self._started = True
             pos = _FILE_HEADER_BYTES
+        elif resume is not None:
+            pos = resume
         elif (
             pos <= self._last  # a record runs past the end of the file
             or pos > size - _RECORD_HEADER_BYTES
@@ -231,11 +263,12 @@ class RecordWalk:
         *,
         share: int = 0,
         shares: int = 1,
+        max_caplen: int = MAX_RECORD_BYTES,
     ) -> None:
-        """``linktype``, ``scale``, ``little_endian`` and the reader's ``unpack_record``
-        describe a classic pcap file's records (``walk_records``); frames (``walk_frames``)
-        carry their own. ``share`` and ``shares``:
-        this process's part of a shared scan (``monitor.scanshare``)."""
+        """``linktype``, ``scale``, ``little_endian``, the reader's ``unpack_record`` and the
+        largest possible captured length (``PcapRules.max_caplen``) describe a classic pcap
+        file's records (``walk_records``); frames (``walk_frames``) carry their own. ``share``
+        and ``shares``: this process's part of a shared scan (``monitor.scanshare``)."""
         extractor = pipeline.extractor
         self.pipeline = pipeline
         self.extractor = extractor
@@ -243,6 +276,7 @@ class RecordWalk:
         self.scale = scale
         self.little_endian = little_endian
         self.unpack_record = unpack_record
+        self.max_caplen = max_caplen
         self.dns_ports = extractor.dns_ports
         self.port_kinds = port_kinds(extractor.dns_ports)
         self.flags_json = _DNS_FLAGS_JSON
@@ -264,8 +298,10 @@ class RecordWalk:
         self.dns_lines = 0
         self.pos = 0
         """Where the walk of the last window stopped."""
-        self.problem: str | None = None
-        """Why the walk must stop: a record with an impossible length."""
+        self.damaged = False
+        """The walk stopped at a record header with an impossible length (at ``pos``)."""
+        self.last_ts: float | None = None
+        """The time of the last record walked (where the search after damage starts from)."""
 
     def add_totals(self, by_proto: Counter[str]) -> None:
         """Add what the walk counted to the pipeline's counters and to ``by_proto``: once,
@@ -349,7 +385,7 @@ def scan_capture(
     work (``monitor.scanshare``; the compiled loop only), with the same output.
 
     The pipeline's counters and ``by_proto`` are complete when it returns (or raises); the
-    reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``problem`` are set as
+    reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``damage`` are set as
     iterating it would set them.
     """
     if jobs > 1:
@@ -412,27 +448,40 @@ def _scan_pcap(
     opened = reader.open_pcap_records()
     if opened is None:
         return
-    fh, linktype, scale, unpack = opened
+    fh, linktype, scale, unpack, rules = opened
     walk = RecordWalk(
-        pipeline, linktype, scale, reader.little_endian, unpack, share=share, shares=shares
+        pipeline,
+        linktype,
+        scale,
+        rules.little_endian,
+        unpack,
+        share=share,
+        shares=shares,
+        max_caplen=rules.max_caplen,
     )
     base = _FILE_HEADER_BYTES  # file offset of buf[0]: the records follow the file header
     pos = size = 0
     windows = _Windows(fh)
     try:
-        while (window := windows.next(pos)) is not None:
-            buf, base, pos, size, last = window
-            walk_window(walk, buf, base, pos, size, last)
-            pos = walk.pos
-            reader.frames_read = walk.frames
-            reader.bytes_read = base + pos
-            emit(walk)  # once per window
-            if walk.problem is not None:
-                reader.problem = walk.problem
-                return
-        if pos < size:
-            reader.truncated = True
-            reader.problem = "file ends mid-packet"
+        while True:
+            while (window := windows.next(pos)) is not None:
+                buf, base, pos, size, last = window
+                walk_window(walk, buf, base, pos, size, last)
+                pos = walk.pos
+                reader.frames_read = walk.frames
+                reader.bytes_read = base + pos
+                emit(walk)  # once per window
+                if walk.damaged:
+                    break
+            if not walk.damaged and pos >= size:
+                break  # the end of the file, after a whole record
+            # Stopped at an impossible length, or at a record the end of the file cuts.
+            walk.damaged = False
+            resume = reader.pcap_stopped(fh.fileno(), base + pos, windows.size, rules, walk.last_ts)
+            if resume is None:
+                break
+            base, pos = windows.resume_at(resume)
+            walk.pos = pos
     finally:
         windows.close()
         fh.close()
@@ -485,11 +534,17 @@ def _choose_loop(compiled: bool | None) -> WalkRecords:
 
 
 def walk_records(
-    walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
+    walk: RecordWalk,
+    buf: bytes | mmap.mmap,
+    base: int,  # noqa: ARG001 (the compiled twin's signature: the file offset of buf[0])
+    pos: int,
+    size: int,
+    last: int,
 ) -> None:
     """Walk the records of one window that start at ``pos`` up to ``last`` (see
     ``_Windows``), adding their lines and counts to ``walk``; ``walk.pos`` ends where the walk
-    stopped: after the last record, or at a record that runs past ``size``."""
+    stopped: after the last record, at a record that runs past ``size``, or at a record
+    longer than ``walk.max_caplen`` (``walk.damaged``)."""
     pipeline = walk.pipeline
     extractor = walk.extractor
     advance = extractor.advance
@@ -507,7 +562,9 @@ def walk_records(
     unpack = walk.unpack_record
     if unpack is None:
         raise ValueError("walk_records needs the pcap reader's record unpacker")
+    max_caplen = walk.max_caplen
     frames = walk.frames
+    ts = walk.last_ts
     fast_frames = walk.fast_frames
     fast_packets = walk.fast_packets
     dns_lines = walk.dns_lines
@@ -517,12 +574,8 @@ def walk_records(
             sec, frac, caplen = unpack(buf, pos)
             start = pos + _RECORD_HEADER_BYTES
             end = start + caplen
-            if end > size:
-                if caplen > MAX_RECORD_BYTES:
-                    walk.problem = (
-                        f"record {frames + 1} at byte {base + pos}: captured length "
-                        f"{caplen} is impossible"
-                    )
+            if end > size or caplen > max_caplen:
+                walk.damaged = caplen > max_caplen
                 break
             pos = end
             frames += 1
@@ -736,6 +789,7 @@ def walk_records(
     finally:
         walk.pos = pos
         walk.frames = frames
+        walk.last_ts = ts
         walk.fast_frames = fast_frames
         walk.fast_packets = fast_packets
         walk.dns_lines = dns_lines

@@ -135,6 +135,8 @@ class RunSummary:
     matches: int
     incidents: int
     writer: WriterStats
+    damage: tuple[str, ...] = ()
+    """The damaged places of the captures replayed (``CaptureReader.damage_report``)."""
 
     def describe(self) -> str:
         writer = self.writer
@@ -149,7 +151,12 @@ class RunSummary:
                 "(written on the next start)"
             )
         if writer.dropped:
-            text += f", {writer.dropped:,} DROPPED (spool unwritable)"
+            causes = "; ".join(f"{n:,} because {cause}" for cause, n in writer.drop_causes.items())
+            text += f", {writer.dropped:,} DROPPED ({causes or 'cause unknown'})"
+            if writer.last_error:
+                text += f"; the database had failed with: {writer.last_error}"
+        if self.damage:
+            text += "; the captures are damaged (above): what was read is recorded"
         return text
 
 
@@ -160,6 +167,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
     writer.start()
     engine = build_engine(settings, writer.submit)
     frames = 0
+    damage: list[str] = []
     extra_ports = set(settings.capture.dns_ports)
     try:
         for path in paths:
@@ -173,6 +181,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
                     last_ts = frame.ts
                     if frames % REPLAY_TICK_EVERY_FRAMES == 0:
                         engine.tick(last_ts)
+            damage += reader.damage_report()
             engine.tick(last_ts)
             CaptureCounts().report(engine, last_ts, pipeline, 0)
     finally:
@@ -184,6 +193,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         engine.stats.matches,
         engine.stats.incidents_opened,
         stats,
+        tuple(damage),
     )
 
 

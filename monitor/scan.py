@@ -19,6 +19,9 @@ from monitor.decode import LINKTYPE_NAMES
 from monitor.pipeline import Pipeline
 from monitor.values import Flag, Frame, Observation, Proto, StageCounters
 
+DAMAGED_EXIT_STATUS = 2
+"""``hallmonitor scan``'s exit status when a capture was damaged or cut short (as tshark's)."""
+
 PCAP_RECORD_OVERHEAD_BYTES = 16
 """Per-frame header bytes in a pcap file, used to estimate progress through a file."""
 
@@ -36,6 +39,8 @@ class FileSummary:
     counters: StageCounters
     by_proto: Counter[str] = field(default_factory=Counter)
     truncated: bool = False
+    damage: tuple[str, ...] = ()
+    """The lines that name the file's damaged places (``CaptureReader.damage_report``)."""
 
 
 def scan_frames(

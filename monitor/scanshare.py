@@ -16,7 +16,9 @@ their frame numbers, through a pipe, and this process merges them with its own i
 and writes them: the output is the same, line for line, as one process's (while no process
 reaches the extractor's bounds on what it holds at once, 65,536 TCP flows for one: each process
 has its own, so a capture beyond them loses fewer names shared). At the end the others send
-their counters, which are added to this one's. A process that fails sends its traceback,
+their counters, which are added to this one's. Damage in the file (``monitor.sources.damage``)
+stops every process at the same record, and each finds the same place to resume, so the
+stretches stay in step; process 0's reader names the damage. A process that fails sends its traceback,
 and the scan fails with it; whatever way the scan ends, the others are stopped and reaped.
 """
 

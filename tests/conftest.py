@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.packaging import Built, build_package
+
 
 @pytest.fixture(autouse=True)
 def clean_environ() -> Iterator[None]:
@@ -18,3 +20,10 @@ def clean_environ() -> Iterator[None]:
     for key in [key for key in os.environ if key.startswith("HALLMONITOR_")]:
         del os.environ[key]
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The release build, made once per session (minutes: it compiles the Cython modules) and
+    shared by tests/test_packaging.py and the deploy/install tests of tests/test_deploy.py."""
+    return build_package(tmp_path_factory.mktemp("dist"))

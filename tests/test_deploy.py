@@ -34,6 +34,7 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.config import load_settings
+from tests.packaging import Built
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -176,6 +177,15 @@ def test_long_running_services_migrate_first_restart_on_failure_and_stop_with_si
     assert one(unit, "KillSignal") == "SIGTERM"
     assert int(one(unit, "TimeoutStopSec")) >= 30
     assert one(unit, "WantedBy") == "multi-user.target"
+
+
+GUIDE = "/usr/share/doc/hallmonitor/README.md"
+"""Where deploy/install and the Debian package both put the deploy guide."""
+
+
+@pytest.mark.parametrize("unit", sorted((DEPLOY / "systemd").glob("*.*")), ids=lambda u: u.name)
+def test_every_unit_points_to_the_installed_deploy_guide(unit: Path) -> None:
+    assert directives(unit).get("Documentation") == [f"file://{GUIDE}"]
 
 
 def test_migration_is_a_oneshot() -> None:
@@ -723,6 +733,8 @@ def service_ids(root: Path) -> tuple[int, int]:
 class Installation:
     source: Path
     """A frozen copy of the source tree, installed from."""
+    wheel: Path
+    """The session's wheel (scripts/build-package), installed."""
     root: Path
     """Where it was installed (deploy/install --root)."""
     host_before: dict[str, object]
@@ -731,29 +743,47 @@ class Installation:
 
 @pytest.fixture(scope="module")
 def installed(
+    built: Built,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Installation]:
-    """One installation into a scratch root, shared by the tests below (building the virtual
-    environment takes most of a minute); the uninstall test at the end of this file removes it."""
+    """One installation into a scratch root, of the session's wheel (building it takes
+    minutes), shared by the tests below (building the virtual environment takes most of a
+    minute); the uninstall test at the end of this file removes it."""
     if os.geteuid() != 0:
         pytest.skip("the install script runs as root")
     source = tmp_path_factory.mktemp("source") / "hallmonitor"
     shutil.copytree(ROOT, source, ignore=UNSHIPPED, symlinks=True)
     root = tmp_path_factory.mktemp("root")
     before = host_state()
-    result = install(source, root)
+    result = install(source, root, built.wheel)
     assert result.returncode == 0, result.stdout + result.stderr
-    yield Installation(source, root, before)
+    yield Installation(source, built.wheel, root, before)
 
 
 UNSHIPPED = shutil.ignore_patterns(
-    ".git", ".venv", "var", "*.egg-info", "__pycache__", ".*_cache", "artifacts", ".hypothesis"
+    ".git",
+    ".venv*",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "artifacts",
+    ".hypothesis",
 )
 """Not copied into the frozen source (the working tree may change while the tests run)."""
 
 
-def install(source: Path, root: Path) -> subprocess.CompletedProcess[str]:
-    return run_script(str(source / "deploy" / "install"), "--root", str(root))
+def install(source: Path, root: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
+    return run_script(
+        str(source / "deploy" / "install"), "--root", str(root), "--wheel", str(wheel)
+    )
+
+
+def site_packages(root: Path) -> Path:
+    (found,) = (root / "opt/hallmonitor/.venv/lib").glob("python3.*/site-packages")
+    return found
 
 
 @pytest.mark.slow
@@ -784,11 +814,25 @@ def test_install_creates_user_directories_config_units_venv_and_database(
     owned("usr/local/bin/hallmonitor", 0o755, (0, 0))
     command = (root / "usr/local/bin/hallmonitor").read_text()
     assert command == (DEPLOY / "bin" / "hallmonitor").read_text()
-    assert (root / "opt/hallmonitor/migrations").is_dir()
-    assert not (root / "opt/hallmonitor/.git").exists()
-    # Built there by pip (the tests' machine has gcc), not copied from the source tree.
+    for guide, source in [
+        ("README.md", "README.md"),
+        ("config.example.toml", "config.example.toml"),
+        ("env.example", "env.example"),
+        ("nginx/hallmonitor.conf", "nginx/hallmonitor.conf"),
+    ]:
+        owned(f"{Path(GUIDE).parent.relative_to('/')}/{guide}", 0o644, (0, 0))
+        assert (root / "usr/share/doc/hallmonitor" / guide).read_text() == (
+            DEPLOY / source
+        ).read_text()
+    # The wheel, not a copy of the source tree: only the venv is in /opt/hallmonitor.
+    assert [path.name for path in (root / "opt/hallmonitor").iterdir()] == [".venv"]
+    package = site_packages(root)
+    assert (package / "monitor/store/migrations/versions").is_dir()
+    assert (package / "blocklists/tiktok.txt").is_file()
+    assert not list(package.glob("__editable__*")), "installed editable"
+    # The session's wheel was built with gcc: its compiled modules are installed.
     for compiled in ("_scanloop", "extract/_quic", "extract/_reassembly", "extract/_tls"):
-        assert list((root / "opt/hallmonitor/monitor").glob(f"{compiled}.*.so")), compiled
+        assert list((package / "monitor").glob(f"{compiled}.*.so")), compiled
 
 
 @pytest.mark.slow
@@ -827,12 +871,39 @@ def test_installing_again_changes_nothing_and_keeps_the_schools_config(
     config.write_text(school)
     (root / "opt/hallmonitor/stale.py").write_text("# from an older version\n")
     first = snapshot(root)
-    result = install(installed.source, root)
+    result = install(installed.source, root, installed.wheel)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "kept /etc/hallmonitor/config.toml" in result.stdout
     assert config.read_text() == school
     del first["opt/hallmonitor/stale.py"]
     assert snapshot(root) == first
+    assert "up to date (the same wheel, pins and Python)" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@needs_root
+def test_installing_over_an_older_install_replaces_its_source_tree_and_venv(
+    installed: Installation,
+) -> None:
+    """Earlier versions of deploy/install copied the source tree to /opt/hallmonitor and
+    installed it editable into .venv beside it."""
+    root = installed.root
+    prefix = root / "opt/hallmonitor"
+    for old in ("pyproject.toml", "monitor/cli.py", "migrations/env.py", "deploy/install"):
+        (prefix / old).parent.mkdir(parents=True, exist_ok=True)
+        (prefix / old).write_text("# the older install's copy\n")
+    (prefix / ".venv/.installed").write_text("an older install's stamp\n")
+    result = install(installed.source, root, installed.wheel)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "removed what an older install left in /opt/hallmonitor" in result.stdout
+    assert [path.name for path in prefix.iterdir()] == [".venv"]
+    assert (prefix / ".venv/.installed").read_text() != "an older install's stamp\n"
+    config = root / CONFIG.lstrip("/")
+    checked = run_script(
+        str(prefix / ".venv/bin/hallmonitor"), "--config", str(config), "config", "check"
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @needs_root
@@ -865,6 +936,7 @@ def test_uninstall_keeps_config_and_data_and_purge_deletes_them(
         assert result.returncode == 0, result.stdout + result.stderr
         assert not (root / "opt/hallmonitor").exists()
         assert not (root / "usr/local/bin/hallmonitor").exists()
+        assert not (root / "usr/share/doc/hallmonitor").exists()
         assert list((root / "etc/systemd/system").iterdir()) == []
         assert (root / "etc/hallmonitor/config.toml").is_file()
         assert (root / "var/lib/hallmonitor/hallmonitor.db").is_file()

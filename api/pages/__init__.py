@@ -34,6 +34,9 @@ class NavLink:
     roles: frozenset[UserRole]
     description: str
     """One sentence for the home page: what this page is for."""
+    trust_wide: bool = False
+    """Shared by every school (``api.access.SiteRule.TRUST_WIDE``): not shown to a user
+    limited to one site, who would be refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,11 @@ def path_for(request: Request, route: str, /, **params: object) -> str:
     return root.rstrip("/") + str(request.app.url_path_for(route, **params))
 
 
-def links_for(request: Request, role: UserRole | None) -> tuple[PageLink, ...]:
-    """The navigation links this role sees (none when signed out)."""
+def links_for(
+    request: Request, role: UserRole | None, site: str | None = None
+) -> tuple[PageLink, ...]:
+    """The navigation links this role (limited to ``site``, if given) sees; none when signed
+    out."""
     if role is None:
         return ()
     nav: tuple[NavLink, ...] = request.app.state.nav
@@ -64,7 +70,7 @@ def links_for(request: Request, role: UserRole | None) -> tuple[PageLink, ...]:
             link.title, path_for(request, link.route), link.description, link.route == here_name
         )
         for link in nav
-        if role in link.roles
+        if role in link.roles and not (link.trust_wide and site is not None)
     )
 
 

@@ -1,10 +1,14 @@
 """The IT technician's pages: users, the configuration (read-only) and the audit log.
 
 Admin only. Changes to users (add, disable or enable, new password) are forms with CSRF and
-Post/Redirect/Get, each writing one ``change_user`` audit row in its own transaction. The
-settings page shows the configuration as loaded, with the database password hidden and the mail
-password never shown, plus the segments and the school calendar (terms, closures, today's
-hours). The audit log pages newest first, filtered by action, user, target and dates.
+Post/Redirect/Get, each writing one ``change_user`` audit row in its own transaction. A new
+password also revokes the user's API tokens. The settings page shows the configuration as
+loaded, with the database password hidden and the mail password never shown, plus the segments
+and the school calendar (terms, closures, today's hours). The audit log pages newest first,
+filtered by action, user, target and dates.
+
+An admin limited to one school (``api.access``) sees and manages only that school's people and
+audit events, and is refused the settings (the review app's, shared by every school).
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api.access import (
+    audit_scope,
+    check_user_in_scope,
+    require_trust_wide,
+    site_for_new_user,
+    users_in_scope,
+)
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
 from api.pages import NavLink, redirect_to, render_page
@@ -45,6 +56,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink(
         "Settings", "settings_view", frozenset({UserRole.ADMIN}),
         "The configuration as loaded: segments, school calendar, retention, mail.",
+        trust_wide=True,
     ),
     NavLink(
         "Audit log", "audit_log", frozenset({UserRole.ADMIN}),
@@ -53,6 +65,7 @@ NAV: tuple[NavLink, ...] = (
 )  # fmt: skip
 
 Admin = Annotated[CurrentUser, Depends(require_role(UserRole.ADMIN))]
+TrustWideAdmin = Annotated[CurrentUser, Depends(require_trust_wide("The review app's settings"))]
 
 AUDIT_PER_PAGE = 50
 HIDDEN = "(hidden)"
@@ -60,7 +73,8 @@ USER_NOTICES = {
     "added": "The user was added.",
     "disabled": "The user was disabled and signed out everywhere.",
     "enabled": "The user was enabled.",
-    "password": "The password was changed and the user was signed out everywhere.",
+    "password": "The password was changed, the user was signed out everywhere and their API "
+    "tokens were revoked.",
 }
 """Fixed confirmations a redirect may ask for (never text from the URL)."""
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -80,6 +94,8 @@ class UsersPage:
     now: datetime
     """To tell locked accounts (``locked_until`` in the future)."""
     notice: str | None
+    site: str | None = None
+    """The admin's own school when limited to one: the only users shown, and every new user's."""
 
 
 class AddUserForm(BaseModel):
@@ -109,11 +125,12 @@ class DisableForm(BaseModel):
 def user_list(request: Request, user: Admin, db: SessionDep, done: str = "") -> Response:
     """Every user, with their role, site and state."""
     page = UsersPage(
-        users=tuple(list_users(db)),
+        users=users_in_scope(user, list_users(db)),
         roles=tuple(role.value for role in UserRole),
         me=user.id,
         now=datetime.now(UTC),
         notice=USER_NOTICES.get(done),
+        site=user.site,
     )
     return render_page(request, "pages/admin/users.html", page)
 
@@ -124,7 +141,7 @@ def _audit_user(
     record_event(
         db, user=actor, action=AuditAction.CHANGE_USER, target_type="user",
         target_id=target.id, detail={"username": target.username, **detail},
-        address=client_address(request),
+        address=client_address(request), site=target.site,
     )  # fmt: skip
 
 
@@ -132,11 +149,13 @@ def _audit_user(
 def add_user(
     request: Request, user: Admin, db: SessionDep, form: Annotated[AddUserForm, Form()]
 ) -> Response:
-    """Add a user (``ValueError`` from the store becomes a 400 page saying what to fix)."""
+    """Add a user (``ValueError`` from the store becomes a 400 page saying what to fix); an
+    admin limited to one school adds users of that school only."""
+    site = site_for_new_user(user, form.site)
     try:
         added = create_user(
             db, form.username, form.display_name, form.role, form.password,
-            email=form.email.strip() or None, site=form.site.strip() or None,
+            email=form.email.strip() or None, site=site,
             hasher=request.app.state.password_hasher,
         )  # fmt: skip
     except ValueError as error:
@@ -148,9 +167,10 @@ def add_user(
     return redirect_to(request, "user_list", query={"done": "added"})
 
 
-def _target(db: SessionDep, username: str) -> UserInfo:
+def _target(db: SessionDep, username: str, actor: CurrentUser) -> UserInfo:
+    """The user to change: 404 when missing, or outside the admin's school."""
     try:
-        return get_user(db, username)
+        return check_user_in_scope(actor, get_user(db, username))
     except LookupError:
         raise HTTPException(404, f"No user {username!r}.") from None
 
@@ -164,7 +184,7 @@ def set_user_disabled(
     form: Annotated[DisableForm, Form()],
 ) -> Response:
     """Disable (signed out everywhere, API tokens refused) or enable a user."""
-    target = _target(db, username)
+    target = _target(db, username, user)
     if form.disabled and target.id == user.id:
         raise HTTPException(400, "You cannot disable your own account; ask another admin.")
     changed = set_disabled(db, target.username, form.disabled)
@@ -182,15 +202,19 @@ def reset_user_password(
     db: SessionDep,
     form: Annotated[PasswordForm, Form()],
 ) -> Response:
-    """Set a new password: clears any lockout and signs the user out everywhere."""
-    target = _target(db, username)
+    """Set a new password: clears any lockout, signs the user out everywhere and revokes their
+    API tokens."""
+    target = _target(db, username, user)
     try:
         changed = set_password(
             db, target.username, form.password, hasher=request.app.state.password_hasher
         )
     except ValueError as error:
         raise HTTPException(400, f"The password was not changed: {error}.") from None
-    _audit_user(request, db, user, changed, {"change": "password"})
+    _audit_user(
+        request, db, user, changed.user,
+        {"change": "password", "tokens_revoked": changed.tokens_revoked},
+    )  # fmt: skip
     db.commit()
     return redirect_to(request, "user_list", query={"done": "password"})
 
@@ -289,8 +313,9 @@ def _ranges(ranges: list[tuple[time, time]]) -> tuple[str, ...]:
 
 
 @router.get("/admin/settings", name="settings_view")
-def settings_view(request: Request, user: Admin, settings: SettingsDep) -> Response:
-    """The configuration as the app loaded it (edit the config file to change it)."""
+def settings_view(request: Request, user: TrustWideAdmin, settings: SettingsDep) -> Response:
+    """The configuration as the app loaded it (edit the config file to change it); the review
+    app's, so for admins without a site only."""
     del user
     calendar = settings.calendar
     today = datetime.now(ZoneInfo(calendar.timezone)).date()
@@ -383,8 +408,7 @@ def audit_log(
     end: Day | None = None,
     page: Page = 1,
 ) -> Response:
-    """The audit log, newest first, 50 to a page."""
-    del user
+    """The audit log, newest first, 50 to a page (of the admin's school only, when limited)."""
     filters = AuditFilters(
         action.strip(), username.strip(), target_type.strip(), target_id.strip(), start, end
     )
@@ -399,6 +423,7 @@ def audit_log(
         until=datetime.combine(end + timedelta(days=1), time(), zone) if end else None,
         page=page,
         per_page=AUDIT_PER_PAGE,
+        site_scope=audit_scope(user),
     )
     entries, total, pages = found.items, found.total, found.pages
     known = {str(a) for a in AuditAction}

@@ -19,6 +19,8 @@ from api.pages import NavLink, path_for, render_page
 from api.pages.charts import BarChart, bar_chart
 from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
+from monitor.reports.coverage import days_so_far, has_begun, is_silent_site
+from monitor.reports.labels import week_label
 from monitor.store.queries import (
     CaptureHealth,
     GovernorSummary,
@@ -26,6 +28,7 @@ from monitor.store.queries import (
     capture_health,
     governor_summary,
     incident_stats,
+    sites_with_observations,
 )
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_day_range
@@ -63,6 +66,17 @@ class Period:
 
 
 @dataclass(frozen=True, slots=True)
+class Coverage:
+    """A period's data so far, by the rules of ``monitor.reports.coverage``."""
+
+    days_so_far: int
+    """Days of the period up to today."""
+    silent_site: bool
+    """The user's school sent nothing in the period while other schools did."""
+    other_sites_with_data: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewerDashboardPage:
     """What a reviewer or admin sees: incidents and capture health, scoped to their site."""
 
@@ -77,7 +91,9 @@ class ReviewerDashboardPage:
     health: CaptureHealth
     """This week's capture figures."""
     health_chart: BarChart
-    """Observations per day this week: a zero on a school day means a sensor saw nothing."""
+    """Observations per day of this week so far: a zero means a sensor saw nothing (days
+    after today are left out: they are not "no data")."""
+    coverage: Coverage
     open_items_href: str
     """The queue filtered on incidents waiting for a first look."""
     report_failures: ReportFailureSummary
@@ -96,6 +112,8 @@ class GovernorDashboardPage:
     summary: GovernorSummary
     charts: tuple[BarChart, ...]
     """By platform, segment role, outcome and week."""
+    coverage: Coverage
+    """Whether the governor's school sent no data this term while other schools did."""
 
 
 @router.get("/dashboard", name="dashboard")
@@ -108,7 +126,9 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
     term_start, term_end = local_day_range(term.first, term.last, tz)
     if user.role is UserRole.GOVERNOR:
         summary = governor_summary(db, term_start, term_end, tz, user.site)
-        governor_page = GovernorDashboardPage(term, summary, governor_charts(summary))
+        term_health = capture_health(db, term.first, term.last + timedelta(days=1), user.site)
+        coverage = period_coverage(db, term_health, today, user.site)
+        governor_page = GovernorDashboardPage(term, summary, governor_charts(summary), coverage)
         return render_page(request, "pages/dashboard/governor.html", governor_page)
     week_start, week_end = local_day_range(week.first, week.last, tz)
     week_stats = incident_stats(db, week_start, week_end, tz, user.site)
@@ -136,14 +156,27 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
         health_chart=bar_chart(
             "Observations by day",
             "Day",
-            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day),
-            empty_text="The sensors counted nothing on any day.",
+            ((f"{d.day:%a %d %b}", d.count) for d in health.by_day if has_begun(d.day, today)),
+            empty_text="The sensors counted nothing on any day so far.",
         ),
+        coverage=period_coverage(db, health, today, user.site),
         open_items_href=path_for(request, "incident_queue") + "?status=new",
         report_failures=recent_report_failures(db, utcnow(), user.site),
         site_charts=site_charts(week_stats, term_stats) if user.site is None else (),
     )
     return render_page(request, "pages/dashboard/reviewer.html", page)
+
+
+def period_coverage(
+    db: SessionDep, health: CaptureHealth, today: date, site: str | None
+) -> Coverage:
+    """How many days of the period have begun, and whether the user's school alone is silent."""
+    others = set(sites_with_observations(db, health.start, health.end)) - {site}
+    return Coverage(
+        days_so_far=len(days_so_far((d.day for d in health.by_day), today)),
+        silent_site=is_silent_site(site, health.observations_total, len(others)),
+        other_sites_with_data=len(others),
+    )
 
 
 def this_week(today: date) -> Period:
@@ -184,7 +217,7 @@ def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
             "Outcome",
             ((OUTCOME_LABELS.get(c.outcome, c.outcome), c.count) for c in summary.by_outcome),
         ),
-        bar_chart("Incidents by week", "Week", ((w.week, w.count) for w in summary.weekly_trend)),
+        bar_chart("Incidents by week", "Week", ((week_label(w.start), w.count) for w in summary.weekly_trend)),
     )  # fmt: skip
 
 

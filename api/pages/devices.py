@@ -136,7 +136,7 @@ def _audit(
     db: SessionDep,
     user: CurrentUser,
     action: AuditAction,
-    device_id: int,
+    device: DeviceDetail,
     detail: dict[str, object],
 ) -> None:
     record_event(
@@ -144,9 +144,10 @@ def _audit(
         user=user,
         action=action,
         target_type="device",
-        target_id=device_id,
+        target_id=device.device.id,
         detail=detail,
         address=client_address(request),
+        site=device.device.site,
     )
 
 
@@ -172,7 +173,7 @@ def device_view(
 ) -> Response:
     """A device's page (audited as a view)."""
     detail = _load(db, device_id, user)
-    _audit(request, db, user, AuditAction.VIEW_DEVICE, device_id, {"subject": _subject(detail)})
+    _audit(request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": _subject(detail)})
     db.commit()
     page = DeviceViewPage(detail, _subject(detail), NOTICES.get(done))
     return render_page(request, "pages/devices/device.html", page)
@@ -193,7 +194,7 @@ def device_label(
         db, device.mac, None if device.mac else device.ip, form.label, device.site
     )
     _audit(
-        request, db, user, AuditAction.LABEL_DEVICE, device_id,
+        request, db, user, AuditAction.LABEL_DEVICE, detail,
         {"subject": _subject(detail), "label": result.label, "incidents": result.incidents},
     )  # fmt: skip
     db.commit()
@@ -222,7 +223,7 @@ def device_merge(
     except LookupError:
         raise HTTPException(404, f"Nothing is held for device {device_id} any more.") from None
     _audit(
-        request, db, user, AuditAction.MERGE_DEVICES, device_id,
+        request, db, user, AuditAction.MERGE_DEVICES, detail,
         {
             "from_mac": result.from_mac, "to_mac": result.to_mac, "reason": result.reason,
             "incidents": result.incidents, "observations": result.observations,
@@ -247,7 +248,7 @@ def device_export(
     export = export_device_records(db, subject, detail.device.site)
     counts = {name: len(rows) for name, rows in export.tables().items()}
     _audit(
-        request, db, user, AuditAction.EXPORT, device_id,
+        request, db, user, AuditAction.EXPORT, detail,
         {"kind": "subject_access", "subject": subject, "format": form.format, "rows": counts},
     )  # fmt: skip
     db.commit()
@@ -279,7 +280,7 @@ def device_erase_confirm(
     detail = _load(db, device_id, user)
     subject = _subject(detail)
     _audit(
-        request, db, user, AuditAction.VIEW_DEVICE, device_id, {"subject": subject, "page": "erase"}
+        request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": subject, "page": "erase"}
     )
     db.commit()
     return render_page(request, "pages/devices/erase.html", EraseConfirmPage(detail, subject))
@@ -305,7 +306,7 @@ def device_erase(
         raise HTTPException(400, "Nothing was erased: give the reason for erasing.")
     result = erase_device(db, subject, detail.device.site)
     _audit(
-        request, db, user, AuditAction.ERASE_DEVICE, device_id,
+        request, db, user, AuditAction.ERASE_DEVICE, detail,
         {
             "subject": subject, "reason": reason, "incidents": result.incidents,
             "incident_reviews": result.incident_reviews, "observations": result.observations,

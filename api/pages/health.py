@@ -1,11 +1,14 @@
 """``/healthz``: whether the review app can serve, for monitoring and the reverse proxy.
 
-No login: the answer holds no personal data. It says whether the database answers, whether
-its schema is at this version's migration head (both needed: HTTP 200 when ready, 503 when
-not) and how many weekly summaries could not be sent in the last ``REPORT_WINDOW`` with the
-first line of the latest error. Recipient addresses are never shown (``last_failures``
-includes them: only the count leaves this module). A report failure does not make the app
-unready: the pages still work, and the dashboard says what to do.
+No login for the answer monitoring needs: ``{"ready": true}`` with HTTP 200 when the database
+answers at this version's migration head, ``{"ready": false}`` with 503 when not. Nothing else
+goes to a visitor who is not a signed-in admin (site names and a mail server's error are the
+trust's business). A signed-in admin also gets ``checks``: the database, the schema, how many
+weekly summaries could not be sent in the last ``REPORT_WINDOW`` with the first line of the
+latest error, and the capture; an admin limited to one school sees that school's reports and
+sensor only. Recipient addresses are never shown (``last_failures`` includes them: only the
+count leaves this module). A report failure does not make the app unready: the pages still
+work, and the dashboard says what to do.
 
 ``checks.capture`` says whether each sensor's frame count still moves (``api/capture_watch``):
 a sensor silent for ten minutes, or no sensor counted today or yesterday, is a warning
@@ -26,10 +29,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from api.capture_watch import STALE_AFTER, SiteCapture, observe_sites
-from api.deps import utcnow
+from api.deps import CurrentUser, get_visitor, utcnow
 from api.pages import NavLink
 from monitor.reports.scheduler import ReportFailure, last_failures
 from monitor.store.db import current_revision, head_revision
+from monitor.store.users import UserRole
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +129,10 @@ def _check_schema(engine: Engine) -> Check:
     return Check(True, f"schema at head {head}")
 
 
-def _check_reports(engine: Engine, now: datetime) -> dict[str, object]:
+def _check_reports(engine: Engine, now: datetime, site: str | None) -> dict[str, object]:
     try:
         with Session(engine) as db:
-            summary = recent_report_failures(db, now)
+            summary = recent_report_failures(db, now, site)
     except Exception as e:
         detail = f"report records could not be read: {type(e).__name__}"
         return {"ok": False, "detail": detail, "failures": None, "last_error": None}
@@ -174,37 +178,56 @@ def describe_capture(sites: tuple[SiteCapture, ...]) -> dict[str, object]:
     return {"ok": True, "detail": f"frames counted by {counting}", "sites": listed}
 
 
-def _check_capture(request: Request, engine: Engine, now: datetime) -> dict[str, object]:
+def _check_capture(
+    request: Request, engine: Engine, now: datetime, site: str | None
+) -> dict[str, object]:
     try:
         with Session(engine) as db:
             sites = observe_sites(request.app, db, now)
     except Exception as e:
         detail = f"capture counters could not be read: {type(e).__name__}"
         return {"ok": False, "detail": detail, "sites": []}
-    return describe_capture(sites)
+    return describe_capture(tuple(s for s in sites if site is None or s.site == site))
+
+
+def details_viewer(request: Request) -> CurrentUser | None:
+    """The signed-in admin who may read the checks, or None (anyone else gets up or down).
+
+    A session whose lookup fails (the database is down) counts as nobody: readiness must
+    still answer."""
+    try:
+        user = get_visitor(request).user
+    except Exception:
+        return None
+    if user is None or user.role is not UserRole.ADMIN or user.must_change_password:
+        return None
+    return user
 
 
 @router.get("/healthz", name="healthz")
 def healthz(request: Request) -> Response:
-    """Readiness as JSON: 200 when the database answers at the schema head, else 503.
-
+    """Readiness as JSON: ``{"ready": ...}``, 200 when the database answers at the schema head,
+    else 503. A signed-in admin also gets ``checks`` (their school's, when limited to one):
     ``checks.reports`` has ``failures`` (a count) and ``last_error`` (its first line);
     ``checks.capture`` has ``sites`` (site, day, frames, unchanged_minutes, stale)."""
     engine: Engine = request.app.state.engine
     now = utcnow()
     database = _check_database(engine)
     schema = _check_schema(engine) if database.ok else Check(False, "not checked: no database")
+    ready = database.ok and schema.ok
+    viewer = details_viewer(request)
+    if viewer is None:
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
     reports = (
-        _check_reports(engine, now)
+        _check_reports(engine, now, viewer.site)
         if schema.ok
         else {"ok": False, "detail": "not checked: no schema", "failures": None, "last_error": None}
     )
     capture = (
-        _check_capture(request, engine, now)
+        _check_capture(request, engine, now, viewer.site)
         if schema.ok
         else {"ok": False, "detail": "not checked: no schema", "sites": []}
     )
-    ready = database.ok and schema.ok
     checks = {
         "database": asdict(database),
         "schema": asdict(schema),

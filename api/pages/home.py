@@ -53,6 +53,6 @@ def home(request: Request, user: UserDep) -> Response:
         role=user.role,
         role_label=ROLE_LABELS[user.role],
         summary=ROLE_SUMMARIES[user.role],
-        links=tuple(link for link in links_for(request, user.role) if not link.current),
+        links=tuple(link for link in links_for(request, user.role, user.site) if not link.current),
     )
     return render_page(request, "pages/home/index.html", page)

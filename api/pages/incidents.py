@@ -27,7 +27,7 @@ from api.pages import NavLink, path_for, redirect_to, render_page
 from api.params import MAX_PAGE, IncidentId, Text, day_problem
 from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_event, record_review
+from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
 from monitor.store.queries import (
     OUTCOMES,
     STATUSES,
@@ -319,14 +319,15 @@ def incident_export(
         filters = build_filters(query, tz, settings.incidents.floor())
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
-    record_event(
+    record_bulk_read(
         db,
         user=user,
         action=AuditAction.EXPORT,
         target_type="incidents",
-        target_id=None,
-        detail={"format": "csv", "filters": query.audit_detail()},
+        filters=query.audit_detail(),
+        detail={"format": "csv"},
         address=client_address(request),
+        site=user.site or filters.site,
     )
     db.commit()
     factory = session_factory(request)
@@ -357,15 +358,18 @@ def _load(db: SessionDep, incident_id: int, user: CurrentUser) -> IncidentDetail
         raise HTTPException(404, f"No incident {incident_id}.") from None
 
 
-def _audit_view(request: Request, db: SessionDep, user: CurrentUser, incident_id: int) -> None:
+def _audit_view(
+    request: Request, db: SessionDep, user: CurrentUser, detail: IncidentDetail
+) -> None:
     record_event(
         db,
         user=user,
         action=AuditAction.VIEW_INCIDENT,
         target_type="incident",
-        target_id=incident_id,
+        target_id=detail.incident.id,
         detail={},
         address=client_address(request),
+        site=detail.incident.site,
     )
 
 
@@ -391,7 +395,7 @@ def incident(
 ) -> Response:
     """One incident: evidence, earlier incidents, policy point, history and the review form."""
     detail = _load(db, incident_id, user)
-    _audit_view(request, db, user, incident_id)
+    _audit_view(request, db, user, detail)
     db.commit()
     page = _view(detail, settings)
     return render_page(request, "pages/incidents/incident.html", page)
@@ -424,7 +428,7 @@ def review(
     except ValueError as e:
         db.rollback()
         current = _load(db, incident_id, user)
-        _audit_view(request, db, user, incident_id)
+        _audit_view(request, db, user, current)
         db.commit()
         message = str(e)
         page = _view(current, settings, message[:1].upper() + message[1:] + ".", form)
@@ -435,6 +439,7 @@ def review(
         incident_id=incident_id,
         change=detail.last_change,
         address=client_address(request),
+        site=detail.incident.site,
     )
     db.commit()
     return redirect_to(request, "incident", incident_id=incident_id)

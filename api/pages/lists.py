@@ -1,6 +1,7 @@
 """Platform lists and the allowlist: see what is matched, and add or remove an entry.
 
-Admin only. A change needs a reason and the name of who approved it; it is kept in
+For admins without a site only: the lists are shared by every school of a trust, so an admin
+limited to one school is refused (403, ``api.access``). A change needs a reason and the name of who approved it; it is kept in
 ``list_changes`` and the audit log (one ``change_list`` row) in one transaction, and takes
 effect through the local list directory ``<database.data_dir>/lists``
 (``monitor.lists.local_list_directory``), which the capture daemon loads after the shipped
@@ -28,8 +29,9 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Res
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from api.access import require_trust_wide
 from api.auth import client_address
-from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Text
 from monitor.config import Settings
@@ -56,10 +58,11 @@ NAV: tuple[NavLink, ...] = (
         "list_overview",
         frozenset({UserRole.ADMIN}),
         "Platform lists and the allowlist: add or remove an entry, with a reason.",
+        trust_wide=True,
     ),
 )
 
-Admin = Annotated[CurrentUser, Depends(require_role(UserRole.ADMIN))]
+Admin = Annotated[CurrentUser, Depends(require_trust_wide("The platform lists and the allowlist"))]
 
 ALLOWLIST = "allowlist"
 RECENT_CHANGES = 50

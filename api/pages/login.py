@@ -2,7 +2,8 @@
 
 Every failed login gets the same answer (a redirect to ``/login?failed=1``) whether the name
 is unknown, the password wrong, or the account locked or disabled, so the page never tells
-which accounts exist. The audit log (admins only) records the reason.
+which accounts exist. The audit log (admins only) records the reason. Too many attempts are
+refused with 429 before any password is checked (``api/throttle.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
@@ -34,7 +35,8 @@ from api.deps import (
 )
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Text
-from monitor.store.users import PASSWORD_MAX_LENGTH, LoginPolicy
+from api.throttle import LoginThrottle, Refusal
+from monitor.store.users import PASSWORD_MAX_LENGTH, LoginPolicy, normalise_username
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = ()
@@ -81,6 +83,15 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def too_many_attempts(refusal: Refusal) -> HTTPException:
+    """The 429 answer to a throttled sign-in: what happened and when to try again."""
+    return HTTPException(
+        status_code=429,
+        detail=refusal.message,
+        headers={"Retry-After": str(refusal.retry_after_s)},
+    )
+
+
 def _after_login(request: Request, next_path: str) -> RedirectResponse:
     root: str = request.scope.get("root_path", "")
     return RedirectResponse(root.rstrip("/") + safe_next(next_path), status_code=303)
@@ -124,16 +135,25 @@ def login_submit(
     settings: SettingsDep,
     policy: Annotated[LoginPolicy, Depends(get_login_policy)],
 ) -> Response:
-    """Check the password; on success start a session, on failure show the form again."""
-    result, issued = log_in(
-        db,
-        form.username,
-        form.password,
-        now=utcnow(),
-        policy=policy,
-        address=client_address(request),
-    )
-    db.commit()
+    """Check the password; on success start a session, on failure show the form again.
+
+    Too many attempts from one address or for one account, or too many at once, get 429 with
+    Retry-After (``api/throttle.py``) before any password is checked.
+    """
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request)
+    refusal = throttle.refusal(address, normalise_username(form.username))
+    if refusal is not None:
+        throttle.note_refused(address, refusal)
+        raise too_many_attempts(refusal)
+    with throttle.slot() as busy:
+        if busy is not None:
+            throttle.note_refused(address, busy)
+            raise too_many_attempts(busy)
+        result, issued = log_in(
+            db, form.username, form.password, now=utcnow(), policy=policy, address=address
+        )
+        db.commit()
     if issued is None:
         return redirect_to(request, "login", query={"failed": "1", "next": safe_next(form.next)})
     response = _after_login(request, form.next)

@@ -4,9 +4,9 @@
 that user chooses their own, every page sends them here (``api.deps.require_user``). Any
 signed-in user may also change their password here. The current password is asked again (it
 goes through ``verify_login``, so wrong guesses count towards the lockout); the change signs
-out every other session of the user, and this browser gets a fresh session. When ``admin``
-changes theirs, the file that held the first start's one-time password goes
-(``monitor.first_admin``).
+out every other session of the user and revokes their API tokens (the form says so), and this
+browser gets a fresh session. When ``admin`` changes theirs, the file that held the first
+start's one-time password goes (``monitor.first_admin``).
 """
 
 from __future__ import annotations
@@ -122,11 +122,11 @@ def password_submit(
     now = utcnow()
     address = client_address(request)
     result = verify_login(db, user.username, form.current, now, policy)
+    db.commit()  # the attempt counts towards the lockout; the new hash runs with no transaction
     if not result.ok:
-        db.commit()  # the failure counts towards the lockout
         problem = "The current password is wrong (or the account is locked for a while)."
         return _form(request, visitor, form.next, problem, 400)
-    set_password(db, user.username, form.new, hasher=policy.hasher)
+    changed = set_password(db, user.username, form.new, hasher=policy.hasher, now=now)
     issued = start_session(db, user.id, now, address)
     record_event(
         db,
@@ -134,9 +134,14 @@ def password_submit(
         action=AuditAction.CHANGE_USER,
         target_type="user",
         target_id=user.id,
-        detail={"change": "password", "one_time": user.must_change_password},
+        detail={
+            "change": "password",
+            "one_time": user.must_change_password,
+            "tokens_revoked": changed.tokens_revoked,
+        },
         address=address,
         at=now,
+        site=user.site,
     )
     db.commit()
     forget_password_file(settings.database.data_dir, user.username)

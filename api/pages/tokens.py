@@ -5,6 +5,9 @@ Admin only, forms with CSRF, one audit row per change (``create_api_token`` or
 only a token's hash, so the clear token exists once: the answer to the create form renders it
 directly (no redirect, ``Cache-Control: no-store``) and says it will not be shown again.
 Revoking keeps the record (for the audit trail) and answers with Post/Redirect/Get.
+
+An admin limited to one school (``api.access``) sees, creates and revokes tokens of that
+school's users only: never one acting for another school's user or a trust-wide account.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from api.access import check_user_in_scope, in_scope, users_in_scope
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
@@ -75,10 +79,12 @@ class CreateTokenForm(BaseModel):
     name: Text = Field(min_length=1, max_length=100)
 
 
-def _page(db: SessionDep, created: NewToken | None = None, notice: str | None = None) -> TokensPage:
+def _page(
+    db: SessionDep, user: CurrentUser, created: NewToken | None = None, notice: str | None = None
+) -> TokensPage:
     return TokensPage(
-        tokens=tuple(list_api_tokens(db)),
-        users=tuple(u for u in list_users(db) if not u.disabled),
+        tokens=tuple(t for t in list_api_tokens(db) if in_scope(user, t.site)),
+        users=tuple(u for u in users_in_scope(user, list_users(db)) if not u.disabled),
         created=created,
         notice=notice,
     )
@@ -86,9 +92,10 @@ def _page(db: SessionDep, created: NewToken | None = None, notice: str | None = 
 
 @router.get("/admin/tokens", name="token_list")
 def token_list(request: Request, user: Admin, db: SessionDep, done: str = "") -> Response:
-    """Every API token: name, owner, created, last used, revoked."""
-    del user
-    return render_page(request, "pages/tokens/list.html", _page(db, notice=TOKEN_NOTICES.get(done)))
+    """Every API token (of the admin's school, when limited): name, owner, created, last used,
+    revoked."""
+    page = _page(db, user, notice=TOKEN_NOTICES.get(done))
+    return render_page(request, "pages/tokens/list.html", page)
 
 
 @router.post("/admin/tokens", name="create_token")
@@ -97,7 +104,7 @@ def create_token(
 ) -> Response:
     """Create a token for a user and show it once, in this answer (not a redirect)."""
     try:
-        owner = get_user(db, form.username)
+        owner = check_user_in_scope(user, get_user(db, form.username))
     except LookupError:
         raise HTTPException(404, f"No user {form.username!r}.") from None
     if owner.disabled:
@@ -111,14 +118,14 @@ def create_token(
     record_event(
         db, user=user, action=AuditAction.CREATE_API_TOKEN, target_type="api_token",
         target_id=token_id, detail={"name": form.name.strip(), "username": owner.username},
-        address=client_address(request),
+        address=client_address(request), site=owner.site,
     )  # fmt: skip
     db.commit()
     created = NewToken(token, form.name.strip(), owner.username)
     return render_page(
         request,
         "pages/tokens/list.html",
-        _page(db, created=created),
+        _page(db, user, created=created),
         headers={"Cache-Control": "no-store"},
     )
 
@@ -128,13 +135,13 @@ def revoke_token(request: Request, token_id: TokenId, user: Admin, db: SessionDe
     """Revoke a token (the record stays, marked revoked)."""
     known = {t.id: t for t in list_api_tokens(db)}
     token = known.get(token_id)
-    if token is None:
+    if token is None or not in_scope(user, token.site):
         raise HTTPException(404, f"No API token {token_id}.")
     revoke_api_token(db, token_id)
     record_event(
         db, user=user, action=AuditAction.REVOKE_API_TOKEN, target_type="api_token",
         target_id=token_id, detail={"name": token.name, "username": token.username},
-        address=client_address(request),
+        address=client_address(request), site=token.site,
     )  # fmt: skip
     db.commit()
     return redirect_to(request, "token_list", query={"done": "revoked"})

@@ -1,6 +1,7 @@
 """``/api/v1/audit``: the audit log for admins, newest first, filtered and paged.
 
-Reading the log is not itself audited: the log would grow with every look at it.
+Reading the log is not itself audited: the log would grow with every look at it. An admin
+limited to one school reads that school's events only (``api.access.audit_scope``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Query
 
+from api.access import audit_scope
 from api.deps import SessionDep
 from api.params import Page
 from api.routes import Admin, PerPage, api_router, check_instant
@@ -23,7 +25,7 @@ Exact = Annotated[str | None, Query(max_length=200, description="Exact value to 
 
 @router.get("", summary="List audit events (admin)")
 def audit_list(
-    _admin: Admin,
+    admin: Admin,
     db: SessionDep,
     action: Annotated[
         str | None, Query(max_length=50, description="An action, e.g. `view_incident`.")
@@ -41,7 +43,7 @@ def audit_list(
     per_page: PerPage = 50,
 ) -> AuditListOut:
     """Who did or saw what, when and from which address: logins, views, reviews, labels,
-    exports and other changes, newest first."""
+    exports and other changes, newest first; of the admin's own school when limited to one."""
     found = list_audit_events(
         db,
         action=action,
@@ -52,5 +54,6 @@ def audit_list(
         until=check_instant("until", until),
         page=page,
         per_page=per_page,
+        site_scope=audit_scope(admin),
     )
     return AuditListOut.model_validate(found)

@@ -1,6 +1,8 @@
 """``/api/v1/devices``: list and read devices (reviewers, admins); label one (admins).
 
-Reading a device and labelling one write one audit row each in the same transaction. A user
+Reading a device, labelling one and reading a page of the list that holds devices (identities
+in bulk: one row naming the query, as the CSV export does) write one audit row each in the same
+transaction. A user
 limited to a site sees only that site's devices (another site's device is a 404). Governors
 get 403: a device is identity.
 """
@@ -14,9 +16,9 @@ from fastapi import HTTPException, Query, Request
 from api.auth import client_address
 from api.deps import SessionDep
 from api.params import DeviceId, Page
-from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router
+from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router, list_read_detail
 from api.schemas import DeviceDetailOut, DeviceListOut, LabelIn, LabelOut
-from monitor.store.audit import AuditAction, record_event
+from monitor.store.audit import AuditAction, record_bulk_read, record_event
 from monitor.store.queries import get_device, label_device, list_devices
 
 router = api_router("devices")
@@ -24,6 +26,7 @@ router = api_router("devices")
 
 @router.get("", summary="List devices")
 def devices_list(
+    request: Request,
     user: Reviewer,
     db: SessionDep,
     search: Annotated[
@@ -33,8 +36,17 @@ def devices_list(
     page: Page = 1,
     per_page: PerPage = 50,
 ) -> DeviceListOut:
-    """Devices seen most recently first (one row per MAC and address binding)."""
+    """Devices seen most recently first (one row per MAC and address binding). A page with
+    devices is audited (``view_list``, with the search)."""
     found = list_devices(db, user.site, search=search, page=page, per_page=per_page)
+    if found.items:
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="devices",
+            filters={"search": search} if search else {},
+            detail=list_read_detail(page, per_page, len(found.items), found.total),
+            address=client_address(request), site=user.site,
+        )  # fmt: skip
+        db.commit()
     return DeviceListOut.model_validate(found)
 
 
@@ -56,6 +68,7 @@ def device_get(
         target_id=device_id,
         detail={"via": "api"},
         address=client_address(request),
+        site=detail.device.site,
     )
     db.commit()
     return DeviceDetailOut.model_validate(detail)
@@ -91,6 +104,7 @@ def device_label(
         target_id=device_id,
         detail={"label": result.label, "devices": result.devices, "incidents": result.incidents},
         address=client_address(request),
+        site=device.site,
     )
     db.commit()
     return LabelOut.model_validate(result)

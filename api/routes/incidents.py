@@ -1,8 +1,9 @@
 """``/api/v1/incidents``: the review queue as JSON, one incident, and review changes.
 
 The list takes the queue page's filters (status, platform, segment, role, device text, local
-dates, site), its sort names and pagination. Reading one incident and every review change write
-one audit row in the same transaction. A user limited to a site sees only that site: another
+dates, site), its sort names and pagination. Reading one incident, every review change and every
+page of the list that returns incidents (identities in bulk: one row naming the query, as the
+CSV export does) write one audit row in the same transaction. A user limited to a site sees only that site: another
 site's incident is a 404, exactly like a missing one.
 """
 
@@ -26,6 +27,7 @@ from api.routes import (
     Reviewer,
     api_router,
     check_range,
+    list_read_detail,
     school_zone,
 )
 from api.schemas import (
@@ -38,7 +40,7 @@ from api.schemas import (
 )
 from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_event, record_review
+from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
 from monitor.store.queries import (
     Actor,
     IncidentFilters,
@@ -54,6 +56,7 @@ Texts = Query(max_length=50, description="Any of these (repeat the parameter for
 
 @router.get("", summary="List incidents (the review queue)")
 def incidents_list(
+    request: Request,
     user: Reviewer,
     db: SessionDep,
     settings: SettingsDep,
@@ -83,7 +86,8 @@ def incidents_list(
     ] = None,
 ) -> IncidentListOut:
     """Incidents matching every filter given, one page at a time (newest first by default).
-    Limited to the user's site when the user has one. Each says its confidence level and why."""
+    Limited to the user's site when the user has one. A page with incidents is audited
+    (``view_list``, with the query). Each says its confidence level and why."""
     check_range(date_from, date_to)
     filters = IncidentFilters(
         statuses=tuple(dict.fromkeys(status or ())),
@@ -101,6 +105,22 @@ def incidents_list(
     found = list_incidents(
         db, filters, sort=sort, page=page, per_page=per_page, site_scope=user.site
     )
+    if found.items:
+        asked: dict[str, object] = {
+            "statuses": list(filters.statuses), "platforms": list(filters.platforms),
+            "segments": list(filters.segments), "roles": list(filters.roles),
+            "device": filters.device, "site": site, "sort": sort,
+            "confidence": list(filters.levels),
+            "date_from": date_from.isoformat() if date_from else None,
+            "date_to": date_to.isoformat() if date_to else None,
+        }  # fmt: skip
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
+            filters={key: value for key, value in asked.items() if value},
+            detail=list_read_detail(page, per_page, len(found.items), found.total),
+            address=client_address(request), site=user.site or site,
+        )  # fmt: skip
+        db.commit()
     return IncidentListOut.model_validate(found, context=explanation_context(settings))
 
 
@@ -126,6 +146,7 @@ def incident_get(
         target_id=incident_id,
         detail={"via": "api"},
         address=client_address(request),
+        site=detail.incident.site,
     )
     db.commit()
     return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))
@@ -170,6 +191,7 @@ def incident_review(
         incident_id=incident_id,
         change=detail.last_change,
         address=client_address(request),
+        site=detail.incident.site,
     )
     db.commit()
     return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))

@@ -1,7 +1,7 @@
 """What an incident's confidence rests on: incidents.connections, lookups, attribution.
 
 Revision ID: c4e7a1d9b2f6
-Revises: b7e1c4d2a9f3
+Revises: c3f9a1d6e4b2
 Create Date: 2026-12-07 23:45:00+00:00
 
 Written by hand. The review queue leaves low-confidence incidents out by default, and the level
@@ -20,7 +20,7 @@ from alembic import op
 from monitor.confidence import basis_from_evidence
 
 revision: str = "c4e7a1d9b2f6"
-down_revision: str | None = "b7e1c4d2a9f3"
+down_revision: str | None = "c3f9a1d6e4b2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

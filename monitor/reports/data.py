@@ -11,7 +11,9 @@ cannot show one by accident. Only ``ReviewerWeek`` carries ``DeviceActivity`` an
 ``QueuedIncident``.
 
 Days are the school's local days: ``start`` and ``end`` are local dates (both included), turned
-into UTC bounds with the school's time zone, daylight saving included.
+into UTC bounds with the school's time zone, daylight saving included. ``today`` (the school's
+local date when the report is made) decides which days can be "no data" (``coverage``): a
+period that runs past today counts only the school days so far.
 
 Sites: in a trust, several schools' sensors share one database. Each loader takes ``site``: a
 school's report counts only that school's incidents, counters and checks (checks recorded
@@ -31,6 +33,7 @@ from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.confidence import Floor
+from monitor.reports.coverage import days_so_far, days_without_data, is_silent_site
 from monitor.store.models import (
     CheckRecord,
     DailyCounterRecord,
@@ -39,6 +42,7 @@ from monitor.store.models import (
 )
 from monitor.store.queries.incidents import low_condition
 from monitor.store.queries.scope import site_condition
+from monitor.store.queries.stats import sites_with_observations
 
 WAITING_STATUSES = ("new", "in_review")
 """Review statuses of incidents that still wait for the headteacher."""
@@ -115,10 +119,29 @@ class CaptureHealth:
     by_protocol: tuple[CounterTotal, ...]
     observations_by_day: tuple[DayCount, ...]
     school_days: int
+    """School days of the period up to today (the days that can have data)."""
     school_days_without_data: tuple[date, ...]
-    """School days with no observation at all: the capture was probably not running."""
+    """School days up to today with no observation at all: the capture was probably not
+    running. Days after today are never in it."""
     counters: tuple[CounterTotal, ...]
     """The other counters: matches not flagged and why, and visibility gaps."""
+    school_days_ahead: int = 0
+    """School days of the period after today (not "no data": they have not happened)."""
+    site: str | None = None
+    """The school these figures cover (None: every school of the trust)."""
+    other_sites_with_data: int = 0
+    """Other schools of the trust whose sensors sent data in the period (0 for a trust-wide
+    report)."""
+
+    @property
+    def silent_site(self) -> bool:
+        """This school sent no data at all while other schools did (see ``coverage``)."""
+        return is_silent_site(self.site, self.observations, self.other_sites_with_data)
+
+    @property
+    def no_data(self) -> bool:
+        """Nothing at all arrived on the school days so far."""
+        return self.observations == 0 and self.school_days > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,9 +394,16 @@ def _previous_period(start: date, end: date) -> tuple[date, date]:
 
 
 def load_capture_health(
-    db: Session, start: date, end: date, school_days: Sequence[date], *, site: str | None
+    db: Session,
+    start: date,
+    end: date,
+    school_days: Sequence[date],
+    *,
+    site: str | None,
+    today: date,
 ) -> CaptureHealth:
-    """Capture health from the anonymous daily counters of ``site`` (None: every site)."""
+    """Capture health from the anonymous daily counters of ``site`` (None: every site), as
+    known on the local day ``today``."""
     rows = db.execute(
         select(DailyCounterRecord.day, DailyCounterRecord.name, func.sum(DailyCounterRecord.count))
         .where(
@@ -392,13 +422,21 @@ def load_capture_health(
             protocols[name.removeprefix(OBSERVATION_COUNTER_PREFIX)] += int(count)
         else:
             others[name] += int(count)
+    so_far = days_so_far(school_days, today)
+    others_with_data = 0
+    if site is not None:
+        sites = sites_with_observations(db, start, end + timedelta(days=1))
+        others_with_data = len(set(sites) - {site})
     return CaptureHealth(
         observations=sum(per_day.values()),
         by_protocol=tuple(CounterTotal(n, c) for n, c in _ranked(protocols)),
         observations_by_day=tuple(DayCount(day, per_day[day]) for day in _days(start, end)),
-        school_days=len(school_days),
-        school_days_without_data=tuple(day for day in school_days if per_day[day] == 0),
+        school_days=len(so_far),
+        school_days_without_data=days_without_data(((d, per_day[d]) for d in so_far), today),
         counters=tuple(CounterTotal(n, c) for n, c in sorted(others.items())),
+        school_days_ahead=len(school_days) - len(so_far),
+        site=site,
+        other_sites_with_data=others_with_data,
     )
 
 
@@ -466,6 +504,7 @@ def load_reviewer_week(
     school_days: Sequence[date],
     *,
     site: str | None,
+    today: date,
     top_limit: int = 5,
     queue_limit: int = 20,
     floor: Floor | None = None,
@@ -485,7 +524,7 @@ def load_reviewer_week(
         top_devices=_top_devices(incidents, top_limit),
         waiting_review_total=waiting_total,
         waiting_review=queue,
-        health=load_capture_health(db, start, end, school_days, site=site),
+        health=load_capture_health(db, start, end, school_days, site=site, today=today),
         low_confidence=_count_low(db, start, end, zone, site, floor),
     )
 
@@ -508,6 +547,7 @@ def load_governor_week(
     school_days: Sequence[date],
     *,
     site: str | None,
+    today: date,
     floor: Floor | None = None,
 ) -> GovernorWeek:
     """The governor's week: aggregates and trends only (without the incidents below ``floor``,
@@ -525,7 +565,7 @@ def load_governor_week(
         by_day=_by_day((i.start_at for i in incidents), start, end, zone),
         by_outcome=_by_outcome(incidents),
         waiting_review_total=waiting_total or 0,
-        health=load_capture_health(db, start, end, school_days, site=site),
+        health=load_capture_health(db, start, end, school_days, site=site, today=today),
         low_confidence=_count_low(db, start, end, zone, site, floor),
     )
 
@@ -602,6 +642,7 @@ def load_governor_report(
     school_days: Sequence[date],
     *,
     site: str | None,
+    today: date,
 ) -> GovernorReport:
     """The governors' termly or annual report for the local days ``start`` to ``end``."""
     incidents = _incidents(db, start, end, zone, site)
@@ -617,6 +658,6 @@ def load_governor_report(
         trend=_trend(incidents, start, end, zone, weekly=weekly),
         trend_step="week" if weekly else "month",
         checks=_checks(db, low, high, site),
-        coverage=load_capture_health(db, start, end, school_days, site=site),
+        coverage=load_capture_health(db, start, end, school_days, site=site, today=today),
         list_changes=_list_changes(db, low, high),
     )

@@ -21,16 +21,18 @@ from monitor.store.db import ensure_schema_current, make_engine
 
 
 def build_governors_report(
-    db: Session, settings: Settings, start: date, end: date
+    db: Session, settings: Settings, start: date, end: date, *, now: datetime
 ) -> GovernorReport:
-    """The report for the local days ``start`` to ``end`` (reads the closure files named in
-    the settings, for the school days)."""
+    """The report for the local days ``start`` to ``end`` as known at ``now`` (reads the
+    closure files named in the settings, for the school days; days after ``now`` are never
+    counted as "no data")."""
     if end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
     calendar = build_calendar(settings)
     school_days = calendar.school_days(start, end)
+    today = now.astimezone(calendar.zone).date()
     return load_governor_report(
-        db, start, end, calendar.zone, school_days, site=settings.report_site()
+        db, start, end, calendar.zone, school_days, site=settings.report_site(), today=today
     )
 
 
@@ -40,11 +42,12 @@ def run_report_governors(
     """``hallmonitor report governors``: write the printable report to ``out``; returns a
     summary line. Raises ``ValueError`` for a period that ends before it starts and
     ``SchemaNotCurrent`` for an old database."""
+    now = now or datetime.now(UTC)
     engine = make_engine(settings.database.url.get_secret_value())
     try:
         ensure_schema_current(engine)
         with Session(engine) as db:
-            report = build_governors_report(db, settings, start, end)
+            report = build_governors_report(db, settings, start, end, now=now)
     finally:
         engine.dispose()
     html = render_governors_report(
@@ -53,7 +56,7 @@ def run_report_governors(
         start=start,
         end=end,
         tz=settings.calendar.timezone,
-        generated_at=now or datetime.now(UTC),
+        generated_at=now,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

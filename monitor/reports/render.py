@@ -3,8 +3,9 @@
 The templates live in ``monitor/reports/templates/``: ``weekly.html`` (an email: inline CSS,
 table layout, bars drawn as table cells, no remote images), ``weekly.txt`` (the plain-text part)
 and ``governors.html`` (a printable page with ``@media print`` rules). HTML autoescaping is on.
-Words are plain English for a headteacher reading on a phone: counter names and outcome codes
-are turned into sentences here, in one place.
+Words are plain English for a headteacher reading on a phone: outcome codes are turned into
+sentences here; weeks and counter names are worded in ``labels`` (shared with the review app),
+and whether a day is "no data" is decided in ``coverage``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from monitor.platforms import platform_name
-from monitor.reports.data import GovernorReport
+from monitor.reports.data import CounterTotal, GovernorReport
+from monitor.reports.labels import COUNTER_LABELS, GAP_COUNTERS, readable_counters, week_label
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
 
 OUTCOME_LABELS = {
@@ -35,27 +37,19 @@ PROTOCOL_LABELS = {
     "dhcp": "device name announcements (DHCP)",
 }
 
-COUNTER_LABELS = {
-    "matches.outside_school_time": "Platform use outside school hours (counted, never flagged)",
-    "matches.not_flagged_for_segment": "Platform use on networks that do not flag it, such as "
-    "guest Wi-Fi (counted, never flagged)",
-    "matches.unsegmented": "Platform use from addresses in no configured network (not flagged: "
-    "a coverage gap to fix in the settings)",
-    "flags.ech": "Connections that hid the site's name (Encrypted Client Hello)",
-    "flags.encrypted-dns": "Encrypted DNS use (that device's later lookups are hidden)",
-}
-"""Anonymous daily counters in plain English; unknown counters are shown by name."""
-
-GAP_COUNTERS = frozenset({"matches.unsegmented", "flags.ech", "flags.encrypted-dns"})
-"""Counters that measure what the sensor could not see or could not attribute."""
-
 
 def outcome_label(outcome: str) -> str:
     return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
 
 
-def counter_label(name: str) -> str:
-    return COUNTER_LABELS.get(name, name)
+def counter_text(name: str) -> str:
+    """The label of a counter that ``readable`` kept (it has one)."""
+    return COUNTER_LABELS[name]
+
+
+def readable(counters: tuple[CounterTotal, ...]) -> list[CounterTotal]:
+    """The counters a person can read (``labels.readable_counters``)."""
+    return readable_counters(counters, lambda row: row.counter)
 
 
 def protocol_label(name: str) -> str:
@@ -124,7 +118,9 @@ def _environment() -> Environment:
     env.filters.update(
         platform=platform_name,
         outcome=outcome_label,
-        counter=counter_label,
+        counter=counter_text,
+        readable=readable,
+        week=week_label,
         protocol=protocol_label,
         minutes=minutes,
         day=day_label,
@@ -141,8 +137,14 @@ def _environment() -> Environment:
 
 
 def weekly_subject(summary: WeeklySummary) -> str:
-    """E.g. ``Hill School weekly summary, 16–22 November 2026: 3 incidents, 2 to review``."""
+    """E.g. ``Hill School weekly summary, 16–22 November 2026: 3 incidents, 2 to review``;
+    a week without data says so first (``no data from this school``, ``no data received``)."""
     head = f"{summary.school} weekly summary, {week_range(summary)}"
+    health = summary.data.health
+    if health.silent_site:
+        return f"{head}: no data from this school (other schools' data arrived)"
+    if health.no_data:
+        return f"{head}: no data received"
     if summary.nothing_to_report:
         return f"{head}: nothing to report"
     data = summary.data

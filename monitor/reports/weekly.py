@@ -5,7 +5,12 @@ waiting for review; the nominated governor (``governor``) gets aggregates and tr
 get a summary every week, even when nothing happened: silence must mean failure, not calm.
 
 Weeks are ISO weeks (Monday to Sunday) of the school's local calendar. The default is the
-previous week: on Monday 23 November 2026 that is ``2026-W47``, 16 to 22 November.
+previous week: on Monday 23 November 2026 that is ``2026-W47``, 16 to 22 November. The ISO
+code is for the command line and stored keys only: a person reads dates (``labels``).
+
+A week without any data never reads as calm: a school whose sensor sent nothing says "no data"
+in the subject and at the top, and says so differently when other schools of the trust did
+send data (``coverage``).
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ class ReviewerSummary:
 
     @property
     def nothing_to_report(self) -> bool:
-        return self.data.incidents == 0 and self.data.waiting_review_total == 0
+        """No incident and none waiting, and data did arrive (else it is "no data")."""
+        return _nothing_to_report(self.data)
 
     def incident_url(self, incident_id: int) -> str:
         return f"{self.public_url}/incidents/{incident_id}"
@@ -128,7 +134,13 @@ class GovernorSummary:
 
     @property
     def nothing_to_report(self) -> bool:
-        return self.data.incidents == 0 and self.data.waiting_review_total == 0
+        """No incident and none waiting, and data did arrive (else it is "no data")."""
+        return _nothing_to_report(self.data)
+
+
+def _nothing_to_report(data: ReviewerWeek | GovernorWeek) -> bool:
+    quiet = data.incidents == 0 and data.waiting_review_total == 0
+    return quiet and not data.health.no_data
 
 
 WeeklySummary = ReviewerSummary | GovernorSummary
@@ -143,9 +155,11 @@ def build_weekly_summary(
     site: str | None,
     calendar: SchoolCalendar,
     public_url: str,
+    today: date,
     floor: Floor | None = None,
 ) -> WeeklySummary:
-    """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site);
+    """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site),
+    as known on the school's local day ``today`` (a week still running has days to come);
     incidents below ``floor`` are left out and only counted (``low_confidence``)."""
     zone = calendar.zone
     school_days = calendar.school_days(week.start, week.end)
@@ -157,7 +171,7 @@ def build_weekly_summary(
             school_days=len(school_days),
             public_url=public_url.rstrip("/"),
             data=load_reviewer_week(
-                db, week.start, week.end, zone, school_days, site=site, floor=floor
+                db, week.start, week.end, zone, school_days, site=site, today=today, floor=floor
             ),
         )
     return GovernorSummary(
@@ -167,6 +181,6 @@ def build_weekly_summary(
         school_days=len(school_days),
         public_url=public_url.rstrip("/"),
         data=load_governor_week(
-            db, week.start, week.end, zone, school_days, site=site, floor=floor
+            db, week.start, week.end, zone, school_days, site=site, today=today, floor=floor
         ),
     )

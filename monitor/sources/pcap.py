@@ -28,10 +28,12 @@ and interfaces (each with its own link type, ``if_tsresol``, decimal or power-of
 instead, which walks the records the same way in its own loop (``open_pcap_records``) and
 decodes them in place, without a ``Frame`` each.
 
-A file whose header is broken raises ``CaptureFileError``. A file that ends in the middle of a
-record (a cut-off download, a capture still being written) yields every complete frame and
-then ends, with ``CaptureReader.truncated`` set; damage further in (an impossible record
-length) ends the file the same way, with ``CaptureReader.problem`` saying where.
+A file whose header is broken raises ``CaptureFileError``. Damage further in (a record or block
+header with an impossible length) is noted in ``CaptureReader.damage`` with its offset, and
+reading resumes at the next plausible record or block, or stops there when none follows
+(``monitor.sources.damage`` has the rules, shared with the fused loops). A file that ends in
+the middle of a record (a cut-off download, a capture still being written) yields every
+complete frame and then ends, with ``CaptureReader.truncated`` set and the cut in ``damage``.
 """
 
 from __future__ import annotations
@@ -44,13 +46,21 @@ from types import TracebackType
 from typing import BinaryIO
 
 from monitor.errors import CaptureFileError
+from monitor.sources.damage import (
+    MAX_RECORD_BYTES,
+    Damage,
+    PcapRules,
+    ReadAt,
+    damage_report,
+    find_pcap_record,
+    find_pcapng_block,
+    impossible_caplen_reason,
+    pcap_rules,
+)
 from monitor.values import Frame
 
 CHUNK_BYTES = 1 << 20
 """How much is read from the file at a time."""
-
-MAX_RECORD_BYTES = 1 << 24
-"""A record claiming more captured bytes than this is damage, not a packet."""
 
 PCAP_MAGIC_MICRO = 0xA1B2C3D4
 PCAP_MAGIC_NANO = 0xA1B23C4D
@@ -114,7 +124,7 @@ def read_capture(path: str | os.PathLike[str]) -> CaptureReader:
     """The frames of a pcap or pcapng file, in file order.
 
     The header is checked at once (``CaptureFileError`` if the file cannot be a capture);
-    iterate the result for ``Frame`` values, then look at ``truncated`` and ``problem``.
+    iterate the result for ``Frame`` values, then look at ``truncated`` and ``damage``.
     """
     return CaptureReader(path)
 
@@ -136,8 +146,9 @@ class CaptureReader:
     """Bytes of the file consumed so far, up to the end of the last complete record."""
     truncated: bool
     """The file ended in the middle of a record (its complete frames were all yielded)."""
-    problem: str | None
-    """Why reading stopped before the end of the file, in one line; ``None`` if it did not."""
+    damage: list[Damage]
+    """Damaged places in file order, each with where reading resumed (or that it stopped),
+    and the cut at the end of a truncated file."""
     skipped: int
     """Packet records that could not become frames (unknown interface, no interface yet)."""
 
@@ -146,7 +157,7 @@ class CaptureReader:
         self.frames_read = 0
         self.bytes_read = 0
         self.truncated = False
-        self.problem = None
+        self.damage = []
         self.skipped = 0
         head, self.size = self._read_head()
         self._layout, self.format = self._check_header(head)
@@ -163,6 +174,17 @@ class CaptureReader:
 
     def close(self) -> None:
         """Nothing stays open between iterations; kept for symmetry with live sources."""
+
+    def damage_report(self) -> list[str]:
+        """One line per damaged place (file, offset, damage, what was skipped), then how far
+        reading got, for stderr; empty for a sound file. Exact once the iteration has ended."""
+        lines = damage_report(self.path, self.size, self.damage)
+        if lines:
+            lines.append(
+                f"{self.path}: {self.frames_read:,} frames read, up to byte {self.bytes_read} "
+                f"of {self.size}"
+            )
+        return lines
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -227,16 +249,19 @@ class CaptureReader:
 
     # -- pcap ----------------------------------------------------------------------------------
 
-    def open_pcap_records(self) -> tuple[BinaryIO, int, float, RecordUnpacker] | None:
+    def open_pcap_records(
+        self,
+    ) -> tuple[BinaryIO, int, float, RecordUnpacker, PcapRules] | None:
         """For a reader fused with the decoder (``monitor.fastscan``), a classic pcap file:
         the open file positioned at its first record (the caller closes it), the link type,
-        the timestamp scale (seconds per fraction unit) and the record-header unpacker
-        (``(seconds, fraction, captured length)`` at an offset).
+        the timestamp scale (seconds per fraction unit), the record-header unpacker
+        (``(seconds, fraction, captured length)`` at an offset) and the file's rules for
+        damage.
 
         ``None`` when the file shrank below its header since it was opened: ``truncated`` and
-        ``problem`` are then set as iteration would set them. The caller walks the records as
-        ``_pcap_frames`` does and keeps ``frames_read``, ``bytes_read``, ``truncated`` and
-        ``problem`` up to date itself.
+        ``damage`` are then set as iteration would set them. The caller walks the records as
+        ``_pcap_frames`` does, calls ``pcap_stopped`` where a walk stops early, and keeps
+        ``frames_read`` and ``bytes_read`` up to date itself.
         """
         if self.format != "pcap":
             raise ValueError(f"{self.path} is {self.format}, not pcap")
@@ -245,50 +270,94 @@ class CaptureReader:
         header = fh.read(_PCAP_HEADER_BYTES)
         if len(header) < _PCAP_HEADER_BYTES:
             fh.close()
-            self.truncated = True
-            self.problem = "file ends mid-packet"
+            self._cut(len(header), f"the file ends inside its header ({len(header)} of 24 bytes)")
             return None
-        magic, _, _, _, _, _, linktype_field = layout.pcap_header.unpack_from(header)
-        scale = 1e-9 if magic == PCAP_MAGIC_NANO else 1e-6
+        magic, _, _, _, _, snaplen, linktype_field = layout.pcap_header.unpack_from(header)
+        nano = magic == PCAP_MAGIC_NANO
+        rules = pcap_rules(layout is _LITTLE, snaplen, nano)
         # The upper bits of the field carry FCS information, not the link type.
-        return fh, linktype_field & 0xFFFF, scale, layout.pcap_record.unpack_from
+        return (
+            fh,
+            linktype_field & 0xFFFF,
+            1e-9 if nano else 1e-6,
+            layout.pcap_record.unpack_from,
+            rules,
+        )
+
+    def pcap_stopped(
+        self, fd: int, offset: int, size: int, rules: PcapRules, last_ts: float | None
+    ) -> int | None:
+        """A walk of a pcap file's records stopped at ``offset``: a header with an impossible
+        length, or the end of the file (``size`` bytes) inside a record. Note the damage or the
+        cut, and return where the walk resumes (``None``: it ends). ``last_ts``: the time of
+        the last frame read, if any (the search for the next record starts from it)."""
+        read_at = _reading(fd)
+        head = read_at(offset, _PCAP_RECORD_BYTES)
+        if len(head) < _PCAP_RECORD_BYTES:
+            self._cut(offset, f"the file ends inside a record header ({len(head)} of 16 bytes)")
+            return None
+        sec, _, caplen, _ = rules.record.unpack(head)
+        anchor = sec if last_ts is None else int(last_ts)
+        resume = find_pcap_record(read_at, offset + 1, size, rules, anchor)
+        left = size - offset - _PCAP_RECORD_BYTES
+        if caplen > rules.max_caplen:
+            reason = impossible_caplen_reason(rules, caplen)
+        elif resume is not None:
+            reason = f"the record header claims {caplen} captured bytes, more than the {left} left"
+        else:
+            self._cut(offset, f"the file ends {left} bytes into a record of {caplen}")
+            return None
+        self.damage.append(Damage(offset, reason, resume))
+        return resume
+
+    def _cut(self, offset: int, reason: str) -> None:
+        self.truncated = True
+        self.damage.append(Damage(offset, reason, cut=True))
 
     def _pcap_frames(self) -> Iterator[Frame]:
         opened = self.open_pcap_records()
         if opened is None:  # the file shrank since it was opened
             return
-        fh, linktype, scale, unpack = opened
+        fh, linktype, scale, unpack, rules = opened
+        max_caplen = rules.max_caplen
         frames = 0
         base = _PCAP_HEADER_BYTES  # file offset of buf[0]
         buf = b""
         pos = 0
+        ts: float | None = None
         try:
-            while more := fh.read(CHUNK_BYTES):
-                base += pos
-                buf = buf[pos:] + more if pos < len(buf) else more
-                pos = 0
-                size = len(buf)
-                last = size - _PCAP_RECORD_BYTES
-                while pos <= last:
-                    sec, frac, caplen = unpack(buf, pos)
-                    start = pos + _PCAP_RECORD_BYTES
-                    end = start + caplen
-                    if end > size:
-                        if caplen > MAX_RECORD_BYTES:
-                            self.problem = (
-                                f"record {frames + 1} at byte {base + pos}: captured length "
-                                f"{caplen} is impossible"
-                            )
-                            return
-                        break
-                    yield _new_frame(Frame, (sec + frac * scale, linktype, buf[start:end]))
-                    frames += 1
-                    pos = end
-                self.frames_read = frames
-                self.bytes_read = base + pos
-            if pos < len(buf):
-                self.truncated = True
-                self.problem = "file ends mid-packet"
+            while True:
+                if more := fh.read(CHUNK_BYTES):
+                    base += pos
+                    buf = buf[pos:] + more if pos < len(buf) else more
+                    pos = 0
+                    size = len(buf)
+                    last = size - _PCAP_RECORD_BYTES
+                    damaged = False
+                    while pos <= last:
+                        sec, frac, caplen = unpack(buf, pos)
+                        start = pos + _PCAP_RECORD_BYTES
+                        end = start + caplen
+                        if end > size or caplen > max_caplen:
+                            damaged = caplen > max_caplen
+                            break
+                        ts = sec + frac * scale
+                        yield _new_frame(Frame, (ts, linktype, buf[start:end]))
+                        frames += 1
+                        pos = end
+                    self.frames_read = frames
+                    self.bytes_read = base + pos
+                    if not damaged:
+                        continue
+                elif pos >= len(buf):
+                    break  # the end of the file, after a whole record
+                # Stopped at an impossible length, or at a record the end of the file cuts.
+                fd = fh.fileno()
+                resume = self.pcap_stopped(fd, base + pos, os.fstat(fd).st_size, rules, ts)
+                if resume is None:
+                    break
+                fh.seek(resume)
+                base, buf, pos = resume, b"", 0
         finally:
             self.frames_read = frames
             self.bytes_read = base + pos
@@ -307,118 +376,150 @@ class CaptureReader:
         interfaces: list[_Interface] = []
         last_ts = 0.0
         try:
-            while more := fh.read(CHUNK_BYTES):
-                base += pos
-                buf = buf[pos:] + more if pos < len(buf) else more
-                pos = 0
-                size = len(buf)
-                epb = layout.epb.unpack_from
-                u32 = layout.u32.unpack_from
-                while pos + 12 <= size:
-                    if pos + 28 <= size:
-                        btype, blen, iface, high, low, caplen = epb(buf, pos)
-                        end = pos + blen
-                        # The common case first: a sound Enhanced Packet Block, all in hand.
-                        # (Its trailing length is not compared here, to save 70 ns a packet:
-                        # a block whose lengths disagree is followed by its leading one.)
-                        if (
-                            btype == _BLOCK_EPB
-                            and end <= size
-                            and iface < len(interfaces)
-                            and blen >= 32
-                            and caplen <= blen - 32
-                            and not blen & 3
-                        ):
-                            linktype, divisor, offset, _ = interfaces[iface]
-                            last_ts = (high * 4294967296 + low) / divisor + offset
-                            yield _new_frame(
-                                Frame, (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
-                            )
-                            frames += 1
-                            pos = end
+            while True:
+                damage: str | None = None
+                if more := fh.read(CHUNK_BYTES):
+                    base += pos
+                    buf = buf[pos:] + more if pos < len(buf) else more
+                    pos = 0
+                    size = len(buf)
+                    epb = layout.epb.unpack_from
+                    u32 = layout.u32.unpack_from
+                    while pos + 12 <= size:
+                        if pos + 28 <= size:
+                            btype, blen, iface, high, low, caplen = epb(buf, pos)
+                            end = pos + blen
+                            # The common case first: a sound Enhanced Packet Block, all in hand.
+                            # (Its trailing length is not compared here, to save 70 ns a packet:
+                            # a block whose lengths disagree is followed by its leading one.)
+                            if (
+                                btype == _BLOCK_EPB
+                                and end <= size
+                                and iface < len(interfaces)
+                                and blen >= 32
+                                and caplen <= blen - 32
+                                and not blen & 3
+                            ):
+                                linktype, divisor, offset, _ = interfaces[iface]
+                                last_ts = (high * 4294967296 + low) / divisor + offset
+                                yield _new_frame(
+                                    Frame, (last_ts, linktype, buf[pos + 28 : pos + 28 + caplen])
+                                )
+                                frames += 1
+                                pos = end
+                                continue
+                        else:
+                            btype, blen = layout.block_header.unpack_from(buf, pos)
+                            iface = high = low = caplen = 0
+                        if btype == PCAPNG_SHB:
+                            # Its own byte order; the type reads the same in both.
+                            found = _shb_layout(buf[pos : pos + _SHB_MIN_BYTES])
+                            if isinstance(found, str):
+                                damage = f"damaged section header: {found}"
+                                break
+                            layout = found
+                            epb = layout.epb.unpack_from
+                            u32 = layout.u32.unpack_from
+                            blen = u32(buf, pos + 4)[0]
+                            if blen > size - pos:
+                                if blen > MAX_RECORD_BYTES:
+                                    damage = f"impossible section header length {blen}"
+                                break
+                            interfaces = []
+                            pos += blen
                             continue
-                    else:
-                        btype, blen = layout.block_header.unpack_from(buf, pos)
-                        iface = high = low = caplen = 0
-                    if btype == PCAPNG_SHB:
-                        # Its own byte order; the type reads the same in both.
-                        found = _shb_layout(buf[pos : pos + _SHB_MIN_BYTES])
-                        if isinstance(found, str):
-                            self.problem = f"section header at byte {base + pos}: {found}"
-                            return
-                        layout = found
-                        epb = layout.epb.unpack_from
-                        u32 = layout.u32.unpack_from
-                        blen = u32(buf, pos + 4)[0]
-                        if blen > size - pos:
-                            if blen > MAX_RECORD_BYTES:
-                                self.problem = f"section header at byte {base + pos}: length {blen}"
-                                return
+                        if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
+                            damage = f"impossible block length {blen}"
                             break
-                        interfaces = []
-                        pos += blen
+                        end = pos + blen
+                        if end > size:
+                            break
+                        if u32(buf, end - 4)[0] != blen:
+                            damage = f"the block's trailing length is not its length {blen}"
+                            break
+                        if btype == _BLOCK_EPB:
+                            if blen < 32 or caplen > blen - 32:
+                                damage = f"a packet block of {blen} bytes claims {caplen} captured"
+                                break
+                            if iface < len(interfaces):
+                                linktype, divisor, offset, _ = interfaces[iface]
+                                last_ts = ((high << 32) | low) / divisor + offset
+                                data = buf[pos + 28 : pos + 28 + caplen]
+                                yield _new_frame(Frame, (last_ts, linktype, data))
+                                frames += 1
+                            else:
+                                self.skipped += 1
+                        elif btype == _BLOCK_IDB:
+                            interface = _parse_idb(layout, buf[pos + 8 : end - 4])
+                            if interface is None:
+                                damage = f"an interface block of {blen} bytes is too short"
+                                break
+                            interfaces.append(interface)
+                        elif btype == _BLOCK_SPB:
+                            # No interface id (always the first) and no timestamp: keep the last.
+                            if interfaces and blen >= 16:
+                                wirelen = u32(buf, pos + 8)[0]
+                                linktype, _, _, snaplen = interfaces[0]
+                                caplen = min(wirelen, blen - 16, snaplen or wirelen)
+                                data = buf[pos + 12 : pos + 12 + caplen]
+                                yield _new_frame(Frame, (last_ts, linktype, data))
+                                frames += 1
+                            else:
+                                self.skipped += 1
+                        elif btype == _BLOCK_PB:
+                            if blen < 32:
+                                damage = f"a packet block of {blen} bytes is too short"
+                                break
+                            iface, high, low, caplen = layout.pb.unpack_from(buf, pos + 8)
+                            if iface < len(interfaces) and caplen <= blen - 32:
+                                linktype, divisor, offset, _ = interfaces[iface]
+                                last_ts = ((high << 32) | low) / divisor + offset
+                                data = buf[pos + 28 : pos + 28 + caplen]
+                                yield _new_frame(Frame, (last_ts, linktype, data))
+                                frames += 1
+                            else:
+                                self.skipped += 1
+                        pos = end
+                    self.frames_read = frames
+                    self.bytes_read = base + pos
+                    if damage is None:
                         continue
-                    if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
-                        self.problem = f"block at byte {base + pos}: impossible length {blen}"
-                        return
-                    end = pos + blen
-                    if end > size:
-                        break
-                    if u32(buf, end - 4)[0] != blen:
-                        self.problem = f"block at byte {base + pos}: trailing length is not {blen}"
-                        return
-                    if btype == _BLOCK_EPB:
-                        if blen < 32 or caplen > blen - 32:
-                            self.problem = f"packet block at byte {base + pos}: bad captured length"
-                            return
-                        if iface < len(interfaces):
-                            linktype, divisor, offset, _ = interfaces[iface]
-                            last_ts = ((high << 32) | low) / divisor + offset
-                            data = buf[pos + 28 : pos + 28 + caplen]
-                            yield _new_frame(Frame, (last_ts, linktype, data))
-                            frames += 1
-                        else:
-                            self.skipped += 1
-                    elif btype == _BLOCK_IDB:
-                        interface = _parse_idb(layout, buf[pos + 8 : end - 4])
-                        if interface is None:
-                            self.problem = f"interface block at byte {base + pos} is too short"
-                            return
-                        interfaces.append(interface)
-                    elif btype == _BLOCK_SPB:
-                        # No interface id (always the first) and no timestamp: keep the last one.
-                        if interfaces and blen >= 16:
-                            wirelen = u32(buf, pos + 8)[0]
-                            linktype, _, _, snaplen = interfaces[0]
-                            caplen = min(wirelen, blen - 16, snaplen or wirelen)
-                            data = buf[pos + 12 : pos + 12 + caplen]
-                            yield _new_frame(Frame, (last_ts, linktype, data))
-                            frames += 1
-                        else:
-                            self.skipped += 1
-                    elif btype == _BLOCK_PB:
-                        if blen < 32:
-                            self.problem = f"packet block at byte {base + pos} is too short"
-                            return
-                        iface, high, low, caplen = layout.pb.unpack_from(buf, pos + 8)
-                        if iface < len(interfaces) and caplen <= blen - 32:
-                            linktype, divisor, offset, _ = interfaces[iface]
-                            last_ts = ((high << 32) | low) / divisor + offset
-                            data = buf[pos + 28 : pos + 28 + caplen]
-                            yield _new_frame(Frame, (last_ts, linktype, data))
-                            frames += 1
-                        else:
-                            self.skipped += 1
-                    pos = end
-                self.frames_read = frames
-                self.bytes_read = base + pos
-            if pos < len(buf):
-                self.truncated = True
-                self.problem = "file ends mid-packet"
+                elif pos >= len(buf):
+                    break  # the end of the file, after a whole block
+                # Stopped at a damaged block, or at a block the end of the file cuts.
+                resume = self._pcapng_stopped(fh.fileno(), base + pos, layout, damage)
+                if resume is None:
+                    break
+                fh.seek(resume)
+                base, buf, pos = resume, b"", 0
         finally:
             self.frames_read = frames
             self.bytes_read = base + pos
             fh.close()
+
+    def _pcapng_stopped(
+        self, fd: int, offset: int, layout: _Layout, damage: str | None
+    ) -> int | None:
+        """Reading stopped at the block at ``offset``: ``damage`` says why, or ``None``: the
+        end of the file is inside it. Note it, and return where reading resumes (or ``None``)."""
+        read_at = _reading(fd)
+        size = os.fstat(fd).st_size
+        order = "<" if layout is _LITTLE else ">"
+        resume = find_pcapng_block(read_at, offset + 1, size, order)
+        if damage is None:
+            head = read_at(offset, 8)
+            left = size - offset
+            if resume is None:
+                if len(head) < 8:
+                    self._cut(offset, f"the file ends inside a block header ({left} of 8 bytes)")
+                    return None
+                length = layout.u32.unpack_from(head, 4)[0]
+                self._cut(offset, f"the file ends {left} bytes into a block of {length}")
+                return None
+            length = layout.u32.unpack_from(head, 4)[0]
+            damage = f"the block header claims {length} bytes, more than the {left} left"
+        self.damage.append(Damage(offset, damage, resume, unit="block"))
+        return resume
 
 
 def _shb_layout(head: bytes) -> _Layout | str:
@@ -464,6 +565,18 @@ def _parse_idb(layout: _Layout, body: bytes) -> _Interface | None:
             offset = layout.i64.unpack_from(value)[0]
         pos += 4 + length + (-length % 4)
     return (linktype, divisor, offset, snaplen)
+
+
+def _reading(fd: int) -> ReadAt:
+    """Reads of an open file at offsets, for the search after damage (none on a pipe)."""
+
+    def read_at(offset: int, length: int) -> bytes:
+        try:
+            return os.pread(fd, length, offset)
+        except OSError:  # not a regular file: nothing can be searched
+            return b""
+
+    return read_at
 
 
 def _os_reason(error: OSError) -> str:

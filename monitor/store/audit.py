@@ -1,8 +1,10 @@
 """The append-only audit trail: who did or saw what, when, and from which address.
 
-Every login (success and failure), logout, view of an incident or device, export and change
-appends one ``AuditEventRecord`` through ``record_event``, in the caller's transaction: the
-action and its audit row are committed together or not at all. Nothing here updates or deletes
+Every login (success and failure), logout, view of an incident or device, list read that
+returns identities, export and change appends one ``AuditEventRecord`` through
+``record_event``, in the caller's transaction: the action and its audit row are committed
+together or not at all. Each row names the school it concerns (``site``), so that an admin
+limited to one school reads only that school's events. Nothing here updates or deletes
 audit rows (retention of the audit log is a separate, deliberate decision).
 """
 
@@ -35,6 +37,8 @@ class AuditAction(StrEnum):
     VIEW_DEVICE = "view_device"
     REVIEW = "review"
     EXPORT = "export"
+    VIEW_LIST = "view_list"
+    """A page of a list of incidents or devices read through the API (identities in bulk)."""
     LABEL_DEVICE = "label_device"
     MERGE_DEVICES = "merge_devices"
     ERASE_DEVICE = "erase_device"
@@ -72,11 +76,14 @@ def record_event(
     detail: Mapping[str, object] | None,
     address: str | None,
     at: datetime | None = None,
+    site: str | None = None,
 ) -> None:
     """Append one audit row to the caller's transaction (the caller commits).
 
     ``detail`` must be JSON-serialisable; keep it to what an auditor needs (a reason, an
-    outcome, filter values), never a password.
+    outcome, filter values), never a password. ``site`` is the school the event concerns (the
+    incident's, the device's, the person's); None for the trust's own events, which only
+    admins without a site read.
     """
     db.add(
         AuditEventRecord(
@@ -88,7 +95,33 @@ def record_event(
             target_id=None if target_id is None else str(target_id),
             detail=dict(detail or {}),
             address=address,
+            site=site,
         )
+    )
+
+
+def record_bulk_read(
+    db: Session,
+    *,
+    user: Actor,
+    action: AuditAction,
+    target_type: str,
+    filters: Mapping[str, object],
+    detail: Mapping[str, object],
+    address: str | None,
+    site: str | None,
+) -> None:
+    """The one audit row of a read of many items at once (the queue's CSV export, a page of the
+    API's incident or device list): the query asked (``filters``), never a row per item."""
+    record_event(
+        db,
+        user=user,
+        action=action,
+        target_type=target_type,
+        target_id=None,
+        detail={**detail, "filters": dict(filters)},
+        address=address,
+        site=site,
     )
 
 
@@ -99,6 +132,7 @@ def record_review(
     incident_id: int,
     change: ReviewEntry | None,
     address: str | None,
+    site: str | None,
 ) -> None:
     """The audit row of a review change, from the change as stored (pages and API alike)."""
     record_event(
@@ -114,4 +148,5 @@ def record_review(
             "second_reviewer": change.second_reviewer if change else None,
         },
         address=address,
+        site=site,
     )

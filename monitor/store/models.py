@@ -301,7 +301,11 @@ class AuditEventRecord(Base):
     """Append-only: every view of an incident or device, export, change and login attempt."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index(None, "at"), Index(None, "target_type", "target_id"))
+    __table_args__ = (
+        Index(None, "at"),
+        Index(None, "target_type", "target_id"),
+        Index(None, "site", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime]
@@ -316,6 +320,9 @@ class AuditEventRecord(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     address: Mapped[str | None] = mapped_column(String)
     """The client address the request came from."""
+    site: Mapped[str | None] = mapped_column(String)
+    """The school the event concerns (its incident, device or person); None: the trust's, or
+    recorded before sites were kept. An admin limited to a site reads only that site's rows."""
 
 
 class IncidentReviewRecord(Base):

@@ -1,10 +1,15 @@
 """A durable, append-only disk spool for writes the database could not take (yet).
 
 The spool is a directory of JSON-lines segment files, ``segment-000000000001.jsonl``, ... .
-Each line is one record: ``{"v": 1, "id": "<hex>", "items": [...]}``, where ``id`` is the
-writer's batch id (recorded in ``applied_batches`` when applied, so a record is applied once
+Each line is one record: ``{"v": 1, "id": "<hex>", "n": 2, "items": [...]}``, where ``id`` is
+the writer's batch id (recorded in ``applied_batches`` when applied, so a record is applied once
 even if it is replayed twice) and each item is a dict tagged with its type and version by the
-writer. The spool knows nothing of those types.
+writer. The spool knows nothing of those types. ``n`` (the number of items) comes before them,
+so that a damaged line (a crash mid-write) still says how many items it held: they are counted
+as lost, not the line.
+
+A write that fails (the disk is full) is cut back off the file, so the segment never keeps a
+torn line from it, and raises ``OSError``: the caller counts those items as lost.
 
 Reading never happens on a segment that is still being appended to: ``sealed_segments()``
 closes the active segment first, so a replay reads whole files in order and deletes each only
@@ -17,10 +22,11 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -61,24 +67,30 @@ class Spool:
         existing = self._segment_paths()
         self._next_seq = (_segment_seq(existing[-1]) + 1) if existing else 1
         self._pending_bytes = sum(path.stat().st_size for path in existing)
-        self._active: IO[str] | None = None
+        self._active: int | None = None
+        """The active segment's file descriptor."""
         self._active_size = 0
 
     def append(self, record_id: str, items: list[dict[str, Any]], *, sync: bool = True) -> None:
         """Append one record; with ``sync`` the segment is fsynced before returning.
 
-        Raises ``OSError`` when the spool cannot be written (disk full, read-only).
+        Raises ``OSError`` when the spool cannot be written (disk full, read-only); the
+        segment is left as it was before.
         """
         line = json.dumps(
-            {"v": SPOOL_FORMAT_VERSION, "id": record_id, "items": items}, separators=(",", ":")
+            {"v": SPOOL_FORMAT_VERSION, "id": record_id, "n": len(items), "items": items},
+            separators=(",", ":"),
         )
-        data = line + "\n"
+        data = (line + "\n").encode("utf-8")
         with self._lock:
-            active = self._open_active()
-            active.write(data)
-            active.flush()
-            if sync:
-                os.fsync(active.fileno())
+            fd = self._open_active()
+            try:
+                _write_all(fd, data)
+                if sync:
+                    os.fsync(fd)
+            except OSError:
+                self._cut_back(fd)
+                raise
             self._active_size += len(data)
             self._pending_bytes += len(data)
             if self._active_size >= self._segment_max_bytes:
@@ -88,7 +100,7 @@ class Spool:
         """Fsync the active segment (records appended with ``sync=False``)."""
         with self._lock:
             if self._active is not None:
-                os.fsync(self._active.fileno())
+                os.fsync(self._active)
 
     def has_pending(self) -> bool:
         return self._pending_bytes > 0
@@ -104,22 +116,25 @@ class Spool:
             return self._segment_paths()
 
     def read(self, segment: Path) -> tuple[list[SpoolRecord], int]:
-        """The records of a sealed segment, and how many lines could not be read.
+        """The records of a sealed segment, and how many items the unreadable lines held.
 
-        A torn last line (a crash mid-write) and any corrupt line are skipped and logged.
+        A torn last line (a crash mid-write) and any corrupt line are skipped and logged; each
+        counts as the ``n`` items it says it held (1 when even that cannot be read).
         """
         records: list[SpoolRecord] = []
-        bad = 0
+        lost = 0
         with segment.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, start=1):
                 try:
                     records.append(_parse_line(line))
                 except ValueError as e:
-                    bad += 1
+                    held = _items_held(line)
+                    lost += held
                     logger.error(
-                        "%s line %d: unreadable spool record skipped: %s", segment, number, e
-                    )
-        return records, bad
+                        "%s line %d: unreadable spool record skipped (%d items lost): %s",
+                        segment, number, held, e,
+                    )  # fmt: skip
+        return records, lost
 
     def remove(self, segment: Path) -> None:
         """Delete a segment whose records are all committed."""
@@ -146,20 +161,30 @@ class Spool:
             self._close_active()
         self._lock_file.close()
 
-    def _open_active(self) -> IO[str]:
+    def _open_active(self) -> int:
         if self._active is None:
             path = self.directory / f"segment-{self._next_seq:012d}.jsonl"
             self._next_seq += 1
-            self._active = path.open("a", encoding="utf-8")
+            self._active = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             self._active_size = 0
             _fsync_directory(self.directory)
         return self._active
 
     def _close_active(self) -> None:
         if self._active is not None:
-            self._active.flush()
-            os.fsync(self._active.fileno())
-            self._active.close()
+            try:
+                os.fsync(self._active)
+            finally:
+                os.close(self._active)
+                self._active = None
+
+    def _cut_back(self, fd: int) -> None:
+        """Remove what a failed write left of its line; if even that fails, start a new
+        segment (a torn line there is skipped and counted when it is read)."""
+        try:
+            os.ftruncate(fd, self._active_size)
+        except OSError:
+            os.close(fd)
             self._active = None
 
     def _segment_paths(self) -> list[Path]:
@@ -185,6 +210,22 @@ def _parse_line(line: str) -> SpoolRecord:
     if not all(isinstance(item, dict) for item in items):
         raise ValueError("an item is not a JSON object")
     return SpoolRecord(record_id, items)
+
+
+_ITEMS_HELD = re.compile(r'^\{"v":\d+,"id":"[^"]*","n":(\d+),')
+
+
+def _items_held(line: str) -> int:
+    """How many items an unreadable line held, by its ``n``; at least 1."""
+    found = _ITEMS_HELD.match(line)
+    return max(1, int(found.group(1))) if found else 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _fsync_directory(directory: Path) -> None:

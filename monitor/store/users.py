@@ -4,9 +4,10 @@ Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher``, RFC 9106 l
 profile); only the hash is stored. ``verify_login`` is the one place a password is checked: it
 applies the lockout policy (``web.login_max_failures`` failures in a row lock the account for
 ``web.login_lockout_minutes``) and, for a name that does not exist, still verifies against a
-dummy hash so the answer takes about as long (no user enumeration by timing). The caller
-(``api/auth.py``) writes the audit row and commits: everything here runs in the caller's
-transaction.
+dummy hash so the answer takes about as long (no user enumeration by timing). The attempt is
+counted in a short transaction of its own before the hash, which runs with no transaction open
+(a login flood must not hold SQLite's one write lock, which capture needs); the caller
+(``api/auth.py``) writes the audit row in a second short transaction and commits it.
 
 API tokens (``hm_`` followed by 43 URL-safe characters) are shown once at creation; the table
 keeps their SHA-256. The ``run_users_*`` functions are what ``hallmonitor users ...`` calls;
@@ -28,7 +29,7 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from monitor.store.audit import AuditAction, NamedActor, record_event
@@ -125,6 +126,8 @@ class ApiTokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    site: str | None = None
+    """The owner's site: a token acts for its owner, within the owner's school."""
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -215,13 +218,14 @@ def create_user(
     name = _check_username(username)
     checked_role = _check_fields(display_name, str(role), email)
     check_password_policy(password)
+    password_hash = hasher.hash(password)  # before any query: no transaction is open yet
     if db.scalar(select(UserRecord.id).where(UserRecord.username == name)) is not None:
         raise ValueError(f"username {name!r} is taken: choose another or use `users passwd`")
     record = UserRecord(
         username=name,
         display_name=display_name.strip(),
         email=email,
-        password_hash=hasher.hash(password),
+        password_hash=password_hash,
         role=checked_role.value,
         site=site or None,
         disabled=False,
@@ -254,20 +258,36 @@ def find_user_by_id(db: Session, user_id: int) -> UserInfo | None:
     return None if record is None else user_info(record)
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChanged:
+    """A new password: the user, and how many of their API tokens it revoked."""
+
+    user: UserInfo
+    tokens_revoked: int
+
+
 def set_password(
-    db: Session, username: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
-) -> UserInfo:
-    """Replace the password, clear any lockout and sign the user out everywhere (a one-time
-    password is gone once replaced)."""
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    hasher: PasswordHasher = DEFAULT_HASHER,
+    now: datetime | None = None,
+) -> PasswordChanged:
+    """Replace the password, clear any lockout, sign the user out everywhere and revoke their
+    API tokens (a password changed because it leaked must not leave a token working; a
+    one-time password is gone once replaced)."""
     check_password_policy(password)
+    password_hash = hasher.hash(password)  # before any query: no transaction is open yet
     record = _get_record(db, username)
-    record.password_hash = hasher.hash(password)
+    record.password_hash = password_hash
     record.failed_logins = 0
     record.locked_until = None
     record.must_change_password = False
     db.execute(delete(WebSessionRecord).where(WebSessionRecord.user_id == record.id))
+    revoked = revoke_user_api_tokens(db, record.id, now=now)
     db.flush()
-    return user_info(record)
+    return PasswordChanged(user_info(record), revoked)
 
 
 def set_disabled(db: Session, username: str, disabled: bool) -> UserInfo:
@@ -297,61 +317,117 @@ def _password_matches(hasher: PasswordHasher, stored: str, password: str) -> boo
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A login attempt after its first, short transaction: either already decided (unknown
+    name, locked or disabled account) or counted against the lockout and still to be checked."""
+
+    outcome: LoginOutcome | None
+    """The decision when no password check is allowed; None when the password is to be checked."""
+    user: UserInfo | None
+    password_hash: str | None = None
+    """The stored hash to check against (None: check against a dummy hash, for the timing)."""
+    locked_until: datetime | None = None
+    """The lock in force, or the one this attempt set by being the last one allowed."""
+
+
+def reserve_login_attempt(
+    db: Session, username: str, now: datetime, policy: LoginPolicy
+) -> LoginAttempt:
+    """Count an attempt against the lockout before its password is checked (the caller commits
+    at once, before hashing).
+
+    The user's row is locked (``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` serialises anyway)
+    while the count moves on, so parallel guesses each take their own place in it: at most
+    ``policy.max_failures`` in a row are ever checked. The attempt that reaches the limit sets
+    the lock and is still checked; if its password is right, ``finish_login`` lifts the lock.
+    """
+    name = normalise_username(username)
+    record = (
+        db.scalar(select(UserRecord).where(UserRecord.username == name).with_for_update())
+        if name
+        else None
+    )
+    if record is None:
+        return LoginAttempt(LoginOutcome.UNKNOWN_USER, None)
+    if record.locked_until is not None and record.locked_until > now:
+        return LoginAttempt(
+            LoginOutcome.LOCKED, user_info(record), locked_until=record.locked_until
+        )
+    if record.disabled:
+        return LoginAttempt(LoginOutcome.DISABLED, user_info(record))
+    locked_until = None
+    record.failed_logins += 1
+    if record.failed_logins >= policy.max_failures:
+        locked_until = now + policy.lockout
+        record.failed_logins = 0
+        record.locked_until = locked_until
+    db.flush()
+    return LoginAttempt(None, user_info(record), record.password_hash, locked_until)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPassword:
+    """The result of the slow part of a login, computed with no transaction open."""
+
+    matches: bool
+    new_hash: str | None = None
+    """The password hashed with the current parameters, when the stored hash is outdated."""
+
+
+def check_password(attempt: LoginAttempt, password: str, hasher: PasswordHasher) -> CheckedPassword:
+    """Verify one argon2 hash, whatever the attempt (a dummy one when no check is allowed), so
+    every answer takes about as long. Touches no database."""
+    password = password[:PASSWORD_MAX_LENGTH]
+    if attempt.outcome is not None or attempt.password_hash is None:
+        _password_matches(hasher, _dummy_hash(hasher), password)
+        return CheckedPassword(False)
+    if not _password_matches(hasher, attempt.password_hash, password):
+        return CheckedPassword(False)
+    if hasher.check_needs_rehash(attempt.password_hash):
+        return CheckedPassword(True, hasher.hash(password))
+    return CheckedPassword(True)
+
+
+def finish_login(
+    db: Session, attempt: LoginAttempt, checked: CheckedPassword, now: datetime
+) -> LoginResult:
+    """Record the end of an attempt (in the caller's transaction): a success clears the count
+    and any lock and notes the time; a failure was counted already."""
+    if attempt.outcome is not None or attempt.user is None:
+        return LoginResult(
+            attempt.outcome or LoginOutcome.UNKNOWN_USER, attempt.user, attempt.locked_until
+        )
+    if not checked.matches:
+        return LoginResult(LoginOutcome.WRONG_PASSWORD, attempt.user, attempt.locked_until)
+    record = db.get(UserRecord, attempt.user.id)
+    if record is None:  # deleted while its password was being checked
+        return LoginResult(LoginOutcome.UNKNOWN_USER, None)
+    if checked.new_hash is not None:
+        record.password_hash = checked.new_hash
+    record.failed_logins = 0
+    record.locked_until = None
+    record.last_login_at = now
+    db.flush()
+    user = user_info(record)
+    return LoginResult(LoginOutcome.SUCCESS, user)
+
+
 def verify_login(
     db: Session, username: str, password: str, now: datetime, policy: LoginPolicy
 ) -> LoginResult:
-    """Check a login attempt and update the throttling columns (in the caller's transaction).
+    """Check a login attempt: ``reserve_login_attempt``, committed at once; the argon2 hash
+    with no transaction open (on SQLite a transaction holds the one write lock, which capture
+    needs too); then ``finish_login`` in the caller's transaction, which the caller commits.
 
     Every path verifies one argon2 hash, so an unknown name, a locked or disabled account and a
     wrong password take about the same time. A locked account refuses even the right password
     until ``locked_until``; the lock is not extended by attempts made while it holds.
     """
-    if len(password) > PASSWORD_MAX_LENGTH:
-        password = password[:PASSWORD_MAX_LENGTH]
-    name = normalise_username(username)
-    record = db.scalar(select(UserRecord).where(UserRecord.username == name)) if name else None
-    if record is None:
-        _password_matches(policy.hasher, _dummy_hash(policy.hasher), password)
-        return LoginResult(LoginOutcome.UNKNOWN_USER, None)
-    if record.locked_until is not None and record.locked_until > now:
-        _password_matches(policy.hasher, _dummy_hash(policy.hasher), password)
-        return LoginResult(LoginOutcome.LOCKED, user_info(record), record.locked_until)
-    matches = _password_matches(policy.hasher, record.password_hash, password)
-    if record.disabled:
-        return LoginResult(LoginOutcome.DISABLED, user_info(record))
-    if not matches:
-        return _record_failure(db, record, now, policy)
-    if policy.hasher.check_needs_rehash(record.password_hash):
-        record.password_hash = policy.hasher.hash(password)
-    record.failed_logins = 0
-    record.locked_until = None
-    record.last_login_at = now
-    db.flush()
-    return LoginResult(LoginOutcome.SUCCESS, user_info(record))
-
-
-def _record_failure(
-    db: Session, record: UserRecord, now: datetime, policy: LoginPolicy
-) -> LoginResult:
-    # Increment in SQL so that parallel guesses cannot each read the same old count.
-    failures = db.execute(
-        update(UserRecord)
-        .where(UserRecord.id == record.id)
-        .values(failed_logins=UserRecord.failed_logins + 1)
-        .returning(UserRecord.failed_logins)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    locked_until = None
-    if failures >= policy.max_failures:
-        locked_until = now + policy.lockout
-        db.execute(
-            update(UserRecord)
-            .where(UserRecord.id == record.id)
-            .values(failed_logins=0, locked_until=locked_until)
-            .execution_options(synchronize_session=False)
-        )
-    db.expire(record)
-    return LoginResult(LoginOutcome.WRONG_PASSWORD, user_info(record), locked_until)
+    attempt = reserve_login_attempt(db, username, now, policy)
+    db.commit()
+    checked = check_password(attempt, password, policy.hasher)
+    return finish_login(db, attempt, checked, now)
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -386,16 +462,29 @@ def revoke_api_token(db: Session, token_id: int, *, now: datetime | None = None)
         db.flush()
 
 
+def revoke_user_api_tokens(db: Session, user_id: int, *, now: datetime | None = None) -> int:
+    """Revoke every live API token of a user (the records stay); how many were live."""
+    result = db.execute(
+        update(ApiTokenRecord)
+        .where(ApiTokenRecord.user_id == user_id, ApiTokenRecord.revoked_at.is_(None))
+        .values(revoked_at=_utcnow(now))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
 def list_api_tokens(db: Session) -> list[ApiTokenInfo]:
     """Every API token, newest first, with the name of its user."""
     rows = db.execute(
-        select(ApiTokenRecord, UserRecord.username)
+        select(ApiTokenRecord, UserRecord.username, UserRecord.site)
         .join(UserRecord, UserRecord.id == ApiTokenRecord.user_id)
         .order_by(ApiTokenRecord.created_at.desc(), ApiTokenRecord.id.desc())
     )
     return [
-        ApiTokenInfo(t.id, t.user_id, username, t.name, t.created_at, t.last_used_at, t.revoked_at)
-        for t, username in rows
+        ApiTokenInfo(
+            t.id, t.user_id, username, t.name, t.created_at, t.last_used_at, t.revoked_at, site
+        )
+        for t, username, site in rows
     ]
 
 
@@ -465,9 +554,13 @@ def run_users_passwd(url: str, username: str, password: str) -> str:
     """``hallmonitor users passwd``: new password, lockout cleared, signed out everywhere."""
 
     def passwd(db: Session) -> str:
-        user = set_password(db, username, password)
-        _audit_cli(db, user, {"change": "password"})
-        return f"password changed for {user.username!r}; their sessions were ended"
+        changed = set_password(db, username, password)
+        user = changed.user
+        _audit_cli(db, user, {"change": "password", "tokens_revoked": changed.tokens_revoked})
+        return (
+            f"password changed for {user.username!r}; their sessions were ended and "
+            f"{_tokens(changed.tokens_revoked)} revoked"
+        )
 
     return _run(url, passwd)
 
@@ -493,11 +586,17 @@ def run_users_token(url: str, username: str, name: str) -> str:
         token = create_api_token(db, user.id, name)
         record_event(
             db, user=_cli_actor(), action=AuditAction.CREATE_API_TOKEN, target_type="user",
-            target_id=user.id, detail={"name": name}, address=None,
+            target_id=user.id, detail={"name": name}, address=None, site=user.site,
         )  # fmt: skip
         return token
 
     return _run(url, issue)
+
+
+def _tokens(count: int) -> str:
+    if count == 0:
+        return "no API token was"
+    return "1 API token was" if count == 1 else f"{count} API tokens were"
 
 
 def _cli_actor() -> NamedActor:
@@ -508,7 +607,7 @@ def _cli_actor() -> NamedActor:
 def _audit_cli(db: Session, user: UserInfo, detail: dict[str, object]) -> None:
     record_event(
         db, user=_cli_actor(), action=AuditAction.CHANGE_USER, target_type="user",
-        target_id=user.id, detail=detail, address=None,
+        target_id=user.id, detail=detail, address=None, site=user.site,
     )  # fmt: skip
 
 

@@ -25,8 +25,9 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class WriterStats:
     spool_bytes: int
     """Bytes waiting in the spool now."""
     last_error: str | None
+    drop_causes: dict[str, int] = field(default_factory=dict)
+    """Why items were dropped: each cause, in words, with how many items it lost."""
 
 
 class Writer:
@@ -126,6 +129,7 @@ class Writer:
             "rejected": 0,
         }
         self._last_error: str | None = None
+        self._drop_causes: Counter[str] = Counter()
         self._retry_at = 0.0
         self._retry_delay_s = retry_initial_s
         self._down_since: float | None = None
@@ -148,12 +152,7 @@ class Writer:
         try:
             self._spool.append(uuid.uuid4().hex, [encode_item(item)], sync=False)
         except OSError as e:
-            self._count("dropped")
-            self._log_rate_limited(
-                "drop", logging.ERROR, "writer queue full and spool unwritable (%s): item dropped "
-                "(%d so far); free space in %s or fix its permissions", e,
-                self.stats().dropped, self._spool.directory,
-            )  # fmt: skip
+            self._drop(1, e)
             return
         self._count("spooled")
         self._log_rate_limited(
@@ -193,6 +192,7 @@ class Writer:
                 queued=self._queue.qsize(),
                 spool_bytes=self._spool.size_bytes(),
                 last_error=self._last_error,
+                drop_causes=dict(self._drop_causes),
                 **self._counts,
             )
 
@@ -323,7 +323,8 @@ class Writer:
         replayed = 0
         for segment in self._spool.sealed_segments():
             records, unreadable = self._spool.read(segment)
-            self._count("dropped", unreadable)
+            if unreadable:
+                self._drop(unreadable, f"unreadable lines in the spool in {self._spool.directory}")
             for group in _groups(records, self._batch_size):
                 if not self._database_due():
                     return
@@ -367,14 +368,7 @@ class Writer:
         try:
             self._spool.append(record.id, record.items, sync=True)
         except OSError as e:
-            self._count("dropped", len(record.items))
-            logger.error(
-                "cannot write %d items to the spool in %s (%s): they are lost; free space there "
-                "or fix its permissions",
-                len(record.items),
-                self._spool.directory,
-                e,
-            )
+            self._drop(len(record.items), e)
             return
         self._count("spooled", len(record.items))
 
@@ -383,7 +377,10 @@ class Writer:
         try:
             self._spool.append_rejected(item, reason)
         except OSError as e:
-            logger.error("cannot keep a rejected item in %s: %s", self._spool.directory, e)
+            self._log_rate_limited(
+                "keep-rejected", logging.ERROR, "cannot keep a rejected item in %s: %s",
+                self._spool.directory, e,
+            )  # fmt: skip
         self._log_rate_limited(
             "reject", logging.ERROR, "the database refused an item of type %s (%s); kept in %s",
             item.get("t"), reason, self._spool.rejected_path,
@@ -415,6 +412,19 @@ class Writer:
         self._retry_delay_s = self._retry_initial_s
         self._retry_at = 0.0
 
+    def _drop(self, items: int, cause: OSError | str) -> None:
+        """Count ``items`` as lost, by cause; the error is logged once a minute, not per batch
+        (a full disk fails every batch)."""
+        reason = spool_drop_cause(self._spool.directory, cause)
+        with self._stats_lock:
+            self._counts["dropped"] += items
+            self._drop_causes[reason] += items
+            total = self._counts["dropped"]
+        self._log_rate_limited(
+            "drop", logging.ERROR, "%d items dropped (%d so far): %s; free space there or fix "
+            "its permissions", items, total, reason,
+        )  # fmt: skip
+
     def _count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
             self._counts[name] += n
@@ -438,6 +448,13 @@ def _groups(records: list[SpoolRecord], batch_size: int) -> Iterator[list[SpoolR
             group, size = [], 0
     if group:
         yield group
+
+
+def spool_drop_cause(directory: Path, cause: OSError | str) -> str:
+    """Why items were lost, in words: the spool's OS error (e.g. "No space left on device")."""
+    if isinstance(cause, str):
+        return cause
+    return f"the spool in {directory} could not be written ({cause.strerror or cause})"
 
 
 def is_transient(error: SQLAlchemyError) -> bool:

@@ -79,13 +79,19 @@ class AppHarness:
         return Session(self.app.state.engine)
 
     def add_user(
-        self, role: UserRole, username: str | None = None, *, password: str = PASSWORD
+        self,
+        role: UserRole,
+        username: str | None = None,
+        *,
+        password: str = PASSWORD,
+        site: str | None = None,
     ) -> UserInfo:
         name = username or f"{role.value}{len(self.users) + 1}"
         with self.db() as db:
             user = create_user(
-                db, name, f"{role.value.title()} {name}", role, password, hasher=FAST_HASHER
-            )
+                db, name, f"{role.value.title()} {name}", role, password,
+                site=site, hasher=FAST_HASHER,
+            )  # fmt: skip
             db.commit()
         self.users[name] = user
         return user
@@ -107,9 +113,15 @@ class AppHarness:
             follow_redirects=False,
         )
 
-    def sign_in(self, role: UserRole = UserRole.REVIEWER, username: str | None = None) -> UserInfo:
-        """Create a user with ``role`` and sign in through the login form."""
-        user = self.add_user(role, username)
+    def sign_in(
+        self,
+        role: UserRole = UserRole.REVIEWER,
+        username: str | None = None,
+        *,
+        site: str | None = None,
+    ) -> UserInfo:
+        """Create a user with ``role`` (limited to ``site``) and sign in through the login form."""
+        user = self.add_user(role, username, site=site)
         response = self.post_login(user.username, PASSWORD)
         assert response.status_code == 303, response.text
         assert "hm_session" in self.client.cookies

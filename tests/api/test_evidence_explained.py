@@ -195,6 +195,7 @@ def test_the_weekly_email_leaves_low_incidents_out_and_says_how_many(
                 site=None,
                 calendar=build_calendar(settings),
                 public_url="https://monitor.example",
+                today=datetime.fromtimestamp(START, UTC).date(),
                 floor=settings.incidents.floor(),
             )
     finally:

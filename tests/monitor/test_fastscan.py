@@ -28,9 +28,18 @@ from monitor.extract.dns import DNS_PORTS
 from monitor.fastscan import _Windows, can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline
 from monitor.scan import render_jsonl, write_observations
+from monitor.sources.damage import Damage
 from monitor.sources.pcap import read_capture
 from monitor.values import Frame, Packet, StageCounters
 from tests.bench.make_mix import write_mix
+from tests.data.damaged import (
+    packet_block_indexes,
+    pcap_records,
+    with_block_length,
+    with_pcap_length,
+    without_block,
+    without_pcap_record,
+)
 from tests.data.pcapng import as_pcapng
 from tests.data.traffic import tls_flow
 
@@ -74,7 +83,7 @@ class ScanResult:
     frames_read: int
     bytes_read: int
     truncated: bool
-    problem: str | None
+    damage: list[Damage]
 
 
 def scan(
@@ -105,7 +114,7 @@ def scan(
         reader.frames_read,
         reader.bytes_read,
         reader.truncated,
-        reader.problem,
+        reader.damage,
     )
 
 
@@ -211,7 +220,79 @@ def test_fused_scan_equals_general_scan_on_an_impossible_record_length(tmp_path:
         tail=struct.pack("<IIII", 1_700_000_001, 0, 1 << 30, 1 << 30) + bytes(100),
     )
     result = assert_same_scan(path)
-    assert result.problem is not None and "impossible" in result.problem
+    assert [(place.reason, place.resumed_at) for place in result.damage] == [
+        ("the record header claims 1073741824 captured bytes (at most 262144)", None)
+    ]
+
+
+def damaged_copy(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("index", [0, 1, 400, 845, 846])
+def test_fused_scan_equals_general_scan_past_an_impossible_length_in_a_real_capture(
+    index: int, tmp_path: Path
+) -> None:
+    """Every loop resumes at the same record after the damage, and prints what the file
+    without the damaged record prints."""
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    damaged = assert_same_scan(damaged_copy(tmp_path, "d.pcap", with_pcap_length(data, index)))
+    without = scan(damaged_copy(tmp_path, "w.pcap", without_pcap_record(data, index)), fast=True)
+    assert damaged.text == without.text
+    offset, caplen = pcap_records(data)[index]
+    assert [(d.offset, d.resumed_at) for d in damaged.damage] == [
+        (offset, None if index == 846 else offset + 16 + caplen)
+    ]
+
+
+def test_fused_scan_equals_general_scan_when_nothing_plausible_follows_the_damage(
+    tmp_path: Path,
+) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, _ = pcap_records(data)[400]
+    damaged = assert_same_scan(damaged_copy(tmp_path, "d.pcap", data[:offset] + b"\xff" * 20_000))
+    before = scan(damaged_copy(tmp_path, "before.pcap", data[:offset]), fast=True)
+    assert damaged.text == before.text
+    assert (damaged.bytes_read, damaged.damage[0].resumed_at) == (offset, None)
+
+
+def test_fused_scan_equals_general_scan_on_damage_in_a_later_window(tmp_path: Path) -> None:
+    """Damage past the first mapped window, and records found past it in the next one."""
+    whole = tmp_path / "bulk.pcap"
+    write_mix(whole, "bulk", 2500, seed=4)
+    data = whole.read_bytes()
+    records = pcap_records(data)
+    index = next(i for i, (offset, _) in enumerate(records) if offset > (1 << 20) - 600)
+    damaged = assert_same_scan(damaged_copy(tmp_path, "d.pcap", with_pcap_length(data, index)))
+    without = scan(damaged_copy(tmp_path, "w.pcap", without_pcap_record(data, index)), fast=True)
+    assert damaged.text == without.text
+    assert len(damaged.damage) == 1
+
+
+def test_fused_scan_equals_general_scan_on_a_real_capture_cut_in_its_last_record(
+    tmp_path: Path,
+) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, _ = pcap_records(data)[-1]
+    result = assert_same_scan(damaged_copy(tmp_path, "cut.pcap", data[: offset + 30]))
+    assert result.truncated and [d.cut for d in result.damage] == [True]
+
+
+def test_fused_scan_equals_general_scan_past_a_damaged_pcapng_block(tmp_path: Path) -> None:
+    if not _loop.compiled:
+        pytest.skip("pcapng files take the compiled loop only")
+    data = (PCAPS / "ndpi-viber.pcapng").read_bytes()
+    index = packet_block_indexes(data)[50]
+    damaged = assert_same_scan(
+        damaged_copy(tmp_path, "d.pcapng", with_block_length(data, index, 0x7FFF0001))
+    )
+    without = scan(damaged_copy(tmp_path, "w.pcapng", without_block(data, index)), fast=True)
+    assert damaged.text == without.text
+    assert [d.resumed_at is not None for d in damaged.damage] == [True]
+    cut = assert_same_scan(damaged_copy(tmp_path, "cut.pcapng", data[: len(data) - 30]))
+    assert cut.truncated and [d.cut for d in cut.damage] == [True]
 
 
 @pytest.mark.parametrize("kept", [1, 10, 16, 17, 59])

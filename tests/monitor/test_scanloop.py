@@ -241,3 +241,44 @@ def test_ipv6_text_is_rfc_5952(text: str) -> None:
 def test_ipv6_text_equals_the_decoders_text(groups: list[int]) -> None:
     raw = struct.pack("!8H", *groups)
     assert ipv6_text(raw) == render_ipv6(raw) == str(ipaddress.IPv6Address(raw))
+
+
+# -- the rule for an impossible length, given as data ------------------------------------------
+
+
+def walk_both(buf: bytes, max_caplen: int) -> list[tuple[int, bool, int, float | None]]:
+    """Where each loop stops in ``buf`` (a pcap file's bytes) given ``max_caplen``."""
+    from monitor import _scanloop
+    from monitor.fastscan import RecordWalk, walk_records
+    from monitor.pipeline import Pipeline
+
+    results = []
+    for walk_window in (walk_records, _scanloop.walk_records):
+        walk = RecordWalk(
+            Pipeline(),
+            1,
+            1e-6,
+            True,
+            struct.Struct("<III4x").unpack_from,
+            max_caplen=max_caplen,
+        )
+        walk_window(walk, buf, 0, 24, len(buf), len(buf) - 16)
+        results.append((walk.pos, walk.damaged, walk.frames, walk.last_ts))
+    return results
+
+
+@pytest.mark.parametrize("max_caplen", [59, 60, 99, 100, 1 << 20])
+def test_both_loops_stop_at_the_first_record_longer_than_the_limit_they_are_given(
+    max_caplen: int,
+) -> None:
+    lengths = [60, 100, 60]
+    buf = bytes(24) + b"".join(
+        struct.pack("<IIII", 1_700_000_000 + i, 500_000, n, n) + bytes(n)
+        for i, n in enumerate(lengths)
+    )
+    python, compiled = walk_both(buf, max_caplen)
+    assert python == compiled
+    kept = next((i for i, n in enumerate(lengths) if n > max_caplen), len(lengths))
+    pos, damaged, frames, last_ts = python
+    assert (pos, damaged, frames) == (24 + sum(16 + n for n in lengths[:kept]), kept < 3, kept)
+    assert last_ts == (None if kept == 0 else 1_700_000_000 + kept - 1 + 0.5)

@@ -50,6 +50,7 @@ from monitor.store.queries.stats import (
     IncidentStats,
     capture_health,
     incident_stats,
+    sites_with_observations,
     top_devices,
 )
 from monitor.store.queries.weeks import previous_week, school_week
@@ -88,5 +89,6 @@ __all__ = [
     "previous_week",
     "review_incident",
     "school_week",
+    "sites_with_observations",
     "top_devices",
 ]

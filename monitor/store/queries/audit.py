@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import AuditEventRecord
-from monitor.store.queries.scope import Window
+from monitor.store.queries.scope import Window, site_condition
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class AuditEvent:
     target_id: str | None
     detail: dict[str, Any]
     address: str | None
+    site: str | None = None
+    """The school the event concerns; None for the trust's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +55,14 @@ def list_audit_events(
     until: datetime | None = None,
     page: int = 1,
     per_page: int = 50,
+    site_scope: str | None = None,
 ) -> AuditPage:
     """Audit rows matching every filter given (exact values; ``[since, until)``), newest first;
-    ``ValueError`` for a bad page or page size."""
+    ``ValueError`` for a bad page or page size. With ``site_scope``, only the rows of that
+    school: a row without a site is the trust's and never shown to a site's admin."""
     window = Window(page, per_page)
     table = AuditEventRecord
-    conditions = []
+    conditions = [site_condition(table.site, site_scope)]
     if action is not None:
         conditions.append(table.action == action)
     if username is not None:
@@ -74,7 +78,7 @@ def list_audit_events(
     total = db.scalar(select(func.count()).select_from(table).where(*conditions)) or 0
     rows = db.execute(
         select(table.id, table.at, table.user_id, table.username, table.action,
-               table.target_type, table.target_id, table.detail, table.address)
+               table.target_type, table.target_id, table.detail, table.address, table.site)
         .where(*conditions)
         .order_by(table.at.desc(), table.id.desc())
         .limit(window.per_page)
@@ -82,8 +86,8 @@ def list_audit_events(
     )  # fmt: skip
     return AuditPage(
         items=tuple(
-            AuditEvent(id_, at, user_id, name, act, t_type, t_id, dict(detail or {}), address)
-            for id_, at, user_id, name, act, t_type, t_id, detail, address in rows
+            AuditEvent(id_, at, user_id, name, act, t_type, t_id, dict(detail or {}), address, site)
+            for id_, at, user_id, name, act, t_type, t_id, detail, address, site in rows
         ),
         total=total,
         page=window.page,

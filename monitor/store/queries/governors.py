@@ -10,7 +10,7 @@ and who approved them) comes from ``checks`` and ``list_changes``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -50,8 +50,10 @@ class OutcomeCount:
 @dataclass(frozen=True, slots=True)
 class WeekCount:
     week: str
-    """ISO week, e.g. ``2026-W47``."""
+    """ISO week, e.g. ``2026-W47``: a key for the API, never shown to a person."""
     count: int
+    start: date
+    """The week's local Monday: what a person reads (``Week of 16 November``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +153,7 @@ def _trend(
     column = IncidentRecord.start_at
     window = (column >= local_midnight(first_monday, tz), column < ends[-1], scope)
     counts = count_in_buckets(db, column, window, ends)
-    return tuple(WeekCount(iso_week_of(monday), counts[n]) for n, monday in enumerate(mondays))  # fmt: skip
+    return tuple(WeekCount(iso_week_of(monday), counts[n], monday) for n, monday in enumerate(mondays))  # fmt: skip
 
 
 def _checks(db: Session, start: datetime, end: datetime, site: str | None) -> tuple[CheckRuns, ...]:

@@ -228,6 +228,24 @@ def capture_health(db: Session, start: date, end: date, site_scope: str | None) 
     )
 
 
+def sites_with_observations(db: Session, start: date, end: date) -> tuple[str, ...]:
+    """The sites whose sensors counted any observation on the local days ``start`` (included)
+    to ``end`` (excluded), sorted: which schools of a trust sent data at all."""
+    table = DailyCounterRecord
+    rows = db.scalars(
+        select(table.site)
+        .where(
+            table.day >= start,
+            table.day < end,
+            table.name.startswith(OBSERVATIONS_PREFIX),
+            table.count > 0,
+        )
+        .group_by(table.site)
+        .order_by(table.site)
+    )
+    return tuple(rows)
+
+
 def count_in_buckets(
     db: Session, column: Any, conditions: tuple[ColumnElement[bool], ...], ends: list[datetime]
 ) -> Counter[int]:

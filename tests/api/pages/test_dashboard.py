@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from bs4 import BeautifulSoup
 
+from api.pages import dashboard as dashboard_module
 from api.pages.dashboard import (
     GovernorDashboardPage,
     Period,
@@ -118,7 +120,7 @@ def test_dashboard_on_an_empty_database_says_so(harness: AppHarness) -> None:
     text = soup.get_text()
     assert "No incidents in this period." in text
     assert "The sensors counted nothing this week." in text
-    assert "The sensors counted nothing on any day." in text
+    assert "The sensors counted nothing on any day so far." in text
 
 
 # --- report failures -------------------------------------------------------------------------
@@ -221,3 +223,88 @@ def test_a_governors_dashboard_has_no_per_site_breakdown(harness: AppHarness) ->
     assert isinstance(page, GovernorDashboardPage)
     assert page.summary.total == 3
     assert 'id="sites-heading"' not in response.text
+
+
+# --- pages that cannot be quietly wrong (issue 13, item 8) ----------------------------------
+
+WEDNESDAY_NOON = datetime(2026, 11, 18, 12, tzinfo=UTC)
+"""Wednesday of the week of 16 November 2026: Thursday to Sunday have not happened yet."""
+ISO_WEEK_CODE = re.compile(r"\bW\d{1,2}\b|\bweek \d{1,2}\b", re.IGNORECASE)
+
+
+@pytest.fixture
+def wednesday(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The dashboard's clock stopped at ``WEDNESDAY_NOON``, with data Monday to Wednesday."""
+    monkeypatch.setattr(dashboard_module, "utcnow", lambda: WEDNESDAY_NOON)
+    return WEDNESDAY_NOON
+
+
+def seed_monday_to_wednesday(harness: AppHarness, now: datetime) -> None:
+    with harness.db() as db:
+        add_incident(db, start=now - timedelta(hours=1), platform="instagram")
+        add_incident(db, start=now - timedelta(weeks=3), platform="tiktok")
+        for n in range(3):
+            add_counter(db, now.date() - timedelta(days=n), "observations.dns", 100)
+        db.commit()
+
+
+def test_reviewer_dashboard_does_not_count_days_after_today_as_without_data(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)
+    harness.sign_in(UserRole.REVIEWER)
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    assert [label for label, _ in page.health_chart.rows] == [
+        "Mon 16 Nov", "Tue 17 Nov", "Wed 18 Nov",
+    ]  # fmt: skip
+    text = BeautifulSoup(response.text, "html.parser").get_text()
+    assert "something counted on 3 of 3 days so far" in text
+
+
+def test_reviewer_dashboard_of_a_school_without_data_says_so_when_another_school_has_data(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)  # the site "school" has data, "annex" none
+    with harness.db() as db:
+        create_user(db, "annexhead", "Annex Head", UserRole.REVIEWER, PASSWORD, site=OTHER_SITE, hasher=FAST_HASHER)  # fmt: skip
+        db.commit()
+    assert harness.post_login("annexhead", PASSWORD).status_code == 303
+    text = BeautifulSoup(harness.client.get("/dashboard").text, "html.parser").get_text()
+    assert "No data arrived from your school this week, while 1 other school" in text
+
+
+def test_reviewer_dashboard_of_the_school_with_data_has_no_silence_notice(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)
+    harness.sign_in(UserRole.REVIEWER)
+    text = BeautifulSoup(harness.client.get("/dashboard").text, "html.parser").get_text()
+    assert "No data arrived" not in text and "counted nothing" not in text
+
+
+def test_governor_dashboard_names_weeks_by_their_first_day(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)
+    harness.sign_in(UserRole.GOVERNOR)
+    response = harness.client.get("/dashboard")
+    page = response.context["page"]  # type: ignore[attr-defined]
+    trend = next(chart for chart in page.charts if chart.title == "Incidents by week")
+    assert trend.rows[-1] == ("Week of 16 November", 1)
+    assert ("Week of 26 October", 1) in trend.rows
+    assert ISO_WEEK_CODE.findall(BeautifulSoup(response.text, "html.parser").get_text()) == []
+
+
+def test_governor_dashboard_of_a_school_without_data_says_so_when_another_school_has_data(
+    harness: AppHarness, wednesday: datetime
+) -> None:
+    seed_monday_to_wednesday(harness, wednesday)
+    with harness.db() as db:
+        create_user(db, "annexgov", "Annex Governor", UserRole.GOVERNOR, PASSWORD, site=OTHER_SITE, hasher=FAST_HASHER)  # fmt: skip
+        db.commit()
+    assert harness.post_login("annexgov", PASSWORD).status_code == 303
+    text = BeautifulSoup(harness.client.get("/dashboard").text, "html.parser").get_text()
+    assert "No data arrived from your school this term, while 1 other school" in text
+    harness.sign_in(UserRole.GOVERNOR)  # the school with data is not told about silence
+    assert "No data arrived" not in harness.client.get("/dashboard").text

@@ -109,7 +109,7 @@ def test_the_change_ends_every_other_session_and_is_audited(harness: AppHarness)
     assert harness.client.get("/").status_code == 200
     [row] = [r for r in harness.audit_rows() if r.action == "change_user"]
     assert (row.user_id, row.target_id) == (user.id, str(user.id))
-    assert row.detail == {"change": "password", "one_time": False}
+    assert row.detail == {"change": "password", "one_time": False, "tokens_revoked": 0}
 
 
 def test_a_wrong_current_password_is_refused_and_counts_towards_the_lockout(

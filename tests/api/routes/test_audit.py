@@ -59,7 +59,7 @@ def test_audit_list_shows_who_what_and_from_where(harness: AppHarness) -> None:
     assert body["items"][0] | {"id": 0} == {
         "id": 0, "at": "2026-03-10T10:00:00Z", "user_id": None, "username": "head",
         "action": "login", "target_type": None, "target_id": None, "detail": {"n": 0},
-        "address": "10.0.0.9",
+        "address": "10.0.0.9", "site": None,
     }  # fmt: skip
 
 

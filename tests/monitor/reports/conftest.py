@@ -13,6 +13,7 @@ so privacy tests check against the database rather than a fixed list.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -33,6 +34,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from monitor.config import Settings
+from monitor.reports.governors import run_report_governors
+from monitor.reports.scheduler import run_report_weekly
 from monitor.store.db import make_engine
 from monitor.store.models import (
     CheckRecord,
@@ -482,3 +485,41 @@ def take_screenshot(browser: Browser, html_file: Path, name: str, width: int) ->
     # Nothing but the file itself was loaded: no remote images, fonts or scripts.
     assert requests == [html_file.as_uri()]
     return path
+
+
+# --- reports as a person reads them (test_coverage, test_labels) ---------------------------
+
+OTHER_SCHOOL = "Brook School"
+"""A second school of the trust, in the same database, whose sensor sent nothing."""
+MONDAY_0705 = datetime(2026, 11, 23, 7, 5, tzinfo=UTC)
+"""The weekly summary of 16 to 22 November (2026-W47) is due."""
+THURSDAY_NOON = datetime(2026, 11, 19, 12, tzinfo=UTC)
+"""Thursday of 2026-W47: Friday 20 November has not happened yet."""
+TERM = (date(2026, 9, 3), date(2026, 12, 18))
+ISO_WEEK_CODE = re.compile(r"\bW\d{1,2}\b|\bweek \d{1,2}\b", re.IGNORECASE)
+"""``2026-W47``, ``W47`` or ``week 47``: how a week must never be named to a person."""
+INTERNAL_NAME = re.compile(r"\b(?:capture|matches|flags|observations)\.[a-z_-]+")
+
+
+def settings_of(site: str, engine_url: str, tmp_path: Path, port: int) -> Settings:
+    return make_settings(engine_url, tmp_path, port, site={"name": site})
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return str(text.get_content()), str(html.get_content())
+
+
+def preview_text(settings: Settings, week: str, now: datetime) -> str:
+    status, lines = run_report_weekly(
+        settings, week=week, preview=True, send=False, resend=False, out_dir=None, now=now
+    )
+    assert status == 0, lines
+    return "\n".join(lines)
+
+
+def governors_html(settings: Settings, tmp_path: Path, now: datetime) -> str:
+    out = tmp_path / "governors.html"
+    run_report_governors(settings, start=TERM[0], end=TERM[1], out=out, now=now)
+    return out.read_text(encoding="utf-8")

@@ -35,6 +35,8 @@ from tests.monitor.reports.conftest import SITE, STAFF_LAPTOP, WEEK_START, at, i
 LONDON = ZoneInfo("Europe/London")
 WEEK_END = WEEK_START + timedelta(days=6)
 SCHOOL_DAYS = [WEEK_START + timedelta(days=n) for n in range(5)]
+LATER = date(2027, 8, 31)
+"""A day after every period these tests read: every day of them has happened."""
 
 IDENTITY_WORDS = {"device", "ip", "mac", "host", "hostname", "label", "address", "client"}
 """A field whose name has one of these words (split on ``_``) could hold a device identity."""
@@ -88,7 +90,9 @@ class TestPrivacyByType:
 class TestReviewerWeek:
     def test_load_reviewer_week_counts_and_compares(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+            week = load_reviewer_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert (week.incidents, week.previous_incidents) == (5, 2)
         assert week.by_platform == (
             PlatformCount("instagram", 3, 1),
@@ -102,7 +106,9 @@ class TestReviewerWeek:
 
     def test_load_reviewer_week_busiest_devices_first(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+            week = load_reviewer_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         top = [(d.device, d.incidents, d.active_minutes, d.platforms) for d in week.top_devices]
         assert top == [
             ("Room 4 laptop (Ms Okafor)", 2, 37.0, ("instagram",)),
@@ -113,7 +119,7 @@ class TestReviewerWeek:
     def test_load_reviewer_week_review_queue_oldest_first(self, school: Engine) -> None:
         with Session(school) as db:
             week = load_reviewer_week(
-                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, queue_limit=2, site=SITE
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, queue_limit=2, site=SITE, today=LATER
             )
         assert week.waiting_review_total == 3
         assert [(q.platform, q.device, q.status) for q in week.waiting_review] == [
@@ -125,7 +131,9 @@ class TestReviewerWeek:
 class TestCaptureHealth:
     def test_load_capture_health_sums_counters_and_finds_silent_days(self, school: Engine) -> None:
         with Session(school) as db:
-            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE)
+            health = load_capture_health(
+                db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert health.observations == 4 * (41_000 + 23_500 + 6_100)
         assert health.by_protocol == (
             CounterTotal("dns", 164_000),
@@ -142,7 +150,9 @@ class TestCaptureHealth:
 
     def test_load_capture_health_of_an_empty_database(self, engine: Engine) -> None:
         with Session(engine) as db:
-            health = load_capture_health(db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE)
+            health = load_capture_health(
+                db, WEEK_START, WEEK_END, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert (health.observations, health.counters, len(health.school_days_without_data)) == (
             0,
             (),
@@ -153,7 +163,9 @@ class TestCaptureHealth:
 class TestGovernorData:
     def test_load_governor_week_aggregates_only(self, school: Engine) -> None:
         with Session(school) as db:
-            week = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+            week = load_governor_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert (week.incidents, week.previous_incidents, week.waiting_review_total) == (5, 2, 3)
         assert week.by_role == (RoleCount("staff", 3), RoleCount("pupil", 2))
         assert week.by_outcome == (
@@ -165,7 +177,9 @@ class TestGovernorData:
     def test_load_governor_report_over_a_term(self, school: Engine) -> None:
         start, end = date(2026, 11, 2), date(2026, 11, 29)
         with Session(school) as db:
-            report = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=SITE)
+            report = load_governor_report(
+                db, start, end, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert report.incidents == 7
         assert report.trend_step == "week"
         assert report.trend == (
@@ -190,7 +204,7 @@ class TestGovernorData:
     def test_load_governor_report_over_a_year_goes_by_month(self, school: Engine) -> None:
         start, end = date(2026, 9, 1), date(2027, 8, 31)
         with Session(school) as db:
-            report = load_governor_report(db, start, end, LONDON, [], site=SITE)
+            report = load_governor_report(db, start, end, LONDON, [], site=SITE, today=LATER)
         assert report.trend_step == "month"
         assert len(report.trend) == 12
         assert report.trend[2] == PeriodCount(date(2026, 11, 1), date(2026, 11, 30), 7)
@@ -227,8 +241,12 @@ class TestSites:
     def test_a_school_week_leaves_out_the_other_school(self, school: Engine) -> None:
         add_other_school(school)
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
-            governor = load_governor_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE)
+            week = load_reviewer_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
+            governor = load_governor_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=SITE, today=LATER
+            )
         assert "bereal" not in {p.platform for p in week.by_platform}
         assert (week.incidents, governor.incidents) == (5, 5)
         assert (week.waiting_review_total, governor.waiting_review_total) == (3, 3)
@@ -237,7 +255,9 @@ class TestSites:
     def test_the_trust_week_counts_every_school(self, school: Engine) -> None:
         add_other_school(school)
         with Session(school) as db:
-            week = load_reviewer_week(db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=None)
+            week = load_reviewer_week(
+                db, WEEK_START, WEEK_END, LONDON, SCHOOL_DAYS, site=None, today=LATER
+            )
         assert week.incidents == 6
         assert week.waiting_review_total == 4
         assert week.health.observations == 4 * (41_000 + 23_500 + 6_100) + 1_000
@@ -246,8 +266,10 @@ class TestSites:
         add_other_school(school)
         start, end = date(2026, 11, 2), date(2026, 11, 29)
         with Session(school) as db:
-            own = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=SITE)
-            trust = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=None)
+            own = load_governor_report(db, start, end, LONDON, SCHOOL_DAYS, site=SITE, today=LATER)
+            trust = load_governor_report(
+                db, start, end, LONDON, SCHOOL_DAYS, site=None, today=LATER
+            )
         own_selftests = next(c for c in own.checks if c.kind == "selftest")
         trust_selftests = next(c for c in trust.checks if c.kind == "selftest")
         assert trust_selftests.runs == own_selftests.runs + 1

@@ -302,7 +302,7 @@ class TestSendDueReports:
         assert sorted(smtp.recipients) == [[DEPUTY], [GOVERNOR], [HEAD]]
         assert {r.status for r in rows(school)} == {"sent"}
 
-    def test_send_due_reports_nothing_to_report_still_sends(
+    def test_send_due_reports_week_without_any_data_still_sends_and_says_no_data(
         self, engine_url: str, smtp: SmtpServer, settings_for
     ) -> None:
         engine = make_engine(engine_url)
@@ -314,11 +314,12 @@ class TestSendDueReports:
         assert set(received) == {HEAD, GOVERNOR}
         for message in received.values():
             assert message["Subject"] == (
-                "Hill School weekly summary, 16–22 November 2026: nothing to report"
+                "Hill School weekly summary, 16–22 November 2026: no data received"
             )
             text, html = parts(message)
-            assert "Nothing to report this week." in text
-            assert "Nothing to report this week." in html
+            assert "NO DATA ARRIVED THIS WEEK" in text
+            assert "No data arrived this week." in html
+            assert "Nothing to report" not in text + html
             assert "No data on 5 school days" in text
 
 

@@ -87,6 +87,7 @@ class TestBuildWeeklySummary:
                 site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example/",
+                today=date(2026, 11, 23),
             )
         assert isinstance(summary, ReviewerSummary)
         assert (summary.role, summary.school_days, summary.nothing_to_report) == (
@@ -108,13 +109,14 @@ class TestBuildWeeklySummary:
                 site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example",
+                today=date(2026, 11, 23),
             )
         assert isinstance(summary, GovernorSummary)
         assert summary.role is ReportRole.GOVERNOR
         assert summary.data.incidents == 5
 
     @pytest.mark.parametrize("role", list(ReportRole))
-    def test_build_weekly_summary_empty_week_has_nothing_to_report(
+    def test_build_weekly_summary_empty_database_is_no_data_not_nothing_to_report(
         self, engine: Engine, role: ReportRole
     ) -> None:
         with Session(engine) as db:
@@ -126,5 +128,7 @@ class TestBuildWeeklySummary:
                 site=SITE,
                 calendar=self.calendar(),
                 public_url="https://hm.example",
+                today=date(2026, 11, 23),
             )
-        assert summary.nothing_to_report
+        assert summary.data.health.no_data
+        assert not summary.nothing_to_report

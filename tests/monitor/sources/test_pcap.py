@@ -13,8 +13,17 @@ from hypothesis import strategies as st
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from monitor.errors import CaptureFileError
+from monitor.sources.damage import Damage
 from monitor.sources.pcap import CHUNK_BYTES, CaptureReader, capture_size, read_capture
 from monitor.values import Frame
+from tests.data.damaged import (
+    packet_block_indexes,
+    pcap_records,
+    pcapng_blocks,
+    with_block_length,
+    with_pcap_length,
+    without_block,
+)
 
 PCAPS = Path(__file__).parents[2] / "data" / "pcaps"
 CAPTURES = sorted(p for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -80,7 +89,7 @@ def test_read_capture_reads_every_reference_capture(capture: Path) -> None:
     assert len(frames) == facts["packets"]
     assert {frame.linktype for frame in frames} <= LINK_TYPES[str(facts["link_type"])]
     assert reader.format == facts["file_format"]
-    assert (reader.truncated, reader.problem, reader.skipped) == (False, None, 0)
+    assert (reader.truncated, reader.damage, reader.skipped) == (False, [], 0)
     assert reader.frames_read == len(frames)
     assert reader.bytes_read == reader.size == capture_size(capture) == facts["size_bytes"]
 
@@ -100,9 +109,11 @@ def test_read_capture_can_be_iterated_again() -> None:
 TS = (1_700_000_000, 123_456_789)  # seconds, nanoseconds
 
 
-def pcap_bytes(order: str, nano: bool, frames: list[bytes], linktype: int = 1) -> bytes:
+def pcap_bytes(
+    order: str, nano: bool, frames: list[bytes], linktype: int = 1, snaplen: int = 65535
+) -> bytes:
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)]
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
     for index, data in enumerate(frames):
         frac = TS[1] if nano else TS[1] // 1000
         # Record header: seconds, fraction, captured length, original length.
@@ -136,7 +147,8 @@ def test_pcap_frames_across_chunk_boundaries_and_larger_than_a_chunk(tmp_path: P
     sizes = [1, 1500, 9000, CHUNK_BYTES + 5000, 60, *range(40, 3000, 7)] * 3
     frames = [bytes([index % 256]) * size for index, size in enumerate(sizes)]
     path = tmp_path / "big.pcap"
-    path.write_bytes(pcap_bytes("<", False, frames))
+    # A record longer than 262,144 bytes needs a file whose snaplen allows it (as in libpcap).
+    path.write_bytes(pcap_bytes("<", False, frames, snaplen=2 * CHUNK_BYTES))
     reader = read_capture(path)
     assert [f.data for f in reader] == frames
     assert reader.bytes_read == path.stat().st_size
@@ -236,7 +248,7 @@ def test_pcapng_interfaces_sections_and_block_kinds(tmp_path: Path) -> None:
     assert [(f.linktype, f.data) for f in got] == [(f.linktype, f.data) for f in frames]
     assert [f.ts for f in got] == pytest.approx([f.ts for f in frames], abs=1e-6)
     assert got[1].ts == 1_700_000_000.1234567  # division of exact integers, rounded once
-    assert (reader.skipped, reader.truncated, reader.problem) == (2, False, None)
+    assert (reader.skipped, reader.truncated, reader.damage) == (2, False, [])
     assert reader.bytes_read == len(content)
 
 
@@ -307,42 +319,46 @@ def test_capture_cut_at_every_byte_yields_complete_frames_then_ends(
         assert frames == full[: len(frames)], f"cut at {cut}"
         assert reader.truncated is (cut not in ends), f"cut at {cut}"
         if reader.truncated:
-            assert reader.problem == "file ends mid-packet"
+            assert [(d.cut, d.offset) for d in reader.damage] == [(True, reader.bytes_read)]
+        else:
+            assert reader.damage == []
         assert reader.bytes_read <= cut
 
 
-def test_pcap_impossible_record_length_ends_reading_with_a_reason(tmp_path: Path) -> None:
+def test_pcap_impossible_record_length_with_nothing_after_it_ends_reading_with_a_reason(
+    tmp_path: Path,
+) -> None:
     content = pcap_bytes("<", False, [b"a" * 60, b"b" * 60])
     damaged = content + struct.pack("<IIII", 1, 2, 0x7FFFFFFF, 0x7FFFFFFF) + b"c" * 100
     path = tmp_path / "damaged.pcap"
     path.write_bytes(damaged)
     reader = read_capture(path)
     assert [f.data for f in reader] == [b"a" * 60, b"b" * 60]
-    assert (
-        reader.problem
-        == f"record 3 at byte {len(content)}: captured length 2147483647 is impossible"
-    )
+    assert reader.damage == [
+        Damage(len(content), "the record header claims 2147483647 captured bytes (at most 262144)")
+    ]
     assert reader.truncated is False
+    assert reader.bytes_read == len(content)
 
 
 @pytest.mark.parametrize(
     ("tail", "problem"),
     [
-        (struct.pack("<II", 6, 10) + b"\x00" * 8, "block at byte {at}: impossible length 10"),
-        (struct.pack("<II", 6, 15) + b"\x00" * 8, "block at byte {at}: impossible length 15"),
-        (struct.pack("<III", 6, 12, 16), "block at byte {at}: trailing length is not 12"),
+        (struct.pack("<II", 6, 10) + b"\x00" * 8, "impossible block length 10"),
+        (struct.pack("<II", 6, 15) + b"\x00" * 8, "impossible block length 15"),
+        (struct.pack("<III", 6, 12, 16), "the block's trailing length is not its length 12"),
         (
             block("<", 6, struct.pack("<IIIII", 0, 0, 0, 500, 500)),
-            "packet block at byte {at}: bad captured length",
+            "a packet block of 32 bytes claims 500 captured",
         ),
-        (block("<", 1, b"\x01\x00"), "interface block at byte {at} is too short"),
+        (block("<", 1, b"\x01\x00"), "an interface block of 16 bytes is too short"),
         (
             block("<", 0x0A0D0D0A, b"\x00\x00\x00\x00"),
-            "section header at byte {at}: unknown byte-order magic 00 00 00 00",
+            "damaged section header: unknown byte-order magic 00 00 00 00",
         ),
     ],
 )
-def test_pcapng_damaged_block_ends_reading_with_a_reason(
+def test_pcapng_damaged_block_with_nothing_after_it_ends_reading_with_a_reason(
     tmp_path: Path, tail: bytes, problem: str
 ) -> None:
     good = shb("<") + idb("<", 1) + epb("<", 0, US, b"a" * 60)
@@ -350,7 +366,7 @@ def test_pcapng_damaged_block_ends_reading_with_a_reason(
     path.write_bytes(good + tail)
     reader = read_capture(path)
     assert [f.data for f in reader] == [b"a" * 60]
-    assert reader.problem == problem.format(at=len(good))
+    assert reader.damage == [Damage(len(good), problem, None, unit="block")]
 
 
 # -- files that are not captures ---------------------------------------------------------------
@@ -428,3 +444,123 @@ def test_read_capture_arbitrary_bytes_never_raise_past_the_header(
     frames = list(reader)
     assert all(isinstance(frame, Frame) for frame in frames)
     assert reader.bytes_read <= len(prefix) + len(body)
+
+
+# -- damaged real captures: named, and read on from the next plausible record ----------------
+
+
+def test_an_impossible_record_length_in_a_real_capture_is_skipped_to_the_next_record(
+    tmp_path: Path,
+) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, caplen = pcap_records(data)[400]
+    path = tmp_path / "damaged.pcap"
+    path.write_bytes(with_pcap_length(data, 400))
+    reader = read_capture(path)
+    frames = list(reader)
+    intact = list(read_capture(PCAPS / "ndpi-instagram.pcap"))
+    assert frames == intact[:400] + intact[401:]
+    assert reader.damage == [
+        Damage(
+            offset,
+            "the record header claims 2147483647 captured bytes (at most 262144)",
+            offset + 16 + caplen,
+        )
+    ]
+    assert (reader.truncated, reader.bytes_read, reader.frames_read) == (False, len(data), 846)
+    assert reader.damage_report() == [
+        f"{path}: damaged at byte {offset}: the record header claims 2147483647 captured bytes "
+        f"(at most 262144); skipped {16 + caplen} bytes to the next plausible record at byte "
+        f"{offset + 16 + caplen}",
+        f"{path}: 846 frames read, up to byte {len(data)} of {len(data)}",
+    ]
+
+
+def test_a_lost_byte_in_a_real_capture_is_found_past(tmp_path: Path) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, caplen = pcap_records(data)[300]
+    path = tmp_path / "lost.pcap"
+    path.write_bytes(data[: offset + 5] + data[offset + 6 :])  # in the captured length
+    reader = read_capture(path)
+    frames = list(reader)
+    intact = list(read_capture(PCAPS / "ndpi-instagram.pcap"))
+    assert frames[:300] == intact[:300]
+    assert frames[-400:] == intact[-400:]
+    assert len(reader.damage) == 1 and reader.damage[0].resumed_at is not None
+
+
+def test_a_real_capture_with_nothing_plausible_after_the_damage_stops_there(
+    tmp_path: Path,
+) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, _ = pcap_records(data)[400]
+    path = tmp_path / "damaged.pcap"
+    path.write_bytes(data[:offset] + b"\xff" * 20_000)
+    reader = read_capture(path)
+    assert list(reader) == list(read_capture(PCAPS / "ndpi-instagram.pcap"))[:400]
+    assert [(d.offset, d.resumed_at, d.cut) for d in reader.damage] == [(offset, None, False)]
+    assert reader.bytes_read == offset
+    assert (
+        "nothing plausible follows: reading stopped there, 20000 bytes unread"
+        in (reader.damage_report()[0])
+    )
+
+
+def test_a_real_capture_cut_in_its_last_record_says_where(tmp_path: Path) -> None:
+    data = (PCAPS / "ndpi-instagram.pcap").read_bytes()
+    offset, caplen = pcap_records(data)[-1]
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[: offset + 16 + 10])
+    reader = read_capture(path)
+    assert list(reader) == list(read_capture(PCAPS / "ndpi-instagram.pcap"))[:-1]
+    assert reader.truncated
+    assert reader.damage == [
+        Damage(offset, f"the file ends 10 bytes into a record of {caplen}", cut=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("length", "reason"),
+    [
+        (0x7FFF0001, "impossible block length 2147418113"),
+        (17, "impossible block length 17"),
+        (4, "impossible block length 4"),
+    ],
+)
+def test_a_damaged_block_length_in_a_real_pcapng_is_skipped_to_the_next_block(
+    tmp_path: Path, length: int, reason: str
+) -> None:
+    data = (PCAPS / "ndpi-viber.pcapng").read_bytes()
+    index = packet_block_indexes(data)[50]
+    offset, _, block_length = pcapng_blocks(data)[index]
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(with_block_length(data, index, length))
+    reader = read_capture(path)
+    assert list(reader) == list(read_capture(write(tmp_path, without_block(data, index))))
+    assert reader.damage == [Damage(offset, reason, offset + block_length, unit="block")]
+
+
+def test_a_pcapng_block_length_that_disagrees_with_its_trailing_copy_is_damage(
+    tmp_path: Path,
+) -> None:
+    data = (PCAPS / "ndpi-viber.pcapng").read_bytes()
+    index = pcapng_blocks(data).index(next(b for b in pcapng_blocks(data) if b[1] == 1))
+    offset, _, block_length = pcapng_blocks(data)[index]  # the interface block: no fast path
+    path = tmp_path / "damaged.pcapng"
+    path.write_bytes(with_block_length(data, index, block_length + 4))
+    reader = read_capture(path)
+    assert len(list(reader)) > 400
+    assert reader.damage[:1] == [
+        Damage(
+            offset,
+            f"the block's trailing length is not its length {block_length + 4}",
+            offset + block_length,
+            unit="block",
+        )
+    ]
+
+
+def write(tmp_path: Path, content: bytes, name: str = "expected.pcapng") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path

@@ -248,7 +248,9 @@ def test_a_one_time_password_is_marked_and_replacing_it_clears_the_mark(db: Sess
     )
     assert user.must_change_password
     assert verify_login(db, "admin", PASSWORD, NOW, POLICY).user.must_change_password  # type: ignore[union-attr]
-    assert not set_password(db, "admin", "a brand new passphrase", hasher=FAST).must_change_password
+    assert not set_password(
+        db, "admin", "a brand new passphrase", hasher=FAST
+    ).user.must_change_password
     assert record(db, "admin").must_change_password is False
 
 
@@ -306,6 +308,34 @@ def test_revoked_tokens_and_tokens_of_disabled_users_are_refused(db: Session) ->
     assert find_api_token_user(db, live, NOW) is not None
     set_disabled(db, "head", True)
     assert find_api_token_user(db, live, NOW) is None
+
+
+def test_a_new_password_revokes_every_live_api_token_of_the_user_only(db: Session) -> None:
+    user_id = add(db)
+    other_id = add(db, "deputy")
+    tokens = [create_api_token(db, user_id, name) for name in ("sync", "export")]
+    theirs = create_api_token(db, other_id, "sync")
+    revoke_api_token(db, list_api_tokens(db)[-1].id, now=NOW)  # already revoked: not counted
+    changed = set_password(db, "head", "a brand new passphrase", hasher=FAST, now=NOW)
+    assert changed.tokens_revoked == 1
+    assert all(find_api_token_user(db, token, NOW) is None for token in tokens)
+    assert find_api_token_user(db, theirs, NOW) is not None
+
+
+def test_run_users_passwd_says_how_many_tokens_it_revoked_and_audits_it(
+    engine_url: str, engine: Engine
+) -> None:
+    run_users_add(engine_url, "head", "Mrs Head", "reviewer", None, "school-a", PASSWORD)
+    token = run_users_token(engine_url, "head", "timetable sync")
+    summary = run_users_passwd(engine_url, "head", "a brand new passphrase")
+    assert summary == (
+        "password changed for 'head'; their sessions were ended and 1 API token was revoked"
+    )
+    with Session(engine) as db:
+        assert find_api_token_user(db, token, NOW) is None
+        last = db.scalars(select(AuditEventRecord).order_by(AuditEventRecord.id.desc())).first()
+        assert last is not None
+        assert (last.detail, last.site) == ({"change": "password", "tokens_revoked": 1}, "school-a")
 
 
 @pytest.mark.parametrize("token", ["", "hm_", "hm_unknown", "Bearer", "x" * 300])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +19,6 @@ from monitor.store.queries.governors import (
     OutcomeCount,
     PlatformCount,
     RoleCount,
-    WeekCount,
     governor_summary,
 )
 from monitor.store.queries.weeks import school_week
@@ -39,7 +38,7 @@ IDENTITY_WORDS = {"ip", "mac", "host", "hostname", "label", "username", "user", 
 """Words a field name must not contain (split on ``_``): each could carry who or which device.
 ``list_name`` is the one allowed compound (a platform list's name)."""
 ALLOWED_FIELDS = {"list_name"}
-SCALARS = (str, int, float, bool, datetime, type(None))
+SCALARS = (str, int, float, bool, date, datetime, type(None))
 
 
 def walk(cls: type, path: str, seen: set[type]) -> list[tuple[str, object]]:
@@ -119,11 +118,14 @@ def test_governor_summary_of_a_week(db: Session, term: None) -> None:
         OutcomeCount("awaiting_review", 2), OutcomeCount("false_positive", 1),
         OutcomeCount("informal_conversation", 1),
     )  # fmt: skip
-    assert summary.weekly_trend == (
-        WeekCount("2026-W20", 0), WeekCount("2026-W21", 0), WeekCount("2026-W22", 0),
-        WeekCount("2026-W23", 0), WeekCount("2026-W24", 1), WeekCount("2026-W25", 0),
-        WeekCount("2026-W26", 2), WeekCount("2026-W27", 4),
-    )  # fmt: skip
+    assert [(w.week, w.count) for w in summary.weekly_trend] == [
+        ("2026-W20", 0), ("2026-W21", 0), ("2026-W22", 0), ("2026-W23", 0),
+        ("2026-W24", 1), ("2026-W25", 0), ("2026-W26", 2), ("2026-W27", 4),
+    ]  # fmt: skip
+    # Each week also carries its local Monday: what a person reads ("Week of 29 June").
+    assert [w.start for w in summary.weekly_trend] == [
+        date.fromisocalendar(2026, n, 1) for n in range(20, 28)
+    ]
     assert summary.checks == (
         CheckRuns("doctor", 1, 0, MONDAY + timedelta(days=2), True),
         CheckRuns("selftest", 2, 1, MONDAY + timedelta(days=1), False),

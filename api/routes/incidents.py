@@ -110,7 +110,7 @@ def incidents_list(
             "statuses": list(filters.statuses), "platforms": list(filters.platforms),
             "segments": list(filters.segments), "roles": list(filters.roles),
             "device": filters.device, "site": site, "sort": sort,
-            "confidence": list(filters.levels),
+            "confidence": list(confidence or ()),
             "date_from": date_from.isoformat() if date_from else None,
             "date_to": date_to.isoformat() if date_to else None,
         }  # fmt: skip

@@ -153,6 +153,8 @@ def test_one_cdn_connection_is_low_and_left_out_of_the_default_queue(
     assert set(by_platform(default)) == {"instagram"}
     assert default["total"] == 1 and default["low_hidden"] == 1
     low = by_platform(incidents(recorded, "?confidence=low"))
+    read = [row for row in recorded.audit_rows() if row.action == "view_list"][-1]
+    assert read.detail["filters"]["confidence"] == ["low"]
     tiktok = low["tiktok"]
     assert tiktok["level"] == "low" and tiktok["connections"] == 1
     explanation = tiktok["explanation"]

@@ -9,12 +9,21 @@ a governor's response cannot include one by construction (a test walks them to p
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from api.params import Text
+from monitor.store.queries.incidents import IncidentSummary
 
 ReviewStatus = Literal["new", "in_review", "closed"]
 ReviewTarget = Literal["in_review", "closed"]
@@ -43,6 +52,23 @@ class ErrorOut(BaseModel):
 # --- incidents -------------------------------------------------------------------------------
 
 
+ConfidenceLevel = Literal["high", "medium", "low"]
+
+
+class ExplanationOut(BaseModel):
+    """Why the incident has its confidence level, in plain English (``monitor.confidence``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: ConfidenceLevel
+    reasons: list[str] = Field(description="What raised or lowered the confidence.")
+    seen: str = Field(description="What was seen, when, from which device.")
+    limits: str = Field(description="What the evidence does not show.")
+    below_floor: bool = Field(
+        description="Under the configured floor: out of the default queue and the weekly email."
+    )
+
+
 class IncidentOut(ApiModel):
     """One incident as the review queue lists it."""
 
@@ -59,6 +85,7 @@ class IncidentOut(ApiModel):
                     "start_at": "2026-11-23T10:02:00Z", "end_at": "2026-11-23T10:19:00Z",
                     "active_minutes": 14.5, "confidence": 0.92, "hit_count": 37,
                     "state": "closed", "status": "new", "outcome": None,
+                    "connections": 12, "lookups": 3, "attribution": "name", "level": "high",
                 }
             ]
         },
@@ -82,6 +109,24 @@ class IncidentOut(ApiModel):
     state: str = Field(description="`open` while hits continue, else `closed` (engine view).")
     status: ReviewStatus = Field(description="The review state.")
     outcome: Outcome | None = Field(description="The reviewer's conclusion once closed.")
+    connections: int = Field(description="Distinct connections to the platform's own servers.")
+    lookups: int = Field(description="Distinct DNS lookups of the platform's own names.")
+    attribution: str = Field(description="How it was tied: `name`, `cname` or `address`.")
+    level: ConfidenceLevel | None = Field(
+        default=None, description="The confidence level: `high`, `medium` or `low`."
+    )
+    explanation: ExplanationOut | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain(cls, data: Any, info: ValidationInfo) -> Any:
+        """With the floor and time zone in the validation context, add the explanation."""
+        context = info.context or {}
+        if isinstance(data, IncidentSummary) and "floor" in context:
+            explanation = data.explain(context["floor"], context["tz"])
+            values = {field.name: getattr(data, field.name) for field in fields(data)}
+            return values | {"level": explanation.level.value, "explanation": explanation.as_dict()}
+        return data
 
 
 class IncidentListOut(ApiModel):
@@ -93,6 +138,9 @@ class IncidentListOut(ApiModel):
     per_page: int = Field(examples=[50])
     pages: int = Field(description="Pages in all (at least 1).")
     sort: IncidentSort
+    low_hidden: int = Field(
+        description="Low-confidence incidents that match the other filters but not `confidence`."
+    )
 
 
 class TimelineEntryOut(ApiModel):

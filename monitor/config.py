@@ -54,6 +54,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.calendars import parse_govuk_bank_holidays, parse_ical_closures
+from monitor.confidence import DEFAULT_FLOOR, Floor
 from monitor.errors import ConfigError
 from monitor.policy import DEFAULT_FLAGS, Policy, SchoolCalendar, Segment, Segments
 from monitor.values import Category, SegmentRole
@@ -469,6 +470,25 @@ class IncidentSettings(Group):
     max_evidence: int = Field(
         default=50, ge=1, le=10000, description="Evidence items kept per incident (1 to 10000)."
     )
+    floor_connections: int = Field(
+        default=DEFAULT_FLOOR.min_connections,
+        ge=0,
+        le=1000,
+        description="An incident with fewer connections to the platform's servers than this "
+        "(0 to 1000) and under floor_minutes active minutes is low: kept and counted, but out "
+        "of the default review queue and the weekly email.",
+    )
+    floor_minutes: float = Field(
+        default=DEFAULT_FLOOR.min_minutes,
+        ge=0,
+        le=1440,
+        description="Active minutes (0 to 1440) from which an incident is above the floor "
+        "whatever its connections; 0 turns the floor off.",
+    )
+
+    def floor(self) -> Floor:
+        """The confidence floor these settings describe."""
+        return Floor(self.floor_connections, self.floor_minutes)
 
 
 _DRIVERS = {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}

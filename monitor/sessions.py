@@ -31,17 +31,10 @@ when two consecutive hits are less than ``BRIDGE_GAP_S`` (2 minutes) apart, the 
 them count too (someone scrolling a feed does not look anything up for a minute). A single hit
 is 1 minute; hits every 90 seconds from 10:00:00 to 10:30:00 are 31 minutes.
 
-Confidence, 0..1 and rounded to two places, starts at 0.5 for a single primary lookup and adds:
-
-- +0.1 for a second and +0.1 for a third distinct primary sighting (repeats of the same name
-  over the same protocol within ``REPEAT_WINDOW_S``, such as the A and AAAA queries of one
-  lookup and their answers, are one sighting);
-- +0.15 when a TLS or QUIC connection was seen, not only DNS;
-- +0.1 for at least ``SEVERAL_MINUTES`` active minutes;
-- -0.1 when the best primary attribution was a CNAME chain, -0.2 when it was only an address
-  (no name of the platform was seen on the wire for a primary hit).
-
-So it ranges from 0.3 (one primary connection attributed by address) to 0.95.
+Confidence: ``monitor.confidence.score`` of the incident's ``Basis``, its distinct sightings of
+the platform's own names (primary hits) by kind: connections (TLS, QUIC) and lookups (DNS).
+Repeats of the same name over the same protocol within ``REPEAT_WINDOW_S`` (the A and AAAA
+queries of one lookup and their answers) are one sighting.
 
 Time: hits carry capture time and arrive roughly in order. Hits from several interfaces may be
 a few seconds out of order (``OUT_OF_ORDER_TOLERANCE_S``): an incident's start is the earliest
@@ -61,8 +54,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from monitor.confidence import ATTRIBUTION_PENALTY, CONNECTION_PROTOS, score
 from monitor.values import (
     Attribution,
+    Basis,
     Category,
     Device,
     Evidence,
@@ -86,11 +81,6 @@ BRIDGE_GAP_S = 120.0
 """Consecutive hits closer than this count the minutes between them as active."""
 REPEAT_WINDOW_S = 1.0
 """The same name over the same protocol within this time is one sighting for confidence."""
-SEVERAL_MINUTES = 3
-"""Active minutes from which the use counts as sustained for confidence."""
-
-_CONNECTION_PROTOS = frozenset({Proto.TLS, Proto.QUIC})
-_ATTRIBUTION_PENALTY = {Attribution.NAME: 0.0, Attribution.CNAME: 0.1, Attribution.ADDRESS: 0.2}
 
 
 def utc_day(ts: float) -> date:
@@ -128,7 +118,7 @@ class _OpenIncident:
         "best_via",
         "category",
         "confidence_floor",
-        "connection_seen",
+        "connections",
         "device",
         "emitted_at",
         "end",
@@ -137,12 +127,12 @@ class _OpenIncident:
         "identity",
         "key",
         "last_sighting",
+        "lookups",
         "minutes",
         "origin",
         "pending",
         "platform",
         "role",
-        "sightings",
         "start",
     )
 
@@ -166,19 +156,20 @@ class _OpenIncident:
         self.evidence: list[Evidence] = []
         self.minutes: set[int] = set()
         self.active_minutes = 0
-        self.sightings = 0
+        self.connections = 0
+        self.lookups = 0
         self.last_sighting: tuple[Proto, str, float] | None = None
         self.best_via = Attribution.ADDRESS
-        self.connection_seen = False
         self.confidence_floor = 0.0
-        """The stored confidence of a resumed incident (its sightings were not kept)."""
+        """The stored confidence of a resumed incident: its score never drops below it."""
 
     @classmethod
     def resumed(cls, incident: Incident, identity: str) -> _OpenIncident:
         """The state of an incident stored by a previous run, as far as the store kept it.
 
         Its active minutes are those the store counted; the minutes known to hold a hit (its
-        evidence, start and end) are marked so that later hits are not counted twice.
+        evidence, start and end) are marked so that later hits are not counted twice. Its
+        sightings are the stored basis (connections, lookups, attribution).
         """
         self = cls.__new__(cls)
         self.key = incident.key
@@ -195,10 +186,10 @@ class _OpenIncident:
         self.minutes = {self._minute(ts) for ts in (incident.start, incident.end)}
         self.minutes.update(self._minute(evidence.ts) for evidence in self.evidence)
         self.active_minutes = max(round(incident.active_minutes), len(self.minutes))
-        self.sightings = 1
+        self.connections = incident.basis.connections
+        self.lookups = incident.basis.lookups
         self.last_sighting = None
-        self.best_via = Attribution.NAME
-        self.connection_seen = any(e.proto in _CONNECTION_PROTOS for e in self.evidence)
+        self.best_via = incident.basis.attribution
         self.confidence_floor = incident.confidence
         return self
 
@@ -217,8 +208,6 @@ class _OpenIncident:
         if len(self.evidence) < max_evidence:
             evidence = Evidence(ts, observation.proto, observation.name, hit.match.via)
             bisect.insort(self.evidence, evidence, key=_evidence_time)
-        if observation.proto in _CONNECTION_PROTOS:
-            self.connection_seen = True
         if hit.match.presence is Presence.PRIMARY:
             self._sight(hit)
 
@@ -245,20 +234,20 @@ class _OpenIncident:
             or previous[1] != observation.name
             or abs(observation.ts - previous[2]) > REPEAT_WINDOW_S
         ):
-            self.sightings += 1
+            if observation.proto in CONNECTION_PROTOS:
+                self.connections += 1
+            else:
+                self.lookups += 1
             self.last_sighting = (observation.proto, observation.name, observation.ts)
-        if _ATTRIBUTION_PENALTY[hit.match.via] < _ATTRIBUTION_PENALTY[self.best_via]:
+        if ATTRIBUTION_PENALTY[hit.match.via] < ATTRIBUTION_PENALTY[self.best_via]:
             self.best_via = hit.match.via
 
+    def basis(self) -> Basis:
+        return Basis(self.connections, self.lookups, self.best_via)
+
     def confidence(self) -> float:
-        """The score described in the module docstring."""
-        score = 0.5 + 0.1 * min(self.sightings - 1, 2)
-        if self.connection_seen:
-            score += 0.15
-        if self.active_minutes >= SEVERAL_MINUTES:
-            score += 0.1
-        score -= _ATTRIBUTION_PENALTY[self.best_via]
-        return round(min(max(score, self.confidence_floor, 0.0), 1.0), 2)
+        """``monitor.confidence.score``, never below a resumed incident's stored score."""
+        return max(score(self.basis(), self.active_minutes), self.confidence_floor)
 
     def snapshot(self, site: str, state: IncidentState) -> Incident:
         return Incident(
@@ -275,6 +264,7 @@ class _OpenIncident:
             evidence=tuple(self.evidence),
             hit_count=self.hit_count,
             state=state,
+            basis=self.basis(),
         )
 
 

@@ -229,6 +229,26 @@ class Evidence:
     via: Attribution
 
 
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What an incident's confidence rests on: its distinct sightings of the platform's own names.
+
+    Repeats of one name over one protocol within a second (the A and AAAA queries of one lookup)
+    are one sighting. Embedded hits (widgets, pixels) grow an incident but are never a sighting.
+    """
+
+    connections: int = 0
+    """TLS or QUIC connections to the platform's own servers."""
+    lookups: int = 0
+    """DNS lookups of the platform's own names (apps look names up in the background)."""
+    attribution: Attribution = Attribution.NAME
+    """The best way a sighting was tied to the platform (name, CNAME chain, or only an address)."""
+
+    @property
+    def sightings(self) -> int:
+        return self.connections + self.lookups
+
+
 class IncidentState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -256,3 +276,5 @@ class Incident:
     """Capped list of the hits it rests on, oldest first."""
     hit_count: int
     state: IncidentState
+    basis: Basis = Basis()
+    """The sightings ``confidence`` was computed from (``monitor.confidence`` explains them)."""

@@ -25,6 +25,8 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
 from api.params import MAX_PAGE, IncidentId, Text, day_problem
+from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
+from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
 from monitor.store.queries import (
     OUTCOMES,
@@ -70,7 +72,17 @@ SORT_LABELS = {
     "device": "Device",
     "-confidence": "Most certain first",
 }
-FILTER_KEYS = ("status", "site", "platform", "segment", "date_from", "date_to", "device", "sort")
+CONFIDENCE_LABELS = {
+    "": "High and medium",
+    "all": "All, low too",
+    "high": "High only",
+    "medium": "Medium only",
+    "low": "Low only",
+}
+"""The queue's confidence choices: by default low-confidence incidents are left out."""
+FILTER_KEYS = (
+    "status", "site", "platform", "segment", "date_from", "date_to", "device", "confidence", "sort"
+)  # fmt: skip
 """The query parameters the queue and its CSV export share."""
 
 
@@ -85,6 +97,8 @@ class QueueQuery:
     date_from: str = ""
     date_to: str = ""
     device: str = ""
+    confidence: str = ""
+    """A key of ``CONFIDENCE_LABELS``: empty for high and medium."""
     sort: str = DEFAULT_SORT
     page: int = 1
     bad_page: str = ""
@@ -98,7 +112,7 @@ class QueueQuery:
     def filter_query(self) -> list[tuple[str, str]]:
         """The non-empty filters and the sort, as query pairs (no page)."""
         pairs = [("status", status) for status in self.statuses]
-        for key in ("site", "platform", "segment", "date_from", "date_to", "device"):
+        for key in ("site", "platform", "segment", "date_from", "date_to", "device", "confidence"):
             value = getattr(self, key)
             if value:
                 pairs.append((key, value))
@@ -124,8 +138,13 @@ class QueuePage:
     """The CSV export of the same filters."""
     previous_href: str | None
     next_href: str | None
+    low_href: str
+    """The same filters with low-confidence incidents too."""
+    floor: Floor
+    tz: ZoneInfo
 
     statuses = STATUSES
+    confidence_labels = CONFIDENCE_LABELS
     status_labels = STATUS_LABELS
     outcome_labels = OUTCOME_LABELS
     sort_labels = SORT_LABELS
@@ -138,6 +157,7 @@ class IncidentView:
     detail: IncidentDetail
     actions: tuple[str, ...]
     """The review states the incident can move to now."""
+    explanation: Explanation
     error: str | None = None
     """Why the last review change was refused (the form is shown again)."""
     form: ReviewForm | None = None
@@ -172,6 +192,7 @@ def parse_query(params: QueryParams) -> QueueQuery:
         date_from=params.get("date_from", "").strip(),
         date_to=params.get("date_to", "").strip(),
         device=params.get("device", "").strip(),
+        confidence=params.get("confidence", "").strip(),
         sort=params.get("sort", "").strip() or DEFAULT_SORT,
         page=page or 1,
         bad_page="" if page or not typed else typed[:20],
@@ -186,8 +207,11 @@ def _page_number(typed: str) -> int | None:
     return number if 1 <= number <= MAX_PAGE else None
 
 
-def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:
+def build_filters(query: QueueQuery, tz: ZoneInfo, floor: Floor) -> IncidentFilters:
     """``IncidentFilters`` for the query; ``ValueError`` with a message for the page."""
+    if query.confidence not in CONFIDENCE_LABELS:
+        choices = ", ".join(key for key in CONFIDENCE_LABELS if key)
+        raise ValueError(f"Unknown confidence {query.confidence!r}: use {choices}.")
     if query.sort.removeprefix("-") not in SORT_KEYS:
         raise ValueError(f"Unknown sort order {query.sort!r}.")
     if query.bad_page:
@@ -201,7 +225,17 @@ def build_filters(query: QueueQuery, tz: ZoneInfo) -> IncidentFilters:
         date_from=_date(query.date_from, "From"),
         date_to=_date(query.date_to, "To"),
         tz=tz,
+        levels=_levels(query.confidence),
+        floor=floor,
     )
+
+
+def _levels(confidence: str) -> tuple[str, ...]:
+    if confidence == "":
+        return tuple(DEFAULT_LEVELS)
+    if confidence == "all":
+        return ()
+    return (confidence,)
 
 
 def _date(value: str, name: str) -> date | None:
@@ -240,8 +274,9 @@ def incident_queue(
     tz = ZoneInfo(settings.calendar.timezone)
     result: IncidentPage | None = None
     error: str | None = None
+    floor = settings.incidents.floor()
     try:
-        filters = build_filters(query, tz)
+        filters = build_filters(query, tz, floor)
         result = list_incidents(
             db, filters, sort=query.sort, page=query.page, per_page=PER_PAGE, site_scope=user.site
         )
@@ -262,6 +297,13 @@ def incident_queue(
         export_href=_queue_href(request, "incident_export", pairs),
         previous_href=previous_href,
         next_href=next_href,
+        low_href=_queue_href(
+            request,
+            "incident_queue",
+            [*(pair for pair in pairs if pair[0] != "confidence"), ("confidence", "all")],
+        ),
+        floor=floor,
+        tz=tz,
     )
     return render_page(
         request, "pages/incidents/queue.html", page, status_code=400 if error else 200
@@ -276,7 +318,7 @@ def incident_export(
     query = parse_query(request.query_params)
     tz = ZoneInfo(settings.calendar.timezone)
     try:
-        filters = build_filters(query, tz)
+        filters = build_filters(query, tz, settings.incidents.floor())
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
     record_bulk_read(
@@ -333,13 +375,31 @@ def _audit_view(
     )
 
 
+def _view(
+    detail: IncidentDetail,
+    settings: Settings,
+    error: str | None = None,
+    form: ReviewForm | None = None,
+) -> IncidentView:
+    explanation = detail.incident.explain(
+        settings.incidents.floor(), ZoneInfo(settings.calendar.timezone)
+    )
+    return IncidentView(detail, _allowed_actions(detail.incident.status), explanation, error, form)
+
+
 @router.get("/incidents/{incident_id}", name="incident")
-def incident(request: Request, incident_id: IncidentId, user: Reviewer, db: SessionDep) -> Response:
+def incident(
+    request: Request,
+    incident_id: IncidentId,
+    user: Reviewer,
+    db: SessionDep,
+    settings: SettingsDep,
+) -> Response:
     """One incident: evidence, earlier incidents, policy point, history and the review form."""
     detail = _load(db, incident_id, user)
     _audit_view(request, db, user, detail)
     db.commit()
-    page = IncidentView(detail, _allowed_actions(detail.incident.status))
+    page = _view(detail, settings)
     return render_page(request, "pages/incidents/incident.html", page)
 
 
@@ -349,6 +409,7 @@ def review(
     incident_id: IncidentId,
     user: Reviewer,
     db: SessionDep,
+    settings: SettingsDep,
     form: Annotated[ReviewForm, Form()],
 ) -> Response:
     """Move the incident on (PRG); a refused change shows the page again with the reason."""
@@ -373,12 +434,7 @@ def review(
         _audit_view(request, db, user, current)
         db.commit()
         message = str(e)
-        page = IncidentView(
-            current,
-            _allowed_actions(current.incident.status),
-            message[:1].upper() + message[1:] + ".",
-            form,  # fmt: skip
-        )
+        page = _view(current, settings, message[:1].upper() + message[1:] + ".", form)
         return render_page(request, "pages/incidents/incident.html", page, status_code=400)
     record_review(
         db,

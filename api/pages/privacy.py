@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import SettingsDep, VisitorDep
 from api.pages import ALL_ROLES, NavLink, render_page
+from monitor.confidence import HIGH_FROM, MEDIUM_FROM, SEVERAL_MINUTES, Floor
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -48,6 +49,12 @@ class PrivacyNotice:
     """How long an incident the reviewer marked a false positive is kept."""
     segments: tuple[WatchedSegment, ...]
     timezone: str
+    floor: Floor
+    """The confidence floor of the settings; the formula's figures are ``monitor.confidence``'s."""
+
+    high_from = HIGH_FROM
+    medium_from = MEDIUM_FROM
+    several_minutes = SEVERAL_MINUTES
 
 
 @router.get("/privacy", name="privacy_notice")
@@ -69,5 +76,6 @@ def privacy_notice(request: Request, settings: SettingsDep, visitor: VisitorDep)
             for segment in settings.segments
         ),
         timezone=settings.calendar.timezone,
+        floor=settings.incidents.floor(),
     )
     return render_page(request, "pages/privacy/notice.html", page)

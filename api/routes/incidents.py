@@ -30,7 +30,16 @@ from api.routes import (
     list_read_detail,
     school_zone,
 )
-from api.schemas import IncidentDetailOut, IncidentListOut, IncidentSort, ReviewIn, ReviewStatus
+from api.schemas import (
+    ConfidenceLevel,
+    IncidentDetailOut,
+    IncidentListOut,
+    IncidentSort,
+    ReviewIn,
+    ReviewStatus,
+)
+from monitor.confidence import DEFAULT_LEVELS
+from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
 from monitor.store.queries import (
     Actor,
@@ -67,10 +76,18 @@ def incidents_list(
     sort: Annotated[IncidentSort, Query(description="Sort key; `-` for descending.")] = "-start",
     page: Page = 1,
     per_page: PerPage = 50,
+    confidence: Annotated[
+        list[ConfidenceLevel] | None,
+        Query(
+            max_length=3,
+            description="Confidence levels to include; by default `high` and `medium` (low "
+            "ones are counted in `low_hidden`).",
+        ),
+    ] = None,
 ) -> IncidentListOut:
     """Incidents matching every filter given, one page at a time (newest first by default).
     Limited to the user's site when the user has one. A page with incidents is audited
-    (``view_list``, with the query)."""
+    (``view_list``, with the query). Each says its confidence level and why."""
     check_range(date_from, date_to)
     filters = IncidentFilters(
         statuses=tuple(dict.fromkeys(status or ())),
@@ -82,6 +99,8 @@ def incidents_list(
         date_to=date_to,
         tz=school_zone(settings),
         site=site,
+        levels=tuple(dict.fromkeys(confidence or DEFAULT_LEVELS)),
+        floor=settings.incidents.floor(),
     )
     found = list_incidents(
         db, filters, sort=sort, page=page, per_page=per_page, site_scope=user.site
@@ -91,6 +110,7 @@ def incidents_list(
             "statuses": list(filters.statuses), "platforms": list(filters.platforms),
             "segments": list(filters.segments), "roles": list(filters.roles),
             "device": filters.device, "site": site, "sort": sort,
+            "confidence": list(confidence or ()),
             "date_from": date_from.isoformat() if date_from else None,
             "date_to": date_to.isoformat() if date_to else None,
         }  # fmt: skip
@@ -101,12 +121,16 @@ def incidents_list(
             address=client_address(request), site=user.site or site,
         )  # fmt: skip
         db.commit()
-    return IncidentListOut.model_validate(found)
+    return IncidentListOut.model_validate(found, context=explanation_context(settings))
 
 
 @router.get("/{incident_id}", summary="Get one incident", responses=NOT_FOUND)
 def incident_get(
-    incident_id: IncidentId, request: Request, user: Reviewer, db: SessionDep
+    incident_id: IncidentId,
+    request: Request,
+    user: Reviewer,
+    db: SessionDep,
+    settings: SettingsDep,
 ) -> IncidentDetailOut:
     """An incident with its evidence timeline, review history, the device's earlier incidents
     and the policy point it relates to. Audited (``view_incident``)."""
@@ -125,7 +149,7 @@ def incident_get(
         site=detail.incident.site,
     )
     db.commit()
-    return IncidentDetailOut.model_validate(detail)
+    return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))
 
 
 @router.post(
@@ -134,7 +158,12 @@ def incident_get(
     responses={**BAD_BODY, **NOT_FOUND, **CONFLICT},
 )
 def incident_review(
-    incident_id: IncidentId, body: ReviewIn, request: Request, user: Reviewer, db: SessionDep
+    incident_id: IncidentId,
+    body: ReviewIn,
+    request: Request,
+    user: Reviewer,
+    db: SessionDep,
+    settings: SettingsDep,
 ) -> IncidentDetailOut:
     """Move the incident ``new`` -> ``in_review`` -> ``closed`` (closing needs an outcome and a
     note), or reopen a closed one (``in_review``). Kept in the history; audited (``review``).
@@ -168,7 +197,12 @@ def incident_review(
         site=detail.incident.site,
     )
     db.commit()
-    return IncidentDetailOut.model_validate(detail)
+    return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))
+
+
+def explanation_context(settings: Settings) -> dict[str, object]:
+    """What ``IncidentOut`` needs to explain each incident's confidence."""
+    return {"floor": settings.incidents.floor(), "tz": school_zone(settings)}
 
 
 def _sentence(message: str) -> str:

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from monitor.confidence import Floor
 from monitor.reports.coverage import days_so_far, days_without_data, is_silent_site
 from monitor.store.models import (
     CheckRecord,
@@ -39,6 +40,7 @@ from monitor.store.models import (
     IncidentRecord,
     ListChangeRecord,
 )
+from monitor.store.queries.incidents import low_condition
 from monitor.store.queries.scope import site_condition
 from monitor.store.queries.stats import sites_with_observations
 
@@ -180,6 +182,8 @@ class ReviewerWeek:
     waiting_review: tuple[QueuedIncident, ...]
     """The oldest first, at most ``queue_limit`` of ``waiting_review_total``."""
     health: CaptureHealth
+    low_confidence: int = 0
+    """Incidents of the period below the confidence floor, left out of every figure above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +198,8 @@ class GovernorWeek:
     by_outcome: tuple[OutcomeCount, ...]
     waiting_review_total: int
     health: CaptureHealth
+    low_confidence: int = 0
+    """Incidents of the period below the confidence floor, left out of every figure above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +270,39 @@ class _Incident:
     address: str
 
 
+def _confident(floor: Floor | None) -> tuple[ColumnElement[bool], ...]:
+    """Leave out low-confidence incidents when a floor is given (the weekly email)."""
+    return () if floor is None else (not_(low_condition(floor)),)
+
+
+def _count_low(
+    db: Session, start: date, end: date, zone: ZoneInfo, site: str | None, floor: Floor | None
+) -> int:
+    if floor is None:
+        return 0
+    low, high = utc_bounds(start, end, zone)
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(IncidentRecord)
+            .where(
+                IncidentRecord.start_at >= low,
+                IncidentRecord.start_at < high,
+                site_condition(IncidentRecord.site, site),
+                low_condition(floor),
+            )
+        )
+        or 0
+    )
+
+
 def _incidents(
-    db: Session, start: date, end: date, zone: ZoneInfo, site: str | None
+    db: Session,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    site: str | None,
+    floor: Floor | None = None,
 ) -> list[_Incident]:
     low, high = utc_bounds(start, end, zone)
     rows = db.execute(
@@ -286,6 +323,7 @@ def _incidents(
             IncidentRecord.start_at >= low,
             IncidentRecord.start_at < high,
             site_condition(IncidentRecord.site, site),
+            *_confident(floor),
         )
         .order_by(IncidentRecord.start_at, IncidentRecord.id)
     )
@@ -307,7 +345,12 @@ def _incidents(
 
 
 def _count_incidents(
-    db: Session, start: date, end: date, zone: ZoneInfo, site: str | None
+    db: Session,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    site: str | None,
+    floor: Floor | None = None,
 ) -> Counter[str]:
     """Incidents per platform in the period."""
     low, high = utc_bounds(start, end, zone)
@@ -317,6 +360,7 @@ def _count_incidents(
             IncidentRecord.start_at >= low,
             IncidentRecord.start_at < high,
             site_condition(IncidentRecord.site, site),
+            *_confident(floor),
         )
         .group_by(IncidentRecord.platform)
     )
@@ -417,15 +461,19 @@ def _top_devices(incidents: Sequence[_Incident], limit: int) -> tuple[DeviceActi
     )
 
 
-def _waiting(site: str | None) -> tuple[ColumnElement[bool], ...]:
+def _waiting(site: str | None, floor: Floor | None = None) -> tuple[ColumnElement[bool], ...]:
     """Incidents of ``site`` that still wait for review, whenever they started."""
-    return (IncidentRecord.status.in_(WAITING_STATUSES), site_condition(IncidentRecord.site, site))
+    return (
+        IncidentRecord.status.in_(WAITING_STATUSES),
+        site_condition(IncidentRecord.site, site),
+        *_confident(floor),
+    )
 
 
 def _review_queue(
-    db: Session, limit: int, site: str | None
+    db: Session, limit: int, site: str | None, floor: Floor | None = None
 ) -> tuple[int, tuple[QueuedIncident, ...]]:
-    waiting = _waiting(site)
+    waiting = _waiting(site, floor)
     total = db.scalar(select(func.count()).select_from(IncidentRecord).where(*waiting)) or 0
     records = db.scalars(
         select(IncidentRecord)
@@ -459,12 +507,14 @@ def load_reviewer_week(
     today: date,
     top_limit: int = 5,
     queue_limit: int = 20,
+    floor: Floor | None = None,
 ) -> ReviewerWeek:
-    """The reviewer's week: every figure, the busiest devices and the review queue."""
-    incidents = _incidents(db, start, end, zone, site)
-    previous = _count_incidents(db, *_previous_period(start, end), zone, site)
+    """The reviewer's week: every figure, the busiest devices and the review queue (without
+    the incidents below ``floor``, when given: they are only counted)."""
+    incidents = _incidents(db, start, end, zone, site, floor)
+    previous = _count_incidents(db, *_previous_period(start, end), zone, site, floor)
     segments = Counter(i.segment or "no segment" for i in incidents)
-    waiting_total, queue = _review_queue(db, queue_limit, site)
+    waiting_total, queue = _review_queue(db, queue_limit, site, floor)
     return ReviewerWeek(
         incidents=len(incidents),
         previous_incidents=sum(previous.values()),
@@ -475,6 +525,7 @@ def load_reviewer_week(
         waiting_review_total=waiting_total,
         waiting_review=queue,
         health=load_capture_health(db, start, end, school_days, site=site, today=today),
+        low_confidence=_count_low(db, start, end, zone, site, floor),
     )
 
 
@@ -497,12 +548,14 @@ def load_governor_week(
     *,
     site: str | None,
     today: date,
+    floor: Floor | None = None,
 ) -> GovernorWeek:
-    """The governor's week: aggregates and trends only."""
-    incidents = _incidents(db, start, end, zone, site)
-    previous = _count_incidents(db, *_previous_period(start, end), zone, site)
+    """The governor's week: aggregates and trends only (without the incidents below ``floor``,
+    when given: they are only counted)."""
+    incidents = _incidents(db, start, end, zone, site, floor)
+    previous = _count_incidents(db, *_previous_period(start, end), zone, site, floor)
     waiting_total = db.scalar(
-        select(func.count()).select_from(IncidentRecord).where(*_waiting(site))
+        select(func.count()).select_from(IncidentRecord).where(*_waiting(site, floor))
     )
     return GovernorWeek(
         incidents=len(incidents),
@@ -513,6 +566,7 @@ def load_governor_week(
         by_outcome=_by_outcome(incidents),
         waiting_review_total=waiting_total or 0,
         health=load_capture_health(db, start, end, school_days, site=site, today=today),
+        low_confidence=_count_low(db, start, end, zone, site, floor),
     )
 
 

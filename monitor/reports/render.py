@@ -18,31 +18,10 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from monitor.platforms import platform_name
 from monitor.reports.data import CounterTotal, GovernorReport
 from monitor.reports.labels import COUNTER_LABELS, GAP_COUNTERS, readable_counters, week_label
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
-
-PLATFORM_NAMES = {
-    "facebook": "Facebook",
-    "instagram": "Instagram",
-    "tiktok": "TikTok",
-    "snapchat": "Snapchat",
-    "x": "X (Twitter)",
-    "youtube": "YouTube",
-    "whatsapp": "WhatsApp",
-    "linkedin": "LinkedIn",
-    "reddit": "Reddit",
-    "discord": "Discord",
-    "pinterest": "Pinterest",
-    "telegram": "Telegram",
-    "twitch": "Twitch",
-    "bereal": "BeReal",
-    "threads": "Threads",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "tumblr": "Tumblr",
-}
-"""Display names where capitalising the platform id is not enough."""
 
 OUTCOME_LABELS = {
     "no_action": "No action needed",
@@ -57,10 +36,6 @@ PROTOCOL_LABELS = {
     "quic": "QUIC connections (HTTP/3)",
     "dhcp": "device name announcements (DHCP)",
 }
-
-
-def platform_name(platform: str) -> str:
-    return PLATFORM_NAMES.get(platform, platform.replace("_", " ").title())
 
 
 def outcome_label(outcome: str) -> str:

@@ -233,6 +233,7 @@ class _Sender:
                     site=self.settings.report_site(),
                     calendar=self._calendar,
                     public_url=self.settings.web.public_url(),
+                    floor=self.settings.incidents.floor(),
                     today=self.now.astimezone(self._calendar.zone).date(),
                 )
         return self._summaries[key]

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from monitor.confidence import Floor
 from monitor.policy import SchoolCalendar
 from monitor.reports.data import (
     GovernorWeek,
@@ -155,9 +156,11 @@ def build_weekly_summary(
     calendar: SchoolCalendar,
     public_url: str,
     today: date,
+    floor: Floor | None = None,
 ) -> WeeklySummary:
     """The summary of ``week`` for ``role``, counting ``site``'s incidents (None: every site),
-    as known on the school's local day ``today`` (a week still running has days to come)."""
+    as known on the school's local day ``today`` (a week still running has days to come);
+    incidents below ``floor`` are left out and only counted (``low_confidence``)."""
     zone = calendar.zone
     school_days = calendar.school_days(week.start, week.end)
     if role is ReportRole.REVIEWER:
@@ -168,7 +171,7 @@ def build_weekly_summary(
             school_days=len(school_days),
             public_url=public_url.rstrip("/"),
             data=load_reviewer_week(
-                db, week.start, week.end, zone, school_days, site=site, today=today
+                db, week.start, week.end, zone, school_days, site=site, today=today, floor=floor
             ),
         )
     return GovernorSummary(
@@ -178,6 +181,6 @@ def build_weekly_summary(
         school_days=len(school_days),
         public_url=public_url.rstrip("/"),
         data=load_governor_week(
-            db, week.start, week.end, zone, school_days, site=site, today=today
+            db, week.start, week.end, zone, school_days, site=site, today=today, floor=floor
         ),
     )

@@ -24,6 +24,7 @@ from typing import Any, assert_never
 from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor.confidence import basis_from_evidence
 from monitor.store.models import (
     UNKNOWN_MAC,
     AppliedBatchRecord,
@@ -102,6 +103,9 @@ INCIDENT_FIELDS = [
     "hit_count",
     "state",
     "evidence",
+    "connections",
+    "lookups",
+    "attribution",
 ]
 OBSERVATION_FIELDS = [
     "site",
@@ -174,7 +178,16 @@ def _encode_incident(incident: Incident) -> dict[str, Any]:
             {"ts": e.ts, "proto": e.proto.value, "name": e.name, "via": e.via.value}
             for e in incident.evidence
         ],
+        "connections": incident.basis.connections, "lookups": incident.basis.lookups,
+        "attribution": incident.basis.attribution.value,
     }  # fmt: skip
+
+
+def _with_basis_from_evidence(encoded: dict[str, Any]) -> dict[str, Any]:
+    """An incident spooled before incidents had a basis: estimated as the migration does."""
+    basis = basis_from_evidence(item for item in encoded["evidence"] if isinstance(item, dict))
+    return encoded | {"connections": basis.connections, "lookups": basis.lookups,
+                      "attribution": basis.attribution.value}  # fmt: skip
 
 
 def decode_item(encoded: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -184,6 +197,12 @@ def decode_item(encoded: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"unknown item type {kind!r}")
     if encoded.get("v") != ITEM_VERSION:
         raise ValueError(f"{kind} item version {encoded.get('v')!r}, expected {ITEM_VERSION}")
+    if (
+        kind == "incident"
+        and "connections" not in encoded
+        and isinstance(encoded.get("evidence"), list)
+    ):
+        encoded = _with_basis_from_evidence(encoded)
     missing = [name for name in FIELDS[kind] if name not in encoded]
     if missing:
         raise ValueError(f"{kind} item without {', '.join(missing)}")

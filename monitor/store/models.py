@@ -131,6 +131,12 @@ class IncidentRecord(Base):
     end_at: Mapped[datetime]
     active_minutes: Mapped[float] = mapped_column(Float)
     confidence: Mapped[float] = mapped_column(Float)
+    connections: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Distinct TLS/QUIC connections to the platform's own servers (``monitor.values.Basis``)."""
+    lookups: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Distinct DNS lookups of the platform's own names."""
+    attribution: Mapped[str] = mapped_column(String, server_default="name")
+    """The best way a sighting was tied to the platform: ``name``, ``cname`` or ``address``."""
     hit_count: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String)
     """``open`` while hits continue, ``closed`` after the idle gap."""

@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from monitor.confidence import ATTRIBUTION_PENALTY
 from monitor.store.models import IncidentRecord
 from monitor.values import (
     Attribution,
+    Basis,
     Category,
     Device,
     Evidence,
@@ -75,6 +77,14 @@ def _snapshot(key: str, chain: Sequence[IncidentRecord]) -> Incident:
         evidence=tuple(evidence),
         hit_count=sum(record.hit_count for record in chain),
         state=IncidentState.OPEN,
+        basis=Basis(
+            connections=sum(record.connections for record in chain),
+            lookups=sum(record.lookups for record in chain),
+            attribution=min(
+                (Attribution(record.attribution) for record in chain),
+                key=ATTRIBUTION_PENALTY.__getitem__,
+            ),
+        ),
     )
 
 

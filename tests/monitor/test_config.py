@@ -100,6 +100,8 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
         ("calendar.bank_holidays_division", "england-and-wales"),
         ("incidents.idle_gap_minutes", 10),
         ("incidents.max_evidence", 50),
+        ("incidents.floor_connections", 2),
+        ("incidents.floor_minutes", 2.0),
         ("database.data_dir", Path("/var/lib/hallmonitor")),
         ("database.spool_dir", Path("/var/lib/hallmonitor/spool")),
         ("database.batch_size", 500),
@@ -540,6 +542,14 @@ def test_environment_errors_name_the_variable(environ: dict[str, str], problem: 
             "incidents.idle_gap_minutes: -1 is too small; use more than 0",
         ),
         ("[incidents]\nmax_evidence = 1.5", "incidents.max_evidence: 1.5 is not a whole number"),
+        (
+            "[incidents]\nfloor_connections = -1",
+            "incidents.floor_connections: -1 is too small; use 0 or more",
+        ),
+        (
+            "[incidents]\nfloor_minutes = 2000",
+            "incidents.floor_minutes: 2000 is too large; use 1440 or less",
+        ),
         (
             "[database]\nurl = 'mysql://hm:s3cret@db/hm'",
             "database.url: 'mysql://hm:***@db/hm': mysql is not supported; use sqlite:///PATH "

@@ -34,9 +34,11 @@ from monitor.store.models import (
 from monitor.store.queries.identity import DeviceRef, parse_device_ref
 from monitor.store.queries.incidents import (
     DEFAULT_SORT,
+    SUMMARY_COLUMNS,
     IncidentFilters,
     incident_conditions,
     incident_order,
+    summary_of,
 )
 from monitor.store.queries.scope import site_condition
 
@@ -54,9 +56,12 @@ INCIDENT_CSV_COLUMNS = {
     "role": IncidentRecord.role, "active_minutes": IncidentRecord.active_minutes,
     "confidence": IncidentRecord.confidence, "hits": IncidentRecord.hit_count,
     "state": IncidentRecord.state, "status": IncidentRecord.status,
-    "outcome": IncidentRecord.outcome,
+    "outcome": IncidentRecord.outcome, "connections": IncidentRecord.connections,
+    "lookups": IncidentRecord.lookups, "attribution": IncidentRecord.attribution,
 }  # fmt: skip
-"""The queue's CSV: header name -> column."""
+"""The queue's CSV: header name -> column (then the explanation's columns)."""
+EXPLANATION_CSV_COLUMNS = ("level", "reasons", "seen", "limits")
+"""The confidence explanation of each row (``IncidentSummary.explain``); reasons joined by ``; ``."""
 
 ExportRow = dict[str, Any]
 """A row as plain JSON values: times and days as ISO text, evidence as a list of objects."""
@@ -144,18 +149,27 @@ def incidents_csv(
     order = incident_order(sort)
     conditions = incident_conditions(filters, site_scope, db.get_bind().dialect.name)
     tz = filters.tz or UTC
-    yield _csv_line(list(INCIDENT_CSV_COLUMNS))
+    yield _csv_line([*INCIDENT_CSV_COLUMNS, *EXPLANATION_CSV_COLUMNS])
     rows = db.execute(
-        select(*INCIDENT_CSV_COLUMNS.values())
+        select(*SUMMARY_COLUMNS)
         .where(*conditions)
         .order_by(*order)
         .execution_options(yield_per=CSV_BATCH_ROWS)
     )
     for row in rows:
+        summary = summary_of(row)
+        explanation = summary.explain(filters.floor, tz)
+        values = (getattr(summary, column.key) for column in INCIDENT_CSV_COLUMNS.values())
         yield _csv_line(
             [
-                value.astimezone(tz).isoformat() if isinstance(value, datetime) else value
-                for value in row
+                *(
+                    value.astimezone(tz).isoformat() if isinstance(value, datetime) else value
+                    for value in values
+                ),
+                explanation.level.value,
+                "; ".join(explanation.reasons),
+                explanation.seen,
+                explanation.limits,
             ]
         )
 

@@ -11,13 +11,24 @@ the id, so pages are stable while new incidents arrive.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from monitor.confidence import (
+    DEFAULT_FLOOR,
+    HIGH_FROM,
+    LEVELS,
+    MEDIUM_FROM,
+    Explanation,
+    Floor,
+    Level,
+    explain,
+)
+from monitor.platforms import platform_name
 from monitor.store.models import (
     UNKNOWN_MAC,
     DeviceRecord,
@@ -28,6 +39,7 @@ from monitor.store.models import (
 from monitor.store.queries.identity import same_device
 from monitor.store.queries.scope import Window, contains_text, site_condition
 from monitor.store.queries.weeks import local_midnight
+from monitor.values import Attribution, Basis
 
 STATUSES = ("new", "in_review", "closed")
 """The review workflow's states, in order."""
@@ -76,11 +88,18 @@ class IncidentFilters:
     """The school's time zone; required with a date."""
     site: str | None = None
     """One school of a trust (a reviewer's own site limit applies as well)."""
+    levels: tuple[str, ...] = ()
+    """Confidence levels (``high``, ``medium``, ``low``); the queue's default leaves out low."""
+    floor: Floor = DEFAULT_FLOOR
+    """The confidence floor of the settings, under which an incident is low."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.statuses) - set(STATUSES))
         if unknown:
             raise ValueError(f"status {unknown[0]!r}: allowed {', '.join(STATUSES)}")
+        unknown = sorted(set(self.levels) - set(LEVELS))
+        if unknown:
+            raise ValueError(f"confidence {unknown[0]!r}: allowed {', '.join(LEVELS)}")
         if (self.date_from or self.date_to) and self.tz is None:
             raise ValueError("a date filter needs the school's time zone (tz)")
         if self.date_from and self.date_to and self.date_to < self.date_from:
@@ -111,11 +130,31 @@ class IncidentSummary:
     status: str
     """The review state: ``new``, ``in_review`` or ``closed``."""
     outcome: str | None
+    connections: int
+    lookups: int
+    attribution: str
 
     @property
     def device_name(self) -> str:
         """What to call the device: its label, else its host name, MAC or address."""
         return self.device_label or self.device_host_name or self.device_mac or self.device_ip
+
+    @property
+    def basis(self) -> Basis:
+        return Basis(self.connections, self.lookups, Attribution(self.attribution))
+
+    def explain(self, floor: Floor, tz: tzinfo) -> Explanation:
+        """Its confidence level, the reasons and what was seen, in plain English."""
+        return explain(
+            self.basis,
+            active_minutes=self.active_minutes,
+            stored_score=self.confidence,
+            floor=floor,
+            platform=platform_name(self.platform),
+            device=self.device_name,
+            start=self.start_at.astimezone(tz),
+            end=self.end_at.astimezone(tz),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +168,8 @@ class IncidentPage:
     pages: int
     sort: str
     filters: IncidentFilters
+    low_hidden: int = 0
+    """Low-confidence incidents matching the other filters that the level filter left out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +237,8 @@ SUMMARY_COLUMNS = (
     IncidentRecord.device_label, IncidentRecord.device_segment, IncidentRecord.role,
     IncidentRecord.start_at, IncidentRecord.end_at, IncidentRecord.active_minutes,
     IncidentRecord.confidence, IncidentRecord.hit_count, IncidentRecord.state,
-    IncidentRecord.status, IncidentRecord.outcome,
+    IncidentRecord.status, IncidentRecord.outcome, IncidentRecord.connections,
+    IncidentRecord.lookups, IncidentRecord.attribution,
 )  # fmt: skip
 """The columns of :class:`IncidentSummary`, in its field order."""
 
@@ -219,6 +261,28 @@ def summary_of(row: Sequence[Any]) -> IncidentSummary:
     return IncidentSummary(*row)
 
 
+def low_condition(floor: Floor) -> ColumnElement[bool]:
+    """SQL for ``monitor.confidence.level_of(...) is Level.LOW`` on the stored columns."""
+    table = IncidentRecord
+    return or_(
+        table.confidence < MEDIUM_FROM,
+        and_(table.connections < floor.min_connections, table.active_minutes < floor.min_minutes),
+    )
+
+
+def level_condition(levels: tuple[str, ...], floor: Floor) -> ColumnElement[bool]:
+    """SQL for an incident whose confidence level is one of ``levels``."""
+    table = IncidentRecord
+    low = low_condition(floor)
+    high = and_(not_(low), table.confidence >= HIGH_FROM, table.connections > 0)
+    conditions = {
+        Level.LOW: low,
+        Level.HIGH: high,
+        Level.MEDIUM: and_(not_(low), not_(high)),
+    }
+    return or_(*(conditions[Level(level)] for level in levels))
+
+
 def incident_conditions(
     filters: IncidentFilters, site_scope: str | None, dialect: str
 ) -> list[ColumnElement[bool]]:
@@ -235,6 +299,8 @@ def incident_conditions(
         conditions.append(table.device_segment.in_(filters.segments))
     if filters.roles:
         conditions.append(table.role.in_(filters.roles))
+    if filters.levels and set(filters.levels) != set(LEVELS):
+        conditions.append(level_condition(filters.levels, filters.floor))
     if filters.device:
         columns = (table.device_ip, table.device_mac, table.device_host_name, table.device_label)
         conditions.append(contains_text(columns, filters.device.strip(), dialect))
@@ -292,6 +358,13 @@ def list_incidents(
             for row in db.execute(select(*SUMMARY_COLUMNS).where(IncidentRecord.id.in_(ids)))
         }
         items = tuple(summary_of(rows[incident_id]) for incident_id in ids)
+    low_hidden = 0
+    if filters.levels and Level.LOW not in filters.levels:
+        low_only = replace(filters, levels=(Level.LOW.value,))
+        low_conditions = incident_conditions(low_only, site_scope, db.get_bind().dialect.name)
+        low_hidden = (
+            db.scalar(select(func.count()).select_from(IncidentRecord).where(*low_conditions)) or 0
+        )
     return IncidentPage(
         items=items,
         total=total,
@@ -300,6 +373,7 @@ def list_incidents(
         pages=window.pages(total),
         sort=sort,
         filters=filters,
+        low_hidden=low_hidden,
     )
 
 

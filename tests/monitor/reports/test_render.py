@@ -31,7 +31,6 @@ from monitor.reports.render import (
     bar_percent,
     change,
     minutes,
-    platform_name,
     render_governors_report,
     render_weekly_email,
     render_weekly_html,
@@ -202,8 +201,6 @@ def test_bar_percent_shows_any_count_above_zero(count: int, largest: int, percen
 
 
 def test_names_in_plain_english() -> None:
-    assert platform_name("tiktok") == "TikTok"
-    assert platform_name("new_platform") == "New Platform"
     assert str(counter_label("matches.unsegmented")).startswith("Platform use from addresses in")
     assert counter_label("capture.drops") is None  # never shown: see test_labels
 

@@ -267,3 +267,37 @@ def test_sent_reports_of_a_single_school_database_keep_its_site_on_upgrade(
             )
     finally:
         engine.dispose()
+
+
+def test_incidents_stored_before_the_basis_columns_get_it_from_their_evidence(
+    empty_url: str,
+) -> None:
+    engine = make_engine(empty_url)
+    evidence = (
+        '[{"ts": 1.0, "proto": "dns", "name": "i.instagram.com", "via": "name"},'
+        ' {"ts": 2.0, "proto": "tls", "name": "i.instagram.com", "via": "name"},'
+        ' {"ts": 3.0, "proto": "quic", "name": "", "via": "address"}]'
+    )
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(empty_url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "b7e1c4d2a9f3")
+            connection.execute(
+                text(
+                    "INSERT INTO incidents (key, site, platform, category, device_ip, device_mac,"
+                    " start_at, end_at, active_minutes, confidence, hit_count, state, evidence,"
+                    " status, created_at, updated_at) VALUES ('k', 'main', 'instagram', 'social',"
+                    " '10.0.0.5', '', '2026-11-16 10:00:00', '2026-11-16 10:10:00', 10, 0.9, 3,"
+                    " 'closed', :evidence, 'new', '2026-11-16 10:00:00', '2026-11-16 10:00:00')"
+                ),
+                {"evidence": evidence},
+            )
+        upgrade_schema(empty_url)
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT connections, lookups, attribution FROM incidents")
+            ).one()
+        assert tuple(row) == (2, 1, "name")
+    finally:
+        engine.dispose()

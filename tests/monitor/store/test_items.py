@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from monitor.confidence import basis_from_evidence
 from monitor.sessions import build_incident_key
 from monitor.store.items import (
     CounterIncrement,
@@ -83,6 +84,18 @@ class TestEncoding:
         assert (incident["start_at"], incident["end_at"]) == (utc(T0), utc(T0 + 30))
         _, counter = decode_item(encode_item(CounterIncrement(SITE, DAY, "x", 1)))
         assert counter["day"] == DAY
+
+    def test_an_incident_spooled_before_it_had_a_basis_gets_one_from_its_evidence(self) -> None:
+        encoded = encode_item(make_incident(hit_count=2))
+        for name in ("connections", "lookups", "attribution"):
+            del encoded[name]
+        _, incident = decode_item(encoded)
+        estimate = basis_from_evidence(encoded["evidence"])
+        assert (incident["connections"], incident["lookups"], incident["attribution"]) == (
+            estimate.connections,
+            estimate.lookups,
+            estimate.attribution.value,
+        )
 
     def test_unknown_macs_are_stored_as_empty_strings_in_keys(self) -> None:
         encoded = encode_item(EmbeddedCountRow(SITE, DAY, "10.1.4.23", None, "x", 1))

@@ -48,6 +48,8 @@ def add_incident(
     role: str | None = "staff",
     label: str | None = None,
     confidence: float = 0.9,
+    connections: int = 3,
+    lookups: int = 0,
     hits: int = 12,
     status: str = "new",
     outcome: str | None = None,
@@ -60,6 +62,7 @@ def add_incident(
         device_ip=ip, device_mac=mac, device_host_name=host_name, device_segment=segment,
         device_label=label, role=role, start_at=start, end_at=start + timedelta(minutes=minutes),
         active_minutes=minutes, confidence=confidence, hit_count=hits, state="closed",
+        connections=connections, lookups=lookups,
         evidence=[
             {"ts": (start + timedelta(seconds=30 * n)).timestamp(), "proto": "tls",
              "name": f"www.{platform}.com", "via": "name"}

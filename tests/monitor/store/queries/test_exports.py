@@ -19,6 +19,7 @@ from monitor.store.models import (
     ObservationRecord,
 )
 from monitor.store.queries.exports import (
+    EXPLANATION_CSV_COLUMNS,
     INCIDENT_CSV_COLUMNS,
     csv_safe,
     erase_device,
@@ -61,7 +62,7 @@ class TestIncidentsCsv:
         older = add_incident(db, start=T0 - timedelta(days=1), status="closed", outcome="no_action")
         newer = add_incident(db, start=T0, label="Ms Smith")
         rows = parse(list(incidents_csv(db, IncidentFilters(), None)))
-        assert rows[0] == list(INCIDENT_CSV_COLUMNS)
+        assert rows[0] == [*INCIDENT_CSV_COLUMNS, *EXPLANATION_CSV_COLUMNS]
         assert [int(row[0]) for row in rows[1:]] == [newer.id, older.id]
         record = dict(zip(rows[0], rows[1], strict=True))
         assert record["start"] == "2026-03-10T10:00:00+00:00"
@@ -81,7 +82,7 @@ class TestIncidentsCsv:
             db, label='=HYPERLINK("http://evil.example","x")', host_name="+cmd|' /C calc'!A0"
         )
         (_, row) = parse(list(incidents_csv(db, IncidentFilters(), None)))
-        record = dict(zip(INCIDENT_CSV_COLUMNS, row, strict=True))
+        record = dict(zip([*INCIDENT_CSV_COLUMNS, *EXPLANATION_CSV_COLUMNS], row, strict=True))
         assert record["device_label"] == '\'=HYPERLINK("http://evil.example","x")'
         assert record["device_host_name"] == "'+cmd|' /C calc'!A0"
 

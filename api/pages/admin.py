@@ -34,6 +34,7 @@ from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Day, Page, Text
 from monitor.config import Settings
+from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.queries.audit import AuditEvent, list_audit_events
 from monitor.store.users import (
@@ -200,10 +201,11 @@ def reset_user_password(
     username: str,
     user: Admin,
     db: SessionDep,
+    settings: SettingsDep,
     form: Annotated[PasswordForm, Form()],
 ) -> Response:
     """Set a new password: clears any lockout, signs the user out everywhere and revokes their
-    API tokens."""
+    API tokens (for ``admin``, the file of the first start's one-time password goes too)."""
     target = _target(db, username, user)
     try:
         changed = set_password(
@@ -216,6 +218,7 @@ def reset_user_password(
         {"change": "password", "tokens_revoked": changed.tokens_revoked},
     )  # fmt: skip
     db.commit()
+    forget_password_file(settings.database.data_dir, changed.user.username)
     return redirect_to(request, "user_list", query={"done": "password"})
 
 

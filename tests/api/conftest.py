@@ -53,8 +53,11 @@ def db_url(api_sqlite_template: Path, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def make_settings(db_url: str, **web: Any) -> Settings:
-    return Settings.model_validate({"database": {"url": db_url}, "web": web})
+def make_settings(db_url: str, *, data_dir: Path | None = None, **web: Any) -> Settings:
+    database: dict[str, str] = {"url": db_url}
+    if data_dir is not None:
+        database["data_dir"] = str(data_dir)
+    return Settings.model_validate({"database": database, "web": web})
 
 
 def csrf_token_in(html: str) -> str:
@@ -149,7 +152,7 @@ AppFactory = Callable[..., AppHarness]
 @pytest.fixture
 def app_client(db_url: str) -> Iterator[AppFactory]:
     """Build ``AppHarness``es: ``app_client(routers=[...], client=(host, port),
-    raise_server_exceptions=..., base_url=..., **web_settings)``; e.g.
+    raise_server_exceptions=..., base_url=..., data_dir=..., **web_settings)``; e.g.
     ``app_client(root_path="/monitor", session_idle_minutes=5)``."""
     clients: list[TestClient] = []
 
@@ -159,9 +162,10 @@ def app_client(db_url: str) -> Iterator[AppFactory]:
         client: tuple[str, int] = ("testclient", 50000),
         raise_server_exceptions: bool = True,
         base_url: str = "http://testserver",
+        data_dir: Path | None = None,
         **web: Any,
     ) -> AppHarness:
-        settings = make_settings(db_url, **web)
+        settings = make_settings(db_url, data_dir=data_dir, **web)
         app = create_app(settings, password_hasher=FAST_HASHER)
         for router in routers:
             app.include_router(router)

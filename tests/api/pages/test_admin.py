@@ -5,12 +5,14 @@ in tests/api/test_routes_roles.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 
 from api.pages.admin import AuditLogPage, SettingsPage, UsersPage, settings_groups
 from monitor.config import Settings
+from monitor.first_admin import FIRST_ADMIN, password_file
 from monitor.store.audit import NamedActor, record_event
 from monitor.store.users import UserRole, get_user
 from tests.api.conftest import PASSWORD, AppFactory, AppHarness
@@ -121,6 +123,23 @@ def test_a_new_password_replaces_the_old_one(harness: AppHarness) -> None:
     harness.client.cookies.clear()
     assert "failed=1" in harness.post_login("head", PASSWORD).headers["location"]
     assert harness.post_login("head", new).headers["location"] == "/"
+
+
+def test_an_admin_reset_of_admins_password_removes_the_one_time_password_file(
+    app_client: AppFactory, tmp_path: Path
+) -> None:
+    harness = app_client(data_dir=tmp_path)
+    token = admin(harness)
+    harness.add_user(UserRole.ADMIN, FIRST_ADMIN)
+    left_over = password_file(tmp_path)
+    left_over.write_text("the first start's one-time password\n")
+    response = harness.client.post(
+        f"/admin/users/{FIRST_ADMIN}/password",
+        data={"csrf_token": token, "password": "a brand new long passphrase"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert not left_over.exists()
 
 
 def test_a_short_new_password_is_refused(harness: AppHarness) -> None:

@@ -6,10 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from monitor.cli import main
+from monitor.errors import CaptureFileError
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
 from monitor.store.models import Base, RecordedCaptureRecord
@@ -104,4 +106,21 @@ def test_scan_record_of_a_recorded_file_says_it_skipped_it(engine_url: str, tmp_
     assert again.exit_code == 0, again.output
     assert f"{CAPTURE}: already recorded on " in again.stderr
     assert "1 files skipped as already recorded" in again.stderr
+    assert every_table(engine_url) == once
+
+
+def test_a_run_that_stops_at_an_unreadable_file_keeps_the_ledger_of_the_files_before_it(
+    engine_url: str, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, engine_url)
+    garbage = tmp_path / "not-a-capture.pcap"
+    garbage.write_bytes(b"this is not a capture file at all" * 4)
+    with pytest.raises(CaptureFileError):
+        record_captures(settings, [str(CAPTURE), str(garbage)])
+    once = every_table(engine_url)
+    assert once["observations"]
+
+    summary = record_captures(settings, [str(CAPTURE)])
+
+    assert len(summary.skipped) == 1
     assert every_table(engine_url) == once

@@ -14,6 +14,7 @@ from monitor.cli import main
 from monitor.errors import CaptureFileError
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
+from monitor.store.items import CaptureRecorded, decode_item, encode_item
 from monitor.store.models import Base, RecordedCaptureRecord
 from tests.monitor.test_runner import PCAPS, settings_for, write_config
 
@@ -124,3 +125,12 @@ def test_a_run_that_stops_at_an_unreadable_file_keeps_the_ledger_of_the_files_be
 
     assert len(summary.skipped) == 1
     assert every_table(engine_url) == once
+
+
+def test_a_ledger_entry_survives_the_spool_encoding() -> None:
+    entry = CaptureRecorded("st-marys", "ab" * 32, "x.pcap", 1234, 56)
+    assert decode_item(encode_item(entry)) == (
+        "capture",
+        {"site": "st-marys", "sha256": "ab" * 32, "file_name": "x.pcap", "size_bytes": 1234,
+         "frames": 56},
+    )  # fmt: skip

@@ -38,6 +38,8 @@ from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
+from monitor.store.items import CaptureRecorded
+from monitor.store.ledger import file_sha256, recorded_capture
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
@@ -169,6 +171,8 @@ class RunSummary:
     writer: WriterStats
     damage: tuple[str, ...] = ()
     """The damaged places of the captures replayed (``CaptureReader.damage_report``)."""
+    skipped: tuple[str, ...] = ()
+    """One line per capture file not replayed because it was already recorded."""
 
     def describe(self) -> str:
         writer = self.writer
@@ -189,23 +193,68 @@ class RunSummary:
                 text += f"; the database had failed with: {writer.last_error}"
         if self.damage:
             text += "; the captures are damaged (above): what was read is recorded"
+        if self.skipped:
+            text += f"; {len(self.skipped):,} files skipped as already recorded (above)"
         return text
 
 
+def already_recorded(settings: Settings, path: str, sha256: str, seen: set[str]) -> str | None:
+    """Why ``path`` is not to be replayed (the ledger has it, or this run had it), else None.
+
+    A database that cannot be read now does not stop the replay: the file is recorded (into the
+    spool) without the check, and the log says so.
+    """
+    if sha256 in seen:
+        return f"{path}: the same capture as a file before it in this run: skipped"
+    database = make_engine(settings.database.url.get_secret_value())
+    try:
+        entry = recorded_capture(database, settings.site.name, sha256)
+    except SQLAlchemyError as e:
+        logger.warning(
+            "could not read the import ledger (%s); recording %s without knowing whether it "
+            "was recorded before",
+            str(getattr(e, "orig", None) or e).splitlines()[0],
+            path,
+        )
+        return None
+    finally:
+        database.dispose()
+    if entry is None:
+        return None
+    return (
+        f"{path}: already recorded on {entry.recorded_at:%Y-%m-%d %H:%M} UTC "
+        f"(as {entry.file_name}, {entry.frames:,} frames): skipped"
+    )
+
+
 def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
-    """Replay capture files through the daemon's path into the database (``scan --record``)."""
+    """Replay capture files through the daemon's path into the database (``scan --record``).
+
+    A file the site's import ledger already holds (same bytes) is skipped, so recording a file
+    again changes nothing. After each file's items the writer gets its ledger entry, which it
+    commits with or after the file's last batch.
+    """
     check_schema(settings)
     writer = build_writer(settings)
     writer.start()
     engine = build_engine(settings, writer.submit)
     frames = 0
     damage: list[str] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
     extra_ports = set(settings.capture.dns_ports)
     try:
         for path in paths:
             pipeline = Pipeline(dns_ports=DNS_PORTS | extra_ports)
             last_ts = 0.0
             with read_capture(path) as reader:
+                sha256 = file_sha256(path)
+                reason = already_recorded(settings, path, sha256, seen)
+                seen.add(sha256)
+                if reason is not None:
+                    skipped.append(reason)
+                    continue
+                file_frames = frames
                 for frame in reader:
                     frames += 1
                     for observation in pipeline.process(frame):
@@ -216,6 +265,15 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
             damage += reader.damage_report()
             engine.tick(last_ts)
             CaptureCounts().report(engine, last_ts, pipeline, 0)
+            writer.submit(
+                CaptureRecorded(
+                    site=settings.site.name,
+                    sha256=sha256,
+                    file_name=Path(path).name,
+                    size_bytes=Path(path).stat().st_size,
+                    frames=frames - file_frames,
+                )
+            )
     finally:
         engine.close()
         stats = writer.stop(DRAIN_TIMEOUT_S)
@@ -226,6 +284,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         engine.stats.incidents_opened,
         stats,
         tuple(damage),
+        tuple(skipped),
     )
 
 

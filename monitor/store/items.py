@@ -33,6 +33,7 @@ from monitor.store.models import (
     EmbeddedCountRecord,
     IncidentRecord,
     ObservationRecord,
+    RecordedCaptureRecord,
 )
 from monitor.store.spool import SpoolRecord
 from monitor.values import Incident, Match, Observation
@@ -83,7 +84,28 @@ class DeviceSeen:
     ts: float
 
 
-WriterItem = Incident | StoredObservation | CounterIncrement | EmbeddedCountRow | DeviceSeen
+@dataclass(frozen=True, slots=True)
+class CaptureRecorded:
+    """A replay has handed the writer every other item of a capture file: enter it in the ledger.
+
+    Submitted after the file's items, so it commits with or after the file's last batch.
+    """
+
+    site: str
+    sha256: str
+    file_name: str
+    size_bytes: int
+    frames: int
+
+
+WriterItem = (
+    Incident
+    | StoredObservation
+    | CounterIncrement
+    | EmbeddedCountRow
+    | DeviceSeen
+    | CaptureRecorded
+)
 
 INCIDENT_FIELDS = [
     "key",
@@ -128,6 +150,7 @@ FIELDS: dict[str, list[str]] = {
     "counter": ["site", "day", "name", "count"],
     "embedded": ["site", "day", "device_ip", "device_mac", "platform", "count"],
     "device": ["site", "mac", "ip", "host_name", "ts"],
+    "capture": ["site", "sha256", "file_name", "size_bytes", "frames"],
 }
 """The fields of each item type's encoding (besides ``t`` and ``v``)."""
 TIME_FIELDS = {"start_at", "end_at", "ts"}
@@ -159,6 +182,9 @@ def encode_item(item: WriterItem) -> dict[str, Any]:
         case DeviceSeen(site, mac, ip, host_name, ts):
             return {"t": "device", "v": ITEM_VERSION, "site": site, "mac": mac or UNKNOWN_MAC,
                     "ip": ip, "host_name": host_name, "ts": ts}  # fmt: skip
+        case CaptureRecorded(site, sha256, file_name, size_bytes, frames):
+            return {"t": "capture", "v": ITEM_VERSION, "site": site, "sha256": sha256,
+                    "file_name": file_name, "size_bytes": size_bytes, "frames": frames}  # fmt: skip
         case _:
             assert_never(item)
 
@@ -262,7 +288,16 @@ def apply_records(
     _add_counts(connection, DailyCounterRecord, grouped["counter"])
     _add_counts(connection, EmbeddedCountRecord, grouped["embedded"])
     _upsert_devices(connection, grouped["device"])
+    _enter_captures(connection, grouped["capture"], now)
     return sum(len(rows) for rows in grouped.values()), bad
+
+
+def _enter_captures(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Enter recorded capture files in the ledger; a file already there keeps its first entry."""
+    if not rows:
+        return
+    stmt = _dialect_insert(connection, RecordedCaptureRecord).on_conflict_do_nothing()
+    connection.execute(stmt, [{**row, "recorded_at": now} for row in rows])
 
 
 def _dialect_insert(connection: Connection, model: type[Any]) -> postgresql.Insert | sqlite.Insert:

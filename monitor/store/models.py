@@ -247,6 +247,25 @@ class AppliedBatchRecord(Base):
     applied_at: Mapped[datetime]
 
 
+class RecordedCaptureRecord(Base):
+    """The import ledger: each capture file ``scan --record`` recorded completely, per site.
+
+    A file is known by the SHA-256 of its bytes (its name and place may change). A replay skips
+    a file that is here, so recording it again does not double observations and counters. The
+    row is written by the writer after every other item of the file (``CaptureRecorded``).
+    """
+
+    __tablename__ = "recorded_captures"
+
+    site: Mapped[str] = mapped_column(String, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String)
+    """The file's name when it was recorded (for the skip message only)."""
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    frames: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime]
+
+
 # --- the review app and reports -----------------------------------------------------------------
 
 

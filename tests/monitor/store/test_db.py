@@ -36,6 +36,7 @@ STORE_TABLES = {
     "embedded_counts",
     "incidents",
     "observations",
+    "recorded_captures",
     # the review app and reports
     "api_tokens",
     "audit_events",

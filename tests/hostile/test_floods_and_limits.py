@@ -55,7 +55,14 @@ from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     postgres_test_url,
     sqlite_template,
 )
-from tests.test_deploy import app_config, needs_nginx, nginx_in_front, run_script, serving
+from tests.test_deploy import (
+    app_config,
+    needs_nginx,
+    nginx_in_front,
+    run_script,
+    serving,
+    wait_for,
+)
 
 HALLMONITOR = str(Path(sys.executable).parent / "hallmonitor")
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,19 +135,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
             process.kill()
             _, errors = process.communicate()
     assert "Traceback" not in errors, errors
-
-
-def wait_for(port: int, process: subprocess.Popen[str]) -> None:
-    """Until the server listens (a bound, not a timing assertion), or it has ended."""
-    for _ in range(300):
-        if process.poll() is not None:
-            raise AssertionError(f"the server stopped: {process.communicate()[1]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listens on port {port}")
 
 
 def rss_kib(pid: int) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,7 @@ def _make_sqlite_engine(url: URL) -> Engine:
             # The busy timeout first: switching a new file to WAL takes a lock too, and without
             # the timeout a sensor starting beside another fails at once ("database is locked").
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -103,6 +105,24 @@ def _make_sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, retrying while another connection does the same.
+
+    SQLite does not call the busy handler for this switch when it would deadlock (two new
+    connections each holding a shared lock), so sensors starting together on a new file
+    got "database is locked" at once, busy timeout or not. Retry up to the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def alembic_config(url: str | None = None) -> Config:

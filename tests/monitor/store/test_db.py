@@ -6,6 +6,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -302,3 +303,23 @@ def test_incidents_stored_before_the_basis_columns_get_it_from_their_evidence(
         assert tuple(row) == (2, 1, "name")
     finally:
         engine.dispose()
+
+
+def test_many_connections_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL can fail at once with "database is locked" when two
+    connections try together (SQLite skips the busy handler there); the engine retries."""
+    for attempt in range(10):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.sqlite3'}"
+        ready = threading.Barrier(6)
+
+        def open_and_read(_: int, url: str = url, ready: threading.Barrier = ready) -> int:
+            engine = make_engine(url)
+            ready.wait()
+            try:
+                with engine.connect() as connection:
+                    return int(connection.execute(text("SELECT 1")).scalar_one())
+            finally:
+                engine.dispose()
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert list(pool.map(open_and_read, range(6))) == [1] * 6

@@ -29,7 +29,7 @@ from fastapi import Request, Response
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from monitor.config import WebSettings
+from monitor.config.review import WebSettings
 from monitor.store.audit import Actor, AuditAction, NamedActor, record_event
 from monitor.store.models import UserRecord, WebSessionRecord
 from monitor.store.users import (

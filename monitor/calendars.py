@@ -2,7 +2,7 @@
 
 Two formats: the gov.uk bank holidays JSON (``https://www.gov.uk/bank-holidays.json``) and an
 iCalendar file exported from the school's calendar (INSET days, closures). Both are pure: they
-take text and return dates; reading the files is ``monitor.config.load_closures``'s job. Errors
+take text and return dates; reading the files is ``monitor.config.rules.load_closures``'s job. Errors
 are ``ValueError`` naming the event or line, so ``hallmonitor config check`` can point at it.
 """
 

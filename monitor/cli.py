@@ -288,8 +288,9 @@ def capture(ctx: click.Context) -> None:
     the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
     """
     from monitor.config import load_settings
+    from monitor.config.rules import build_rules
     from monitor.metrics import daemon_metrics
-    from monitor.runner import CaptureDaemon, build_rules
+    from monitor.runner import CaptureDaemon
 
     config_path = ctx.find_root().obj
     settings = _settings(ctx)
@@ -427,7 +428,7 @@ def config_group() -> None:
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
     """Load the configuration and report every problem with its key and what is allowed."""
-    from monitor.config import run_config_check
+    from monitor.config.check import run_config_check
 
     status, lines = run_config_check(ctx.find_root().obj)
     for line in lines:

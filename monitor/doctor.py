@@ -40,7 +40,8 @@ from monitor.checks import (
     render,
     summary,
 )
-from monitor.config import Settings, build_calendar
+from monitor.config import Settings
+from monitor.config.rules import build_calendar
 from monitor.errors import BlocklistError, ConfigError
 from monitor.extract.compiled import NOT_BUILT, REBUILD, Twin, twins
 from monitor.extract.dns import DNS_PORTS

@@ -22,7 +22,7 @@ school's clocks on both sides of a daylight-saving change. Hours are half-open r
 ``[start, end)``. A day is a school day when its weekday has hours, it lies in a term (or no
 terms are configured: then every week counts) and it is not a closure.
 
-Pure: no files, no clock. ``monitor.config.build_policy`` builds a ``Policy`` from settings.
+Pure: no files, no clock. ``monitor.config.rules.build_policy`` builds a ``Policy`` from settings.
 """
 
 from __future__ import annotations

@@ -26,14 +26,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from monitor.classify import Classifier
-from monitor.config import Settings, build_policy
+from monitor.config import Settings
+from monitor.config.rules import build_rules
 from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.extract.dns import DNS_PORTS
-from monitor.lists import list_directories, load_lists
 from monitor.pipeline import Pipeline
-from monitor.policy import Policy
 from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
@@ -59,13 +57,6 @@ DRAIN_TIMEOUT_S = 30.0
 """How long shutdown waits for the writer to drain before the rest goes to the spool."""
 REPLAY_TICK_EVERY_FRAMES = 1000
 """During a replay, the capture clock advances the engine this often."""
-
-
-def build_rules(settings: Settings) -> tuple[Classifier, Policy]:
-    """Lists, classifier and policy from the configuration (re-run on SIGHUP)."""
-    lists = load_lists(list_directories(settings), extra_allow=settings.lists.allow)
-    classifier = Classifier(lists, address_ttl_s=settings.lists.address_ttl_minutes * 60)
-    return classifier, build_policy(settings)
 
 
 def local_day_function(timezone: str) -> Callable[[float], date]:

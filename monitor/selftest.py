@@ -21,11 +21,12 @@ import dns.resolver
 from monitor.checks import CheckResult, current_user, failed, passed, record_run, render
 from monitor.classify import Classifier
 from monitor.config import Settings
+from monitor.config.rules import build_rules
 from monitor.errors import BlocklistError
 from monitor.extract.dns import DNS_PORTS
 from monitor.hostnames import normalise_hostname
 from monitor.pipeline import Pipeline
-from monitor.runner import build_rules, default_interfaces
+from monitor.runner import default_interfaces
 from monitor.sources.live import CaptureSetupError, LiveSource, build_bpf_filter
 from monitor.values import Flag, Observation, Proto
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from uvicorn.importer import import_from_string
 
 from monitor.config import Settings
+from monitor.config.rules import build_rules
 from monitor.first_admin import (
     FIRST_ADMIN,
     file_notice,
@@ -52,7 +53,6 @@ from monitor.runner import (
     CaptureDaemon,
     FrameSource,
     RunSummary,
-    build_rules,
     open_live_source,
 )
 from monitor.serve import APP_FACTORY, uvicorn_options

@@ -38,7 +38,9 @@ from sqlalchemy import CursorResult, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.config import WEEKDAYS, MailSettings, ReportSettings, Settings, build_calendar
+from monitor.config import MailSettings, ReportSettings, Settings
+from monitor.config.calendar import WEEKDAYS
+from monitor.config.rules import build_calendar
 from monitor.policy import SchoolCalendar
 from monitor.reports.mail import MailError, PermanentMailError, send_message
 from monitor.reports.render import (

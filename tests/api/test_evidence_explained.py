@@ -26,7 +26,7 @@ from scapy.utils import wrpcap
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from monitor.config import build_calendar
+from monitor.config.rules import build_calendar
 from monitor.reports.render import render_weekly_html, render_weekly_text
 from monitor.reports.weekly import (
     ReportRole,

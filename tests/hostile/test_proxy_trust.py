@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from api.auth import SESSION_COOKIE
-from monitor.config import Settings, load_settings, run_config_check
+from monitor.config import Settings, load_settings
+from monitor.config.check import run_config_check
 from monitor.store.users import UserRole
 from tests.api.conftest import (  # noqa: F401
     PASSWORD,

@@ -26,7 +26,7 @@ INSTALL_S = 1500.0
 SUBSET = (
     "tests/test_layout.py",
     "tests/monitor/test_hostnames.py",
-    "tests/monitor/test_config.py",
+    "tests/monitor/config/test_loading.py",
     "tests/monitor/extract/test_compiled.py",
 )
 """A few fast test files, one of which checks the compiled twins were built."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from monitor.config import build_calendar
+from monitor.config.rules import build_calendar
 from monitor.reports.coverage import days_so_far, days_without_data, is_silent_site
 from monitor.reports.scheduler import send_due_reports
 from tests.monitor.reports.conftest import (

@@ -11,17 +11,9 @@ from datetime import time
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, TypeVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    PlainSerializer,
-    PlainValidator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, PlainValidator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import (
-    NoDecode,
-)
+from pydantic_settings import NoDecode
 
 
 def problem(message: str) -> PydanticCustomError:

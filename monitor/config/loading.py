@@ -20,14 +20,8 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    ValidationError,
-)
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    SettingsError,
-)
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 
 from monitor.config.messages import describe_error
 from monitor.config.settings import ENV_PREFIX, Settings

@@ -8,10 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    SecretStr,
-)
+from pydantic import BaseModel, SecretStr
 from pydantic_core import ErrorDetails
 
 from monitor.config.fields import hide_password

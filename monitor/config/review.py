@@ -6,20 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    SecretStr,
-    field_validator,
-)
+from pydantic import Field, SecretStr, field_validator
 
-from monitor.config.fields import (
-    TRUST_EVERY_CLIENT,
-    EnvList,
-    Group,
-    ProxyAddress,
-    UrlPath,
-    problem,
-)
+from monitor.config.fields import TRUST_EVERY_CLIENT, EnvList, Group, ProxyAddress, UrlPath, problem
 
 
 class WebSettings(Group):

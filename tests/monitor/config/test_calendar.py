@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
-from tests.monitor.config.conftest import (
-    problems_of,
-    write,
-)
+from tests.monitor.config.conftest import problems_of, write
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.config.check import run_config_check
-from tests.monitor.config.conftest import (
-    write,
-)
+from tests.monitor.config.conftest import write
 
 
 def test_database_url_password_is_not_in_check_output(tmp_path: Path) -> None:

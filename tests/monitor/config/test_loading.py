@@ -12,12 +12,7 @@ from monitor.config import default_config_path, load_settings
 from monitor.config.rules import build_policy
 from monitor.errors import ConfigError
 from monitor.values import Category, SegmentRole
-from tests.monitor.config.conftest import (
-    ALL,
-    problems_of,
-    value_at,
-    write,
-)
+from tests.monitor.config.conftest import ALL, problems_of, value_at, write
 
 
 def test_load_settings_reads_the_file(school: Path) -> None:

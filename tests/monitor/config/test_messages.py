@@ -8,10 +8,7 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.errors import ConfigError
-from tests.monitor.config.conftest import (
-    problems_of,
-    write,
-)
+from tests.monitor.config.conftest import problems_of, write
 
 
 @pytest.mark.parametrize(

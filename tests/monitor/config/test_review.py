@@ -8,9 +8,7 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.errors import ConfigError
-from tests.monitor.config.conftest import (
-    write,
-)
+from tests.monitor.config.conftest import write
 
 
 def test_web_public_url_prefers_base_url_then_host_port_and_prefix(tmp_path: Path) -> None:

@@ -12,11 +12,7 @@ from monitor.config import load_settings
 from monitor.config.rules import build_policy, load_closures
 from monitor.errors import ConfigError
 from monitor.values import SegmentRole
-from tests.monitor.config.conftest import (
-    ALL,
-    CALENDARS,
-    write,
-)
+from tests.monitor.config.conftest import ALL, CALENDARS, write
 
 # --- closures from files, and the policy ---------------------------------------------------
 

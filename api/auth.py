@@ -13,7 +13,7 @@ POSTs, and every form carries the CSRF token anyway (``api/csrf.py``).
 Integrations send ``Authorization: Bearer hm_...`` on ``/api/`` paths; the token acts as its
 user and needs no CSRF token (a browser never adds that header by itself).
 
-Password checking and the lockout live in ``monitor.store.users.verify_login``; this module adds
+Password checking and the lockout live in ``monitor.store.passwords.verify_login``; this module adds
 the audit rows (one per login, failed login and logout) and cookies. How fast anyone may try is
 ``api/throttle.py``'s business.
 """
@@ -30,18 +30,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitor.config.review import WebSettings
+from monitor.store.api_tokens import find_api_token_user, token_hash
 from monitor.store.audit import Actor, AuditAction, NamedActor, record_event
 from monitor.store.models import UserRecord, WebSessionRecord
-from monitor.store.users import (
-    LoginPolicy,
-    LoginResult,
-    UserInfo,
-    find_api_token_user,
-    normalise_username,
-    token_hash,
-    user_info,
-    verify_login,
-)
+from monitor.store.passwords import LoginPolicy, LoginResult, verify_login
+from monitor.store.users import UserInfo, normalise_username, user_info
 
 SESSION_COOKIE = "hm_session"
 SESSION_TOUCH_INTERVAL = timedelta(minutes=1)

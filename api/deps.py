@@ -31,7 +31,8 @@ from api.auth import (
     find_token,
 )
 from monitor.config import Settings
-from monitor.store.users import LoginPolicy, UserInfo, UserRole
+from monitor.store.passwords import LoginPolicy
+from monitor.store.users import UserInfo, UserRole
 
 API_PREFIX = "/api/"
 

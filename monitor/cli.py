@@ -491,7 +491,7 @@ def users_add(
     password: str,
 ) -> None:
     """Create a user."""
-    from monitor.store.users import run_users_add
+    from monitor.store.user_admin import run_users_add
 
     url = _database_url(ctx)
     click.echo(
@@ -513,7 +513,8 @@ def users_passwd(ctx: click.Context, username: str, password: str) -> None:
     For `admin`, the file holding the one-time password of the first start (under a service)
     is removed too: that password no longer works."""
     from monitor.first_admin import forget_password_file, password_file
-    from monitor.store.users import normalise_username, run_users_passwd
+    from monitor.store.user_admin import run_users_passwd
+    from monitor.store.users import normalise_username
 
     settings = _settings(ctx)
     url = settings.database.url.get_secret_value()
@@ -529,7 +530,7 @@ def users_passwd(ctx: click.Context, username: str, password: str) -> None:
 @click.pass_context
 def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Disable a user (or enable with --enable); a disabled user cannot sign in."""
-    from monitor.store.users import run_users_disable
+    from monitor.store.user_admin import run_users_disable
 
     url = _database_url(ctx)
     click.echo(_run_user_command(lambda: run_users_disable(url, username, disabled=not enable)))
@@ -539,7 +540,7 @@ def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
 @click.pass_context
 def users_list(ctx: click.Context) -> None:
     """List users with their role, site and state."""
-    from monitor.store.users import run_users_list
+    from monitor.store.user_admin import run_users_list
 
     url = _database_url(ctx)
     for line in _run_user_command(lambda: run_users_list(url)):
@@ -552,7 +553,7 @@ def users_list(ctx: click.Context) -> None:
 @click.pass_context
 def users_token(ctx: click.Context, username: str, token_name: str) -> None:
     """Create an API token acting as USERNAME; it is printed once and never again."""
-    from monitor.store.users import run_users_token
+    from monitor.store.user_admin import run_users_token
 
     url = _database_url(ctx)
     click.echo(_run_user_command(lambda: run_users_token(url, username, token_name)))

@@ -36,6 +36,7 @@ from api.params import Day, Page, Text
 from monitor.config import Settings
 from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
+from monitor.store.passwords import set_password
 from monitor.store.queries.audit import AuditEvent, list_audit_events
 from monitor.store.users import (
     PASSWORD_MAX_LENGTH,
@@ -45,7 +46,6 @@ from monitor.store.users import (
     get_user,
     list_users,
     set_disabled,
-    set_password,
 )
 
 router = APIRouter(include_in_schema=False)

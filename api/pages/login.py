@@ -36,7 +36,8 @@ from api.deps import (
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Text
 from api.throttle import LoginThrottle, Refusal
-from monitor.store.users import PASSWORD_MAX_LENGTH, LoginPolicy, normalise_username
+from monitor.store.passwords import LoginPolicy
+from monitor.store.users import PASSWORD_MAX_LENGTH, normalise_username
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = ()

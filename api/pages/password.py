@@ -32,14 +32,8 @@ from api.pages.login import NEXT_MAX_LENGTH, safe_next
 from api.params import Text
 from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
-from monitor.store.users import (
-    PASSWORD_MAX_LENGTH,
-    PASSWORD_MIN_LENGTH,
-    LoginPolicy,
-    check_password_policy,
-    set_password,
-    verify_login,
-)
+from monitor.store.passwords import LoginPolicy, set_password, verify_login
+from monitor.store.users import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, check_password_policy
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = ()

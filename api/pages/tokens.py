@@ -23,17 +23,14 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Text, TokenId
-from monitor.store.audit import AuditAction, record_event
-from monitor.store.users import (
+from monitor.store.api_tokens import (
     ApiTokenInfo,
-    UserInfo,
-    UserRole,
     create_api_token,
-    get_user,
     list_api_tokens,
-    list_users,
     revoke_api_token,
 )
+from monitor.store.audit import AuditAction, record_event
+from monitor.store.users import UserInfo, UserRole, get_user, list_users
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

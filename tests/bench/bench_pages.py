@@ -39,9 +39,10 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.pages.incidents import PER_PAGE as QUEUE_PER_PAGE
 from monitor.config import Settings
+from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord
-from monitor.store.users import UserRole, create_api_token, create_user
+from monitor.store.users import UserRole, create_user
 from tests.bench.bench_queries import populate
 
 TARGET_MS = 100.0

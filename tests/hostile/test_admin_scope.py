@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Select, func, select
 
 from api.app import create_app
+from monitor.store.api_tokens import create_api_token
 from monitor.store.models import ApiTokenRecord, AuditEventRecord, SentReportRecord, UserRecord
-from monitor.store.users import UserRole, create_api_token, create_user
+from monitor.store.users import UserRole, create_user
 from tests.api.conftest import (
     FAST_HASHER,
     PASSWORD,

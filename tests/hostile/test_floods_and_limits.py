@@ -36,16 +36,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.limits import DEFAULT_BODY_LIMIT
+from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine, upgrade_schema
-from monitor.store.users import (
-    LoginOutcome,
-    LoginPolicy,
-    UserRole,
-    create_api_token,
-    create_user,
-    set_password,
-    verify_login,
-)
+from monitor.store.passwords import LoginOutcome, LoginPolicy, set_password, verify_login
+from monitor.store.users import UserRole, create_user
 from monitor.store.writer import CounterIncrement, Writer
 from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     backend,

@@ -33,7 +33,7 @@ from monitor.first_admin import (
     write_password_file,
 )
 from monitor.store.db import make_engine
-from monitor.store.users import LoginPolicy, verify_login
+from monitor.store.passwords import LoginPolicy, verify_login
 from monitor.up import PartFailed
 from tests.monitor.test_up import make_up, settings_for, start
 from tests.test_readme_first_command import sign_in_and_choose_a_password

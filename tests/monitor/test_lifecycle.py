@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from monitor.config import Settings
+from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord
-from monitor.store.users import UserRole, create_api_token, create_user
+from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD
 from tests.monitor.test_runner import Daemon, stored_incidents, wait_for, write_config
 

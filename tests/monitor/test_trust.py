@@ -28,6 +28,7 @@ from scapy.layers.l2 import Ether
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import (
     DailyCounterRecord,
@@ -35,7 +36,7 @@ from monitor.store.models import (
     IncidentRecord,
     ObservationRecord,
 )
-from monitor.store.users import UserRole, create_api_token, create_user
+from monitor.store.users import UserRole, create_user
 from tests.data.traffic import GATEWAY_MAC, RESOLVER_IP, SERVER_IP, client_hello_bytes
 from tests.monitor.conftest import PostgresServer
 from tests.monitor.sources.netns import VethNamespace, namespace_command, veth_namespace

@@ -9,7 +9,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from api.pages.tokens import TokensPage
-from monitor.store.users import UserRole, create_api_token, list_api_tokens
+from monitor.store.api_tokens import create_api_token, list_api_tokens
+from monitor.store.users import UserRole
 from tests.api.conftest import AppHarness
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from monitor.store.users import UserRole, create_api_token, create_user
+from monitor.store.api_tokens import create_api_token
+from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.monitor.store.queries.factories import (
     OTHER_SITE,

@@ -356,7 +356,8 @@ def lists() -> None:
 @click.pass_context
 def lists_check(ctx: click.Context) -> None:
     """Validate every platform list and allowlist; bad lines are named with file and line."""
-    from monitor.lists import list_directories, run_lists_check
+    from monitor.lists import list_directories
+    from monitor.lists.directories import run_lists_check
 
     settings = _settings(ctx)
     status, lines = run_lists_check(list_directories(settings))
@@ -402,7 +403,7 @@ def lists_import(
     out_dir: Path,
 ) -> None:
     """Turn a public domain list FILE into a platform list in our format."""
-    from monitor.lists import PublicFormat, run_lists_import
+    from monitor.lists.public import PublicFormat, run_lists_import
 
     try:
         text = run_lists_import(

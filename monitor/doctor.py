@@ -45,8 +45,8 @@ from monitor.config.rules import build_calendar
 from monitor.errors import BlocklistError, ConfigError
 from monitor.extract.compiled import NOT_BUILT, REBUILD, Twin, twins
 from monitor.extract.dns import DNS_PORTS
-from monitor.lists import check_lists as list_problems
 from monitor.lists import list_directories, load_lists
+from monitor.lists.directories import check_lists as list_problems
 from monitor.policy import SchoolCalendar
 from monitor.runner import default_interfaces
 from monitor.sources.live import CaptureSetupError, LiveSource, build_bpf_filter

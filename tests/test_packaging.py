@@ -26,7 +26,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from monitor.demo.settings import DEMO_SITE, DEMO_STAFF_NETWORKS
-from monitor.lists import ALLOWLIST_FILE
+from monitor.lists.files import ALLOWLIST_FILE
 from tests.packaging import Built, build_package
 from tests.test_deploy import free_port, wait_for
 

@@ -4,7 +4,7 @@ For admins without a site only: the lists are shared by every school of a trust,
 limited to one school is refused (403, ``api.access``). A change needs a reason and the name of who approved it; it is kept in
 ``list_changes`` and the audit log (one ``change_list`` row) in one transaction, and takes
 effect through the local list directory ``<database.data_dir>/lists``
-(``monitor.lists.local_list_directory``), which the capture daemon loads after the shipped
+(``monitor.lists.directories.local_list_directory``), which the capture daemon loads after the shipped
 lists and ``lists.directories``:
 
 - a platform change writes the whole platform file there (the shipped entries plus or minus the
@@ -37,15 +37,9 @@ from api.params import Text
 from monitor.config import Settings
 from monitor.errors import BlocklistError
 from monitor.hostnames import normalise_hostname
-from monitor.lists import (
-    ALLOWLIST_FILE,
-    ListEntry,
-    ListSet,
-    domain_problem,
-    list_directories,
-    load_lists,
-    local_list_directory,
-)
+from monitor.lists import ListEntry, ListSet, list_directories, load_lists
+from monitor.lists.directories import local_list_directory
+from monitor.lists.files import ALLOWLIST_FILE, domain_problem
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.models import ListChangeRecord
 from monitor.store.users import UserRole

@@ -585,7 +585,7 @@ def report_weekly(
     out_dir: Path | None,
 ) -> None:
     """The weekly summary: preview it, send it (exactly once per week and recipient), or resend."""
-    from monitor.reports.scheduler import run_report_weekly
+    from monitor.reports.command import run_report_weekly
 
     settings = _settings(ctx)
     status, lines = _fail_on_setup_errors(

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from api.capture_watch import STALE_AFTER, SiteCapture, observe_sites
 from api.deps import CurrentUser, get_visitor, utcnow
 from api.pages import NavLink
-from monitor.reports.scheduler import ReportFailure, last_failures
+from monitor.reports.sending import ReportFailure, last_failures
 from monitor.store.db import current_revision, head_revision
 from monitor.store.users import UserRole
 

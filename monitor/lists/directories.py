@@ -22,8 +22,6 @@ from monitor.lists.files import (
     scan_platform_list,
 )
 
-# --- directories ----------------------------------------------------------------------------
-
 
 def default_directory() -> Path:
     """The lists shipped with Hall Monitor (the installed ``blocklists`` package)."""

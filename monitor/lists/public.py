@@ -34,9 +34,6 @@ _LOCAL_HOST_NAMES = frozenset(
 )
 
 
-# --- public lists ---------------------------------------------------------------------------
-
-
 class ImportedList(NamedTuple):
     """Domains read from a public list, its bad lines, and rules skipped as not domain rules."""
 

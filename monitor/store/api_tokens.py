@@ -40,9 +40,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-# --- API tokens ------------------------------------------------------------------------------
-
-
 def create_api_token(db: Session, user_id: int, name: str, *, now: datetime | None = None) -> str:
     """Create a bearer token for the user and return it: the only time it is shown."""
     if not name.strip() or len(name) > 100:

@@ -30,7 +30,7 @@ from monitor.cli import main
 from monitor.config import Settings
 from monitor.fastscan import can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline
-from monitor.reports.scheduler import run_report_weekly
+from monitor.reports.command import run_report_weekly
 from monitor.runner import record_captures
 from monitor.sources.pcap import read_capture
 from monitor.store.db import make_engine

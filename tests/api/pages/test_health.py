@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from api.capture_watch import CaptureWatch
 from api.pages.health import first_line, summarise_failures
-from monitor.reports.scheduler import ReportFailure
+from monitor.reports.sending import ReportFailure
 from monitor.store.models import DailyCounterRecord, SentReportRecord
 from monitor.store.users import UserRole
 from tests.api.conftest import AppFactory, AppHarness

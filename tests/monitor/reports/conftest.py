@@ -34,8 +34,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from monitor.config import Settings
+from monitor.reports.command import run_report_weekly
 from monitor.reports.governors import run_report_governors
-from monitor.reports.scheduler import run_report_weekly
 from monitor.store.db import make_engine
 from monitor.store.models import (
     CheckRecord,
@@ -523,3 +523,11 @@ def governors_html(settings: Settings, tmp_path: Path, now: datetime) -> str:
     out = tmp_path / "governors.html"
     run_report_governors(settings, start=TERM[0], end=TERM[1], out=out, now=now)
     return out.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path, engine_url: str) -> Callable[..., Settings]:
+    def build(port: int, **mail: object) -> Settings:
+        return make_settings(engine_url, tmp_path, port, mail=dict(mail))
+
+    return build

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from monitor.config.rules import build_calendar
 from monitor.reports.coverage import days_so_far, days_without_data, is_silent_site
-from monitor.reports.scheduler import send_due_reports
+from monitor.reports.sending import send_due_reports
 from tests.monitor.reports.conftest import (
     MONDAY_0705,
     OTHER_SCHOOL,

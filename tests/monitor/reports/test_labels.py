@@ -18,9 +18,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.engine import VISIBILITY_FLAGS
+from monitor.reports.command import run_report_weekly
 from monitor.reports.data import CounterTotal
 from monitor.reports.labels import COUNTER_LABELS, readable_counters, week_label
-from monitor.reports.scheduler import run_report_weekly, send_due_reports
+from monitor.reports.sending import send_due_reports
 from monitor.store.models import DailyCounterRecord
 from tests.monitor.reports.conftest import (
     INTERNAL_NAME,

@@ -39,9 +39,25 @@ def _read_directories(
     """
     if directories is None:
         directories = (default_directory(),)
+    errors: list[BlocklistError] = []
+    files, allow_files = _list_files(directories, errors)
+    entries, platforms = _read_platform_files(files, errors)
+    allow: set[str] = set()
+    for path in allow_files:
+        suffixes, problems = scan_allowlist(_read(path, errors), str(path))
+        allow.update(suffixes)
+        errors.extend(problems)
+    if not platforms:
+        errors.append(no_platforms(directories))
+    return entries, platforms, allow, errors
+
+
+def _list_files(
+    directories: Sequence[Path], errors: list[BlocklistError]
+) -> tuple[list[Path], list[Path]]:
+    """The platform files, by name, the last directory's file winning; and every allowlist."""
     files: dict[str, Path] = {}
     allow_files: list[Path] = []
-    errors: list[BlocklistError] = []
     for directory in directories:
         if not directory.is_dir():
             errors.append(BlocklistError(str(directory), 0, "is not a directory"))
@@ -51,12 +67,18 @@ def _read_directories(
                 allow_files.append(path)
             else:
                 files[path.name] = path
+    return [files[name] for name in sorted(files)], allow_files
 
+
+def _read_platform_files(
+    files: list[Path], errors: list[BlocklistError]
+) -> tuple[list[ListEntry], dict[str, PlatformInfo]]:
+    """Every entry and platform of the files; a file named after another platform, or a
+    suffix another file already lists, is a problem."""
     entries: list[ListEntry] = []
     platforms: dict[str, PlatformInfo] = {}
     owner: dict[str, str] = {}
-    for name in sorted(files):
-        path = files[name]
+    for path in files:
         found, platform, info, problems = scan_platform_list(_read(path, errors), str(path))
         errors.extend(problems)
         if platform is None or info is None:
@@ -77,15 +99,7 @@ def _read_directories(
                 continue
             owner[entry.suffix] = entry.source
             entries.append(entry)
-
-    allow: set[str] = set()
-    for path in allow_files:
-        suffixes, problems = scan_allowlist(_read(path, errors), str(path))
-        allow.update(suffixes)
-        errors.extend(problems)
-    if not platforms:
-        errors.append(no_platforms(directories))
-    return entries, platforms, allow, errors
+    return entries, platforms
 
 
 def no_platforms(directories: Sequence[Path]) -> BlocklistError:

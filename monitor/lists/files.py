@@ -118,37 +118,59 @@ def scan_platform_list(
     text: str, path: str
 ) -> tuple[list[ListEntry], str | None, PlatformInfo | None, list[BlocklistError]]:
     """Entries, platform id, header and every problem of one list (None when the header is bad)."""
+    errors: list[BlocklistError] = []
+    header, lines = _split_header(text, path, errors)
+    platform, category, display = _check_header(header, path, errors)
+    suffixes = _read_entries(lines, path, errors)
+    if platform is None or category is None or display is None:
+        return [], None, None, errors
+    entries = [
+        ListEntry(suffix, platform, category, presence, f"{path}:{number}")
+        for number, suffix, presence in suffixes
+    ]
+    return entries, platform, PlatformInfo(display, category), errors
+
+
+def _split_header(
+    text: str, path: str, errors: list[BlocklistError]
+) -> tuple[dict[str, tuple[str, int]], list[tuple[int, str]]]:
+    """The ``# key: value`` header lines (value and line number) and the numbered entry lines;
+    a header given twice or after the first entry is a problem."""
     header: dict[str, tuple[str, int]] = {}
     lines: list[tuple[int, str]] = []
-    errors: list[BlocklistError] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
             continue
-        if line.startswith("#"):
-            found = _HEADER.match(line)
-            if found is None:
-                continue
-            key, value = found.groups()
-            if key in header:
-                errors.append(
-                    BlocklistError(
-                        path, number, f"second '# {key}:' header (first on line {header[key][1]})"
-                    )
-                )
-            elif lines:
-                errors.append(
-                    BlocklistError(
-                        path, number, f"'# {key}:' header after the first entry; move it to the top"
-                    )
-                )
-            else:
-                header[key] = (value, number)
+        if not line.startswith("#"):
+            lines.append((number, line))
             continue
-        lines.append((number, line))
+        found = _HEADER.match(line)
+        if found is None:
+            continue
+        key, value = found.groups()
+        if key in header:
+            errors.append(
+                BlocklistError(
+                    path, number, f"second '# {key}:' header (first on line {header[key][1]})"
+                )
+            )
+        elif lines:
+            errors.append(
+                BlocklistError(
+                    path, number, f"'# {key}:' header after the first entry; move it to the top"
+                )
+            )
+        else:
+            header[key] = (value, number)
+    return header, lines
 
-    platform, category, display = _check_header(header, path, errors)
-    entries: list[ListEntry] = []
+
+def _read_entries(
+    lines: list[tuple[int, str]], path: str, errors: list[BlocklistError]
+) -> list[tuple[int, str, Presence]]:
+    """Line number, suffix and presence of each good entry; a suffix listed twice is a problem."""
+    entries: list[tuple[int, str, Presence]] = []
     first_seen: dict[str, int] = {}
     for number, line in lines:
         try:
@@ -164,12 +186,8 @@ def scan_platform_list(
             )
             continue
         first_seen[suffix] = number
-        if platform is not None and category is not None:
-            entries.append(ListEntry(suffix, platform, category, presence, f"{path}:{number}"))
-    info = PlatformInfo(display, category) if display is not None and category is not None else None
-    if platform is None or info is None:
-        return [], None, None, errors
-    return entries, platform, info, errors
+        entries.append((number, suffix, presence))
+    return entries
 
 
 def _check_header(

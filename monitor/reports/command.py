@@ -115,16 +115,7 @@ def run_report_weekly(
             return _preview(sender, chosen, out_dir)
         with Session(engine) as db:
             recipients = find_recipients(db, settings.mail, settings.report_site())
-            existing = {
-                r.recipient: r
-                for r in db.scalars(
-                    select(SentReportRecord).where(
-                        SentReportRecord.kind == KIND_WEEKLY,
-                        SentReportRecord.period == chosen.iso,
-                        SentReportRecord.site == report_scope(settings),
-                    )
-                )
-            }
+            existing = _recorded(db, settings, chosen)
         if not recipients:
             return 1, ["error: no recipients: set mail.reviewers or mail.governors"]
         results = [
@@ -134,3 +125,17 @@ def run_report_weekly(
         engine.dispose()
     lines = [_describe(result) for result in results]
     return (1 if any(r.status == "failed" for r in results) else 0), lines
+
+
+def _recorded(db: Session, settings: Settings, week: Week) -> dict[str, SentReportRecord]:
+    """The ``sent_reports`` rows of ``week`` in this scheduler's scope, by recipient."""
+    return {
+        r.recipient: r
+        for r in db.scalars(
+            select(SentReportRecord).where(
+                SentReportRecord.kind == KIND_WEEKLY,
+                SentReportRecord.period == week.iso,
+                SentReportRecord.site == report_scope(settings),
+            )
+        )
+    }

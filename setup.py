@@ -62,7 +62,7 @@ setup(
     # Namespace packages too: the folders of templates and static files are packages to
     # setuptools (listed, their files are package data without "would be ignored" warnings).
     packages=find_namespace_packages(
-        include=["monitor*", "api*", "blocklists*"], exclude=["*.__pycache__"]
+        include=["hallmonitor*", "monitor*", "api*", "blocklists*"], exclude=["*.__pycache__"]
     )
     + list(MIGRATIONS),
     package_dir=MIGRATIONS,

@@ -1,4 +1,5 @@
-"""The review app: ``create_app(settings)`` builds it, uvicorn serves it (``--factory``).
+"""The review app: ``create_app(settings)`` builds it (``hallmonitor serve`` and ``up`` call it with
+their settings; ``uvicorn --factory api.app:create_app`` reads the config file), uvicorn serves it.
 
 Nothing exists at import time. ``create_app`` wires the routers, templates, middleware and
 error pages; its lifespan makes the engine, refuses to start when the database schema is not at

@@ -21,6 +21,7 @@ def build_logging_config(level: str = "INFO") -> dict[str, object]:
             }
         },
         "loggers": {
+            "hallmonitor": {"level": level, "handlers": ["stderr"], "propagate": False},
             "monitor": {"level": level, "handlers": ["stderr"], "propagate": False},
             "api": {"level": level, "handlers": ["stderr"], "propagate": False},
             "uvicorn": {"level": level, "handlers": ["stderr"], "propagate": False},

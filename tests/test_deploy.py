@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from monitor.config import load_settings
 from tests.packaging import Built
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("monitor", "api")
+PACKAGES = ("hallmonitor", "monitor", "api")
 NOT_MODULES = {"__init__.py", "__main__.py"}
 TEST_FILES_WITHOUT_MODULE = {
     "tests/monitor/test_scan_golden.py",  # golden tests of `hallmonitor scan` over real captures

@@ -122,6 +122,17 @@ def test_the_wheel_carries_lists_migrations_templates_and_the_demo_sample(
 
 @pytest.mark.slow
 @pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_wheel_carries_the_command_and_names_it_the_console_script(built: Built) -> None:
+    names = wheel_names(built.wheel)
+    assert {"hallmonitor/__main__.py", "hallmonitor/cli/root.py", "hallmonitor/up.py"} <= names
+    with zipfile.ZipFile(built.wheel) as archive:
+        [entry_points] = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert "hallmonitor = hallmonitor.cli:main" in scripts
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(BUILD_TIMEOUT)
 def test_the_wheel_carries_every_migration(built: Built) -> None:
     names = wheel_names(built.wheel)
     for version in (ROOT / "migrations" / "versions").glob("*.py"):

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TREE = ("pyproject.toml", "setup.py", "README.md", "monitor", "api", "blocklists", "migrations")
+TREE = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "hallmonitor",
+    "monitor",
+    "api",
+    "blocklists",
+    "migrations",
+)
 IGNORED = shutil.ignore_patterns("*.so", "*.c", "__pycache__", "*.egg-info", "build")
 
 

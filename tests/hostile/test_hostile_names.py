@@ -26,7 +26,7 @@ from scapy.layers.inet import IP, UDP
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from monitor.config import Settings
 from monitor.fastscan import can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline

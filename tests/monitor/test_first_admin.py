@@ -24,7 +24,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from monitor.cli import main
+from hallmonitor.cli import main
+from hallmonitor.up import PartFailed
 from monitor.first_admin import (
     FIRST_ADMIN,
     PASSWORD_FILE,
@@ -34,8 +35,7 @@ from monitor.first_admin import (
 )
 from monitor.store.db import make_engine
 from monitor.store.passwords import LoginPolicy, verify_login
-from monitor.up import PartFailed
-from tests.monitor.test_up import make_up, settings_for, start
+from tests.hallmonitor.test_up import make_up, settings_for, start
 from tests.test_readme_first_command import sign_in_and_choose_a_password
 
 
@@ -97,7 +97,7 @@ def test_the_command_in_a_pipe_neither_prints_nor_logs_the_password(tmp_path: Pa
     config = tmp_path / "config.toml"
     config.write_text(f'[capture]\ninterfaces = ["hm-absent0"]\n[database]\ndata_dir = "{data}"\n')
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HALLMONITOR_")}
-    command = [sys.executable, "-m", "monitor", "--log-level", "DEBUG", "--config", str(config)]
+    command = [sys.executable, "-m", "hallmonitor", "--log-level", "DEBUG", "--config", str(config)]
     result = subprocess.run(
         [*command, "up", "--port", "0"],
         capture_output=True,
@@ -122,7 +122,7 @@ def test_demo_prints_the_password_in_a_pipe_too(tmp_path: Path) -> None:
     """``up --demo`` is the README's first command: a throwaway database under --data-dir, and
     the password on the screen, wherever its standard output goes."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HALLMONITOR_")}
-    command = [sys.executable, "-m", "monitor", "up", "--demo", "--port", "0"]
+    command = [sys.executable, "-m", "hallmonitor", "up", "--demo", "--port", "0"]
     with subprocess.Popen(
         [*command, "--data-dir", str(tmp_path / "var")],
         stdout=subprocess.PIPE,

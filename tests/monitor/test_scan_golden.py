@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from tests.data.tshark_names import as_tshark_prints
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 import monitor.extract
-from monitor.cli import main
-from monitor.doctor import judge_compiled
+from hallmonitor.cli import main
+from hallmonitor.doctor import judge_compiled
 from monitor.extract import compiled, quic, reassembly, tls
 from monitor.extract.compiled import COMPILED_MODULES, NOT_BUILT, Twin, load_twin, twin_report
 from monitor.extract.extractor import Extractor

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from monitor.config import load_settings
 from monitor.errors import BlocklistError
 from monitor.lists import list_directories, load_lists

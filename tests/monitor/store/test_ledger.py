@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from monitor.errors import CaptureFileError
 from monitor.runner import record_captures
 from monitor.store.db import make_engine

@@ -19,12 +19,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hallmonitor.cli import main
+from hallmonitor.selftest import Lookup, is_test_query, judge, look_up, run_selftest
 from monitor.classify import Classifier
-from monitor.cli import main
 from monitor.config import Settings, load_settings
 from monitor.errors import ConfigError
 from monitor.lists import load_lists
-from monitor.selftest import Lookup, is_test_query, judge, look_up, run_selftest
 from monitor.store.db import make_engine
 from monitor.store.models import CheckRecord
 from monitor.store.queries.governors import CheckRuns, governor_summary

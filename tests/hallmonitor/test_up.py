@@ -23,6 +23,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hallmonitor.up import (
+    PartFailed,
+    Up,
+    bind,
+    create_first_admin,
+    web_address,
+)
 from monitor.config import Settings
 from monitor.demo.source import DemoSource, read_sample
 from monitor.first_admin import FIRST_ADMIN, on_screen_notice
@@ -30,13 +37,6 @@ from monitor.policy import SchoolCalendar
 from monitor.sources.live import CaptureSetupError
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord, UserRecord
-from monitor.up import (
-    PartFailed,
-    Up,
-    bind,
-    create_first_admin,
-    web_address,
-)
 from monitor.values import Frame
 from tests.monitor.demo.test_source import ALWAYS
 
@@ -294,7 +294,7 @@ def test_live_capture_without_capture_rights_fails_with_one_line_naming_them(
             "--bounding-set=-net_raw,-net_admin",
             sys.executable,
             "-m",
-            "monitor",
+            "hallmonitor",
             "--config",
             str(config),
             "up",
@@ -312,34 +312,6 @@ def test_live_capture_without_capture_rights_fails_with_one_line_naming_them(
     assert "CAP_NET_RAW and CAP_NET_ADMIN" in line
 
 
-def test_the_command_says_it_migrates_and_refuses_data_dir_without_demo() -> None:
-    from click.testing import CliRunner
-
-    from monitor.cli import main
-
-    runner = CliRunner()
-    shown = runner.invoke(main, ["up", "--help"])
-    assert shown.exit_code == 0
-    assert "Migrates the database first" in shown.output
-    refused = runner.invoke(main, ["up", "--data-dir", "somewhere"])
-    assert refused.exit_code == 2
-    assert "--data-dir applies only with --demo" in refused.output
-
-
-def test_a_demo_calendar_without_school_is_refused_with_what_to_check(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from monitor.cli import main
-
-    config = tmp_path / "config.toml"
-    config.write_text("[calendar.hours]\n" + "".join(f"{day} = []\n" for day in DAYS))
-    result = CliRunner().invoke(
-        main, ["--config", str(config), "up", "--demo", "--data-dir", str(tmp_path)]
-    )
-    assert result.exit_code == 1
-    assert "demo: the calendar has no school day" in result.output
-
-
 def broken_factory(settings: Settings) -> Any:
     raise RuntimeError("the templates are missing")
 
@@ -347,9 +319,7 @@ def broken_factory(settings: Settings) -> Any:
 def test_a_web_app_that_cannot_load_stops_capture_and_says_so(
     migrated: Path, out: io.StringIO
 ) -> None:
-    up, sources = make_up(
-        settings_for(migrated), out, app_factory="tests.monitor.test_up:broken_factory"
-    )
+    up, sources = make_up(settings_for(migrated), out, app_factory=broken_factory)
     with pytest.raises(PartFailed, match=r"^web: stopped: the templates are missing$"):
         up.run()
     assert up.stopped_parts == ["capture", "web"]

@@ -4,7 +4,7 @@ The all-in-one for a small school (and the README's first command, with ``--demo
 migrates the database itself (one process owns everything, so nobody has to run ``db
 upgrade`` first), then starts the parts in order, each in its own thread: the capture daemon
 (``CaptureDaemon``, which also runs the retention purge), then uvicorn serving
-``api.app:create_app`` (whose lifespan runs the weekly report scheduler when mail is
+the review app built by ``api.app.create_app(settings)`` (whose lifespan runs the weekly report scheduler when mail is
 enabled). Before anything, the lists must load (no platform list at all is an error). When
 there is no user yet it creates ``admin`` with a one-time password, printed once under the
 address on a terminal, or else (a service) written to a file only its owner reads
@@ -14,9 +14,6 @@ owns the signals: SIGTERM and SIGINT stop, SIGHUP reloads the lists and configur
 Stopping goes in the reverse order of the data: capture first (open incidents are closed and
 the writer's queue drained), then the web server. A part that dies stops the others, and the
 command exits non-zero with one line saying which part and why.
-
-``monitor`` never imports ``api`` (the layering contract): uvicorn's importer resolves the
-factory's import string at run time, as ``hallmonitor serve`` does.
 """
 
 from __future__ import annotations
@@ -37,8 +34,9 @@ import uvicorn
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from uvicorn.importer import import_from_string
 
+from api.app import create_app
+from hallmonitor.serve import uvicorn_options
 from monitor.config import Settings
 from monitor.config.rules import build_rules
 from monitor.first_admin import (
@@ -55,7 +53,6 @@ from monitor.runner import (
     RunSummary,
     open_live_source,
 )
-from monitor.serve import APP_FACTORY, uvicorn_options
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.models import UserRecord
 from monitor.store.users import UserRole, create_user
@@ -174,10 +171,11 @@ class Up:
         open_source: Callable[[Settings], FrameSource] = open_live_source,
         clock: Callable[[], float] = time.time,
         reload_settings: Callable[[], Settings] | None = None,
-        app_factory: str = APP_FACTORY,
+        app_factory: Callable[[Settings], Any] = create_app,
         password_on_screen: bool | None = None,
     ) -> None:
-        """``password_on_screen``: print the first administrator's one-time password (True),
+        """``app_factory`` builds the review app from the settings (``create_app``; tests give
+        another). ``password_on_screen``: print the first administrator's one-time password (True),
         or write it to its file (False); None: print it only when ``out`` is a terminal."""
         self.settings = settings
         self.out = out
@@ -245,7 +243,8 @@ class Up:
         self.capture.start(self.daemon.run)
         if not self._wait_for(lambda: self.daemon.started.is_set(), self.capture):
             return self._not_started("capture")
-        config = uvicorn.Config(self._app, **uvicorn_options(self.settings))
+        # A factory: the app is built in the web thread, so a failure there is the web part's.
+        config = uvicorn.Config(self._app, factory=True, **uvicorn_options(self.settings))
         self.server = server = uvicorn.Server(config)
         self.web.start(lambda: server.run(sockets=[sock]))
         if not self._wait_for(lambda: server.started, self.web):
@@ -281,8 +280,7 @@ class Up:
         return PartFailed(f"{part}: did not start within {START_TIMEOUT_S:.0f} s")
 
     def _app(self) -> Any:
-        factory = import_from_string(self.app_factory)
-        return factory(self.settings)
+        return self.app_factory(self.settings)
 
     def _wait_for(self, ready: Callable[[], bool], part: _Part) -> bool:
         """Wait until ``ready``; False if the part ended, a stop came or time ran out."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import _log_at_configured_level, main
-from monitor.config import Settings
-from monitor.logconfig import configure_logging
+from hallmonitor.cli import main
 from tests.bench.make_mix import write_mix
 from tests.data.pcapng import as_pcapng
 from tests.data.traffic import (
@@ -171,7 +168,7 @@ def test_scan_without_the_compiled_loop_says_jobs_needs_it(tmp_path: Path) -> No
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'monitor._scanloop': raise ImportError('hidden')\n"
         "sys.meta_path.insert(0, Hide())\n"
-        "from monitor.cli import main\n"
+        "from hallmonitor.cli import main\n"
         "main()\n"
     )
     result = subprocess.run(
@@ -192,82 +189,6 @@ def test_help_describes_scan() -> None:
     assert "--dns-port" in result.stdout
 
 
-# -- the database, user and report commands -----------------------------------------------------
-
-
-def write_config(tmp_path: Path) -> Path:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\ndata_dir = "{tmp_path / "data"}"\n')
-    return config
-
-
-def invoke(config: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["--config", str(config), *args], input=stdin)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def test_db_upgrade_then_users_add_and_list(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    status, out, _ = invoke(config, "db", "upgrade")
-    assert status == 0 and "schema upgraded" in out
-    status, out, err = invoke(
-        config,
-        "users",
-        "add",
-        "head",
-        "--role",
-        "reviewer",
-        "--name",
-        "Ms Head",
-        stdin="a long passphrase\na long passphrase\n",
-    )
-    assert status == 0, err
-    status, out, _ = invoke(config, "users", "list")
-    assert status == 0 and "head" in out and "reviewer" in out
-
-
-def test_users_add_refuses_a_short_password_with_one_line(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    invoke(config, "db", "upgrade")
-    status, _, err = invoke(
-        config, "users", "add", "head", "--role", "reviewer", stdin="short\nshort\n"
-    )
-    assert status == 1
-    assert "12 characters" in err and "Traceback" not in err
-
-
-def test_commands_on_a_database_without_schema_name_the_fix(tmp_path: Path) -> None:
-    status, _, err = invoke(write_config(tmp_path), "users", "list")
-    assert status == 1
-    assert "hallmonitor db upgrade" in err
-
-
-def test_report_weekly_preview_writes_both_versions(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    invoke(config, "db", "upgrade")
-    status, _, err = invoke(
-        config, "report", "weekly", "--week", "2026-W47", "--preview", "--out-dir", str(tmp_path)
-    )
-    assert status == 0, err
-    assert (tmp_path / "weekly-2026-W47-reviewer.html").exists()
-    assert (tmp_path / "weekly-2026-W47-governor.txt").exists()
-
-
-def test_config_and_lists_check_pass_on_the_defaults(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    assert invoke(config, "config", "check")[0] == 0
-    status, out, _ = invoke(config, "lists", "check")
-    assert status == 0 and "no problems" in out
-
-
-def test_bad_configuration_is_one_line_naming_the_key(tmp_path: Path) -> None:
-    config = tmp_path / "bad.toml"
-    config.write_text('[web]\nport = "eighty"\n')
-    status, _, err = invoke(config, "db", "upgrade")
-    assert status == 1
-    assert "web.port" in err and "Traceback" not in err
-
-
 def test_scan_record_reads_the_configuration_named_by_the_environment(tmp_path: Path) -> None:
     """`scan` alone never loads settings (it starts without pydantic); `scan --record` does."""
     bad = tmp_path / "bad.toml"
@@ -279,28 +200,3 @@ def test_scan_record_reads_the_configuration_named_by_the_environment(tmp_path: 
     recorded = CliRunner().invoke(main, ["scan", "--record", str(capture)], env=env)
     assert recorded.exit_code == 1
     assert "web.port" in recorded.stderr and "Traceback" not in recorded.stderr
-
-
-def test_purge_covers_this_school_unless_asked_for_every_site(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
-    invoke(config, "db", "upgrade")
-    status, out, _ = invoke(config, "purge")
-    assert status == 0
-    assert "(site " in out and "purged 0 observations" in out
-    status, out, _ = invoke(config, "purge", "--all-sites")
-    assert status == 0
-    assert "(every site)" in out
-
-
-@pytest.mark.parametrize(
-    ("arguments", "expected"),
-    [(["serve"], logging.DEBUG), (["--log-level", "error", "serve"], logging.ERROR)],
-)
-def test_long_running_commands_log_at_the_configured_level_unless_told(
-    arguments: list[str], expected: int
-) -> None:
-    settings = Settings.model_validate({"logging": {"level": "DEBUG"}})
-    with main.make_context("hallmonitor", list(arguments)) as ctx:
-        configure_logging(ctx.params["log_level"].upper())
-        _log_at_configured_level(ctx, settings)
-    assert logging.getLogger("monitor").level == expected

@@ -1,4 +1,5 @@
-"""``hallmonitor serve`` runs the app factory under uvicorn, after checking the schema."""
+"""``hallmonitor serve`` builds the review app from its settings and runs it under uvicorn, after
+checking the schema."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import CONFIG_ENV, Settings
+from hallmonitor.serve import run_server, uvicorn_options
+from monitor.config import Settings
 from monitor.errors import SchemaNotCurrent
-from monitor.serve import APP_FACTORY, run_server, uvicorn_options
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_uvicorn_options_follow_the_web_settings() -> None:
     settings = Settings.model_validate({"web": {"host": "::1", "port": 8443}})
     options = uvicorn_options(settings)
-    assert (options["host"], options["port"], options["factory"]) == ("::1", 8443, True)
+    assert (options["host"], options["port"]) == ("::1", 8443)
     assert options["proxy_headers"] is False  # the app applies the trusted proxies itself
     assert options["log_config"] is None
-    assert APP_FACTORY == "api.app:create_app"
 
 
 def test_run_server_refuses_an_old_schema_before_starting(tmp_path: Path) -> None:
@@ -36,8 +36,7 @@ def test_run_server_refuses_an_old_schema_before_starting(tmp_path: Path) -> Non
         {"database": {"url": f"sqlite:///{tmp_path / 'empty.sqlite3'}"}}
     )
     with pytest.raises(SchemaNotCurrent, match="hallmonitor db upgrade"):
-        run_server(settings, None)
-    assert CONFIG_ENV not in os.environ
+        run_server(settings)
 
 
 def free_port() -> int:
@@ -59,8 +58,8 @@ def test_run_server_serves_the_login_page_and_stops_on_sigterm(
     )
     script = (
         "from pathlib import Path; from monitor.config import load_settings; "
-        "from monitor.serve import run_server; "
-        f"p = Path({str(config)!r}); run_server(load_settings(p), p)"
+        "from hallmonitor.serve import run_server; "
+        f"run_server(load_settings(Path({str(config)!r})))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALLMONITOR_")}
     process = subprocess.Popen(

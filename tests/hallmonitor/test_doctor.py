@@ -18,19 +18,14 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 from aiosmtpd.controller import Controller
 from alembic import command
-from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.cli import main
-from monitor.config import Settings
-from monitor.doctor import (
+from hallmonitor.doctor import (
     CAPABILITY_FIX,
-    CHECKS,
     InterfaceState,
     Traffic,
     build_date,
@@ -49,6 +44,7 @@ from monitor.doctor import (
     run_doctor,
     school_today,
 )
+from monitor.config import Settings
 from monitor.policy import SchoolCalendar
 from monitor.sources.live import DEFAULT_BPF
 from monitor.store.db import alembic_config, head_revision, make_engine
@@ -549,34 +545,3 @@ def test_a_run_whose_database_check_fails_is_not_recorded(tmp_path: Path) -> Non
 def test_an_unknown_check_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no check named 'disk'; the checks are capabilities"):
         run_doctor(settings(tmp_path), only=("disk",))
-
-
-def test_the_cli_prints_one_line_per_check_and_exits_with_the_result(
-    tmp_path: Path, engine_url: str
-) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(f'[database]\nurl = "{engine_url}"\ndata_dir = "{tmp_path / "d"}"\n')
-    runner = CliRunner()
-
-    passing = runner.invoke(
-        main, ["--config", str(config), "doctor", "--check", "lists", "--check", "database"]
-    )
-    failing = runner.invoke(
-        main,
-        ["--config", str(config), "doctor", "--check", "interfaces"],
-        env={"HALLMONITOR_CAPTURE__INTERFACES": "hm-no-such0"},
-    )
-
-    assert passing.exit_code == 0, passing.output
-    assert passing.output.splitlines()[0].startswith("OK   database ")
-    assert passing.output.splitlines()[1].startswith("OK   lists ")
-    assert failing.exit_code == 1
-    assert failing.output.splitlines()[0] == "FAIL interfaces   hm-no-such0 does not exist"
-    assert [row.ok for row in stored_checks(engine_url)] == [True, False]
-
-
-def test_the_cli_offers_every_check_by_name() -> None:
-    command = main.commands["doctor"]
-    [option] = [p for p in command.params if p.name == "only"]
-    assert isinstance(option.type, click.Choice)
-    assert tuple(option.type.choices) == CHECKS

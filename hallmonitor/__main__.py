@@ -1,0 +1,5 @@
+"""``python -m hallmonitor`` is the ``hallmonitor`` command."""
+
+from hallmonitor.cli import main
+
+main()

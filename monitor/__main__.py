@@ -1,5 +1,0 @@
-"""``python -m monitor`` is the ``hallmonitor`` command."""
-
-from monitor.cli import main
-
-main()

@@ -34,11 +34,11 @@ from monitor.extract.dns import DNS_PORTS
 from monitor.lists import list_directories, load_lists
 from monitor.pipeline import Pipeline
 from monitor.policy import Policy
+from monitor.records import CaptureRecorded
 from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
-from monitor.store.items import CaptureRecorded
 from monitor.store.ledger import file_sha256, recorded_capture
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge

@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.limits import DEFAULT_BODY_LIMIT
+from monitor.records import CounterIncrement
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.users import (
     LoginOutcome,
@@ -46,7 +47,7 @@ from monitor.store.users import (
     set_password,
     verify_login,
 )
-from monitor.store.writer import CounterIncrement, Writer
+from monitor.store.writer import Writer
 from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     backend,
     engine,

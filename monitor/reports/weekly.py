@@ -45,7 +45,7 @@ _ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 @dataclass(frozen=True, slots=True)
 class Week:
-    """An ISO week: Monday ``start`` to Sunday ``end``, local days."""
+    """An ISO week: the local days ``[start, end)``, Monday to the Monday after."""
 
     year: int
     number: int
@@ -56,6 +56,12 @@ class Week:
 
     @property
     def end(self) -> date:
+        """The Monday after (excluded), as every period's end."""
+        return self.start + timedelta(days=7)
+
+    @property
+    def last(self) -> date:
+        """Its Sunday, the last day it includes."""
         return date.fromisocalendar(self.year, self.number, 7)
 
     @property
@@ -162,7 +168,7 @@ def build_weekly_summary(
     as known on the school's local day ``today`` (a week still running has days to come);
     incidents below ``floor`` are left out and only counted (``low_confidence``)."""
     zone = calendar.zone
-    school_days = calendar.school_days(week.start, week.end)
+    school_days = calendar.school_days(week.start, week.last)
     if role is ReportRole.REVIEWER:
         return ReviewerSummary(
             school=school,

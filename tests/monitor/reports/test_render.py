@@ -54,7 +54,7 @@ def health(*, silent: tuple[date, ...] = ()) -> Coverage:
         flags=(Count("ech", 480),),
         other=(),
     )
-    return Coverage(counted, school_days=5, school_days_without_data=silent)
+    return Coverage(counted, school_days=5, school_days_without_data=silent, site=SITE)
 
 
 def stats(*, empty: bool = False) -> IncidentStats:

@@ -21,14 +21,14 @@ from datetime import date
 from monitor.classify import Classifier
 from monitor.devices import DeviceDirectory
 from monitor.policy import Policy
-from monitor.sessions import Sessionizer
-from monitor.store.writer import (
+from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
     StoredObservation,
     WriterItem,
 )
+from monitor.sessions import Sessionizer
 from monitor.values import Attribution, Flag, Hit, Incident, IncidentState, Observation, Proto
 
 logger = logging.getLogger(__name__)

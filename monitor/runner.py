@@ -32,11 +32,11 @@ from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.extract.dns import DNS_PORTS
 from monitor.pipeline import Pipeline
+from monitor.records import CaptureRecorded
 from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
-from monitor.store.items import CaptureRecorded
 from monitor.store.ledger import file_sha256, recorded_capture
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge

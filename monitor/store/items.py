@@ -1,4 +1,6 @@
-"""What the writer stores: the item types, their spool encoding, and the SQL that applies them.
+"""What the writer stores: the spool encoding of the item types and the SQL that applies them.
+
+The item types themselves are plain values in ``monitor.records`` (what the engine emits).
 
 Every item is encoded as a JSON object tagged with its type and version (``{"t": "incident",
 "v": 1, ...}``), whether it goes to the database now or to the spool first, so that both paths
@@ -25,6 +27,14 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.confidence import basis_from_evidence
+from monitor.records import (
+    CaptureRecorded,
+    CounterIncrement,
+    DeviceSeen,
+    EmbeddedCountRow,
+    StoredObservation,
+    WriterItem,
+)
 from monitor.store.models import (
     UNKNOWN_MAC,
     AppliedBatchRecord,
@@ -36,76 +46,10 @@ from monitor.store.models import (
     RecordedCaptureRecord,
 )
 from monitor.store.spool import SpoolRecord
-from monitor.values import Incident, Match, Observation
+from monitor.values import Incident
 
 ITEM_VERSION = 1
 
-
-@dataclass(frozen=True, slots=True)
-class StoredObservation:
-    """A matched observation to store, with the incident it counted towards (if any)."""
-
-    site: str
-    observation: Observation
-    match: Match
-    incident_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterIncrement:
-    """Add ``count`` to an anonymous daily counter (``observations.dns``, ``matches.outside_hours``)."""
-
-    site: str
-    day: date
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedCountRow:
-    """Add ``count`` embedded-only hits for one device, platform and day."""
-
-    site: str
-    day: date
-    device_ip: str
-    device_mac: str | None
-    platform: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSeen:
-    """A device (MAC, where known) was seen at an address at ``ts``, perhaps with a host name."""
-
-    site: str
-    mac: str | None
-    ip: str
-    host_name: str | None
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureRecorded:
-    """A replay has handed the writer every other item of a capture file: enter it in the ledger.
-
-    Submitted after the file's items, so it commits with or after the file's last batch.
-    """
-
-    site: str
-    sha256: str
-    file_name: str
-    size_bytes: int
-    frames: int
-
-
-WriterItem = (
-    Incident
-    | StoredObservation
-    | CounterIncrement
-    | EmbeddedCountRow
-    | DeviceSeen
-    | CaptureRecorded
-)
 
 INCIDENT_FIELDS = [
     "key",

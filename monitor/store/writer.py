@@ -36,27 +36,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from monitor.records import WriterItem
 from monitor.store.db import display_url
-from monitor.store.items import (
-    CounterIncrement,
-    DeviceSeen,
-    EmbeddedCountRow,
-    StoredObservation,
-    WriterItem,
-    apply_records,
-    encode_item,
-)
+from monitor.store.items import apply_records, encode_item
 from monitor.store.spool import Spool, SpoolRecord
 
-__all__ = [
-    "CounterIncrement",
-    "DeviceSeen",
-    "EmbeddedCountRow",
-    "StoredObservation",
-    "Writer",
-    "WriterItem",
-    "WriterStats",
-]
+__all__ = ["Writer", "WriterStats"]
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.lists import load_lists
 from monitor.policy import Policy, SchoolCalendar, Segment, Segments
-from monitor.sessions import Sessionizer
-from monitor.store.writer import (
+from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
     StoredObservation,
     WriterItem,
 )
+from monitor.sessions import Sessionizer
 from monitor.values import (
     Attribution,
     Category,

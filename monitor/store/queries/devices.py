@@ -26,6 +26,7 @@ from monitor.store.models import (
 from monitor.store.queries.identity import no_mac, normalise_ip, normalise_mac, same_device
 from monitor.store.queries.incidents import SUMMARY_COLUMNS, IncidentSummary, summary_of
 from monitor.store.queries.scope import Window, contains_text, site_condition
+from monitor.values import DeviceIdentity
 
 RECENT_INCIDENTS_LIMIT = 20
 """How many of a device's incidents its page lists."""
@@ -43,6 +44,10 @@ class DeviceSummary:
     label: str | None
     first_seen: datetime
     last_seen: datetime
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        return DeviceIdentity.of(self.site, self.mac, self.ip)
 
 
 @dataclass(frozen=True, slots=True)

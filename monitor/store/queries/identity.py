@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from monitor.store.models import UNKNOWN_MAC, IncidentRecord
@@ -66,6 +66,18 @@ def parse_device_ref(mac_or_ip: str) -> DeviceRef:
 def no_mac(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
     """The MAC column says "unknown" (NULL on incidents and observations, ``''`` in keys)."""
     return or_(column.is_(None), column == UNKNOWN_MAC)
+
+
+def identity_column(table: type[IncidentRecord] = IncidentRecord) -> ColumnElement[str]:
+    """SQL of ``DeviceIdentity.mac_or_ip``: the MAC where known, else the address (group by it
+    together with the site: ``monitor.values.DeviceIdentity``)."""
+    return func.coalesce(func.nullif(table.device_mac, UNKNOWN_MAC), table.device_ip)
+
+
+def device_name(label: str | None, host_name: str | None, mac: str | None, ip: str) -> str:
+    """What to call a device on a page or in an email: its admin label, else its DHCP host
+    name, MAC or address."""
+    return label or host_name or mac or ip
 
 
 def same_device(site: str, mac: str | None, ip: str) -> ColumnElement[bool]:

@@ -36,7 +36,7 @@ from monitor.store.models import (
     IncidentReviewRecord,
     ObservationRecord,
 )
-from monitor.store.queries.identity import same_device
+from monitor.store.queries.identity import device_name, same_device
 from monitor.store.queries.scope import Window, contains_text, site_condition
 from monitor.store.queries.weeks import local_midnight
 from monitor.values import Attribution, Basis
@@ -137,7 +137,9 @@ class IncidentSummary:
     @property
     def device_name(self) -> str:
         """What to call the device: its label, else its host name, MAC or address."""
-        return self.device_label or self.device_host_name or self.device_mac or self.device_ip
+        return device_name(
+            self.device_label, self.device_host_name, self.device_mac, self.device_ip
+        )
 
     @property
     def basis(self) -> Basis:

@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from hallmonitor.cli import main
 from monitor.errors import CaptureFileError
+from monitor.records import CaptureRecorded
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
-from monitor.store.items import CaptureRecorded, decode_item, encode_item
+from monitor.store.items import decode_item, encode_item
 from monitor.store.models import Base, RecordedCaptureRecord
 from tests.monitor.test_runner import PCAPS, settings_for, write_config
 

@@ -21,17 +21,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from monitor.records import CounterIncrement, StoredObservation, WriterItem
 from monitor.store.db import make_engine
 from monitor.store.items import apply_records, encode_item
 from monitor.store.models import DailyCounterRecord, IncidentRecord, ObservationRecord
 from monitor.store.spool import Spool, SpoolRecord
-from monitor.store.writer import (
-    CounterIncrement,
-    StoredObservation,
-    Writer,
-    WriterItem,
-    WriterStats,
-)
+from monitor.store.writer import Writer, WriterStats
 from monitor.values import IncidentState
 from tests.monitor.store.factories import SITE, T0, make_incident, make_observation, utc
 

@@ -226,7 +226,7 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
         summary = _fail_on_setup_errors(lambda: record_captures(settings, files))
     except CaptureFileError as e:
         raise click.ClickException(str(e)) from e
-    for line in (*summary.skipped, *summary.damage):
+    for line in (*summary.skipped, *summary.carried_on, *summary.damage):
         click.echo(f"hallmonitor scan: {line}", err=True)
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
     if summary.writer.dropped:

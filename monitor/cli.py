@@ -144,7 +144,8 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     help="Instead of printing observations, replay the files through the capture daemon's path "
     "into the database (platform matches, school calendar, segments, incidents). A file this "
     "site has already recorded (the same bytes, under any name) is skipped and named on stderr, "
-    "so recording it again changes nothing. Exit status 1 "
+    "so recording it again changes nothing; a replay that was interrupted (kill, power cut) is "
+    "carried on, exactly once, by running the same command again. Exit status 1 "
     "if any record was dropped (e.g. a full disk under the spool), else 2 if a capture is damaged "
     "(what was read is recorded).",
 )

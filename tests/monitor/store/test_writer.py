@@ -210,6 +210,17 @@ class TestBatching:
         writer.stop(timeout=30)
         assert observation_times_in_id_order(engine) == [T0 + n for n in range(50)]
 
+    def test_a_replay_writer_waits_for_room_and_keeps_the_order(
+        self, engine_url: str, engine: Engine, make_writer: Callable[..., Writer]
+    ) -> None:
+        writer = make_writer(engine_url, queue_size=2, batch_size=3, wait_when_full=True)
+        writer.start()
+        for n in range(40):
+            writer.submit(make_observation(T0 + n))
+        stats = writer.stop(timeout=30)
+        assert (stats.written, stats.spooled) == (40, 0)
+        assert observation_times_in_id_order(engine) == [T0 + n for n in range(40)]
+
 
 class TestSpool:
     def test_a_full_queue_spills_to_the_spool_and_is_replayed(

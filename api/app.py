@@ -298,11 +298,12 @@ def _local_time(value: datetime, zone: ZoneInfo, fmt: str) -> str:
 
 class RootPathMiddleware:
     """Serve below ``root_path`` whether or not the proxy strips the prefix (ASGI: ``path``
-    includes ``root_path``)."""
+    includes ``root_path``). ``root_path`` as ``web.root_path`` holds it: "" or without a
+    trailing slash."""
 
     def __init__(self, app: ASGIApp, root_path: str) -> None:
         self.app = app
-        self.root_path = root_path.rstrip("/")
+        self.root_path = root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.root_path and scope["type"] in ("http", "websocket"):

@@ -25,15 +25,15 @@ from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
+    EngineItem,
     StoredObservation,
-    WriterItem,
 )
 from monitor.sessions import Sessionizer
 from monitor.values import Attribution, Flag, Hit, Incident, IncidentState, Observation, Proto
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[WriterItem], None]
+Sink = Callable[[EngineItem], None]
 
 VISIBILITY_FLAGS = frozenset({Flag.ECH, Flag.ENCRYPTED_DNS})
 """Flags counted per day: they say what a monitor cannot see (reports show them as gaps)."""

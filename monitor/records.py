@@ -71,7 +71,7 @@ class CaptureRecorded:
     frames: int
 
 
-WriterItem = (
+EngineItem = (
     Incident
     | StoredObservation
     | CounterIncrement
@@ -79,3 +79,4 @@ WriterItem = (
     | DeviceSeen
     | CaptureRecorded
 )
+"""Everything the engine emits for the writer to store."""

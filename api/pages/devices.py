@@ -31,7 +31,7 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
 from api.params import DeviceId, Page, Text
-from monitor.store.audit import AuditAction, record_event
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_event
 from monitor.store.queries import (
     DeviceDetail,
     DevicePage,
@@ -160,8 +160,18 @@ def device_list(
     page: Page = 1,
     done: str = "",
 ) -> Response:
-    """Devices seen most recently first; the search matches MAC, address, host name or label."""
+    """Devices seen most recently first; the search matches MAC, address, host name or label.
+    A page with devices is audited (``view_list``, with the search), as the API's list is."""
     devices = list_devices(db, user.site, search=q or None, page=page)
+    if devices.items:
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="devices",
+            filters={"search": q} if q else {},
+            detail=list_read_detail("page", devices.page, devices.per_page, len(devices.items),
+                                    devices.total),
+            address=client_address(request), site=user.site,
+        )  # fmt: skip
+        db.commit()
     return render_page(
         request, "pages/devices/list.html", DeviceListPage(devices, NOTICES.get(done))
     )

@@ -27,7 +27,13 @@ from api.pages import NavLink, path_for, redirect_to, render_page
 from api.params import MAX_PAGE, IncidentId, Text, day_problem
 from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import (
+    AuditAction,
+    list_read_detail,
+    record_bulk_read,
+    record_event,
+    record_review,
+)
 from monitor.store.queries import (
     OUTCOMES,
     STATUSES,
@@ -269,7 +275,8 @@ def _queue_href(request: Request, route: str, pairs: list[tuple[str, str]]) -> s
 def incident_queue(
     request: Request, user: Reviewer, db: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The review queue with its filters, sort and pages."""
+    """The review queue with its filters, sort and pages; a page with incidents is audited
+    (``view_list``, with the filters), as the API's list is."""
     query = parse_query(request.query_params)
     tz = ZoneInfo(settings.calendar.timezone)
     result: IncidentPage | None = None
@@ -282,6 +289,15 @@ def incident_queue(
         )
     except ValueError as e:
         error = str(e)
+    if result is not None and result.items:
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
+            filters=query.audit_detail(),
+            detail=list_read_detail("page", result.page, result.per_page, len(result.items),
+                                    result.total),
+            address=client_address(request), site=user.site or result.filters.site,
+        )  # fmt: skip
+        db.commit()
     pairs = query.filter_query()
     previous_href = next_href = None
     if result is not None and result.page > 1:

@@ -81,12 +81,6 @@ def api_router(resource: str) -> APIRouter:
     )
 
 
-def list_read_detail(page: int, per_page: int, returned: int, total: int) -> dict[str, object]:
-    """The audit detail of a list page read (``record_bulk_read``): the page asked for and how
-    many items it held, never the items."""
-    return {"via": "api", "page": page, "per_page": per_page, "returned": returned, "total": total}
-
-
 def check_day(name: str, day: date | None) -> date | None:
     """``day`` if within ``EARLIEST_DAY``..``LATEST_DAY``; else a 422."""
     problem = None if day is None else day_problem(day)

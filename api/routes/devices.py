@@ -16,9 +16,9 @@ from fastapi import HTTPException, Query, Request
 from api.auth import client_address
 from api.deps import SessionDep
 from api.params import DeviceId, Page
-from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router, list_read_detail
+from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router
 from api.schemas import DeviceDetailOut, DeviceListOut, LabelIn, LabelOut
-from monitor.store.audit import AuditAction, record_bulk_read, record_event
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_event
 from monitor.store.queries import get_device, label_device, list_devices
 
 router = api_router("devices")
@@ -43,7 +43,7 @@ def devices_list(
         record_bulk_read(
             db, user=user, action=AuditAction.VIEW_LIST, target_type="devices",
             filters={"search": search} if search else {},
-            detail=list_read_detail(page, per_page, len(found.items), found.total),
+            detail=list_read_detail("api", page, per_page, len(found.items), found.total),
             address=client_address(request), site=user.site,
         )  # fmt: skip
         db.commit()

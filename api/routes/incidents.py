@@ -27,7 +27,6 @@ from api.routes import (
     Reviewer,
     api_router,
     check_range,
-    list_read_detail,
     school_zone,
 )
 from api.schemas import (
@@ -40,7 +39,13 @@ from api.schemas import (
 )
 from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import (
+    AuditAction,
+    list_read_detail,
+    record_bulk_read,
+    record_event,
+    record_review,
+)
 from monitor.store.queries import (
     Actor,
     IncidentFilters,
@@ -117,7 +122,7 @@ def incidents_list(
         record_bulk_read(
             db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
             filters={key: value for key, value in asked.items() if value},
-            detail=list_read_detail(page, per_page, len(found.items), found.total),
+            detail=list_read_detail("api", page, per_page, len(found.items), found.total),
             address=client_address(request), site=user.site or site,
         )  # fmt: skip
         db.commit()

@@ -68,7 +68,8 @@ SHARED_SCAN_MIN_BYTES = 16 << 20
     help="Instead of printing observations, replay the files through the capture daemon's path "
     "into the database (platform matches, school calendar, segments, incidents). A file this "
     "site has already recorded (the same bytes, under any name) is skipped and named on stderr, "
-    "so recording it again changes nothing. Exit status 1 "
+    "so recording it again changes nothing; a replay that was interrupted (kill, power cut) is "
+    "carried on, exactly once, by running the same command again. Exit status 1 "
     "if any record was dropped (e.g. a full disk under the spool), else 2 if a capture is damaged "
     "(what was read is recorded).",
 )
@@ -150,7 +151,7 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
         summary = fail_on_setup_errors(lambda: record_captures(settings, files))
     except CaptureFileError as e:
         raise click.ClickException(str(e)) from e
-    for line in (*summary.skipped, *summary.damage):
+    for line in (*summary.skipped, *summary.carried_on, *summary.damage):
         click.echo(f"hallmonitor scan: {line}", err=True)
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
     if summary.writer.dropped:

@@ -112,7 +112,8 @@ def record_bulk_read(
     site: str | None,
 ) -> None:
     """The one audit row of a read of many items at once (the queue's CSV export, a page of the
-    API's incident or device list): the query asked (``filters``), never a row per item."""
+    incident queue or the device list, on a page or through the API): the query asked
+    (``filters``), never a row per item."""
     record_event(
         db,
         user=user,
@@ -123,6 +124,14 @@ def record_bulk_read(
         address=address,
         site=site,
     )
+
+
+def list_read_detail(
+    via: str, page: int, per_page: int, returned: int, total: int
+) -> dict[str, object]:
+    """The audit detail of a list page read (``record_bulk_read``): where it was read (``api``
+    or ``page``), the page asked for and how many items it held, never the items."""
+    return {"via": via, "page": page, "per_page": per_page, "returned": returned, "total": total}
 
 
 def record_review(

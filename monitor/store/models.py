@@ -266,6 +266,26 @@ class RecordedCaptureRecord(Base):
     recorded_at: Mapped[datetime]
 
 
+class ReplayPositionRecord(Base):
+    """How far ``scan --record`` has stored each capture file: the bank ledger of a replay.
+
+    A replay numbers the records it makes of a file (1, 2, ...); each record carries its number,
+    and the transaction that stores it moves ``position`` up to it. A run that was killed part way
+    is carried on by running it again: the records up to ``position`` are not stored twice
+    (``monitor.store.ledger``). ``after`` is a digest of the files the run read before this one:
+    their state (open incidents, learnt addresses) shaped this file's records, so only a run
+    that reads the same files before it may carry it on.
+    """
+
+    __tablename__ = "replay_positions"
+
+    site: Mapped[str] = mapped_column(String, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String, primary_key=True)
+    after: Mapped[str] = mapped_column(String)
+    position: Mapped[int] = mapped_column(BigInteger)
+    """The number of the file's last stored record."""
+
+
 # --- the review app and reports -----------------------------------------------------------------
 
 

@@ -25,9 +25,9 @@ from api.pages import dashboard as dashboard_module
 from api.pages.dashboard import GovernorDashboardPage, ReviewerDashboardPage
 from monitor.config import Settings
 from monitor.platforms import platform_name
+from monitor.reports.command import run_report_weekly
 from monitor.reports.governors import build_governors_report
 from monitor.reports.render import render_governors_report
-from monitor.reports.command import run_report_weekly
 from monitor.store.db import make_engine
 from monitor.store.users import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness

@@ -15,8 +15,8 @@ from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
+    EngineItem,
     StoredObservation,
-    WriterItem,
 )
 from monitor.sessions import Sessionizer
 from monitor.values import (
@@ -46,7 +46,7 @@ def utc_day(ts: float) -> date:
     return datetime.fromtimestamp(ts, UTC).date()
 
 
-def build(items: list[WriterItem]) -> Engine:
+def build(items: list[EngineItem]) -> Engine:
     segments = Segments(
         [
             Segment(
@@ -73,16 +73,16 @@ def lookup(
     return Observation(ts, proto, name, client, STAFF_MAC, "10.20.0.1", 53)
 
 
-def incidents(items: list[WriterItem]) -> list[Incident]:
+def incidents(items: list[EngineItem]) -> list[Incident]:
     return [item for item in items if isinstance(item, Incident)]
 
 
-def counters(items: list[WriterItem]) -> dict[str, int]:
+def counters(items: list[EngineItem]) -> dict[str, int]:
     return {item.name: item.count for item in items if isinstance(item, CounterIncrement)}
 
 
 def test_a_visit_to_facebook_in_school_hours_becomes_an_incident() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.facebook.com"))
     engine.feed(lookup("www.facebook.com", TUESDAY_10AM + 30, proto=Proto.TLS))
@@ -100,7 +100,7 @@ def test_a_visit_to_facebook_in_school_hours_becomes_an_incident() -> None:
 
 
 def test_a_page_embedding_a_facebook_widget_is_counted_but_never_an_incident() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     for offset, name in enumerate(
         ["www.bbc.co.uk", "static.files.bbci.co.uk", "connect.facebook.net", "ichef.bbci.co.uk"]
@@ -116,7 +116,7 @@ def test_a_page_embedding_a_facebook_widget_is_counted_but_never_an_incident() -
 
 
 def test_a_match_after_school_is_only_an_anonymous_count() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.instagram.com", TUESDAY_9PM))
     engine.close()
@@ -126,7 +126,7 @@ def test_a_match_after_school_is_only_an_anonymous_count() -> None:
 
 
 def test_a_match_on_an_unconfigured_network_is_counted_as_unsegmented() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.tiktok.com", client=GUEST_PHONE))
     engine.close()
@@ -135,7 +135,7 @@ def test_a_match_on_an_unconfigured_network_is_counted_as_unsegmented() -> None:
 
 
 def test_non_social_traffic_leaves_nothing_but_counters() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.education.gov.uk"))
     engine.close()
@@ -143,7 +143,7 @@ def test_non_social_traffic_leaves_nothing_but_counters() -> None:
 
 
 def test_a_dhcp_host_name_names_the_device_in_later_incidents() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(
         Observation(
@@ -157,7 +157,7 @@ def test_a_dhcp_host_name_names_the_device_in_later_incidents() -> None:
 
 
 def test_a_dns_answer_for_a_name_already_asked_adds_no_second_hit() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.instagram.com"))
     answer = Observation(
@@ -178,7 +178,7 @@ def test_a_dns_answer_for_a_name_already_asked_adds_no_second_hit() -> None:
 
 
 def test_a_connection_with_no_usable_name_is_attributed_by_the_address_it_resolved_to() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(
         Observation(
@@ -211,7 +211,7 @@ def test_a_connection_with_no_usable_name_is_attributed_by_the_address_it_resolv
 
 
 def test_tick_closes_idle_incidents_and_flushes_counters_on_the_capture_clock() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.reddit.com"))
     engine.tick(TUESDAY_10AM + 1)
@@ -222,7 +222,7 @@ def test_tick_closes_idle_incidents_and_flushes_counters_on_the_capture_clock() 
 
 
 def test_visibility_gaps_are_counted_per_day_without_identities() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     hidden = Observation(
         TUESDAY_10AM,

@@ -13,8 +13,8 @@ from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
+    EngineItem,
     StoredObservation,
-    WriterItem,
 )
 from monitor.values import Incident
 
@@ -27,7 +27,7 @@ ITEMS = [
 
 
 def test_a_writer_item_is_an_incident_or_one_of_the_record_types() -> None:
-    assert set(typing.get_args(WriterItem)) == {
+    assert set(typing.get_args(EngineItem)) == {
         Incident,
         StoredObservation,
         CounterIncrement,

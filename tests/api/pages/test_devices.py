@@ -64,15 +64,28 @@ def test_devices_pages_are_for_admins_only(harness: AppHarness, role: UserRole, 
     assert harness.client.get(path).status_code == 403
 
 
-def test_device_list_searches_and_does_not_audit(harness: AppHarness) -> None:
+def test_device_list_searches_and_audits_one_list_read_as_the_api_does(
+    harness: AppHarness,
+) -> None:
     devices, _ = admin_with_devices(harness)
-    before = harness.audit_count()
     response = harness.client.get("/devices", params={"q": "LAB-PC"})
     assert response.template.name == "pages/devices/list.html"  # type: ignore[attr-defined]
     page = response.context["page"]  # type: ignore[attr-defined]
     assert isinstance(page, DeviceListPage)
     assert [d.id for d in page.devices.items] == [devices.routed]
-    assert harness.audit_count() == before
+    assert harness.audit_count("view_list") == 1
+    row = harness.audit_rows()[-1]
+    assert (row.target_type, row.target_id) == ("devices", None)
+    assert row.detail == {
+        "via": "page", "page": 1, "per_page": 50, "returned": 1, "total": 1,
+        "filters": {"search": "LAB-PC"},
+    }  # fmt: skip
+
+
+def test_a_device_list_page_showing_no_one_is_not_audited(harness: AppHarness) -> None:
+    admin_with_devices(harness)
+    assert harness.client.get("/devices", params={"q": "nobody-here"}).status_code == 200
+    assert harness.audit_count("view_list") == 0
 
 
 def test_device_page_shows_segment_and_incidents_and_audits_one_view(

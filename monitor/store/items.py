@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.confidence import basis_from_evidence
+from monitor.store.erasures import drop_erased
 from monitor.store.models import (
     UNKNOWN_MAC,
     AppliedBatchRecord,
@@ -282,6 +283,7 @@ def apply_records(
             bad.append((item, str(e)))
             continue
         grouped[kind].append(params)
+    drop_erased(connection, grouped)
     _upsert_incidents(connection, grouped["incident"], now)
     if grouped["observation"]:
         connection.execute(insert(ObservationRecord), grouped["observation"])

@@ -41,8 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor.devices import identity_digest
-from monitor.store.audit import Actor, AuditAction, record_event
-from monitor.store.erasures import lock_for_erasure
+from monitor.store.audit import Actor, AuditAction, NamedActor, record_event
+from monitor.store.erasures import POLL_INTERVAL_S, lock_for_erasure
 from monitor.store.models import (
     AuditEventRecord,
     Base,
@@ -63,6 +63,7 @@ from monitor.store.queries.incidents import (
     summary_of,
 )
 from monitor.store.queries.scope import site_condition
+from monitor.store.user_admin import cli_actor, run_in_transaction
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is prefixed with ``'`` so that it stays text."""
@@ -398,3 +399,26 @@ def _csv_line(values: list[Any]) -> str:
 def _rowcount(db: Session, statement: Executable) -> int:
     result = db.execute(statement)
     return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def run_devices_erase(url: str, mac_or_ip: str, site: str, reason: str, by: str | None) -> str:
+    """``hallmonitor devices erase``: ``erase_device`` in one committed transaction, audited as
+    ``cli:<login name>`` (or ``cli:<by>``); the line to print."""
+    actor = NamedActor(None, "cli:" + by) if by else cli_actor()
+    result = run_in_transaction(
+        url, lambda db: erase_device(db, mac_or_ip, site, user=actor, reason=reason, address=None)
+    )
+    tables = ", ".join(
+        f"{count} {name.replace('_', ' ')}"
+        for name, count in (
+            ("incidents", result.incidents), ("incident_reviews", result.incident_reviews),
+            ("observations", result.observations), ("embedded_counts", result.embedded_counts),
+            ("devices", result.devices),
+        )
+    )  # fmt: skip
+    return (
+        f"erased {result.subject} at site {site!r}: {tables} deleted; "
+        f"{result.audit_events_redacted} audit events now name it as {result.digest}; "
+        "a running capture forgets it within "
+        f"{POLL_INTERVAL_S:.0f} seconds"
+    )

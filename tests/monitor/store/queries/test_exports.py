@@ -15,10 +15,9 @@ from monitor.devices import identity_digest
 from monitor.store.audit import AuditAction, NamedActor, record_event
 from monitor.store.models import (
     AuditEventRecord,
-    Base,
     DeviceRecord,
-    ErasureRecord,
     EmbeddedCountRecord,
+    ErasureRecord,
     IncidentRecord,
     IncidentReviewRecord,
     ObservationRecord,
@@ -46,8 +45,8 @@ from tests.monitor.store.queries.factories import (
     add_incident,
     add_observation,
     add_review,
+    rows_naming,
 )
-
 
 ADMIN = NamedActor(1, "admin")
 
@@ -173,17 +172,6 @@ class TestSubjectAccess:
 
 def erase(db: Session, mac_or_ip: str, site: str = SITE, reason: str = "parent's request") -> ErasureResult:  # fmt: skip
     return erase_device(db, mac_or_ip, site, user=ADMIN, reason=reason, address="192.0.2.1")
-
-
-def rows_naming(db: Session, *values: str) -> list[tuple[str, tuple[object, ...]]]:
-    """Every row of every table (whatever tables there are) holding one of ``values``."""
-    found = []
-    for table in Base.metadata.sorted_tables:
-        for row in db.execute(select(table)):
-            text = json.dumps(list(row), default=str).lower()
-            if any(value.lower() in text for value in values):
-                found.append((table.name, tuple(row)))
-    return found
 
 
 class TestErasure:

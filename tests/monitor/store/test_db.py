@@ -38,6 +38,7 @@ STORE_TABLES = {
     "incidents",
     "observations",
     "recorded_captures",
+    "erasures",
     # the review app and reports
     "api_tokens",
     "audit_events",

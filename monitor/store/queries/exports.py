@@ -299,7 +299,7 @@ def _redact_audit(db: Session, identities: list[str], digest: str) -> int:
     candidates = db.scalars(
         select(table).where(
             or_(
-                *(text.contains(identity.lower(), autoescape=True) for identity in identities),
+                *(text.contains(form, autoescape=True) for form in _written_forms(identities)),
                 table.target_id.in_(identities),
             )
         )
@@ -312,6 +312,21 @@ def _redact_audit(db: Session, identities: list[str], digest: str) -> int:
             event.detail, event.target_id = detail, target_id
             changed += 1
     return changed
+
+
+def _written_forms(identities: list[str]) -> list[str]:
+    """Each identity as it may be written (lowercase): a MAC in each notation it is accepted in."""
+    forms = []
+    for identity in identities:
+        forms.append(identity)
+        if MAC_PATTERN.fullmatch(identity):
+            digits = identity.replace(":", "")
+            forms += [
+                identity.replace(":", "-"),
+                ".".join(digits[i : i + 4] for i in (0, 4, 8)),
+                digits,
+            ]
+    return forms
 
 
 def _redacted(value: Any, identities: list[str], digest: str) -> Any:

@@ -193,10 +193,12 @@ class TestErasure:
         add_observation(db, None, device=(moved_ip, None))
         record_event(db, user=ADMIN, action=AuditAction.VIEW_DEVICE, target_type="device",
                      target_id=7, detail={"subject": mac, "page": "erase"}, address="192.0.2.1", site=SITE)  # fmt: skip
+        record_event(db, user=ADMIN, action=AuditAction.MERGE_DEVICES, target_type="device",
+                     target_id=8, detail={"reason": "new card, was AABB.CC00.0001"}, address="192.0.2.1", site=SITE)  # fmt: skip
         assert rows_naming(db, mac, moved_ip)
         result = erase(db, mac.upper().replace(":", "-"), reason=f"asked by the owner of {mac.upper()} at {moved_ip}")  # fmt: skip
-        assert rows_naming(db, mac, moved_ip) == []
-        assert result.audit_events_redacted == 1
+        assert rows_naming(db, mac, moved_ip, "aabb.cc00.0001") == []
+        assert result.audit_events_redacted == 2
         (audit,) = db.scalars(select(AuditEventRecord).where(AuditEventRecord.action == "erase_device"))  # fmt: skip
         assert audit.detail["device_digest"] == result.digest == identity_digest(mac)
         assert audit.detail["reason"] == f"asked by the owner of erased device {result.digest} at erased device {result.digest}"  # fmt: skip

@@ -205,10 +205,6 @@ class ErasureSet:
         by_ip = self._find(ip)
         return by_ip is not None and ts <= by_ip.at and (by_ip.every_device or not mac)
 
-    def erases_device(self, device: Device) -> bool:
-        """Whether ``device`` (as frozen into an incident) was erased, whatever the time."""
-        return self.names_mac(device.mac) or self.names_address(device.ip, device.mac)
-
 
 def _remember(table: dict[str, str], key: str, value: str, limit: int) -> None:
     """Set ``table[key]`` as the most recent entry, forgetting the oldest beyond ``limit``."""

@@ -116,7 +116,9 @@ class Engine:
             return 0
         self.erasures.add(erasures)
         self.devices.forget(fresh)
-        return self.sessionizer.forget(fresh.erases_device)
+        return self.sessionizer.forget(
+            lambda device, since: fresh.erases(device.mac, device.ip, since)
+        )
 
     def feed(self, observation: Observation) -> None:
         """Everything one observation means for the store."""

@@ -284,13 +284,15 @@ def test_an_erased_device_is_forgotten_and_nothing_from_before_its_erasure_comes
     engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 30))
     opened = len(items)
     erased_at = TUESDAY_10AM + 60
-    assert engine.forget([Erasure(identity_digest(STAFF_MAC), erased_at, every_device=False)]) == 1
+    erasure = Erasure(identity_digest(STAFF_MAC), erased_at, every_device=False)
+    assert engine.forget([erasure]) == 1
     engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 45))  # late, from before the erasure
     engine.tick(TUESDAY_10AM + 3600)
     assert incidents(items[opened:]) == []
     assert stored(items[opened:]) == []
     assert engine.stats.erased == 1
     engine.feed(lookup("www.instagram.com", erased_at + 1))
+    assert engine.forget([erasure]) == 0  # handed over again (a restart): what came after stays
     engine.close()
     later = incidents(items[opened:])
     assert {incident.start for incident in later} == {erased_at + 1}

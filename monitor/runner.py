@@ -3,7 +3,8 @@
 ``hallmonitor capture`` and ``hallmonitor scan --record`` both come here. One thread captures
 (frames -> pipeline -> engine, which hands items to the writer); the main thread owns the
 signals and ticks the engine (idle incidents close, counters flush), logs a stats line, runs
-the daily purge and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
+the daily purge, forgets devices erased in the review app within ``ERASURE_POLL_INTERVAL_S``
+(``monitor.store.erasures``) and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
 closes every open incident, and drains the writer's queue before the process exits. A daemon
 that was killed instead (``kill -9``, a power cut) left its incidents open: the next start
 carries them on from the database (``resume_left_open``), so the same activity grows the same
@@ -38,6 +39,8 @@ from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
+from monitor.store.erasures import POLL_INTERVAL_S as ERASURE_POLL_INTERVAL_S
+from monitor.store.erasures import ErasureWatch
 from monitor.store.ledger import (
     LedgerEntry,
     NumberedSink,
@@ -537,6 +540,10 @@ class CaptureDaemon:
         writer.start()
         engine = build_engine(settings, writer.submit)
         resume_left_open(settings, engine)
+        erasures = ErasureWatch(
+            make_engine(settings.database.url.get_secret_value()), settings.site.name
+        )
+        engine.forget(erasures.poll())
         pipeline = Pipeline(dns_ports=ports)
         self.source, self.pipeline, self.engine, self.writer = source, pipeline, engine, writer
         previous = self._install_signal_handlers()
@@ -553,8 +560,9 @@ class CaptureDaemon:
         )
         thread.start()
         try:
-            self._serve(source, pipeline, engine, thread)
+            self._serve(source, pipeline, engine, thread, erasures)
         finally:
+            erasures.engine.dispose()
             self.stop_event.set()
             thread.join(timeout=10)
             drops = sum(dropped for _, dropped in source.stats().values())
@@ -597,8 +605,10 @@ class CaptureDaemon:
         pipeline: Pipeline,
         engine: Engine,
         thread: threading.Thread,
+        erasures: ErasureWatch,
     ) -> None:
         next_stats = time.monotonic() + self.stats_interval_s
+        next_erasures = time.monotonic() + ERASURE_POLL_INTERVAL_S
         next_purge = time.monotonic()
         capture_counts = self.capture_counts
         next_counts = time.monotonic()
@@ -613,6 +623,9 @@ class CaptureDaemon:
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self._reload(engine)
+            if time.monotonic() >= next_erasures:
+                next_erasures = time.monotonic() + ERASURE_POLL_INTERVAL_S
+                self._forget_erased(engine, erasures)
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
@@ -622,6 +635,15 @@ class CaptureDaemon:
                 self._purge()
             if not thread.is_alive():
                 break
+
+    def _forget_erased(self, engine: Engine, erasures: ErasureWatch) -> None:
+        found = erasures.poll()
+        if found:
+            with self.lock:
+                dropped = engine.forget(found)
+            logger.info(
+                "forgot %d erased identities (%d open incidents dropped)", len(found), dropped
+            )
 
     def _reload(self, engine: Engine) -> None:
         if self.reload_settings is None:

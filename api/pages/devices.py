@@ -8,7 +8,8 @@ and answer with a redirect (Post/Redirect/Get); the exports answer the POST with
 
 Subject-access export: JSON (one object, every table) or CSV (a zip holding one CSV file per
 table, so that a person gets one download with everything). Erasure needs a reason and the
-device's MAC (or address) typed again on a confirmation page.
+device's MAC (or address) typed again on a confirmation page; ``erase_device`` deletes, audits
+(naming the device only by a digest) and tells the running capture to forget the device.
 
 A device is one school's: a trust's schools share private address ranges (and a laptop may
 visit two), so every change and export acts on the device's own site only, even for an admin
@@ -311,18 +312,13 @@ def device_erase(
         raise HTTPException(
             400, f"Nothing was erased: type the device's {_kind(detail)} {subject} to confirm."
         )
-    reason = form.reason.strip()
-    if not reason:
-        raise HTTPException(400, "Nothing was erased: give the reason for erasing.")
-    result = erase_device(db, subject, detail.device.site)
-    _audit(
-        request, db, user, AuditAction.ERASE_DEVICE, detail,
-        {
-            "subject": subject, "reason": reason, "incidents": result.incidents,
-            "incident_reviews": result.incident_reviews, "observations": result.observations,
-            "embedded_counts": result.embedded_counts, "devices": result.devices,
-        },
-    )  # fmt: skip
+    try:
+        erase_device(
+            db, subject, detail.device.site,
+            user=user, reason=form.reason, address=client_address(request),
+        )  # fmt: skip
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from e
     db.commit()
     return redirect_to(request, "device_list", query={"done": "erased"})
 

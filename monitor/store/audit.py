@@ -5,7 +5,9 @@ returns identities, export and change appends one ``AuditEventRecord`` through
 ``record_event``, in the caller's transaction: the action and its audit row are committed
 together or not at all. Each row names the school it concerns (``site``), so that an admin
 limited to one school reads only that school's events. Nothing here updates or deletes
-audit rows (retention of the audit log is a separate, deliberate decision).
+audit rows (retention of the audit log is a separate, deliberate decision); the one change
+to them is an erasure's (``monitor.store.queries.exports.erase_device``): the erased device's
+MAC and addresses in them are replaced by its one-way digest, and the rows stay.
 """
 
 from __future__ import annotations

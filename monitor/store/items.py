@@ -35,6 +35,7 @@ from monitor.records import (
     EngineItem,
     StoredObservation,
 )
+from monitor.store.erasures import drop_erased
 from monitor.store.models import (
     UNKNOWN_MAC,
     AppliedBatchRecord,
@@ -248,6 +249,7 @@ def apply_records(
             bad.append((item, str(e)))
             continue
         grouped[kind].append(params)
+    drop_erased(connection, grouped)
     _upsert_incidents(connection, grouped["incident"], now)
     if grouped["observation"]:
         connection.execute(insert(ObservationRecord), grouped["observation"])

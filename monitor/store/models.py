@@ -286,6 +286,25 @@ class ReplayPositionRecord(Base):
     """The number of the file's last stored record."""
 
 
+class ErasureRecord(Base):
+    """One identity (MAC or address) of an erased device, named only by its one-way digest.
+
+    Written by ``erase_device`` in the erasure's transaction; the running capture polls it to
+    forget the device, and the writer refuses anything of it dated up to ``erased_at``.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index(None, "site", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = mapped_column(String)
+    digest: Mapped[str] = mapped_column(String)
+    """``monitor.devices.identity_digest`` of the MAC or address, as stored."""
+    every_device: Mapped[bool] = mapped_column(Boolean)
+    """For an address: every device's rows at it were erased (not only those with no MAC)."""
+    erased_at: Mapped[datetime]
+
+
 # --- the review app and reports -----------------------------------------------------------------
 
 

@@ -254,3 +254,45 @@ def test_visibility_gaps_are_counted_per_day_without_identities() -> None:
         "flags.encrypted-dns": 1,
         "capture.frames": 10,
     }
+
+
+def stored(items: list[EngineItem]) -> list[StoredObservation]:
+    return [item for item in items if isinstance(item, StoredObservation)]
+
+
+def test_a_stored_observation_carries_its_incident_and_the_device_the_directory_resolved() -> None:
+    items: list[EngineItem] = []
+    engine = build(items)
+    engine.feed(lookup("www.instagram.com"))
+    without_mac = Observation(TUESDAY_10AM + 5, Proto.TLS, "www.instagram.com", STAFF_LAPTOP,
+                              None, "157.240.221.174", 443)  # fmt: skip
+    engine.feed(without_mac)
+    engine.close()
+    (key,) = {incident.key for incident in incidents(items)}
+    assert [(item.incident_key, item.observation.client_mac) for item in stored(items)] == [
+        (key, STAFF_MAC),
+        (key, STAFF_MAC),
+    ]
+
+
+def test_an_erased_device_is_forgotten_and_nothing_from_before_its_erasure_comes_back() -> None:
+    from monitor.devices import Erasure, identity_digest
+
+    items: list[EngineItem] = []
+    engine = build(items)
+    engine.feed(lookup("www.instagram.com"))
+    engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 30))
+    opened = len(items)
+    erased_at = TUESDAY_10AM + 60
+    erasure = Erasure(identity_digest(STAFF_MAC), erased_at, every_device=False)
+    assert engine.forget([erasure]) == 1
+    engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 45))  # late, from before the erasure
+    engine.tick(TUESDAY_10AM + 3600)
+    assert incidents(items[opened:]) == []
+    assert stored(items[opened:]) == []
+    assert engine.stats.erased == 1
+    engine.feed(lookup("www.instagram.com", erased_at + 1))
+    assert engine.forget([erasure]) == 0  # handed over again (a restart): what came after stays
+    engine.close()
+    later = incidents(items[opened:])
+    assert {incident.start for incident in later} == {erased_at + 1}

@@ -450,13 +450,22 @@ def _linked(
 
 
 def _timeline(db: Session, record: IncidentRecord) -> tuple[tuple[TimelineEntry, ...], int]:
+    """The incident's stored observations (the evidence list where none were stored).
+
+    Observations carry the engine's key of the activity; a continuation of a decided incident
+    holds those of its own span (``source_key``), and the decided one keeps those of its span.
+    """
     table = ObservationRecord
-    count = db.scalar(select(func.count()).where(table.incident_key == record.key)) or 0
+    keys = [record.key] if record.source_key is None else [record.key, record.source_key]
+    mine = and_(
+        table.incident_key.in_(keys), table.ts >= record.start_at, table.ts <= record.end_at
+    )
+    count = db.scalar(select(func.count()).where(mine)) or 0
     if count:
         rows = db.execute(
             select(table.ts, table.proto, table.name, table.via, table.server_ip,
                    table.server_port, table.flags)
-            .where(table.incident_key == record.key)
+            .where(mine)
             .order_by(table.ts, table.id)
             .limit(TIMELINE_LIMIT)
         )  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.pages.devices import DeviceListPage, DeviceViewPage
+from monitor.devices import identity_digest
 from monitor.store.models import DeviceRecord, IncidentRecord, ObservationRecord
 from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
@@ -242,6 +243,8 @@ def test_erase_deletes_every_record_of_the_device_and_audits_the_reason(
     harness: AppHarness,
 ) -> None:
     devices, token = admin_with_devices(harness)
+    harness.client.get(f"/devices/{devices.staff}/erase")  # audited with the device's MAC
+    assert STAFF_LAPTOP[1] in json.dumps(harness.audit_rows()[-1].detail)
     response = harness.client.post(
         f"/devices/{devices.staff}/erase",
         data={
@@ -257,8 +260,14 @@ def test_erase_deletes_every_record_of_the_device_and_audits_the_reason(
     assert count(harness, DeviceRecord, DeviceRecord.site == "school", DeviceRecord.mac == STAFF_LAPTOP[1]) == 0  # fmt: skip
     assert count(harness, IncidentRecord) == 1  # the routed PC's incident stays
     assert harness.audit_count("erase_device") == 1
-    detail = harness.audit_rows()[-1].detail
-    assert (detail["reason"], detail["incidents"]) == ("erasure request ref 14", 1)
+    erasure = harness.audit_rows()[-1]
+    assert (erasure.detail["reason"], erasure.detail["incidents"]) == ("erasure request ref 14", 1)
+    assert erasure.detail["device_digest"] == identity_digest(STAFF_LAPTOP[1])
+    # the erasure and the earlier views of the device name it only by its digest now
+    assert all(
+        STAFF_LAPTOP[1] not in json.dumps([row.detail, row.target_id])
+        for row in harness.audit_rows()
+    )
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ STORE_TABLES = {
     "observations",
     "recorded_captures",
     "replay_positions",
+    "erasures",
     # the review app and reports
     "api_tokens",
     "audit_events",

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def compiled_or_skip(name: str) -> ModuleType:
-    """The compiled module ``name`` (``monitor.extract._quic``); skips (or fails under CI) the
+    """The compiled module ``name`` (``monitor.compiled.quic``); skips (or fails under CI) the
     calling test when it was not built."""
     if importlib.util.find_spec(name) is None:
         if os.environ.get("CI") == "true":

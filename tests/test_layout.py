@@ -1,7 +1,7 @@
 """Every module has a test file at the mirrored path, and every test file a module.
 
 Compiled modules (Cython ``.pyx``) count too; a module's leading underscore is not mirrored
-(``monitor/_scanloop.pyx`` is tested in ``tests/monitor/test_scanloop.py``)."""
+(``monitor/compiled/scanloop.pyx`` is tested in ``tests/monitor/compiled/test_scanloop.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Types of the compiled TCP stream reassembler (monitor/extract/_reassembly.pyx) for mypy."""
+"""Types of the compiled TCP stream reassembler (monitor/compiled/reassembly.pyx) for mypy."""
 
 from collections.abc import KeysView
 

@@ -1,30 +1,33 @@
 # cython: language_level=3, boundscheck=False, initializedcheck=False
-"""``StreamReassembler`` of ``monitor.extract.reassembly``, compiled with Cython.
+"""``StreamReassembler`` of ``monitor.extract.reassembly``, compiled with Cython (in ``monitor.compiled``).
 
 The same flows, bounds, order of eviction and results as the Python reassembler, step for
 step (its docstring says what the rules are); sequence arithmetic and the flow state are C
 fields instead of Python integers and attributes, which is most of what a segment costs there.
 
-``tests/monitor/extract/test_reassembly.py`` runs every test on both; the extractor takes this
-one when it was built (setup.py, when a C compiler is there). Keep the two in step.
+``tests/monitor/extract/test_reassembly.py`` runs every test on both, and
+``tests/monitor/compiled/test_reassembly.py`` compares them on the golden captures; the
+extractor takes this one when it was built (setup.py, when a C compiler is there). The
+constants and default bounds are the Python module's, read when this one is imported.
 """
 
 from libc.stdint cimport int64_t
 
-from monitor.extract.reassembly import _piece_start
+from monitor import values
+from monitor.extract import reassembly
+from monitor.extract.reassembly import piece_start
 
-cdef enum:
-    TCP_FIN = 0x01
-    TCP_SYN = 0x02
-    TCP_RST = 0x04
-    ENDS_FLOW = TCP_FIN | TCP_RST
-
-cdef int64_t _SEQ_MOD = 1LL << 32
+# The Python module's constants, as C values (read when this module is imported).
+cdef int TCP_FIN = values.TCP_FIN
+cdef int TCP_SYN = values.TCP_SYN
+cdef int TCP_RST = values.TCP_RST
+cdef int ENDS_FLOW = TCP_FIN | TCP_RST
+cdef int64_t _SEQ_MOD = (<int64_t>1) << <int>reassembly.SEQ_BITS
 cdef int64_t _SEQ_MASK = _SEQ_MOD - 1
-cdef int64_t _SEQ_HALF = 1LL << 31
-cdef int64_t _SEQ_WINDOW = 1LL << 30
-cdef int64_t _NO_ISN = -1
-cdef int64_t _NOT_KNOWN = -2
+cdef int64_t _SEQ_HALF = _SEQ_MOD >> 1
+cdef int64_t _SEQ_WINDOW = reassembly.SEQ_WINDOW
+cdef int64_t _NO_ISN = reassembly.NO_ISN
+cdef int64_t _NOT_KNOWN = _NO_ISN - 1
 """Neither a flow's nor an ignored flow's ISN: equal to no sequence number."""
 
 
@@ -57,12 +60,12 @@ cdef class StreamReassembler:
     def __init__(
         self,
         *,
-        Py_ssize_t max_flows=65536,
-        Py_ssize_t max_bytes_per_flow=65536,
-        Py_ssize_t max_pending_segments=64,
-        double idle_timeout_s=60.0,
-        double gap_timeout_s=3.0,
-        Py_ssize_t max_pending_bytes=16 * 1024 * 1024,
+        Py_ssize_t max_flows=reassembly.DEFAULT_MAX_FLOWS,
+        Py_ssize_t max_bytes_per_flow=reassembly.DEFAULT_MAX_BYTES_PER_FLOW,
+        Py_ssize_t max_pending_segments=reassembly.DEFAULT_MAX_PENDING_SEGMENTS,
+        double idle_timeout_s=reassembly.DEFAULT_IDLE_TIMEOUT_S,
+        double gap_timeout_s=reassembly.DEFAULT_GAP_TIMEOUT_S,
+        Py_ssize_t max_pending_bytes=reassembly.DEFAULT_MAX_PENDING_BYTES,
     ):
         if max_flows < 1 or max_bytes_per_flow < 1 or max_pending_segments < 1:
             raise ValueError("max_flows, max_bytes_per_flow and max_pending_segments must be >= 1")
@@ -272,7 +275,7 @@ cdef class StreamReassembler:
             pieces.append((cur, data[cur - offset :]))
         if pieces:
             state.pending.extend(pieces)
-            state.pending.sort(key=_piece_start)
+            state.pending.sort(key=piece_start)
             for _, piece in pieces:
                 added += len(piece)
             self._pending_bytes += added

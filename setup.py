@@ -25,7 +25,8 @@ COMPILED = [
     Extension("monitor.compiled.scanloop", ["monitor/compiled/scanloop.pyx"]),
     # The QUIC twin decrypts with OpenSSL's libcrypto (headers: Debian's libssl-dev).
     Extension("monitor.compiled.quic", ["monitor/compiled/quic.pyx"], libraries=["crypto"]),
-    Extension("monitor.compiled.reassembly", ["monitor/compiled/reassembly.pyx"]),
+    # Cython's pure-Python mode: the Python module itself, typed by monitor/compiled/reassembly.pxd.
+    Extension("monitor.compiled.reassembly", ["monitor/extract/reassembly.py"]),
     Extension("monitor.compiled.tls", ["monitor/compiled/tls.pyx"]),
 ]
 
@@ -69,6 +70,9 @@ setup(
     )
     + list(MIGRATIONS),
     package_dir=MIGRATIONS,
-    ext_modules=optional(cythonize(COMPILED, compiler_directives={"language_level": "3"})),
+    # annotation_typing off: a pure-Python module's annotations are for mypy; its .pxd types it.
+    ext_modules=optional(
+        cythonize(COMPILED, compiler_directives={"language_level": "3", "annotation_typing": False})
+    ),
     cmdclass={"build_ext": BuildOptionalExtensions},
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ ORIGINALS = {
     "monitor.compiled.reassembly.StreamReassembler": (
         "monitor.extract.reassembly.StreamReassembler"
     ),
+    "monitor.compiled.reassembly.Reassembler": "monitor.extract.reassembly.Reassembler",
+    "monitor.compiled.reassembly.piece_start": "monitor.extract.reassembly.piece_start",
     "monitor.compiled.tls.find_client_hello_record": "monitor.extract.tls.find_client_hello_record",
     "monitor.compiled.tls.parse_client_hello_message": (
         "monitor.extract.tls.parse_client_hello_message"
@@ -56,6 +59,10 @@ ORIGINALS = {
 }
 """Every public function and class of the compiled modules, and its Python original: the code
 that gives the same results (and runs when the compiled module is not loaded)."""
+PURE_PYTHON = {"monitor.compiled.reassembly": "monitor.extract.reassembly"}
+"""Compiled modules built from their Python original's own source (Cython's pure-Python mode,
+typed by the ``.pxd`` of the same name in ``monitor/compiled/``): one source, nothing to keep
+in step. The others are hand-written ``.pyx`` twins, kept where they pay (see each one)."""
 NOT_BUILT = "not compiled here"
 REBUILD = "reinstall Hall Monitor (scripts/setup in a source tree) to rebuild it"
 
@@ -92,12 +99,25 @@ def load_twin(name: str) -> Twin:
     return Twin(name, module, stale=_older_than_source(module))
 
 
+def sources(name: str, built: Path) -> list[Path]:
+    """The files the compiled module ``name`` (built at ``built``) is made from, in a source
+    tree: the ``.pyx`` beside it, or the ``.pxd`` beside it and its Python original."""
+    stem = name.rpartition(".")[2]
+    if name not in PURE_PYTHON:
+        return [built.with_name(stem + ".pyx")]
+    spec = importlib.util.find_spec(PURE_PYTHON[name])
+    python = [Path(spec.origin)] if spec is not None and spec.origin else []
+    return [built.with_name(stem + ".pxd"), *python]
+
+
 def _older_than_source(module: ModuleType) -> bool:
-    """Whether the ``.pyx`` beside the built module (in a source tree) changed after it."""
+    """Whether a source of the built module (in a source tree) changed after it."""
     built = Path(getattr(module, "__file__", None) or "")
-    source = built.with_name(module.__name__.rpartition(".")[2] + ".pyx")
+    if built.suffix != ".so":
+        return False
     try:
-        return built.suffix == ".so" and source.stat().st_mtime > built.stat().st_mtime
+        made = built.stat().st_mtime
+        return any(source.stat().st_mtime > made for source in sources(module.__name__, built))
     except OSError:  # an installed package ships no source
         return False
 

@@ -1,4 +1,5 @@
-"""The compiled TCP stream reassembler (monitor/compiled/reassembly.pyx) takes every step its
+"""The compiled TCP stream reassembler (monitor/extract/reassembly.py compiled as it is, typed by
+monitor/compiled/reassembly.pxd: Cython's pure-Python mode) takes every step its
 Python original took over the golden captures to the same bytes and the same state.
 
 (The reassembler's own tests, run on both, are in tests/monitor/extract/test_reassembly.py.)"""

@@ -25,6 +25,7 @@ from monitor.extract.compiled import (
     COMPILED_MODULES,
     NOT_BUILT,
     ORIGINALS,
+    PURE_PYTHON,
     Twin,
     load_twin,
     twin_report,
@@ -249,10 +250,20 @@ def test_every_original_is_python_code_with_its_twin_in_a_compiled_module(twin: 
 def test_a_compiled_module_imports_no_private_name_of_the_python_modules() -> None:
     """A ``.pyx`` that imports a private name breaks when the name is renamed (the Python code
     then runs instead, said only in the start-up log): the compiled code uses public names."""
-    for name in COMPILED_MODULES:
+    for name in set(COMPILED_MODULES) - set(PURE_PYTHON):
         source = (ROOT / (name.replace(".", "/") + ".pyx")).read_text()
         for group, line in re.findall(
             r"^from monitor\S* import (?:\(([^)]*)\)|(.*))$", source, re.M
         ):
             imported = [part.split(" as ")[0].strip() for part in (group or line).split(",")]
             assert not [each for each in imported if each.startswith("_")], (name, imported)
+
+
+def test_a_module_compiled_as_it_is_has_no_twin_source() -> None:
+    """Cython's pure-Python mode: the compiled module is built from its original's own source,
+    typed by a .pxd, with no .pyx to keep in step."""
+    for name, original in PURE_PYTHON.items():
+        assert COMPILED_MODULES[name] == original
+        stem = ROOT / name.replace(".", "/")
+        assert stem.with_suffix(".pxd").is_file()
+        assert not stem.with_suffix(".pyx").exists()

@@ -1,7 +1,8 @@
 # mypy: disallow-untyped-calls=False
 # (scapy layer classes are untyped; a pyproject-wide untyped_calls_exclude would replace this)
 """Specification of the bounded TCP stream reassembler (monitor/extract/reassembly.py), and of
-its compiled twin (monitor/compiled/reassembly.pyx): every test here runs on both, and the twin
+its compiled build (monitor.compiled.reassembly: this module compiled by Cython as it is, typed
+by monitor/compiled/reassembly.pxd): every test here runs on both, and the compiled one
 must give what the Python one gives, segment for segment."""
 
 from __future__ import annotations

@@ -152,7 +152,8 @@ def _fail_on_setup_errors(action: Callable[[], T]) -> T:
     "--jobs",
     type=click.IntRange(1, 64),
     default=None,
-    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same. "
+    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same "
+    "(with the compiled loop; without it the scan runs in one process). "
     f"Default: one per CPU (at most {MAX_AUTO_JOBS}) for captures of "
     f"{SHARED_SCAN_MIN_BYTES >> 20} MiB or more, else 1.",
 )

@@ -147,6 +147,26 @@ def test_a_twin_built_before_its_source_changed_is_a_warning(tmp_path: Path) -> 
     assert not compiled._older_than_source(module)
 
 
+def test_a_module_compiled_from_python_is_stale_when_its_pxd_or_its_python_source_changed(
+    tmp_path: Path,
+) -> None:
+    built = tmp_path / "reassembly.cpython-311-x86_64-linux-gnu.so"
+    built.write_bytes(b"")
+    declarations = tmp_path / "reassembly.pxd"
+    declarations.write_text("")
+    module = ModuleType("monitor.compiled.reassembly")
+    module.__file__ = str(built)
+    python = Path(reassembly.__file__)
+    assert compiled.sources(module.__name__, built) == [declarations, python]
+    os.utime(declarations, (python.stat().st_mtime - 5,) * 2)
+    os.utime(built, (python.stat().st_mtime - 1,) * 2)
+    assert compiled._older_than_source(module)  # the Python module changed after the build
+    os.utime(built, (python.stat().st_mtime + 10,) * 2)
+    assert not compiled._older_than_source(module)
+    os.utime(declarations, (python.stat().st_mtime + 20,) * 2)
+    assert compiled._older_than_source(module)  # the declarations did
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     """A configuration whose capture cannot start (no such interface): start-up only."""

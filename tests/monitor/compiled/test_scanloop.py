@@ -9,6 +9,7 @@ a walk stops, by the limit it is given.
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import struct
 
@@ -16,11 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import render_ipv6
+from monitor.decode import Decoder, render_ipv6
+from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
 from monitor.fastscan import SCANLOOP, RecordWalk, dns_entry, loop_rules
 from monitor.pipeline import Pipeline
+from monitor.sources.pcap import read_capture
+from monitor.values import IPPROTO_UDP
 from tests.compiled import assert_built_from_current_source, compiled_or_skip
+from tests.compiled_agreement import GOLDEN
 
 scanloop = compiled_or_skip(SCANLOOP)
 RULES = loop_rules(dns.DNS_PORTS)
@@ -252,3 +257,47 @@ def test_a_walk_stops_at_the_first_record_longer_than_the_limit_it_is_given(
         kept,
     )
     assert walk.last_ts == (None if kept == 0 else 1_700_000_000 + kept - 1 + 0.5)
+
+
+# -- against the Python originals, on the golden captures and on generated lists ---------------
+
+
+@pytest.mark.slow
+def test_every_dns_message_of_the_golden_captures_gets_the_python_entry_or_none() -> None:
+    decoder = Decoder()
+    read = 0
+    for path in GOLDEN:
+        for frame in read_capture(path):
+            try:
+                packet = decoder.decode(frame)
+            except (ValueError, UnsupportedLinkType):
+                continue
+            if packet is None or packet.protocol != IPPROTO_UDP or not packet.payload:
+                continue
+            if packet.src_port not in dns.DNS_PORTS and packet.dst_port not in dns.DNS_PORTS:
+                continue
+            entry = compiled_entry(packet.payload)
+            if entry is not None:
+                read += 1
+                assert entry == python_entry(packet.payload), (path.name, packet.payload.hex())
+    assert read > 500, "the compiled reader should read most of the golden captures' DNS"
+
+
+@given(
+    st.lists(st.integers(0, 50), max_size=30).map(sorted),
+    st.lists(st.integers(0, 50), max_size=30).map(sorted),
+)
+def test_merge_lines_merges_as_heapq_merge_by_frame(
+    frames_a: list[int], frames_b: list[int]
+) -> None:
+    lines_a = [f"a{index}" for index in range(len(frames_a))]
+    lines_b = [f"b{index}" for index in range(len(frames_b))]
+    merged = list(
+        heapq.merge(
+            zip(frames_a, lines_a, strict=True),
+            zip(frames_b, lines_b, strict=True),
+            key=lambda pair: pair[0],
+        )
+    )
+    frames, lines = scanloop.merge_lines(frames_a, lines_a, frames_b, lines_b)
+    assert (frames, lines) == ([f for f, _ in merged], [line for _, line in merged])

@@ -49,6 +49,13 @@ them; ``tests/monitor/test_fastscan.py`` compares both paths' output and counter
 golden capture, on generated mixes and on crafted and mutated frames, in one process and in
 three sharing the file (``monitor.scanshare``). The compiled loop also takes the frames of
 pcapng files from their reader (``walk_frames``).
+
+The interface of the compiled loop, for any caller (a live capture too): make a ``RecordWalk``
+for a ``Pipeline`` (it builds the ``LoopRules`` from the Python constants), hand the loop
+records (``walk_records``) or ``Frame`` values (``walk_frames``), take ``walk.lines`` after
+each call, and call ``walk.add_totals`` at the end. Every per-frame decision is
+``_FrameLoop.frame`` in ``monitor/compiled/scanloop.pyx``; a new entry point goes through it
+and takes its rules from ``walk.rules``, never from literals of its own.
 """
 
 from __future__ import annotations

@@ -87,7 +87,10 @@ def shipped_platform_lists() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(BUILD_TIMEOUT)
-@pytest.mark.parametrize("pattern", [r"\.pyx$", r"/requirements\.lock$", r"/setup\.py$"])
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\.pyx$", r"/monitor/compiled/reassembly\.pxd$", r"/requirements\.lock$", r"/setup\.py$"],
+)
 def test_the_sdist_carries_what_the_wheel_is_built_from(built: Built, pattern: str) -> None:
     with tarfile.open(built.sdist) as sdist:
         names = sdist.getnames()

@@ -77,7 +77,8 @@ SHARED_SCAN_MIN_BYTES = 16 << 20
     "--jobs",
     type=click.IntRange(1, 64),
     default=None,
-    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same. "
+    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same "
+    "(with the compiled loop; without it the scan runs in one process). "
     f"Default: one per CPU (at most {MAX_AUTO_JOBS}) for captures of "
     f"{SHARED_SCAN_MIN_BYTES >> 20} MiB or more, else 1.",
 )
@@ -185,18 +186,16 @@ def _scan_one(
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
-            # The same output, faster; shared among processes only with the compiled loop.
-            shared = _scan_jobs(jobs, size)
-            if shared > 1 and not compiled_loop_built():
-                if jobs is not None:
-                    click.echo(
-                        "hallmonitor scan: --jobs needs the compiled loop (monitor/_scanloop.pyx, "
-                        "built by scripts/setup when gcc is installed): one process it is",
-                        err=True,
-                    )
-                shared = 1
-            scan_capture(frames, pipeline, write, by_proto, jobs=shared)
+            # The same output as the general path, faster (the compiled loop; log_twins said
+            # at the start when it is not there).
+            scan_capture(frames, pipeline, write, by_proto, jobs=_scan_jobs(jobs, size))
         else:
+            if jobs is not None and jobs > 1 and fmt == "jsonl" and not compiled_loop_built():
+                click.echo(
+                    "hallmonitor scan: --jobs needs the compiled loop (monitor/compiled/, "
+                    "built by scripts/setup when gcc is installed): one process it is",
+                    err=True,
+                )
             write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = frames.truncated
     summary.damage = tuple(frames.damage_report())

@@ -170,10 +170,7 @@ def add_user(
 
 def _target(db: SessionDep, username: str, actor: CurrentUser) -> UserInfo:
     """The user to change: 404 when missing, or outside the admin's school."""
-    try:
-        return check_user_in_scope(actor, get_user(db, username))
-    except LookupError:
-        raise HTTPException(404, f"No user {username!r}.") from None
+    return check_user_in_scope(actor, get_user(db, username))
 
 
 @router.post("/admin/users/{username}/disabled", name="set_user_disabled")

@@ -24,10 +24,11 @@ from starlette.datastructures import QueryParams
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
-from api.params import MAX_PAGE, IncidentId, Text, day_problem
+from api.params import MAX_PAGE, IncidentId, Text, day_problem, sentence
+from api.reads import INCIDENT, read_viewed
 from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
     OUTCOMES,
     STATUSES,
@@ -35,7 +36,6 @@ from monitor.store.queries import (
     IncidentDetail,
     IncidentFilters,
     IncidentPage,
-    get_incident,
     incident_sites,
     incidents_csv,
     list_incidents,
@@ -353,28 +353,6 @@ def _allowed_actions(status: str) -> tuple[str, ...]:
     )
 
 
-def _load(db: SessionDep, incident_id: int, user: CurrentUser) -> IncidentDetail:
-    try:
-        return get_incident(db, incident_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
-
-
-def _audit_view(
-    request: Request, db: SessionDep, user: CurrentUser, detail: IncidentDetail
-) -> None:
-    record_event(
-        db,
-        user=user,
-        action=AuditAction.VIEW_INCIDENT,
-        target_type="incident",
-        target_id=detail.incident.id,
-        detail={},
-        address=client_address(request),
-        site=detail.incident.site,
-    )
-
-
 def _view(
     detail: IncidentDetail,
     settings: Settings,
@@ -396,9 +374,7 @@ def incident(
     settings: SettingsDep,
 ) -> Response:
     """One incident: evidence, earlier incidents, policy point, history and the review form."""
-    detail = _load(db, incident_id, user)
-    _audit_view(request, db, user, detail)
-    db.commit()
+    detail = read_viewed(request, db, user, INCIDENT, incident_id)
     page = _view(detail, settings)
     return render_page(request, "pages/incidents/incident.html", page)
 
@@ -426,15 +402,10 @@ def review(
             confirm_growing=form.confirm_growing,
             now=utcnow(),
         )
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
     except ValueError as e:
         db.rollback()
-        current = _load(db, incident_id, user)
-        _audit_view(request, db, user, current)
-        db.commit()
-        message = str(e)
-        page = _view(current, settings, message[:1].upper() + message[1:] + ".", form)
+        current = read_viewed(request, db, user, INCIDENT, incident_id)
+        page = _view(current, settings, sentence(str(e)), form)
         return render_page(request, "pages/incidents/incident.html", page, status_code=400)
     record_review(
         db,

@@ -16,7 +16,8 @@ from fastapi import HTTPException, Query, Request
 
 from api.auth import client_address
 from api.deps import SessionDep, SettingsDep
-from api.params import IncidentId, Page
+from api.params import IncidentId, Page, sentence
+from api.reads import INCIDENT, read_viewed
 from api.routes import (
     BAD_BODY,
     CONFLICT,
@@ -40,11 +41,10 @@ from api.schemas import (
 )
 from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
     Actor,
     IncidentFilters,
-    get_incident,
     list_incidents,
     review_incident,
 )
@@ -134,21 +134,7 @@ def incident_get(
 ) -> IncidentDetailOut:
     """An incident with its evidence timeline, review history, the device's earlier incidents
     and the policy point it relates to. Audited (``view_incident``)."""
-    try:
-        detail = get_incident(db, incident_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
-    record_event(
-        db,
-        user=user,
-        action=AuditAction.VIEW_INCIDENT,
-        target_type="incident",
-        target_id=incident_id,
-        detail={"via": "api"},
-        address=client_address(request),
-        site=detail.incident.site,
-    )
-    db.commit()
+    detail = read_viewed(request, db, user, INCIDENT, incident_id, {"via": "api"})
     return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))
 
 
@@ -183,11 +169,9 @@ def incident_review(
             confirm_growing=body.confirm_growing,
             now=datetime.now(UTC),
         )
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
     except ValueError as e:
         db.rollback()
-        raise HTTPException(409, _sentence(str(e))) from None
+        raise HTTPException(409, sentence(str(e))) from None
     record_review(
         db,
         user=user,
@@ -203,9 +187,3 @@ def incident_review(
 def explanation_context(settings: Settings) -> dict[str, object]:
     """What ``IncidentOut`` needs to explain each incident's confidence."""
     return {"floor": settings.incidents.floor(), "tz": school_zone(settings)}
-
-
-def _sentence(message: str) -> str:
-    """``"an incident that is closed ..."`` -> ``"An incident that is closed ...."``."""
-    text = message[:1].upper() + message[1:]
-    return text if text.endswith(".") else text + "."

@@ -32,6 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
 from monitor.store.audit import AuditAction, NamedActor, record_event
 from monitor.store.db import ensure_schema_current, make_engine
 from monitor.store.models import ApiTokenRecord, UserRecord, WebSessionRecord
@@ -243,7 +244,7 @@ def _get_record(db: Session, username: str) -> UserRecord:
         select(UserRecord).where(UserRecord.username == normalise_username(username))
     )
     if record is None:
-        raise LookupError(f"no user {normalise_username(username)!r}: see `hallmonitor users list`")
+        raise NotFound(f"no user {normalise_username(username)!r}", "see `hallmonitor users list`")
     return record
 
 
@@ -438,7 +439,7 @@ def create_api_token(db: Session, user_id: int, name: str, *, now: datetime | No
     if not name.strip() or len(name) > 100:
         raise ValueError("token name: give 1 to 100 characters saying what uses it")
     if db.get(UserRecord, user_id) is None:
-        raise LookupError(f"no user with id {user_id}")
+        raise NotFound(f"no user with id {user_id}")
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.add(
         ApiTokenRecord(
@@ -456,7 +457,7 @@ def revoke_api_token(db: Session, token_id: int, *, now: datetime | None = None)
     """Revoke a token (kept for the record); ``LookupError`` when there is no such token."""
     record = db.get(ApiTokenRecord, token_id)
     if record is None:
-        raise LookupError(f"no API token with id {token_id}")
+        raise NotFound(f"no API token with id {token_id}")
     if record.revoked_at is None:
         record.revoked_at = _utcnow(now)
         db.flush()

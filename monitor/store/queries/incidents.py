@@ -28,6 +28,7 @@ from monitor.confidence import (
     Level,
     explain,
 )
+from monitor.errors import NotFound
 from monitor.platforms import platform_name
 from monitor.store.models import (
     UNKNOWN_MAC,
@@ -409,7 +410,7 @@ def get_incident(db: Session, incident_id: int, site_scope: str | None) -> Incid
         )
     ).one_or_none()
     if record is None:
-        raise LookupError(f"no incident {incident_id}")
+        raise NotFound(f"no incident {incident_id}")
     return build_detail(db, record, site_scope)
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
 from monitor.store.queries.incidents import OUTCOMES, STATUSES, IncidentDetail, build_detail
 from monitor.store.queries.scope import site_condition
@@ -74,7 +75,7 @@ def review_incident(
         .with_for_update()
     ).one_or_none()
     if record is None:
-        raise LookupError(f"no incident {incident_id}")
+        raise NotFound(f"no incident {incident_id}")
     note = note.strip()
     second = (second_reviewer or "").strip() or None
     _check(record.status, to_status, outcome, note, second, user)

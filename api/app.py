@@ -81,6 +81,7 @@ from monitor.errors import NotFound
 from monitor.reports.scheduler import ReportScheduler
 from monitor.store.db import display_url, ensure_schema_current, make_engine
 from monitor.store.users import DEFAULT_HASHER
+from monitor.store.workflow import label_of
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +252,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.globals["path_for"] = _path_for
     env.globals["static_path"] = _static_path
     env.globals["csrf_field"] = _csrf_field
+    env.filters["label"] = label_of
     env.filters["local_time"] = lambda value, fmt="%a %d %b %Y %H:%M": _local_time(value, zone, fmt)
 
     def layout_context(request: Request) -> dict[str, Any]:

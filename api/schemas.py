@@ -24,10 +24,11 @@ from pydantic import (
 
 from api.params import Text
 from monitor.store.queries.incidents import IncidentSummary
+from monitor.store.workflow import Outcome, ReviewStatus
 
-ReviewStatus = Literal["new", "in_review", "closed"]
 ReviewTarget = Literal["in_review", "closed"]
-Outcome = Literal["no_action", "informal_conversation", "formal_process", "false_positive"]
+"""The statuses a review change may move to (kept equal to the targets of
+``monitor.store.workflow.TRANSITIONS`` by a test)."""
 IncidentSort = Literal[
     "start", "-start", "platform", "-platform", "device", "-device",
     "confidence", "-confidence", "status", "-status",

@@ -33,6 +33,7 @@ from monitor.store.queries import (
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_day_range
 from monitor.store.users import UserRole
+from monitor.store.workflow import label_of
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -46,13 +47,6 @@ NAV: tuple[NavLink, ...] = (
 
 FALLBACK_TERM_WEEKS = 12
 """Without a configured term around today, "this term" is the last twelve weeks."""
-OUTCOME_LABELS = {
-    "no_action": "No action",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive",
-    "awaiting_review": "Awaiting review",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +209,7 @@ def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
         bar_chart(
             "Incidents by review outcome",
             "Outcome",
-            ((OUTCOME_LABELS.get(c.outcome, c.outcome), c.count) for c in summary.by_outcome),
+            ((label_of(c.outcome), c.count) for c in summary.by_outcome),
         ),
         bar_chart("Incidents by week", "Week", ((week_label(w.start), w.count) for w in summary.weekly_trend)),
     )  # fmt: skip

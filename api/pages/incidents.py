@@ -30,9 +30,6 @@ from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
 from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
-    OUTCOMES,
-    STATUSES,
-    Actor,
     IncidentDetail,
     IncidentFilters,
     IncidentPage,
@@ -41,8 +38,9 @@ from monitor.store.queries import (
     list_incidents,
     review_incident,
 )
-from monitor.store.queries.incidents import DEFAULT_SORT, SORT_KEYS
+from monitor.store.queries.incidents import DEFAULT_SORT, SortKey, sort_label
 from monitor.store.users import UserRole
+from monitor.store.workflow import Outcome, ReviewStatus, moves_from
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -57,21 +55,9 @@ NAV: tuple[NavLink, ...] = (
 Reviewer = Annotated[CurrentUser, Depends(require_role(UserRole.REVIEWER, UserRole.ADMIN))]
 
 PER_PAGE = 50
-STATUS_LABELS = {"new": "New", "in_review": "In review", "closed": "Closed"}
-OUTCOME_LABELS = {
-    "no_action": "No action",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive",
-}
-SORT_LABELS = {
-    "-start": "Newest first",
-    "start": "Oldest first",
-    "status": "Status (new first)",
-    "platform": "Platform",
-    "device": "Device",
-    "-confidence": "Most certain first",
-}
+SORT_CHOICES = ("-start", "start", "status", "platform", "device", "-confidence")
+"""The orders the queue's form offers (the API takes every key, each way)."""
+SORT_LABELS = {name: sort_label(name) for name in SORT_CHOICES}
 CONFIDENCE_LABELS = {
     "": "High and medium",
     "all": "All, low too",
@@ -143,10 +129,8 @@ class QueuePage:
     floor: Floor
     tz: ZoneInfo
 
-    statuses = STATUSES
+    statuses = tuple(ReviewStatus)
     confidence_labels = CONFIDENCE_LABELS
-    status_labels = STATUS_LABELS
-    outcome_labels = OUTCOME_LABELS
     sort_labels = SORT_LABELS
 
 
@@ -155,17 +139,15 @@ class IncidentView:
     """An incident's page, with its review form."""
 
     detail: IncidentDetail
-    actions: tuple[str, ...]
-    """The review states the incident can move to now."""
+    actions: tuple[ReviewStatus, ...]
+    """The review states the incident can move to now (``monitor.store.workflow``)."""
     explanation: Explanation
     error: str | None = None
     """Why the last review change was refused (the form is shown again)."""
     form: ReviewForm | None = None
     """What was entered, when the change was refused."""
 
-    outcomes = OUTCOMES
-    status_labels = STATUS_LABELS
-    outcome_labels = OUTCOME_LABELS
+    outcomes = tuple(Outcome)
 
 
 class ReviewForm(BaseModel):
@@ -212,7 +194,7 @@ def build_filters(query: QueueQuery, tz: ZoneInfo, floor: Floor) -> IncidentFilt
     if query.confidence not in CONFIDENCE_LABELS:
         choices = ", ".join(key for key in CONFIDENCE_LABELS if key)
         raise ValueError(f"Unknown confidence {query.confidence!r}: use {choices}.")
-    if query.sort.removeprefix("-") not in SORT_KEYS:
+    if query.sort.removeprefix("-") not in set(SortKey):
         raise ValueError(f"Unknown sort order {query.sort!r}.")
     if query.bad_page:
         raise ValueError(f"Page {query.bad_page!r}: use a whole number from 1 to {MAX_PAGE}.")
@@ -347,12 +329,6 @@ def incident_export(
     )
 
 
-def _allowed_actions(status: str) -> tuple[str, ...]:
-    return {"new": ("in_review",), "in_review": ("closed",), "closed": ("in_review",)}.get(
-        status, ()
-    )
-
-
 def _view(
     detail: IncidentDetail,
     settings: Settings,
@@ -362,7 +338,7 @@ def _view(
     explanation = detail.incident.explain(
         settings.incidents.floor(), ZoneInfo(settings.calendar.timezone)
     )
-    return IncidentView(detail, _allowed_actions(detail.incident.status), explanation, error, form)
+    return IncidentView(detail, moves_from(detail.incident.status), explanation, error, form)
 
 
 @router.get("/incidents/{incident_id}", name="incident")
@@ -389,12 +365,11 @@ def review(
     form: Annotated[ReviewForm, Form()],
 ) -> Response:
     """Move the incident on (PRG); a refused change shows the page again with the reason."""
-    actor = Actor(user.id, user.username, user.role.value, user.site)
     try:
         detail = review_incident(
             db,
             incident_id,
-            user=actor,
+            user=user,
             to_status=form.to_status,
             outcome=form.outcome or None,
             note=form.note,

@@ -34,14 +34,12 @@ from api.pages.health import first_line, recent_report_failures
 from monitor.config import Settings
 from monitor.store.db import current_revision, head_revision
 from monitor.store.queries.health import incident_counts, last_sent_reports
+from monitor.store.workflow import ReviewStatus
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = ()
-
-INCIDENT_STATUSES = ("new", "in_review", "closed")
-"""Always exposed per site, 0 included, so that a status that empties still shows."""
 
 
 class DatabaseCollector(Collector):
@@ -91,8 +89,8 @@ class DatabaseCollector(Collector):
         )
         counts = incident_counts(db)
         for site in sorted({site for site, _ in counts}):
-            for status in INCIDENT_STATUSES:
-                counts.setdefault((site, status), 0)
+            for known in ReviewStatus:  # 0 included, so that a status that empties still shows
+                counts.setdefault((site, known.value), 0)
         for (site, status), count in sorted(counts.items()):
             family.add_metric([site, status], count)
         return family

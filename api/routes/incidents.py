@@ -37,17 +37,16 @@ from api.schemas import (
     IncidentListOut,
     IncidentSort,
     ReviewIn,
-    ReviewStatus,
 )
 from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
-    Actor,
     IncidentFilters,
     list_incidents,
     review_incident,
 )
+from monitor.store.workflow import ReviewStatus
 
 router = api_router("incidents")
 
@@ -90,7 +89,7 @@ def incidents_list(
     (``view_list``, with the query). Each says its confidence level and why."""
     check_range(date_from, date_to)
     filters = IncidentFilters(
-        statuses=tuple(dict.fromkeys(status or ())),
+        statuses=tuple(dict.fromkeys(s.value for s in status or ())),
         platforms=tuple(platform or ()),
         segments=tuple(segment or ()),
         roles=tuple(role or ()),
@@ -156,12 +155,11 @@ def incident_review(
     409 when the change is not allowed from the incident's current state, and when closing an
     incident that is still growing without ``confirm_growing``. Once in review or closed, an
     incident no longer grows: later activity becomes a new incident linked to it."""
-    actor = Actor(user.id, user.username, user.role.value, user.site)
     try:
         detail = review_incident(
             db,
             incident_id,
-            user=actor,
+            user=user,
             to_status=body.to_status,
             outcome=body.outcome,
             note=body.note,

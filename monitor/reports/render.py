@@ -22,13 +22,7 @@ from monitor.platforms import platform_name
 from monitor.reports.data import CounterTotal, GovernorReport
 from monitor.reports.labels import COUNTER_LABELS, GAP_COUNTERS, readable_counters, week_label
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
-
-OUTCOME_LABELS = {
-    "no_action": "No action needed",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive (not real use)",
-}
+from monitor.store.workflow import label_of
 
 PROTOCOL_LABELS = {
     "dns": "DNS lookups",
@@ -36,10 +30,6 @@ PROTOCOL_LABELS = {
     "quic": "QUIC connections (HTTP/3)",
     "dhcp": "device name announcements (DHCP)",
 }
-
-
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
 
 
 def counter_text(name: str) -> str:
@@ -117,7 +107,7 @@ def _environment() -> Environment:
     )
     env.filters.update(
         platform=platform_name,
-        outcome=outcome_label,
+        outcome=label_of,
         counter=counter_text,
         readable=readable,
         week=week_label,

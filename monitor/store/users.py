@@ -36,6 +36,7 @@ from monitor.errors import NotFound
 from monitor.store.audit import AuditAction, NamedActor, record_event
 from monitor.store.db import ensure_schema_current, make_engine
 from monitor.store.models import ApiTokenRecord, UserRecord, WebSessionRecord
+from monitor.store.workflow import in_words
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -60,6 +61,11 @@ class UserRole(StrEnum):
     """Headteacher or deputy: incidents, outcomes, exports."""
     GOVERNOR = "governor"
     """Aggregate figures only: never a device, address, host name or label."""
+
+    @property
+    def label(self) -> str:
+        """How the role reads: ``IT administrator``, ``Reviewer``, ``Governor``."""
+        return "IT administrator" if self is UserRole.ADMIN else in_words(self.value)
 
 
 class LoginOutcome(StrEnum):

@@ -37,8 +37,6 @@ from monitor.store.queries.exports import (
 )
 from monitor.store.queries.governors import GovernorSummary, governor_summary
 from monitor.store.queries.incidents import (
-    OUTCOMES,
-    STATUSES,
     IncidentDetail,
     IncidentFilters,
     IncidentPage,
@@ -47,7 +45,7 @@ from monitor.store.queries.incidents import (
     incident_sites,
     list_incidents,
 )
-from monitor.store.queries.reviews import Actor, review_incident
+from monitor.store.queries.reviews import ReviewingUser, review_incident
 from monitor.store.queries.stats import (
     CaptureHealth,
     IncidentStats,
@@ -59,9 +57,7 @@ from monitor.store.queries.stats import (
 from monitor.store.queries.weeks import previous_week, school_week
 
 __all__ = [
-    "OUTCOMES",
-    "STATUSES",
-    "Actor",
+    "ReviewingUser",
     "CaptureHealth",
     "DeviceDetail",
     "DeviceExport",

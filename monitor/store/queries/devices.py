@@ -27,6 +27,7 @@ from monitor.store.models import (
 from monitor.store.queries.identity import no_mac, normalise_ip, normalise_mac, same_device
 from monitor.store.queries.incidents import SUMMARY_COLUMNS, IncidentSummary, summary_of
 from monitor.store.queries.scope import Window, contains_text, site_condition
+from monitor.store.workflow import WAITING
 
 RECENT_INCIDENTS_LIMIT = 20
 """How many of a device's incidents its page lists."""
@@ -169,7 +170,7 @@ def get_device(db: Session, device_id: int, site_scope: str | None = None) -> De
     count, waiting, last_end = db.execute(
         select(
             func.count(),
-            func.count().filter(IncidentRecord.status.in_(("new", "in_review"))),
+            func.count().filter(IncidentRecord.status.in_([status.value for status in WAITING])),
             func.max(IncidentRecord.end_at),
         ).where(mine)
     ).one()

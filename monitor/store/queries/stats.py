@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from monitor.store.models import UNKNOWN_MAC, DailyCounterRecord, IncidentRecord
 from monitor.store.queries.scope import site_condition
 from monitor.store.queries.weeks import local_days, local_midnight
+from monitor.store.workflow import WAITING
 
 UNSEGMENTED = "unsegmented"
 """The key of incidents on no configured segment."""
@@ -138,7 +139,9 @@ def incident_stats(
     days = local_days(start, end, tz)
     midnights = [local_midnight(day + timedelta(days=1), tz) for day in days]
     by_day = count_in_buckets(db, table.start_at, period, midnights)
-    waiting = select(func.count()).where(table.status.in_(("new", "in_review")), scope)
+    waiting = select(func.count()).where(
+        table.status.in_([status.value for status in WAITING]), scope
+    )
     return IncidentStats(
         start=start,
         end=end,

@@ -110,7 +110,7 @@ class AddUserForm(BaseModel):
     password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
-class PasswordForm(BaseModel):
+class ResetPasswordForm(BaseModel):
     """A new password set by the admin (the user is signed out everywhere)."""
 
     password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
@@ -199,7 +199,7 @@ def reset_user_password(
     user: Admin,
     db: SessionDep,
     settings: SettingsDep,
-    form: Annotated[PasswordForm, Form()],
+    form: Annotated[ResetPasswordForm, Form()],
 ) -> Response:
     """Set a new password: clears any lockout, signs the user out everywhere and revokes their
     API tokens (for ``admin``, the file of the first start's one-time password goes too)."""

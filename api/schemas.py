@@ -23,17 +23,13 @@ from pydantic import (
 )
 
 from api.params import Text
+from api.queue import IncidentSort
 from monitor.store.queries.incidents import IncidentSummary
 from monitor.store.workflow import Outcome, ReviewStatus
 
 ReviewTarget = Literal["in_review", "closed"]
 """The statuses a review change may move to (kept equal to the targets of
 ``monitor.store.workflow.TRANSITIONS`` by a test)."""
-IncidentSort = Literal[
-    "start", "-start", "platform", "-platform", "device", "-device",
-    "confidence", "-confidence", "status", "-status",
-]  # fmt: skip
-"""Sort names; a leading ``-`` sorts descending (kept equal to ``SORT_KEYS`` by a test)."""
 
 
 class ApiModel(BaseModel):

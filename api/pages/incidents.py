@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import QueryParams
 
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
-from api.params import MAX_PAGE, IncidentId, Text, day_problem, sentence
+from api.params import MAX_PAGE, IncidentId, Text, sentence
+from api.queue import IncidentQuery, page_message
 from api.reads import INCIDENT, read_viewed
-from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
+from monitor.confidence import Explanation, Floor
 from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
@@ -38,7 +38,7 @@ from monitor.store.queries import (
     list_incidents,
     review_incident,
 )
-from monitor.store.queries.incidents import DEFAULT_SORT, SortKey, sort_label
+from monitor.store.queries.incidents import DEFAULT_SORT, sort_label
 from monitor.store.users import UserRole
 from monitor.store.workflow import Outcome, ReviewStatus, moves_from
 
@@ -189,48 +189,17 @@ def _page_number(typed: str) -> int | None:
     return number if 1 <= number <= MAX_PAGE else None
 
 
-def build_filters(query: QueueQuery, tz: ZoneInfo, floor: Floor) -> IncidentFilters:
-    """``IncidentFilters`` for the query; ``ValueError`` with a message for the page."""
-    if query.confidence not in CONFIDENCE_LABELS:
-        choices = ", ".join(key for key in CONFIDENCE_LABELS if key)
-        raise ValueError(f"Unknown confidence {query.confidence!r}: use {choices}.")
-    if query.sort.removeprefix("-") not in set(SortKey):
-        raise ValueError(f"Unknown sort order {query.sort!r}.")
+def build_filters(
+    query: QueueQuery, params: QueryParams, tz: ZoneInfo, floor: Floor
+) -> IncidentFilters:
+    """``IncidentFilters`` for the URL's query (``IncidentQuery``, as the API takes it);
+    ``ValueError`` with a message for the page."""
     if query.bad_page:
         raise ValueError(f"Page {query.bad_page!r}: use a whole number from 1 to {MAX_PAGE}.")
-    return IncidentFilters(
-        statuses=query.statuses,
-        platforms=(query.platform,) if query.platform else (),
-        segments=(query.segment,) if query.segment else (),
-        site=query.site or None,
-        device=query.device or None,
-        date_from=_date(query.date_from, "From"),
-        date_to=_date(query.date_to, "To"),
-        tz=tz,
-        levels=_levels(query.confidence),
-        floor=floor,
-    )
-
-
-def _levels(confidence: str) -> tuple[str, ...]:
-    if confidence == "":
-        return tuple(DEFAULT_LEVELS)
-    if confidence == "all":
-        return ()
-    return (confidence,)
-
-
-def _date(value: str, name: str) -> date | None:
-    if not value:
-        return None
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name} date {value!r}: use the form YYYY-MM-DD.") from None
-    problem = day_problem(day)
-    if problem is not None:
-        raise ValueError(f"{name} date {problem}.")
-    return day
+        return IncidentQuery.from_params(params).filters(tz, floor)
+    except ValidationError as e:
+        raise ValueError(page_message(e.errors())) from None
 
 
 def _site_choices(db: SessionDep, user: CurrentUser, query: QueueQuery) -> tuple[str, ...]:
@@ -258,7 +227,7 @@ def incident_queue(
     error: str | None = None
     floor = settings.incidents.floor()
     try:
-        filters = build_filters(query, tz, floor)
+        filters = build_filters(query, request.query_params, tz, floor)
         result = list_incidents(
             db, filters, sort=query.sort, page=query.page, per_page=PER_PAGE, site_scope=user.site
         )
@@ -300,7 +269,7 @@ def incident_export(
     query = parse_query(request.query_params)
     tz = ZoneInfo(settings.calendar.timezone)
     try:
-        filters = build_filters(query, tz, settings.incidents.floor())
+        filters = build_filters(query, request.query_params, tz, settings.incidents.floor())
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
     record_bulk_read(

@@ -17,13 +17,12 @@ from fastapi import HTTPException, Query, Request
 from api.auth import client_address
 from api.deps import SessionDep, SettingsDep
 from api.params import IncidentId, Page, sentence
+from api.queue import IncidentQuery
 from api.reads import INCIDENT, read_viewed
 from api.routes import (
     BAD_BODY,
     CONFLICT,
     NOT_FOUND,
-    DateFrom,
-    DateTo,
     PerPage,
     Reviewer,
     api_router,
@@ -32,21 +31,16 @@ from api.routes import (
     school_zone,
 )
 from api.schemas import (
-    ConfidenceLevel,
     IncidentDetailOut,
     IncidentListOut,
-    IncidentSort,
     ReviewIn,
 )
-from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
 from monitor.store.audit import AuditAction, record_bulk_read, record_review
 from monitor.store.queries import (
-    IncidentFilters,
     list_incidents,
     review_incident,
 )
-from monitor.store.workflow import ReviewStatus
 
 router = api_router("incidents")
 
@@ -59,65 +53,24 @@ def incidents_list(
     user: Reviewer,
     db: SessionDep,
     settings: SettingsDep,
-    status: Annotated[
-        list[ReviewStatus] | None, Query(max_length=3, description="Review states to include.")
-    ] = None,
-    platform: Annotated[list[str] | None, Texts] = None,
-    segment: Annotated[list[str] | None, Texts] = None,
-    role: Annotated[list[str] | None, Texts] = None,
-    device: Annotated[
-        str | None,
-        Query(max_length=200, description="Part of the device's address, MAC, host or label."),
-    ] = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    site: Annotated[str | None, Query(max_length=100, description="One school.")] = None,
-    sort: Annotated[IncidentSort, Query(description="Sort key; `-` for descending.")] = "-start",
+    query: Annotated[IncidentQuery, Query()],
     page: Page = 1,
     per_page: PerPage = 50,
-    confidence: Annotated[
-        list[ConfidenceLevel] | None,
-        Query(
-            max_length=3,
-            description="Confidence levels to include; by default `high` and `medium` (low "
-            "ones are counted in `low_hidden`).",
-        ),
-    ] = None,
 ) -> IncidentListOut:
     """Incidents matching every filter given, one page at a time (newest first by default).
     Limited to the user's site when the user has one. A page with incidents is audited
     (``view_list``, with the query). Each says its confidence level and why."""
-    check_range(date_from, date_to)
-    filters = IncidentFilters(
-        statuses=tuple(dict.fromkeys(s.value for s in status or ())),
-        platforms=tuple(platform or ()),
-        segments=tuple(segment or ()),
-        roles=tuple(role or ()),
-        device=(device.strip() or None) if device else None,
-        date_from=date_from,
-        date_to=date_to,
-        tz=school_zone(settings),
-        site=site,
-        levels=tuple(dict.fromkeys(confidence or DEFAULT_LEVELS)),
-        floor=settings.incidents.floor(),
-    )
+    check_range(query.date_from, query.date_to)
+    filters = query.filters(school_zone(settings), settings.incidents.floor())
     found = list_incidents(
-        db, filters, sort=sort, page=page, per_page=per_page, site_scope=user.site
+        db, filters, sort=query.sort, page=page, per_page=per_page, site_scope=user.site
     )
     if found.items:
-        asked: dict[str, object] = {
-            "statuses": list(filters.statuses), "platforms": list(filters.platforms),
-            "segments": list(filters.segments), "roles": list(filters.roles),
-            "device": filters.device, "site": site, "sort": sort,
-            "confidence": list(confidence or ()),
-            "date_from": date_from.isoformat() if date_from else None,
-            "date_to": date_to.isoformat() if date_to else None,
-        }  # fmt: skip
         record_bulk_read(
             db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
-            filters={key: value for key, value in asked.items() if value},
+            filters=query.audit_filters(filters),
             detail=list_read_detail(page, per_page, len(found.items), found.total),
-            address=client_address(request), site=user.site or site,
+            address=client_address(request), site=user.site or query.site,
         )  # fmt: skip
         db.commit()
     return IncidentListOut.model_validate(found, context=explanation_context(settings))

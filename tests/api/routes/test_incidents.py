@@ -7,7 +7,8 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import select
 
-from api.schemas import IncidentSort, ReviewTarget
+from api.queue import IncidentSort
+from api.schemas import ReviewTarget
 from monitor.store.models import IncidentReviewRecord
 from monitor.store.queries.incidents import SortKey
 from monitor.store.users import UserRole

@@ -24,6 +24,7 @@ from pydantic import (
 
 from api.params import Text
 from api.queue import IncidentSort
+from monitor.confidence import Level
 from monitor.store.queries.incidents import IncidentSummary
 from monitor.store.workflow import Outcome, ReviewStatus
 
@@ -49,15 +50,12 @@ class ErrorOut(BaseModel):
 # --- incidents -------------------------------------------------------------------------------
 
 
-ConfidenceLevel = Literal["high", "medium", "low"]
-
-
 class ExplanationOut(BaseModel):
     """Why the incident has its confidence level, in plain English (``monitor.confidence``)."""
 
     model_config = ConfigDict(frozen=True)
 
-    level: ConfidenceLevel
+    level: Level
     reasons: list[str] = Field(description="What raised or lowered the confidence.")
     seen: str = Field(description="What was seen, when, from which device.")
     limits: str = Field(description="What the evidence does not show.")
@@ -109,7 +107,7 @@ class IncidentOut(ApiModel):
     connections: int = Field(description="Distinct connections to the platform's own servers.")
     lookups: int = Field(description="Distinct DNS lookups of the platform's own names.")
     attribution: str = Field(description="How it was tied: `name`, `cname` or `address`.")
-    level: ConfidenceLevel | None = Field(
+    level: Level | None = Field(
         default=None, description="The confidence level: `high`, `medium` or `low`."
     )
     explanation: ExplanationOut | None = None

@@ -21,7 +21,6 @@ from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
 from monitor.reports.coverage import days_so_far, has_begun, is_silent_site
 from monitor.reports.labels import (
-    outcome_label,
     period_label,
     role_label,
     segment_label,
@@ -39,6 +38,7 @@ from monitor.store.queries import (
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_midnight
 from monitor.store.users import UserRole
+from monitor.store.workflow import label_of
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -218,7 +218,7 @@ def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
     return (
         bar_chart("Incidents by platform", "Platform", ((c.platform, c.count) for c in summary.by_platform)),
         bar_chart("Incidents by segment role", "Role", ((role_label(c.role), c.count) for c in summary.by_role)),
-        bar_chart("Incidents by review outcome", "Outcome", ((outcome_label(c.outcome), c.count) for c in summary.by_outcome)),
+        bar_chart("Incidents by review outcome", "Outcome", ((label_of(c.outcome), c.count) for c in summary.by_outcome)),
         bar_chart("Incidents by week", "Week", ((week_label(w.start), w.count) for w in summary.weekly_trend)),
     )  # fmt: skip
 

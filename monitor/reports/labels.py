@@ -8,8 +8,8 @@ app's pages:
   code; a person reads the days it includes: ``16–22 November 2026`` (``period_label``).
 - A week is named by its first day, ``Week of 7 December``: never by its ISO code
   (``2026-W50``), which stays on the command line and in stored keys (``sent_reports.period``).
-- A review outcome is read in words (``OUTCOME_LABELS``), incidents on no configured segment
-  as ``No segment`` (``segment_label``, ``role_label``).
+- A review outcome is read in words (``monitor.store.workflow.label_of``), incidents on no
+  configured segment as ``No segment`` (``segment_label``, ``role_label``).
 - An anonymous daily counter is shown only with a plain-English label. A counter without one
   (a name added to the engine but not here) is left out of what a person reads and logged as a
   warning naming it, so a developer adds its label: a raw name such as ``capture.frames``, or a
@@ -23,18 +23,10 @@ from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import TypeVar
 
-from monitor.store.queries.stats import AWAITING_REVIEW, UNSEGMENTED
+from monitor.store.queries.stats import UNSEGMENTED
 
 log = logging.getLogger(__name__)
 
-OUTCOME_LABELS = {
-    "no_action": "No action needed",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive (not real use)",
-    AWAITING_REVIEW: "Awaiting review",
-}
-"""A review outcome in words (and ``AWAITING_REVIEW``, incidents not closed yet)."""
 NO_SEGMENT = "No segment"
 """Incidents from an address in no configured segment (``stats.UNSEGMENTED``)."""
 
@@ -73,10 +65,6 @@ def period_label(start: date, end: date) -> str:
     if start.year == last.year:
         return f"{start.day} {start:%B} – {last.day} {last:%B %Y}"
     return f"{start.day} {start:%B %Y} – {last.day} {last:%B %Y}"
-
-
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
 
 
 def segment_label(segment: str) -> str:

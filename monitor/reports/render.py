@@ -23,7 +23,6 @@ from monitor.reports.data import GovernorReport
 from monitor.reports.labels import (
     COUNTER_LABELS,
     GAP_COUNTERS,
-    outcome_label,
     period_label,
     readable_counters,
     role_label,
@@ -32,6 +31,7 @@ from monitor.reports.labels import (
 )
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
 from monitor.store.queries.stats import Count
+from monitor.store.workflow import label_of
 
 PROTOCOL_LABELS = {
     "dns": "DNS lookups",
@@ -111,7 +111,7 @@ def _environment() -> Environment:
     )
     env.filters.update(
         platform=platform_name,
-        outcome=outcome_label,
+        outcome=label_of,
         segment=segment_label,
         role=role_label,
         counter=counter_text,

@@ -23,6 +23,7 @@ from monitor.store.queries.identity import device_name, identity_column
 from monitor.store.queries.incidents import low_condition
 from monitor.store.queries.scope import site_condition
 from monitor.store.queries.weeks import local_days, local_midnight
+from monitor.store.workflow import WAITING
 from monitor.values import DeviceIdentity
 
 UNSEGMENTED = "unsegmented"
@@ -30,7 +31,7 @@ UNSEGMENTED = "unsegmented"
 segment" on pages, in the API and in reports (``monitor.reports.labels`` words it)."""
 AWAITING_REVIEW = "awaiting_review"
 """The outcome key of incidents not closed yet."""
-WAITING_STATUSES = ("new", "in_review")
+WAITING_STATUSES = tuple(status.value for status in WAITING)
 """Review statuses of incidents that still wait for a decision ("open items")."""
 OBSERVATIONS_PREFIX = "observations."
 FLAGS_PREFIX = "flags."
@@ -221,7 +222,9 @@ def incident_stats(
     days = local_days(start, end, tz)
     midnights = [local_midnight(day + timedelta(days=1), tz) for day in days]
     by_day = count_in_buckets(db, table.start_at, period, midnights)
-    waiting = select(func.count()).where(table.status.in_(WAITING_STATUSES), scope, *kept)
+    waiting = select(func.count()).where(
+        table.status.in_([status.value for status in WAITING]), scope, *kept
+    )
     low = 0
     if floor is not None:
         in_period = (table.start_at >= start, table.start_at < end, scope)

@@ -27,6 +27,7 @@ from monitor.store.db import (
     head_revision,
     make_engine,
     normalise_url,
+    ping,
     upgrade_schema,
 )
 
@@ -90,6 +91,18 @@ class TestMakeEngine:
             engine.dispose()
         assert pragmas == ["wal", 1, 5000]
         assert (tmp_path / "new" / "dir" / "hm.sqlite3").exists()
+
+    def test_ping_answers_when_the_database_does_and_raises_when_it_cannot(
+        self, tmp_path: Path
+    ) -> None:
+        engine = make_engine(f"sqlite:///{tmp_path / 'hm.sqlite3'}")
+        ping(engine)
+        engine.dispose()
+        (tmp_path / "dir").mkdir()
+        unopenable = make_engine(f"sqlite:///{tmp_path / 'dir'}")
+        with pytest.raises(Exception, match="unable to open"):
+            ping(unopenable)
+        unopenable.dispose()
 
     def test_make_engine_sqlite_rolls_back_ddl(self, tmp_path: Path) -> None:
         engine = make_engine(f"sqlite:///{tmp_path / 'hm.sqlite3'}")

@@ -17,6 +17,7 @@ from monitor.store.queries.incidents import (
     get_incident,
     incident_sites,
     list_incidents,
+    sort_label,
 )
 from monitor.values import Basis
 from tests.monitor.store.queries.factories import (
@@ -189,6 +190,15 @@ class TestSorting:
     )
     def test_sort(self, db: Session, queue: dict[str, int], sort: str, expected: str) -> None:
         assert listed(db, queue, sort=sort) == expected.split()
+
+    @pytest.mark.parametrize(
+        ("sort", "label"),
+        [("-start", "Newest first"), ("start", "Oldest first"), ("status", "Status (new first)"),
+         ("platform", "Platform"), ("-device", "Device (Z to A)"),
+         ("-confidence", "Most certain first")],
+    )  # fmt: skip
+    def test_each_sort_order_reads_as_a_label(self, sort: str, label: str) -> None:
+        assert sort_label(sort) == label
 
     def test_unknown_sort_is_refused(self, db: Session) -> None:
         with pytest.raises(ValueError, match="sort 'hostname': allowed confidence, device"):

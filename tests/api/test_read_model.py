@@ -237,7 +237,7 @@ def test_the_governors_dashboard_and_the_governors_report_agree(trust: AppHarnes
     assert (report.summary.total, report.summary.previous_total) == (6, 0)
     outcomes = next(c for c in page.charts if c.title == "Incidents by review outcome")
     assert outcomes.rows == (
-        ("Awaiting review", 4), ("Informal conversation", 1), ("No action needed", 1),
+        ("Awaiting review", 4), ("Informal conversation", 1), ("No action", 1),
     )  # fmt: skip
     html = render_governors_report(
         report, school=HILL, start=page.term.start, end=page.term.end, tz="Europe/London",

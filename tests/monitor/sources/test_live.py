@@ -166,6 +166,28 @@ FILTER_CASES: list[tuple[str, Packet, bool]] = [
         False,
     ),
     ("ARP", Ether(src=SRC_MAC, dst=DST_MAC, type=0x0806) / bytes(28), False),
+    (
+        "first fragment of a DNS answer",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, flags="MF", frag=0)
+        / UDP(sport=53, dport=40000, len=1600)
+        / bytes(1000),
+        True,
+    ),
+    (
+        "later fragment of a UDP datagram (no ports to match)",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, proto=17, frag=125)
+        / bytes(600),
+        True,
+    ),
+    (
+        "later fragment of a TCP segment",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, proto=6, frag=125)
+        / bytes(600),
+        False,
+    ),
 ]
 
 

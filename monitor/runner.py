@@ -517,14 +517,22 @@ class CaptureDaemon:
 
     def _capture(self, source: FrameSource, pipeline: Pipeline, engine: Engine) -> None:
         lock = self.lock
+        feed = engine.feed
+        # Live frames come a socket drain at a time, and go through the pipeline's hoisted loop
+        # together (its counters move once per batch); a replay's one frame at a time.
+        batches: Iterable[list[Frame]] = (
+            source.batches(self.stop_event)
+            if isinstance(source, LiveSource)
+            else ([frame] for frame in source.frames(self.stop_event))
+        )
         try:
-            for frame in source.frames(self.stop_event):
-                self.frames += 1
-                observations = pipeline.process(frame)
-                if observations:
+            for batch in batches:
+                self.frames += len(batch)
+                found = [each for observations in pipeline.batches(batch) for each in observations]
+                if found:
                     with lock:
-                        for observation in observations:
-                            engine.feed(observation)
+                        for observation in found:
+                            feed(observation)
         except Exception as e:  # a dead capture thread must stop the daemon, not hang it
             logger.exception("capture stopped")
             self.capture_error = e

@@ -95,7 +95,6 @@ def run_worker(plan: WorkerPlan, conn: Connection, stop: Any) -> None:
         return
     conn.send(("ready", None))
     pipeline = Pipeline(dns_ports=plan.dns_ports)
-    process = pipeline.process
     counters = pipeline.counters
 
     def totals() -> WorkerTotals:
@@ -109,11 +108,7 @@ def run_worker(plan: WorkerPlan, conn: Connection, stop: Any) -> None:
     next_report = time.monotonic() + REPORT_INTERVAL_S
     try:
         for batch in source.batches(Either):
-            found: list[Observation] = []
-            for frame in batch:
-                observations = process(frame)
-                if observations:
-                    found += observations
+            found = [each for observations in pipeline.batches(batch) for each in observations]
             now = time.monotonic()
             if found or now >= next_report:
                 report = None

@@ -71,7 +71,7 @@ print(count, failed, time.perf_counter() - start)
 """
 
 STATS_LINE = re.compile(
-    r"packets (\d+), kernel drops (\d+), frames (\d+), malformed (\d+), observations (\d+)"
+    r"packets (\d+), kernel drops (\d+), (?:frames (\d+), )?malformed (\d+), observations (\d+)"
 )
 GRACE_S = 30.0
 """How long the daemon may take, after the sender ends, to read what its buffer holds."""
@@ -114,7 +114,10 @@ def offline_observations(path: Path) -> int:
 def config_text(data_dir: Path, interface: str, workers: int) -> str:
     return (
         '[site]\nname = "bench-school"\n\n'
-        f'[capture]\ninterfaces = ["{interface}"]\nworkers = {workers}\nmetrics_listen = ""\n\n'
+        f'[capture]\ninterfaces = ["{interface}"]\nmetrics_listen = ""\n'
+        # (only when above 1, so that a daemon from before the option can be measured too)
+        + (f"workers = {workers}\n" if workers > 1 else "")
+        + "\n"
         '[calendar]\ntimezone = "Europe/London"\n\n'
         f'[database]\ndata_dir = "{data_dir}"\n'
     )
@@ -124,7 +127,7 @@ def last_stats(daemon: Daemon) -> tuple[int, ...] | None:
     for line in reversed(list(daemon.lines)):
         found = STATS_LINE.search(line)
         if found:
-            return tuple(int(group) for group in found.groups())
+            return tuple(int(group or 0) for group in found.groups())
     return None
 
 
@@ -203,10 +206,11 @@ def render(run: CaptureRun) -> str:
     offered = run.sent / run.send_seconds if run.send_seconds else 0.0
     seen = run.packets + run.drops
     share = run.drops / seen if seen else 0.0
+    per_packet = run.cpu_s / run.packets * 1e6 if run.packets else 0.0
     return (
         f"{run.rate:>8,} {run.workers:>7} {offered:>10,.0f} {seen:>10,} {run.drops:>9,} "
         f"{share:>6.1%} {run.observations:>10,} {run.offline:>10,} {run.cpu_s:>7.1f} s "
-        f"{run.catch_up_s:>6.1f} s"
+        f"{run.catch_up_s:>6.1f} s {per_packet:>7.1f} µs"
     )
 
 
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(
         f"{'asked/s':>8} {'workers':>7} {'offered/s':>10} {'passed':>10} {'drops':>9} "
-        f"{'drop%':>6} {'obs live':>10} {'obs scan':>10} {'CPU':>9} {'catch-up':>8}"
+        f"{'drop%':>6} {'obs live':>10} {'obs scan':>10} {'CPU':>9} {'catch-up':>8} {'CPU/pkt':>10}"
     )
     runs = []
     failed = False

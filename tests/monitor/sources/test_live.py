@@ -414,6 +414,28 @@ def test_live_source_stats_count_packets_and_accumulate(veth: VethNamespace) -> 
 
 
 @pytest.mark.live_capture
+@pytest.mark.parametrize("ring", [True, False], ids=["ring", "recvfrom"])
+def test_live_source_stopped_still_yields_what_the_kernel_had_delivered(
+    veth: VethNamespace, ring: bool
+) -> None:
+    """``stop`` set before a single frame was read: the frames the kernel already holds (in a
+    ring block not yet handed over, too) still come out, so a stopping daemon loses none."""
+    host_iface, ns_name, host_ip, _ = veth
+    token = secrets.token_hex(4)
+    with LiveSource([host_iface], ring=ring) as source:
+        code = (
+            "import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"for i in range(300): s.sendto(bytes.fromhex({dns_query(f'n{token}.example').hex()!r}), ({host_ip!r}, 53))\n"
+        )
+        run_in_namespace(ns_name, code)
+        stop = threading.Event()
+        stop.set()
+        frames = list(source.frames(stop))
+    assert len(containing(frames, token.encode())) == 300
+
+
+@pytest.mark.live_capture
 def test_live_source_puts_back_the_vlan_tag_the_kernel_took_off(veth: VethNamespace) -> None:
     host_iface, ns_name, host_ip, ns_ip = veth
     token = secrets.token_hex(4)

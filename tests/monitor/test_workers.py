@@ -5,6 +5,7 @@ and the daemon sees exactly what one process (and an offline ``scan`` of the sam
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from click.testing import CliRunner
 from monitor.cli import main
 from monitor.config import load_settings
 from monitor.runner import worker_plan
-from monitor.workers import CaptureWorkers, WorkerPlan, fanout_group_base
+from monitor.values import Flag, Observation, Proto
+from monitor.workers import CaptureWorkers, WorkerPlan, fanout_group_base, observation_fields
 from tests.bench.bench_capture import SENDER
 from tests.bench.make_mix import write_mix
 from tests.monitor.sources.netns import VethNamespace, namespace_command, set_mtu, veth_namespace
@@ -28,6 +30,24 @@ def test_each_daemon_has_its_own_fanout_groups() -> None:
     and leaves room for one group per interface."""
     assert fanout_group_base(0x1234) != fanout_group_base(0x5634)
     assert fanout_group_base(0x1234) & 0xFF == 0
+
+
+def test_an_observation_crosses_the_pipe_whole() -> None:
+    observation = Observation(
+        1.5,
+        Proto.DNS,
+        "www.example.org",
+        "10.0.0.7",
+        "02:00:00:00:00:07",
+        "10.0.0.1",
+        53,
+        frozenset({Flag.RESPONSE}),
+        ("edge.example.net",),
+        ("192.0.2.1", "2001:db8::1"),
+        20,
+    )
+    sent = pickle.dumps([observation_fields(observation)])
+    assert [Observation(*fields) for fields in pickle.loads(sent)] == [observation]
 
 
 def test_workers_are_at_least_two() -> None:

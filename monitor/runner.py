@@ -520,12 +520,12 @@ class CaptureDaemon:
         feed = engine.feed
         # Live frames come a socket drain at a time, and go through the pipeline's hoisted loop
         # together (its counters move once per batch); a replay's one frame at a time.
-        batches: Iterable[list[Frame]] = (
-            source.batches(self.stop_event)
-            if isinstance(source, LiveSource)
-            else ([frame] for frame in source.frames(self.stop_event))
-        )
         try:
+            batches: Iterable[list[Frame]] = (
+                source.batches(self.stop_event)
+                if isinstance(source, LiveSource)
+                else ([frame] for frame in source.frames(self.stop_event))
+            )
             for batch in batches:
                 self.frames += len(batch)
                 found = [each for observations in pipeline.batches(batch) for each in observations]

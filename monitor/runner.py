@@ -519,7 +519,9 @@ class CaptureDaemon:
         lock = self.lock
         feed = engine.feed
         # Live frames come a socket drain at a time, and go through the pipeline's hoisted loop
-        # together (its counters move once per batch); a replay's one frame at a time.
+        # together (its counters move once per batch); a replay's one frame at a time. This one
+        # call (and its twin in monitor.workers) is where a compiled loop that hands back
+        # Observations for a batch of frames would go: scan's renders JSON lines instead.
         try:
             batches: Iterable[list[Frame]] = (
                 source.batches(self.stop_event)

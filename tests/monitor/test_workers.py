@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from monitor.cli import main
 from monitor.config import load_settings
 from monitor.runner import worker_plan
+from monitor.sources.live import CaptureSetupError
 from monitor.values import Flag, Observation, Proto
 from monitor.workers import CaptureWorkers, WorkerPlan, fanout_group_base, observation_fields
 from tests.bench.bench_capture import SENDER
@@ -54,6 +55,11 @@ def test_workers_are_at_least_two() -> None:
     """One worker is the daemon's own capture thread, without processes or pipes."""
     with pytest.raises(ValueError, match="at least 2"):
         CaptureWorkers(worker_plan_for(["lo"]), 1)
+
+
+def test_workers_that_cannot_open_the_interfaces_say_why() -> None:
+    with pytest.raises(CaptureSetupError, match="no network interface 'nope0'"):
+        CaptureWorkers(worker_plan_for(["nope0"]), 2)
 
 
 def worker_plan_for(interfaces: list[str]) -> WorkerPlan:

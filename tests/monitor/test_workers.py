@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from hallmonitor.cli import main
 from monitor.config import load_settings
 from monitor.runner import worker_plan
 from monitor.sources.live import CaptureSetupError

@@ -1,11 +1,14 @@
-"""Build the compiled modules (Cython) beside the Python code they speed up.
+"""Build the compiled modules (Cython, all in ``monitor/compiled/``) of the Python code they speed up.
 
 Also the package list: ``migrations/`` (Alembic's folder, beside ``alembic.ini`` in the
 repository) is installed as the package ``monitor.store.migrations``, so a wheel carries it.
-Everything else is in pyproject.toml. Each module is a twin of Python code that stays (the
-tests run both): ``monitor._scanloop`` (the record loop of ``hallmonitor scan``) and
-``monitor.extract._quic`` (the QUIC Initial tracker), ``monitor.extract._reassembly`` (the TCP
-stream reassembler) and ``monitor.extract._tls`` (the ClientHello readers).
+Everything else is in pyproject.toml. The compiled modules all live in ``monitor.compiled``;
+each is a twin of Python code that stays (the tests run both, and
+``monitor.extract.compiled.ORIGINALS`` names every function's original):
+``monitor.compiled.scanloop`` (the record loop of ``hallmonitor scan``, whose Python original
+is the general path), ``monitor.compiled.quic`` (the QUIC Initial tracker),
+``monitor.compiled.reassembly`` (the TCP stream reassembler) and ``monitor.compiled.tls`` (the
+ClientHello readers).
 
 They are a speed-up, never a condition of installing: a machine without a C compiler, without
 the Python headers or without OpenSSL's headers installs Hall Monitor all the same, says which
@@ -19,11 +22,12 @@ from setuptools import Extension, find_namespace_packages, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
-    Extension("monitor._scanloop", ["monitor/_scanloop.pyx"]),
+    Extension("monitor.compiled.scanloop", ["monitor/compiled/scanloop.pyx"]),
     # The QUIC twin decrypts with OpenSSL's libcrypto (headers: Debian's libssl-dev).
-    Extension("monitor.extract._quic", ["monitor/extract/_quic.pyx"], libraries=["crypto"]),
-    Extension("monitor.extract._reassembly", ["monitor/extract/_reassembly.pyx"]),
-    Extension("monitor.extract._tls", ["monitor/extract/_tls.pyx"]),
+    Extension("monitor.compiled.quic", ["monitor/compiled/quic.pyx"], libraries=["crypto"]),
+    # Cython's pure-Python mode: the Python module itself, typed by monitor/compiled/reassembly.pxd.
+    Extension("monitor.compiled.reassembly", ["monitor/extract/reassembly.py"]),
+    Extension("monitor.compiled.tls", ["monitor/compiled/tls.pyx"]),
 ]
 
 
@@ -52,7 +56,7 @@ MIGRATIONS = {
 def optional(modules: list[Extension]) -> list[Extension]:
     """Mark ``cythonize``'s modules optional again (it drops the flag): an editable install
     copies each built module into the source tree, and skips a missing one only when it is
-    optional ("can't copy ... _scanloop...so: doesn't exist" ended the install otherwise)."""
+    optional ("can't copy ... scanloop...so: doesn't exist" ended the install otherwise)."""
     for module in modules:
         module.optional = True
     return modules
@@ -66,6 +70,9 @@ setup(
     )
     + list(MIGRATIONS),
     package_dir=MIGRATIONS,
-    ext_modules=optional(cythonize(COMPILED, compiler_directives={"language_level": "3"})),
+    # annotation_typing off: a pure-Python module's annotations are for mypy; its .pxd types it.
+    ext_modules=optional(
+        cythonize(COMPILED, compiler_directives={"language_level": "3", "annotation_typing": False})
+    ),
     cmdclass={"build_ext": BuildOptionalExtensions},
 )

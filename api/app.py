@@ -71,16 +71,18 @@ from api.pages import (
     privacy,
     tokens,
 )
-from api.params import printable, reject_bad_url, validation_message
+from api.params import printable, reject_bad_url, sentence, validation_message
 from api.routes import audit as audit_api
 from api.routes import devices as devices_api
 from api.routes import incidents as incidents_api
 from api.routes import stats as stats_api
 from api.throttle import LoginThrottle
 from monitor.config import Settings, default_config_path, load_settings
+from monitor.errors import NotFound
 from monitor.reports.scheduler import ReportScheduler
 from monitor.store.db import display_url, ensure_schema_current, make_engine
 from monitor.store.users import DEFAULT_HASHER
+from monitor.store.workflow import label_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +195,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Exception, _server_error)
     # Added innermost first: the proxy headers are applied before anything reads them.
@@ -250,6 +253,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.globals["path_for"] = _path_for
     env.globals["static_path"] = _static_path
     env.globals["csrf_field"] = _csrf_field
+    env.filters["label"] = label_of
     env.filters["local_time"] = lambda value, fmt="%a %d %b %Y %H:%M": _local_time(value, zone, fmt)
 
     def layout_context(request: Request) -> dict[str, Any]:
@@ -298,11 +302,12 @@ def _local_time(value: datetime, zone: ZoneInfo, fmt: str) -> str:
 
 class RootPathMiddleware:
     """Serve below ``root_path`` whether or not the proxy strips the prefix (ASGI: ``path``
-    includes ``root_path``)."""
+    includes ``root_path``). ``root_path`` as ``web.root_path`` holds it: "" or without a
+    trailing slash."""
 
     def __init__(self, app: ASGIApp, root_path: str) -> None:
         self.app = app
-        self.root_path = root_path.rstrip("/")
+        self.root_path = root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.root_path and scope["type"] in ("http", "websocket"):
@@ -365,6 +370,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """A missing item (or another site's: the queries say it alike) is a 404 naming it, for
+    every page and API route: handlers let the store's ``NotFound`` through."""
+    if not isinstance(exc, NotFound):  # pragma: no cover - registered for it
+        raise exc
+    return render_error(request, 404, sentence(exc.message))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

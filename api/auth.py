@@ -26,19 +26,16 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from fastapi import Request, Response
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from monitor.config.review import WebSettings
-from monitor.store.api_tokens import find_api_token_user, token_hash
+from monitor.store.api_tokens import find_api_token_user
 from monitor.store.audit import Actor, AuditAction, NamedActor, record_event
-from monitor.store.models import UserRecord, WebSessionRecord
 from monitor.store.passwords import LoginPolicy, LoginResult, verify_login
-from monitor.store.users import UserInfo, normalise_username, user_info
+from monitor.store.queries.sessions import add_session, delete_session, live_session
+from monitor.store.users import UserInfo, normalise_username
 
 SESSION_COOKIE = "hm_session"
-SESSION_TOUCH_INTERVAL = timedelta(minutes=1)
-"""``last_seen_at`` is written at most this often, not on every request."""
 
 
 class AuthMethod(StrEnum):
@@ -104,52 +101,29 @@ def bearer_token(request: Request) -> str | None:
 def start_session(db: Session, user_id: int, now: datetime, address: str | None) -> IssuedSession:
     """Create a session row (in the caller's transaction) and return the cookie token."""
     issued = IssuedSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-    db.add(
-        WebSessionRecord(
-            token_hash=token_hash(issued.token),
-            user_id=user_id,
-            csrf_token=issued.csrf_token,
-            created_at=now,
-            last_seen_at=now,
-            address=address,
-        )
-    )
+    add_session(db, issued.token, issued.csrf_token, user_id, now, address)
     return issued
 
 
 def find_session(db: Session, token: str, now: datetime, web: WebSettings) -> Authenticated | None:
-    """The live session for a cookie token, or None; an expired session's row is deleted.
-
-    Refused: an unknown token, a session idle for longer than ``session_idle_minutes``, older
-    than ``session_max_hours``, or of a disabled user. The caller commits.
-    """
-    if len(token) > 200:
-        return None
-    row = db.execute(
-        select(WebSessionRecord, UserRecord)
-        .join(UserRecord, UserRecord.id == WebSessionRecord.user_id)
-        .where(WebSessionRecord.token_hash == token_hash(token))
-    ).first()
-    if row is None:
-        return None
-    record, user = row
-    idle = now - record.last_seen_at
-    age = now - record.created_at
-    if (
-        user.disabled
-        or idle > timedelta(minutes=web.session_idle_minutes)
-        or age > timedelta(hours=web.session_max_hours)
-    ):
-        db.delete(record)
-        return None
-    if idle >= SESSION_TOUCH_INTERVAL:
-        record.last_seen_at = now
-    return Authenticated(user_info(user), AuthMethod.SESSION, record.csrf_token)
+    """The live session for a cookie token, or None (``monitor.store.queries.sessions``:
+    unknown, idle for longer than ``session_idle_minutes``, older than ``session_max_hours``,
+    or of a disabled user; an expired session's row is deleted). The caller commits."""
+    found = live_session(
+        db,
+        token,
+        now,
+        idle=timedelta(minutes=web.session_idle_minutes),
+        max_age=timedelta(hours=web.session_max_hours),
+    )
+    return (
+        None if found is None else Authenticated(found.user, AuthMethod.SESSION, found.csrf_token)
+    )
 
 
 def end_session(db: Session, token: str) -> None:
     """Delete the session of this cookie token (in the caller's transaction)."""
-    db.execute(delete(WebSessionRecord).where(WebSessionRecord.token_hash == token_hash(token)))
+    delete_session(db, token)
 
 
 def find_token(db: Session, token: str, now: datetime) -> Authenticated | None:

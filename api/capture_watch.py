@@ -19,26 +19,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.config import Settings
-from monitor.store.models import DailyCounterRecord
+from monitor.store.queries.health import FrameTotal, latest_frame_totals
 
-FRAMES_COUNTER = "capture.frames"
 STALE_AFTER = timedelta(minutes=10)
 """The daemon's counters reach the database every 30 s (COUNTS_INTERVAL_S); ten quiet minutes
 is news."""
-RECENT_DAYS = 2
-"""Sites whose last counted day is older than yesterday are not watched (sensor retired)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FrameTotal:
-    """A site's ``capture.frames`` for its latest counted day."""
-
-    day: date
-    frames: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,22 +39,6 @@ class SiteCapture:
     unchanged_for: timedelta
     """How long this total has been seen without moving."""
     stale: bool
-
-
-def latest_frame_totals(db: Session, today: date) -> dict[str, FrameTotal]:
-    """Each site's frames counted on its latest day, for sites counted today or yesterday."""
-    table = DailyCounterRecord
-    rows = db.execute(
-        select(table.site, table.day, table.count).where(
-            table.name == FRAMES_COUNTER, table.day > today - timedelta(days=RECENT_DAYS)
-        )
-    )
-    totals: dict[str, FrameTotal] = {}
-    for site, day, count in rows:
-        known = totals.get(site)
-        if known is None or day > known.day:
-            totals[site] = FrameTotal(day, int(count))
-    return totals
 
 
 class CaptureWatch:

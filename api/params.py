@@ -116,3 +116,10 @@ def validation_message(errors: Sequence[Any]) -> str:
         names = [str(part) for part in error.get("loc", ())[1:] if isinstance(part, str)]
         parts.append(f"{'.'.join(names) or 'the request'}: {error.get('msg', 'not valid')}")
     return "Check what you entered. " + "; ".join(dict.fromkeys(parts)) + "."
+
+
+def sentence(message: str) -> str:
+    """A message of the store (``"no incident 42"``) as a sentence to show (``"No incident
+    42."``)."""
+    text = message[:1].upper() + message[1:]
+    return text if text.endswith(".") else text + "."

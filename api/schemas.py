@@ -23,16 +23,14 @@ from pydantic import (
 )
 
 from api.params import Text
+from api.queue import IncidentSort
+from monitor.confidence import Level
 from monitor.store.queries.incidents import IncidentSummary
+from monitor.store.workflow import Outcome, ReviewStatus
 
-ReviewStatus = Literal["new", "in_review", "closed"]
 ReviewTarget = Literal["in_review", "closed"]
-Outcome = Literal["no_action", "informal_conversation", "formal_process", "false_positive"]
-IncidentSort = Literal[
-    "start", "-start", "platform", "-platform", "device", "-device",
-    "confidence", "-confidence", "status", "-status",
-]  # fmt: skip
-"""Sort names; a leading ``-`` sorts descending (kept equal to ``SORT_KEYS`` by a test)."""
+"""The statuses a review change may move to (kept equal to the targets of
+``monitor.store.workflow.TRANSITIONS`` by a test)."""
 
 
 class ApiModel(BaseModel):
@@ -52,15 +50,12 @@ class ErrorOut(BaseModel):
 # --- incidents -------------------------------------------------------------------------------
 
 
-ConfidenceLevel = Literal["high", "medium", "low"]
-
-
 class ExplanationOut(BaseModel):
     """Why the incident has its confidence level, in plain English (``monitor.confidence``)."""
 
     model_config = ConfigDict(frozen=True)
 
-    level: ConfidenceLevel
+    level: Level
     reasons: list[str] = Field(description="What raised or lowered the confidence.")
     seen: str = Field(description="What was seen, when, from which device.")
     limits: str = Field(description="What the evidence does not show.")
@@ -112,7 +107,7 @@ class IncidentOut(ApiModel):
     connections: int = Field(description="Distinct connections to the platform's own servers.")
     lookups: int = Field(description="Distinct DNS lookups of the platform's own names.")
     attribution: str = Field(description="How it was tied: `name`, `cname` or `address`.")
-    level: ConfidenceLevel | None = Field(
+    level: Level | None = Field(
         default=None, description="The confidence level: `high`, `medium` or `low`."
     )
     explanation: ExplanationOut | None = None

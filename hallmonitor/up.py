@@ -124,13 +124,13 @@ def web_address(settings: Settings, sock: socket.socket) -> str:
     """The address to open: ``web.base_url`` if set, else the socket's own host and port."""
     web = settings.web
     if web.base_url:
-        return web.base_url.rstrip("/") + "/"
+        return web.public_url() + "/"
     port = sock.getsockname()[1]
     host = web.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1" if host != "::" else "::1"
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{web.root_path.rstrip('/')}/"
+    return f"http://{shown}:{port}{web.root_path}/"
 
 
 @dataclass

@@ -8,6 +8,15 @@ same code. What it hands on follows the privacy rules of DESIGN.md:
 - every other observation, and a match outside the school day or on an unflagged segment,
   only increments an anonymous daily counter (no address, no name);
 - DHCP host names are passed on as device sightings, for naming devices in the review app.
+
+A stored observation carries the device as the directory resolved it (its MAC, also when the
+frame had none) and the key of the incident its hit went to, so that erasing a device finds
+every row about it and the incident page's timeline is its stored observations.
+
+Erasure: ``forget`` takes the erasures the database recorded (digests only, see
+``monitor.devices``): the erased devices' open incidents, pending embedded counts and directory
+entries are dropped without being stored, and an observation of an erased device dated at or
+before its erasure is refused (counted in ``EngineStats.erased`` only).
 """
 
 from __future__ import annotations
@@ -15,25 +24,25 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from monitor.classify import Classifier
-from monitor.devices import DeviceDirectory
+from monitor.devices import DeviceDirectory, Erasure, ErasureSet
 from monitor.policy import Policy
-from monitor.sessions import Sessionizer
-from monitor.store.writer import (
+from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
+    EngineItem,
     StoredObservation,
-    WriterItem,
 )
+from monitor.sessions import Sessionizer
 from monitor.values import Attribution, Flag, Hit, Incident, IncidentState, Observation, Proto
 
 logger = logging.getLogger(__name__)
 
-Sink = Callable[[WriterItem], None]
+Sink = Callable[[EngineItem], None]
 
 VISIBILITY_FLAGS = frozenset({Flag.ECH, Flag.ENCRYPTED_DNS})
 """Flags counted per day: they say what a monitor cannot see (reports show them as gaps)."""
@@ -51,6 +60,8 @@ class EngineStats:
     flagged: int = 0
     incidents_opened: int = 0
     incidents_closed: int = 0
+    erased: int = 0
+    """Observations refused because their device was erased after they were made."""
 
 
 class Engine:
@@ -78,6 +89,8 @@ class Engine:
         self._counters: Counter[tuple[date, str]] = Counter()
         self._next_counter_flush: float | None = None
         self._opened: set[str] = set()
+        self.erasures = ErasureSet()
+        """Every erasure ``forget`` was given: what is dated before them is refused."""
 
     def replace_rules(self, classifier: Classifier, policy: Policy) -> None:
         """New lists and configuration (SIGHUP); open incidents carry on."""
@@ -94,8 +107,24 @@ class Engine:
             self._emit_incidents(self.sessionizer.resume(incident))
         return self.sessionizer.open_count()
 
+    def forget(self, erasures: Iterable[Erasure]) -> int:
+        """Forget the devices just erased (open incidents, embedded counts, directory) and
+        refuse what is dated before their erasure from now on; how many incidents were dropped."""
+        erasures = list(erasures)
+        fresh = ErasureSet(erasures)
+        if not erasures:
+            return 0
+        self.erasures.add(erasures)
+        self.devices.forget(fresh)
+        return self.sessionizer.forget(
+            lambda device, since: fresh.erases(device.mac, device.ip, since)
+        )
+
     def feed(self, observation: Observation) -> None:
         """Everything one observation means for the store."""
+        if observation.ts <= self.erasures.latest and self._erased(observation):
+            self.stats.erased += 1
+            return
         self.stats.observations += 1
         self.devices.learn(observation)
         day = self.day_of(observation.ts)
@@ -123,7 +152,10 @@ class Engine:
             return
         self.stats.flagged += 1
         self._emit_incidents(self.sessionizer.feed(hit))
-        self.sink(StoredObservation(self.site, observation, match, None))
+        if observation.client_mac != device.mac:
+            observation = replace(observation, client_mac=device.mac)
+        key = self.sessionizer.open_key(device, match.platform)
+        self.sink(StoredObservation(self.site, observation, match, key))
 
     def count(self, ts: float, name: str, amount: int) -> None:
         """Add to an anonymous daily counter of the engine's own (``capture.frames``...)."""
@@ -170,6 +202,11 @@ class Engine:
                 self._opened.add(incident.key)
                 self.stats.incidents_opened += 1
             self.sink(incident)
+
+    def _erased(self, observation: Observation) -> bool:
+        ip = observation.client_ip
+        mac = observation.client_mac or self.devices.find_mac(ip)
+        return self.erasures.erases(mac, ip, observation.ts)
 
     def _why_not_flagged(self, hit: Hit) -> str:
         if hit.role is None:

@@ -9,6 +9,8 @@ needs to tell one failure from another::
     │   ├── CaptureFileError      a capture file cannot be read (names the file)
     │   ├── ConfigError           a setting is wrong (names the key and what is allowed)
     │   └── BlocklistError        a list file has a bad line (names the file and the line)
+    ├── LookupError
+    │   └── NotFound              an item asked for is missing (or another site's: the same)
     ├── UnsupportedLinkType       a frame's link type is one the decoder does not read
     └── SchemaNotCurrent          the database is not at this version's migration head
 """
@@ -68,3 +70,15 @@ class BlocklistError(ValueError):
         self.path = path
         self.line = line
         self.message = message
+
+
+class NotFound(LookupError):
+    """An item asked for by its id or name is missing, or belongs to a site the asker may not
+    see (said exactly alike). ``message`` says what is missing (``no incident 42``), fit to show
+    anyone who may ask; ``hint`` adds where to look (``see `hallmonitor users list```). The
+    review app answers 404 with ``message`` as a sentence."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(f"{message}: {hint}" if hint else message)
+        self.message = message
+        self.hint = hint

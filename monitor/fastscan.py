@@ -1,54 +1,61 @@
-"""``hallmonitor scan --format jsonl`` over a capture file, in one fused loop.
+"""``hallmonitor scan --format jsonl`` over a capture file, through the compiled record loop.
 
-Why it exists: the general path builds a ``Frame``, a ``Packet`` and an ``Observation`` for
+Why it exists: the general path (``monitor.scan.write_observations``: reader, ``Decoder``,
+``Extractor``, ``render_jsonl``) builds a ``Frame``, a ``Packet`` and an ``Observation`` for
 every packet and passes each through a generator and four function calls: about 5 µs a frame
-before any parsing, which alone made the scan only 2 to 4 times faster than tshark. Here one
-loop walks the file's records in place (memory-mapped, see ``_Windows``) with
-``struct.unpack_from`` at offsets and decides from the header bytes what each frame needs,
-with the decoder's own structs and rules.
+before any parsing. The compiled loop (``monitor.compiled.scanloop``, Cython) walks the
+file's records in place (memory-mapped, see ``_Windows``), decides from the header bytes what
+each frame needs, renders DNS straight to JSON lines, and hands TCP segments and QUIC
+datagrams to the extractor's own state as ``Extractor._feed_tcp`` and ``_feed_udp`` do.
+
+There is one fast loop and it is compiled: without ``monitor.compiled.scanloop`` (no C
+compiler when installing; the start of ``scan`` logs it and ``hallmonitor doctor`` shows it),
+``can_fast_scan`` is false and ``scan`` takes the general path, with the same output. This
+module is the Python half of the compiled loop: the windows of the file, the walk's state and
+totals (``RecordWalk``), the rendering of the DNS messages the loop does not read itself
+(``dns_entry``), and the rules the loop decides by, as data built from the Python modules'
+constants (``loop_rules``): the loop holds no rule of its own, so a change of rule in the
+extractor or the parsers changes both paths.
 
 The fast path's rules (every other frame goes to ``Pipeline.process``, unchanged):
 
 - **Which frames**: Ethernet (link type 1) with at most one 802.1Q tag, IPv4 without options
   and not fragmented, or IPv6 without extension headers; UDP or TCP, not on a tunnel port; the
   lengths consistent. These are exactly the frames ``monitor.decode``'s fast path reads; it
-  answers "not common" for every other frame, and so does this loop.
+  answers "not common" for every other frame, and so does the loop.
 - **DNS over UDP** (a DNS port at either end): rendered straight to JSON lines. The parsed
   message, and the JSON of its questions, are remembered by the message's bytes after the ID
   (the key ``dns.parse_dns_message`` caches by); the lines are the same text ``render_jsonl``
   makes of the ``Observation`` values ``Extractor`` would build (``dns_answer_for`` is shared).
-- **UDP that cannot bear a name**: an empty payload, or neither DNS, DHCP (67/68 both ends)
-  nor a QUIC long header (the first two bits set): counted as a packet, nothing else.
+- **UDP that cannot bear a name**: an empty payload, or neither DNS, DHCP (``DHCP_PORTS`` both
+  ends) nor a QUIC long header (``quic.LONG_HEADER_BITS``): counted as a packet, nothing else.
 - **TCP without payload** and without SYN, FIN or RST: counted as a frame only (the decoder
   returns nothing for it). **TCP on a flow the extractor ignores** (no SYN): counted as a
   packet, nothing else (``Decoder.decode_skipping``'s ``SKIPPED``).
 - **Everything else on the fast path** (DHCP, QUIC long headers, TCP segments of live flows)
-  becomes a ``Packet`` for ``Pipeline.process_packet``, which guards the extractor as ever.
+  goes to the extractor's state as ``Extractor.feed`` passes it.
 
 A record header with an impossible length (above ``PcapRules.max_caplen``, which
-``monitor.sources.damage`` decides for the file and both loops get as data in
+``monitor.sources.damage`` decides for the file and the loop gets as data in
 ``RecordWalk.max_caplen``) stops the walk of a window, as it stops the reader; ``_scan_pcap``
 then asks the reader (``CaptureReader.pcap_stopped``) to note the damage and find the next
-plausible record, and the walk resumes there: every loop, and every process of a shared scan,
+plausible record, and the walk resumes there: the loop, and every process of a shared scan,
 resumes at the same record and notes the same damage.
 
 Before anything it handles without the extractor, the loop calls ``Extractor.advance`` when the
 packet's time is due for an expiry pass, as ``feed`` would have. Counters (frames, packets,
 observations, malformed per stage, internal errors, link types) end as the general path leaves
 them; ``tests/monitor/test_fastscan.py`` compares both paths' output and counters on every
-golden capture and on generated mixes.
+golden capture, on generated mixes and on crafted and mutated frames, in one process and in
+three sharing the file (``monitor.scanshare``). The compiled loop also takes the frames of
+pcapng files from their reader (``walk_frames``).
 
-Two implementations of the loop: ``walk_records`` here, and its compiled twin in
-``monitor/_scanloop.pyx`` (Cython; setup.py builds it when a C compiler is there), which reads
-the headers with C arithmetic, counts frames without Python objects, reads common DNS
-messages itself, and hands TCP segments and QUIC datagrams to the extractor's state as
-``Extractor._feed_tcp`` and ``_feed_udp`` do, without a ``Packet`` for each. The compiled one
-also takes the frames of pcapng files from their reader (``walk_frames``; without it, pcapng
-files take the general path), and lets processes share a scan by flow (``monitor.scanshare``).
-(The extractor uses its own compiled readers whenever they were built, on every path:
-``monitor.extract.compiled``.) The tests run every comparison with the Python loop and Python readers, the compiled loop with
-the compiled readers, and three processes sharing the compiled loop, all against the general
-path with the Python readers.
+The interface of the compiled loop, for any caller (a live capture too): make a ``RecordWalk``
+for a ``Pipeline`` (it builds the ``LoopRules`` from the Python constants), hand the loop
+records (``walk_records``) or ``Frame`` values (``walk_frames``), take ``walk.lines`` after
+each call, and call ``walk.add_totals`` at the end. Every per-frame decision is
+``_FrameLoop.frame`` in ``monitor/compiled/scanloop.pyx``; a new entry point goes through it
+and takes its rules from ``walk.rules``, never from literals of its own.
 """
 
 from __future__ import annotations
@@ -56,49 +63,37 @@ from __future__ import annotations
 import mmap
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from types import ModuleType
 from typing import BinaryIO
 
-from monitor.decode import (
-    COMMON_HEADERS,
-    COMMON_HEADERS_TAGGED,
-    COMMON_IPV6,
-    TCP_AFTER_PORTS,
-    TUNNEL_PORTS,
-    Decoder,
-    cached_ipv4,
-    cached_ipv6,
-    cached_mac,
-    format_ipv4,
-    format_ipv6,
-    format_mac,
-)
-from monitor.extract import dns
+from monitor.decode import TUNNEL_PORTS, Decoder
+from monitor.extract import dns, tls
+from monitor.extract import extractor as extract
 from monitor.extract.compiled import compiled_module
 from monitor.extract.extractor import (
     DHCP_PORTS,
     DNS_ENCRYPTED,
     DNS_FLAG_SETS,
-    DNS_LOCAL,
-    DNS_RESPONSE,
     DOH_RESOLVER_NAMES,
     LOCAL_DNS_PORTS,
     Extractor,
     dns_answer_for,
 )
 from monitor.pipeline import Pipeline
-from monitor.scan import render_flags, render_jsonl
+from monitor.scan import render_flags
 from monitor.sources.damage import MAX_RECORD_BYTES
-from monitor.sources.pcap import CHUNK_BYTES, CaptureReader, RecordUnpacker
-from monitor.values import IPPROTO_TCP, IPPROTO_UDP, Frame, Packet
+from monitor.sources.pcap import CHUNK_BYTES, CaptureReader
+from monitor.values import Frame
+
+SCANLOOP = "monitor.compiled.scanloop"
 
 _FILE_HEADER_BYTES = 24
-_RECORD_HEADER_BYTES = 16
-
-_new_tuple = tuple.__new__
+RECORD_HEADER_BYTES = 16
+"""A classic pcap record's header: seconds, fraction, captured and original length."""
 
 _DNS_ENTRY_CACHE_ENTRIES = 8192
 """DNS messages remembered with their rendered questions; a full cache is emptied."""
@@ -109,38 +104,34 @@ _DnsEntry = tuple[bool, tuple[tuple[str, int, str], ...]]
 """A DNS message for rendering: is it a response, and per question the JSON of its name, its
 encrypted-DNS flag bit and the JSON of its ``cnames`` and ``addresses`` members."""
 
-_DNS_FLAGS_JSON = tuple(render_flags(flags) for flags in DNS_FLAG_SETS)
 _encode = encode_basestring_ascii
 
 
-def can_fast_scan(
-    reader: CaptureReader, pipeline: Pipeline, *, compiled: bool | None = None
-) -> bool:
+def can_fast_scan(reader: CaptureReader, pipeline: Pipeline) -> bool:
     """Whether ``scan_capture`` gives the same output as the general path for this pair: the
-    stock decoder and extractor (tests substitute others), and a classic pcap file, or a
-    pcapng file when the compiled loop is there (``compiled`` as for ``scan_capture``)."""
+    compiled loop loaded, the stock decoder and extractor (tests substitute others), and a
+    classic pcap or a pcapng file."""
     decoder = pipeline.decoder
-    stock = (
+    return (
         type(decoder).decode is Decoder.decode
         and type(decoder).decode_skipping is Decoder.decode_skipping
         and type(pipeline.extractor) is Extractor
+        and reader.format in ("pcap", "pcapng")
+        and compiled_loop_built()
     )
-    if not stock:
-        return False
-    if reader.format == "pcap":
-        return True
-    return compiled is not False and _compiled_loop() is not None
 
 
-_NO_ANSWER_JSON = '"cnames":[],"addresses":[]'
+NO_ANSWER_JSON = '"cnames":[],"addresses":[]'
 
 
-def _dns_entry(message: dns.DnsMessage) -> _DnsEntry:
+def dns_entry(message: dns.DnsMessage) -> _DnsEntry:
+    """The rendering of a parsed DNS message the loop keeps and writes lines from (the
+    compiled loop reads the common message itself, to the same entry)."""
     is_response = message.is_response
     answered = is_response and (message.cnames or message.addresses)
     questions = []
     for name in message.questions:
-        answer = _NO_ANSWER_JSON
+        answer = NO_ANSWER_JSON
         if answered:
             cnames, addresses = dns_answer_for(message, name)
             if cnames or addresses:
@@ -159,7 +150,7 @@ def _quoted_list(texts: tuple[str, ...]) -> str:
 
 
 _Window = tuple["bytes | mmap.mmap", int, int, int, int]
-"""A stretch of the records for the fused loop: the buffer, the file offset of its first byte,
+"""A stretch of the records for the compiled loop: the buffer, the file offset of its first byte,
 where the next record starts in it, its size, and the last offset a record may start at."""
 
 
@@ -221,7 +212,7 @@ class _Windows:
             if resume is None:
                 self._base += pos
             buf = self._buf = self._buf[pos:] + more if pos < len(self._buf) else more
-            return buf, self._base, 0, len(buf), len(buf) - _RECORD_HEADER_BYTES
+            return buf, self._base, 0, len(buf), len(buf) - RECORD_HEADER_BYTES
         size = len(mapped)
         if not self._started:  # the first window, even without a whole record in it
             self._started = True
@@ -230,7 +221,7 @@ class _Windows:
             pos = resume
         elif (
             pos <= self._last  # a record runs past the end of the file
-            or pos > size - _RECORD_HEADER_BYTES
+            or pos > size - RECORD_HEADER_BYTES
             or os.fstat(self._fh.fileno()).st_size < size
         ):
             return None
@@ -238,7 +229,7 @@ class _Windows:
         if walked > self._dropped:
             mapped.madvise(mmap.MADV_DONTNEED, self._dropped, walked - self._dropped)
             self._dropped = walked
-        self._last = min(pos + CHUNK_BYTES, size - _RECORD_HEADER_BYTES)
+        self._last = min(pos + CHUNK_BYTES, size - RECORD_HEADER_BYTES)
         return mapped, 0, pos, size, self._last
 
     def close(self) -> None:
@@ -246,12 +237,75 @@ class _Windows:
             self._mapped.close()
 
 
-class RecordWalk:
-    """What the record loop reads and keeps from one window of the file to the next.
+PORT_DNS, PORT_TUNNEL, PORT_DHCP, PORT_LOCAL_DNS = 1, 2, 4, 8
+"""The bits of ``LoopRules.port_kinds``: what a UDP or TCP port is to the loop."""
+STREAM_SERVER_RECORD, STREAM_HANDSHAKE_RECORD = 1, 2
+"""The bits of ``LoopRules.stream_starts``: what the first two bytes of a TCP stream are."""
 
-    Shared by the two implementations of the loop, ``walk_records`` here and the compiled
-    ``monitor._scanloop.walk_records``: the same inputs, the same running totals.
-    """
+
+@dataclass(frozen=True, slots=True)
+class LoopRules:
+    """The rules the compiled loop decides by, as data: built by ``loop_rules`` from the
+    constants of the Python modules that state them, when a walk starts."""
+
+    port_kinds: bytes
+    """One byte per port: ``PORT_*`` bits (the DNS ports of the extractor, ``TUNNEL_PORTS``,
+    ``DHCP_PORTS``, ``LOCAL_DNS_PORTS``)."""
+    stream_starts: bytes
+    """One byte per first two bytes of a TCP stream (big-endian): ``STREAM_SERVER_RECORD``
+    for ``extractor.TLS_SERVER_RECORD_STARTS``, ``STREAM_HANDSHAKE_RECORD`` for
+    ``tls.HANDSHAKE_RECORD_START``."""
+    plain_name_bytes: bytes
+    """One byte per byte of a DNS label: its lowercase self when ``dns.NAME_BYTE_TEXT`` writes
+    it as itself and JSON needs no escape for it, else 0 (the name goes to Python)."""
+    flags_json: tuple[str, ...]
+    """The JSON of ``DNS_FLAG_SETS``, by the same bits."""
+    doh_resolver_names: frozenset[str]
+    no_answer_json: str
+
+
+def loop_rules(dns_ports: frozenset[int]) -> LoopRules:
+    """The compiled loop's rules, from the Python modules' constants as they are now."""
+    return LoopRules(
+        port_kinds=_table(
+            65536,
+            (dns_ports, PORT_DNS),
+            (TUNNEL_PORTS, PORT_TUNNEL),
+            (DHCP_PORTS, PORT_DHCP),
+            (LOCAL_DNS_PORTS, PORT_LOCAL_DNS),
+        ),
+        stream_starts=_table(
+            65536,
+            (map(_two_bytes, extract.TLS_SERVER_RECORD_STARTS), STREAM_SERVER_RECORD),
+            ((_two_bytes(tls.HANDSHAKE_RECORD_START),), STREAM_HANDSHAKE_RECORD),
+        ),
+        plain_name_bytes=bytes(
+            ord(text) if len(text) == 1 and _encode(text) == f'"{text}"' else 0
+            for text in dns.NAME_BYTE_TEXT
+        ),
+        flags_json=tuple(render_flags(flags) for flags in DNS_FLAG_SETS),
+        doh_resolver_names=DOH_RESOLVER_NAMES,
+        no_answer_json=NO_ANSWER_JSON,
+    )
+
+
+def _table(size: int, *kinds: tuple[Iterable[int], int]) -> bytes:
+    table = bytearray(size)
+    for values, bit in kinds:
+        for value in values:
+            table[value] |= bit
+    return bytes(table)
+
+
+def _two_bytes(start: bytes) -> int:
+    if len(start) != 2:
+        raise ValueError(f"the compiled loop reads 2-byte stream starts, not {start!r}")
+    return int.from_bytes(start, "big")
+
+
+class RecordWalk:
+    """What the compiled record loop reads and keeps from one window of the file to the next
+    (``monitor.compiled.scanloop.walk_records`` and ``walk_frames``)."""
 
     def __init__(
         self,
@@ -259,14 +313,12 @@ class RecordWalk:
         linktype: int = 0,
         scale: float = 1e-6,
         little_endian: bool = True,
-        unpack_record: RecordUnpacker | None = None,
         *,
         share: int = 0,
         shares: int = 1,
         max_caplen: int = MAX_RECORD_BYTES,
     ) -> None:
-        """``linktype``, ``scale``, ``little_endian``, the reader's ``unpack_record`` and the
-        largest possible captured length (``PcapRules.max_caplen``) describe a classic pcap
+        """``linktype``, ``scale``, ``little_endian`` and the largest possible captured length (``PcapRules.max_caplen``) describe a classic pcap
         file's records (``walk_records``); frames (``walk_frames``) carry their own. ``share``
         and ``shares``: this process's part of a shared scan (``monitor.scanshare``)."""
         extractor = pipeline.extractor
@@ -275,13 +327,8 @@ class RecordWalk:
         self.linktype = linktype
         self.scale = scale
         self.little_endian = little_endian
-        self.unpack_record = unpack_record
         self.max_caplen = max_caplen
-        self.dns_ports = extractor.dns_ports
-        self.port_kinds = port_kinds(extractor.dns_ports)
-        self.flags_json = _DNS_FLAGS_JSON
-        self.no_answer_json = _NO_ANSWER_JSON
-        self.doh_resolver_names = DOH_RESOLVER_NAMES
+        self.rules = loop_rules(extractor.dns_ports)
         self.next_expiry = extractor.next_expiry
         self.dns_entries: dict[bytes, _DnsEntry] = {}
         self.lines: list[str] = []
@@ -329,7 +376,7 @@ class RecordWalk:
             self.pipeline.count_bug("extract", e)
             return None
         try:
-            entry = _dns_entry(parsed)
+            entry = dns_entry(parsed)
         except ValueError:
             malformed["extract"] = malformed.get("extract", 0) + 1
             return None
@@ -348,54 +395,34 @@ class RecordWalk:
             entries[message[2:]] = entry
 
 
-PORT_DNS, PORT_TUNNEL, PORT_DHCP, PORT_LOCAL_DNS = 1, 2, 4, 8
-
-
-def port_kinds(dns_ports: frozenset[int]) -> bytes:
-    """One byte per UDP/TCP port, the ``PORT_*`` bits of what the port is to the loop."""
-    table = bytearray(65536)
-    for ports, bit in (
-        (dns_ports, PORT_DNS),
-        (TUNNEL_PORTS, PORT_TUNNEL),
-        (DHCP_PORTS, PORT_DHCP),
-        (LOCAL_DNS_PORTS, PORT_LOCAL_DNS),
-    ):
-        for port in ports:
-            table[port] |= bit
-    return bytes(table)
-
-
 def scan_capture(
     reader: CaptureReader,
     pipeline: Pipeline,
     write: Callable[[str], object],
     by_proto: Counter[str],
     *,
-    compiled: bool | None = None,
     jobs: int = 1,
 ) -> None:
     """Scan a capture file and ``write`` its observations as JSON lines, a batch at a time;
     what ``write_observations(reader, pipeline, write, render_jsonl, by_proto)`` does, faster
-    (see the module docstring). Needs ``can_fast_scan(reader, pipeline, compiled=compiled)``.
+    (see the module docstring). Needs ``can_fast_scan(reader, pipeline)``: an ``ImportError``
+    when the compiled loop is not loaded.
 
-    ``compiled`` chooses the loop: the compiled one (``True``, an ``ImportError`` when it was
-    not built), the Python one (``False``), or the compiled one when it was built (``None``).
-    A classic pcap file is walked in place by either; the frames of a pcapng file, read by
-    its ``CaptureReader``, go through the compiled loop only. ``jobs`` processes share the
-    work (``monitor.scanshare``; the compiled loop only), with the same output.
+    A classic pcap file is walked in place; the frames of a pcapng file, read by its
+    ``CaptureReader``, go through the same per-frame decisions. ``jobs`` processes share the
+    work (``monitor.scanshare``), with the same output.
 
     The pipeline's counters and ``by_proto`` are complete when it returns (or raises); the
     reader's ``frames_read``, ``bytes_read``, ``truncated`` and ``damage`` are set as
     iterating it would set them.
     """
     if jobs > 1:
-        if compiled is False or _compiled_loop() is None:
-            raise ImportError("sharing a scan among processes needs monitor._scanloop")
+        compiled_loop()  # the ImportError here, not in the processes
         from monitor.scanshare import scan_shared
 
         scan_shared(reader, pipeline, write, by_proto, jobs)
         return
-    walk_capture(reader, pipeline, by_proto, _writing(write), compiled=compiled)
+    walk_capture(reader, pipeline, by_proto, _writing(write))
 
 
 Emit = Callable[["RecordWalk"], None]
@@ -420,20 +447,19 @@ def walk_capture(
     by_proto: Counter[str],
     emit: Emit,
     *,
-    compiled: bool | None = None,
     share: int = 0,
     shares: int = 1,
 ) -> None:
     """The loop of ``scan_capture``, handing each stretch's lines to ``emit``; as process
     ``share`` of ``shares`` (``monitor.scanshare``) when ``shares`` > 1."""
+    loop = compiled_loop()
     if reader.format == "pcap":
-        walk_window = _choose_loop(True if shares > 1 else compiled)
-        _scan_pcap(reader, pipeline, by_proto, walk_window, emit, share, shares)
-        return
-    loop = _compiled_loop() if compiled is not False else None
-    if loop is None:
-        raise ImportError("monitor._scanloop was not built: pcapng needs the compiled loop")
-    _scan_frames(reader, pipeline, by_proto, loop.walk_frames, emit, share, shares)
+        _scan_pcap(reader, pipeline, by_proto, loop.walk_records, emit, share, shares)
+    else:
+        _scan_frames(reader, pipeline, by_proto, loop.walk_frames, emit, share, shares)
+
+
+WalkRecords = Callable[[RecordWalk, "bytes | mmap.mmap", int, int, int, int], None]
 
 
 def _scan_pcap(
@@ -448,13 +474,12 @@ def _scan_pcap(
     opened = reader.open_pcap_records()
     if opened is None:
         return
-    fh, linktype, scale, unpack, rules = opened
+    fh, linktype, scale, _, rules = opened
     walk = RecordWalk(
         pipeline,
         linktype,
         scale,
         rules.little_endian,
-        unpack,
         share=share,
         shares=shares,
         max_caplen=rules.max_caplen,
@@ -513,284 +538,14 @@ def _scan_frames(
         walk.add_totals(by_proto)
 
 
-WalkRecords = Callable[[RecordWalk, "bytes | mmap.mmap", int, int, int, int], None]
-
-
 def compiled_loop_built() -> bool:
-    """Whether ``monitor._scanloop`` was built (setup.py, when a C compiler was there)."""
-    return _compiled_loop() is not None
+    """Whether ``monitor.compiled.scanloop`` is loaded (built by setup.py when a C compiler
+    was there, and loadable: ``monitor.extract.compiled`` says why not)."""
+    return compiled_module(SCANLOOP) is not None
 
 
-def _compiled_loop() -> ModuleType | None:
-    return compiled_module("monitor._scanloop")
-
-
-def _choose_loop(compiled: bool | None) -> WalkRecords:
-    loop = compiled_module("monitor._scanloop", compiled)
-    if loop is None:
-        return walk_records
-    walk_compiled: WalkRecords = loop.walk_records
-    return walk_compiled
-
-
-def walk_records(
-    walk: RecordWalk,
-    buf: bytes | mmap.mmap,
-    base: int,  # noqa: ARG001 (the compiled twin's signature: the file offset of buf[0])
-    pos: int,
-    size: int,
-    last: int,
-) -> None:
-    """Walk the records of one window that start at ``pos`` up to ``last`` (see
-    ``_Windows``), adding their lines and counts to ``walk``; ``walk.pos`` ends where the walk
-    stopped: after the last record, at a record that runs past ``size``, or at a record
-    longer than ``walk.max_caplen`` (``walk.damaged``)."""
-    pipeline = walk.pipeline
-    extractor = walk.extractor
-    advance = extractor.advance
-    ignored = extractor.streams.ignored()
-    dns_ports = walk.dns_ports
-    process = pipeline.process
-    process_packet = pipeline.process_packet
-    cached_entry = walk.dns_entries.get
-    new_entry = walk.dns_entry
-    flags_json = walk.flags_json
-    add_line = walk.lines.append
-    counts = walk.counts
-    linktype = walk.linktype
-    scale = walk.scale
-    unpack = walk.unpack_record
-    if unpack is None:
-        raise ValueError("walk_records needs the pcap reader's record unpacker")
-    max_caplen = walk.max_caplen
-    frames = walk.frames
-    ts = walk.last_ts
-    fast_frames = walk.fast_frames
-    fast_packets = walk.fast_packets
-    dns_lines = walk.dns_lines
-    next_expiry = walk.next_expiry
-    try:
-        while pos <= last:
-            sec, frac, caplen = unpack(buf, pos)
-            start = pos + _RECORD_HEADER_BYTES
-            end = start + caplen
-            if end > size or caplen > max_caplen:
-                walk.damaged = caplen > max_caplen
-                break
-            pos = end
-            frames += 1
-            ts = sec + frac * scale
-            if linktype == 1 and caplen >= 42:
-                # -- the decoder's fast path, on the buffer ------------------------------
-                if buf[start + 12] == 0x81 and buf[start + 13] == 0x00:  # one 802.1Q tag
-                    if caplen < 46:
-                        ethertype = 0
-                    else:
-                        (
-                            mac,
-                            tci,
-                            ethertype,
-                            version_ihl,
-                            total_length,
-                            fragment,
-                            protocol,
-                            source_ip,
-                            destination_ip,
-                            source_port,
-                            destination_port,
-                            udp_length,
-                        ) = COMMON_HEADERS_TAGGED(buf, start)
-                        vlan = (tci & 0xFFF) or None
-                        network = start + 18
-                else:
-                    (
-                        mac,
-                        ethertype,
-                        version_ihl,
-                        total_length,
-                        fragment,
-                        protocol,
-                        source_ip,
-                        destination_ip,
-                        source_port,
-                        destination_port,
-                        udp_length,
-                    ) = COMMON_HEADERS(buf, start)
-                    vlan = None
-                    network = start + 14
-                if ethertype == 0x0800:
-                    transport = network + 20
-                    ip_end = network + total_length
-                    payload_length = total_length - 20
-                    if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
-                        protocol = 0
-                    cached_ip = cached_ipv4
-                    format_ip = format_ipv4
-                elif ethertype == 0x86DD:
-                    transport = network + 40
-                    protocol = 0
-                    if end >= transport + 8:
-                        (
-                            version,
-                            payload_length,
-                            protocol,
-                            source_ip,
-                            destination_ip,
-                            source_port,
-                            destination_port,
-                            udp_length,
-                        ) = COMMON_IPV6(buf, network)
-                        ip_end = transport + payload_length
-                        if version >> 4 != 6 or not payload_length or ip_end > end:
-                            protocol = 0
-                        cached_ip = cached_ipv6
-                        format_ip = format_ipv6
-                else:
-                    protocol = 0
-                if protocol == IPPROTO_UDP:
-                    if not (
-                        udp_length < 8
-                        or udp_length > payload_length
-                        or source_port in TUNNEL_PORTS
-                        or destination_port in TUNNEL_PORTS
-                    ):
-                        fast_frames += 1
-                        first = transport + 8
-                        stop = transport + udp_length
-                        if source_port in dns_ports or destination_port in dns_ports:
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            if first == stop:
-                                continue
-                            # -- DNS over UDP, rendered here ---------------------------
-                            src = cached_ip(source_ip) or format_ip(source_ip)
-                            dst = cached_ip(destination_ip) or format_ip(destination_ip)
-                            key = buf[first + 2 : stop]
-                            entry = cached_entry(key)
-                            if entry is None:
-                                entry = new_entry(buf[first:stop])
-                                if entry is None:
-                                    continue
-                            is_response, questions = entry
-                            bits = (
-                                DNS_LOCAL
-                                if source_port in LOCAL_DNS_PORTS
-                                or destination_port in LOCAL_DNS_PORTS
-                                else 0
-                            )
-                            if is_response:
-                                bits |= DNS_RESPONSE
-                                endpoints = (
-                                    f'"client_ip":"{dst}","client_mac":null,'
-                                    f'"server_ip":"{src}","server_port":{source_port},'
-                                )
-                            else:
-                                mac_text = cached_mac(mac) or format_mac(mac)
-                                endpoints = (
-                                    f'"client_ip":"{src}","client_mac":"{mac_text}",'
-                                    f'"server_ip":"{dst}","server_port":{destination_port},'
-                                )
-                            head = f'{{"ts":{ts!r},"proto":"dns","name":'
-                            vlan_end = ',"vlan":null}' if vlan is None else f',"vlan":{vlan}}}'
-                            for name_json, encrypted, answer in questions:
-                                add_line(
-                                    f"{head}{name_json},{endpoints}"
-                                    f'"flags":{flags_json[bits | encrypted]},{answer}{vlan_end}'
-                                )
-                            dns_lines += len(questions)
-                            continue
-                        if first == stop or (
-                            buf[first] & 0xC0 != 0xC0
-                            and not (source_port in DHCP_PORTS and destination_port in DHCP_PORTS)
-                        ):
-                            # Neither DHCP nor a QUIC long header: nothing to read.
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            continue
-                        packet = _new_tuple(
-                            Packet,
-                            (
-                                ts,
-                                cached_ip(source_ip) or format_ip(source_ip),
-                                cached_ip(destination_ip) or format_ip(destination_ip),
-                                IPPROTO_UDP,
-                                source_port,
-                                destination_port,
-                                buf[first:stop],
-                                cached_mac(mac) or format_mac(mac),
-                                vlan,
-                                0,
-                                0,
-                            ),
-                        )
-                        observations = process_packet(packet)
-                        next_expiry = extractor.next_expiry
-                        if observations:
-                            for observation in observations:
-                                proto = observation.proto.value
-                                counts[proto] = counts.get(proto, 0) + 1
-                                add_line(render_jsonl(observation))
-                        continue
-                elif protocol == IPPROTO_TCP and payload_length >= 20:
-                    seq, data_offset, tcp_flags = TCP_AFTER_PORTS(buf, transport + 4)
-                    header_length = (data_offset >> 4) << 2
-                    if 20 <= header_length <= payload_length:
-                        fast_frames += 1
-                        first = transport + header_length
-                        if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
-                            continue  # the decoder returns nothing for it: not a packet
-                        src = cached_ip(source_ip) or format_ip(source_ip)
-                        dst = cached_ip(destination_ip) or format_ip(destination_ip)
-                        if (
-                            not tcp_flags & 0x02
-                            and (src, source_port, dst, destination_port) in ignored
-                        ):
-                            fast_packets += 1
-                            if ts >= next_expiry:
-                                advance(ts)
-                                next_expiry = extractor.next_expiry
-                            continue
-                        packet = _new_tuple(
-                            Packet,
-                            (
-                                ts,
-                                src,
-                                dst,
-                                IPPROTO_TCP,
-                                source_port,
-                                destination_port,
-                                buf[first:ip_end],
-                                cached_mac(mac) or format_mac(mac),
-                                vlan,
-                                seq,
-                                tcp_flags,
-                            ),
-                        )
-                        observations = process_packet(packet)
-                        next_expiry = extractor.next_expiry
-                        if observations:
-                            for observation in observations:
-                                proto = observation.proto.value
-                                counts[proto] = counts.get(proto, 0) + 1
-                                add_line(render_jsonl(observation))
-                        continue
-            # -- every other frame: the general path -------------------------------------
-            observations = process(_new_tuple(Frame, (ts, linktype, buf[start:end])))
-            next_expiry = extractor.next_expiry
-            if observations:
-                for observation in observations:
-                    proto = observation.proto.value
-                    counts[proto] = counts.get(proto, 0) + 1
-                    add_line(render_jsonl(observation))
-    finally:
-        walk.pos = pos
-        walk.frames = frames
-        walk.last_ts = ts
-        walk.fast_frames = fast_frames
-        walk.fast_packets = fast_packets
-        walk.dns_lines = dns_lines
-        walk.next_expiry = next_expiry
+def compiled_loop() -> ModuleType:
+    """``monitor.compiled.scanloop``; an ``ImportError`` saying why when it is not loaded."""
+    loop = compiled_module(SCANLOOP, True)
+    assert loop is not None  # compiled_module(..., True) raises instead
+    return loop

@@ -1,4 +1,8 @@
-"""Frames in, observations out: decode and extract behind a per-frame guard.
+"""Frames in, observations out: the decode and extract stages behind a per-frame guard.
+
+``Pipeline`` is only this first part of what DESIGN.md calls the pipeline (capture, decode,
+extract, classify, policy, sessions, engine, store): ``hallmonitor scan`` runs it alone, and
+``monitor.runner`` hands what it returns to the rest (classification onwards).
 
 The guard is the fix for a dissector that silently turns errors into "nothing here": a
 ``ValueError`` (malformed input) is counted per stage; any other exception is a bug, counted
@@ -25,7 +29,8 @@ ERROR_LOG_INTERVAL_S = 60.0
 
 
 class Pipeline:
-    """One capture's decode and extract state, with the counters the summary reports.
+    """One capture's decode and extract stages, their state and the counters the summary
+    reports (not the stages after extraction: see the module docstring).
 
     ``compiled`` chooses the extractor's readers, as for ``Extractor``."""
 
@@ -67,7 +72,7 @@ class Pipeline:
         self, frame: Frame, owns: Callable[[Packet], bool], counted: bool
     ) -> list[Observation]:
         """``process`` in one of several processes that share a capture by flow
-        (``monitor.fastscan``). Every process decodes the frame, so that the decoder's state
+        (``monitor.scanshare``, through the compiled loop). Every process decodes the frame, so that the decoder's state
         (fragments being reassembled) is the same in all; the one where ``counted`` counts
         what decoding found; only the process that ``owns`` the packet extracts from it, and
         the others account for its time (``Extractor.advance``), as one process would."""
@@ -98,7 +103,7 @@ class Pipeline:
 
     def process_packet(self, packet: Packet) -> list[Observation]:
         """The extract half of ``process``, also for a frame its caller decoded and counted
-        itself (``monitor.fastscan``): counts the packet and its observations, never raises
+        itself: counts the packet and its observations, never raises
         unless ``strict``."""
         counters = self.counters
         counters.packets += 1

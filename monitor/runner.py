@@ -3,7 +3,8 @@
 ``hallmonitor capture`` and ``hallmonitor scan --record`` both come here. One thread captures
 (frames -> pipeline -> engine, which hands items to the writer); the main thread owns the
 signals and ticks the engine (idle incidents close, counters flush), logs a stats line, runs
-the daily purge and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
+the daily purge, forgets devices erased in the review app within ``ERASURE_POLL_INTERVAL_S``
+(``monitor.store.erasures``) and reloads lists and configuration on SIGHUP. SIGTERM or SIGINT stops capture,
 closes every open incident, and drains the writer's queue before the process exits. A daemon
 that was killed instead (``kill -9``, a power cut) left its incidents open: the next start
 carries them on from the database (``resume_left_open``), so the same activity grows the same
@@ -33,14 +34,25 @@ from monitor.config import Settings
 from monitor.config.rules import build_rules
 from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
+from monitor.errors import CaptureFileError
 from monitor.extract.dns import DNS_PORTS
 from monitor.pipeline import Pipeline
+from monitor.records import CaptureRecorded
 from monitor.sessions import Sessionizer
 from monitor.sources.live import LiveSource, build_bpf_filter
 from monitor.sources.pcap import read_capture
 from monitor.store.db import ensure_schema_current, make_engine
-from monitor.store.items import CaptureRecorded
-from monitor.store.ledger import file_sha256, recorded_capture
+from monitor.store.erasures import POLL_INTERVAL_S as ERASURE_POLL_INTERVAL_S
+from monitor.store.erasures import ErasureWatch
+from monitor.store.ledger import (
+    LedgerEntry,
+    NumberedSink,
+    ReplayPosition,
+    file_sha256,
+    files_digest,
+    recorded_capture,
+    replay_positions,
+)
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
@@ -94,7 +106,7 @@ def build_engine(settings: Settings, sink: Callable[..., None]) -> Engine:
     )
 
 
-def build_writer(settings: Settings) -> Writer:
+def build_writer(settings: Settings, *, wait_when_full: bool = False) -> Writer:
     """The single database writer, with its spool for when the database is away."""
     url = settings.database.url.get_secret_value()
     return Writer(
@@ -102,6 +114,7 @@ def build_writer(settings: Settings) -> Writer:
         spool_dir=settings.database.spool_dir,
         batch_size=settings.database.batch_size,
         flush_interval_s=settings.database.flush_interval_s,
+        wait_when_full=wait_when_full,
     )
 
 
@@ -168,6 +181,8 @@ class RunSummary:
     """The damaged places of the captures replayed (``CaptureReader.damage_report``)."""
     skipped: tuple[str, ...] = ()
     """One line per capture file not replayed because it was already recorded."""
+    carried_on: tuple[str, ...] = ()
+    """One line per capture file read again after an earlier run (``plan_replay``)."""
 
     def describe(self) -> str:
         writer = self.writer
@@ -193,62 +208,136 @@ class RunSummary:
         return text
 
 
-def already_recorded(settings: Settings, path: str, sha256: str, seen: set[str]) -> str | None:
-    """Why ``path`` is not to be replayed (the ledger has it, or this run had it), else None.
+@dataclass(frozen=True, slots=True)
+class _ReplayFile:
+    """One file of a replay, as the import ledger knows it."""
 
-    A database that cannot be read now does not stop the replay: the file is recorded (into the
-    spool) without the check, and the log says so.
-    """
-    if sha256 in seen:
-        return f"{path}: the same capture as a file before it in this run: skipped"
+    path: str
+    sha256: str | None
+    """None when the file cannot be read (``read_capture`` says why, at its turn)."""
+    recorded: LedgerEntry | None = None
+    """Its entry when the site recorded it completely before."""
+    stored: int = 0
+    """Records of it an interrupted run stored (``NumberedSink``)."""
+
+
+def _ledger(
+    settings: Settings, sha256s: list[str]
+) -> tuple[dict[str, LedgerEntry], dict[str, ReplayPosition]]:
+    """What the ledger holds of these files. A database that cannot be read now does not stop
+    the replay: the files are recorded (into the spool) without the check, and the log says so."""
     database = make_engine(settings.database.url.get_secret_value())
     try:
-        entry = recorded_capture(database, settings.site.name, sha256)
+        site = settings.site.name
+        recorded = {sha256: entry for sha256 in sha256s
+                    if (entry := recorded_capture(database, site, sha256)) is not None}  # fmt: skip
+        return recorded, replay_positions(database, site, sha256s)
     except SQLAlchemyError as e:
         logger.warning(
-            "could not read the import ledger (%s); recording %s without knowing whether it "
-            "was recorded before",
+            "could not read the import ledger (%s); recording without knowing whether the files "
+            "were recorded before",
             str(getattr(e, "orig", None) or e).splitlines()[0],
-            path,
         )
-        return None
+        return {}, {}
     finally:
         database.dispose()
-    if entry is None:
-        return None
-    return (
-        f"{path}: already recorded on {entry.recorded_at:%Y-%m-%d %H:%M} UTC "
-        f"(as {entry.file_name}, {entry.frames:,} frames): skipped"
-    )
+
+
+def plan_replay(
+    settings: Settings, paths: Iterable[str]
+) -> tuple[list[_ReplayFile], list[str], list[str]]:
+    """The files to read, in order, and the lines saying which are skipped or carried on.
+
+    A file named twice is read once. A file recorded before is read again (without storing)
+    only when a file after it is still to be recorded, whose records its state shapes; else it
+    is skipped. A file an interrupted run had begun is carried on only after the same files as
+    then (``CaptureFileError`` otherwise): its numbered records depend on them.
+    """
+    files: list[_ReplayFile] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        try:
+            sha256: str | None = file_sha256(path)
+        except OSError:
+            sha256 = None
+        if sha256 is not None and sha256 in seen:
+            skipped.append(f"{path}: the same capture as a file before it in this run: skipped")
+            continue
+        if sha256 is not None:
+            seen.add(sha256)
+        files.append(_ReplayFile(path, sha256))
+    recorded, positions = _ledger(settings, sorted(seen))
+    files = [
+        _ReplayFile(
+            file.path,
+            file.sha256,
+            recorded.get(file.sha256 or ""),
+            positions[file.sha256].position if file.sha256 in positions else 0,
+        )
+        for file in files
+    ]
+    to_record = [index for index, file in enumerate(files) if file.recorded is None]
+    last = to_record[-1] if to_record else -1
+    for file in files[last + 1 :]:
+        entry = file.recorded
+        assert entry is not None
+        skipped.append(
+            f"{file.path}: already recorded on {entry.recorded_at:%Y-%m-%d %H:%M} UTC "
+            f"(as {entry.file_name}, {entry.frames:,} frames): skipped"
+        )
+    files = files[: last + 1]
+    notes: list[str] = []
+    for index, file in enumerate(files):
+        after = files_digest(f.sha256 or "" for f in files[:index])
+        position = positions.get(file.sha256 or "")
+        if file.recorded is not None:
+            notes.append(
+                f"{file.path}: already recorded: read again without storing anything, for what "
+                "continues into the files after it"
+            )
+        elif position is not None and position.after != after:
+            raise CaptureFileError(
+                file.path,
+                f"an interrupted run stored {position.position:,} records of it after reading "
+                "other files before it; to carry it on, record it again after the same files, "
+                "in the same order",
+            )
+        elif file.stored:
+            notes.append(
+                f"{file.path}: carrying on after the {file.stored:,} records an interrupted run "
+                "stored"
+            )
+    return files, skipped, notes
 
 
 def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
     """Replay capture files through the daemon's path into the database (``scan --record``).
 
-    A file the site's import ledger already holds (same bytes) is skipped, so recording a file
-    again changes nothing. After each file's items the writer gets its ledger entry, which it
-    commits with or after the file's last batch.
+    Exactly once, however often it is killed and run again: a file the site's import ledger
+    already holds (same bytes) is skipped, and a file an interrupted run had begun is carried on
+    after the records that run stored (``plan_replay``, ``monitor.store.ledger.NumberedSink``).
+    Each file's records end with its counters (with the engine's close at the last file), and
+    its ledger entry follows them.
     """
     check_schema(settings)
-    writer = build_writer(settings)
+    files, skipped, notes = plan_replay(settings, paths)
+    writer = build_writer(settings, wait_when_full=True)
     writer.start()
-    engine = build_engine(settings, writer.submit)
+    sink = NumberedSink(writer.submit)
+    engine = build_engine(settings, sink)
     frames = 0
     damage: list[str] = []
-    skipped: list[str] = []
-    seen: set[str] = set()
     extra_ports = set(settings.capture.dns_ports)
     try:
-        for path in paths:
+        for index, file in enumerate(files):
             pipeline = Pipeline(dns_ports=DNS_PORTS | extra_ports)
             last_ts = 0.0
-            with read_capture(path) as reader:
-                sha256 = file_sha256(path)
-                reason = already_recorded(settings, path, sha256, seen)
-                seen.add(sha256)
-                if reason is not None:
-                    skipped.append(reason)
-                    continue
+            with read_capture(file.path) as reader:
+                assert file.sha256 is not None  # read_capture said why it cannot be read
+                after = files_digest(f.sha256 or "" for f in files[:index])
+                stored = None if file.recorded is not None else file.stored
+                sink.start_file(file.sha256, after, stored)
                 file_frames = frames
                 for frame in reader:
                     frames += 1
@@ -260,16 +349,22 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
             damage += reader.damage_report()
             engine.tick(last_ts)
             CaptureCounts().report(engine, last_ts, pipeline.counters, 0)
-            writer.submit(
-                CaptureRecorded(
-                    site=settings.site.name,
-                    sha256=sha256,
-                    file_name=Path(path).name,
-                    size_bytes=Path(path).stat().st_size,
-                    frames=frames - file_frames,
+            if index == len(files) - 1:
+                engine.close()
+            else:
+                engine.flush_counters()
+            if file.recorded is None:
+                writer.submit(
+                    CaptureRecorded(
+                        site=settings.site.name,
+                        sha256=file.sha256,
+                        file_name=Path(file.path).name,
+                        size_bytes=Path(file.path).stat().st_size,
+                        frames=frames - file_frames,
+                    )
                 )
-            )
     finally:
+        sink.stop_numbering()
         engine.close()
         stats = writer.stop(DRAIN_TIMEOUT_S)
     return RunSummary(
@@ -280,6 +375,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
         stats,
         tuple(damage),
         tuple(skipped),
+        tuple(notes),
     )
 
 
@@ -465,6 +561,10 @@ class CaptureDaemon:
         writer.start()
         engine = build_engine(settings, writer.submit)
         resume_left_open(settings, engine)
+        erasures = ErasureWatch(
+            make_engine(settings.database.url.get_secret_value()), settings.site.name
+        )
+        engine.forget(erasures.poll())
         pipeline = Pipeline(dns_ports=ports)
         counters = pipeline.counters if workers is None else workers.counters
         self.source, self.counters, self.engine, self.writer = source, counters, engine, writer
@@ -488,8 +588,9 @@ class CaptureDaemon:
             )
         thread.start()
         try:
-            self._serve(source, counters, engine, thread)
+            self._serve(source, counters, engine, thread, erasures)
         finally:
+            erasures.engine.dispose()
             self.stop_event.set()
             # Workers send what they hold before their last message: wait for all of it.
             thread.join(timeout=10 if workers is None else DRAIN_TIMEOUT_S)
@@ -562,8 +663,10 @@ class CaptureDaemon:
         counters: StageCounters,
         engine: Engine,
         thread: threading.Thread,
+        erasures: ErasureWatch,
     ) -> None:
         next_stats = time.monotonic() + self.stats_interval_s
+        next_erasures = time.monotonic() + ERASURE_POLL_INTERVAL_S
         next_purge = time.monotonic()
         capture_counts = self.capture_counts
         next_counts = time.monotonic()
@@ -578,6 +681,9 @@ class CaptureDaemon:
             if self.reload_event.is_set():
                 self.reload_event.clear()
                 self._reload(engine)
+            if time.monotonic() >= next_erasures:
+                next_erasures = time.monotonic() + ERASURE_POLL_INTERVAL_S
+                self._forget_erased(engine, erasures)
             now = time.monotonic()
             if now >= next_stats:
                 next_stats = now + self.stats_interval_s
@@ -587,6 +693,15 @@ class CaptureDaemon:
                 self._purge()
             if not thread.is_alive():
                 break
+
+    def _forget_erased(self, engine: Engine, erasures: ErasureWatch) -> None:
+        found = erasures.poll()
+        if found:
+            with self.lock:
+                dropped = engine.forget(found)
+            logger.info(
+                "forgot %d erased identities (%d open incidents dropped)", len(found), dropped
+            )
 
     def _reload(self, engine: Engine) -> None:
         if self.reload_settings is None:

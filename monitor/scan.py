@@ -43,23 +43,6 @@ class FileSummary:
     """The lines that name the file's damaged places (``CaptureReader.damage_report``)."""
 
 
-def scan_frames(
-    frames: Iterable[Frame],
-    pipeline: Pipeline,
-    *,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[Observation]:
-    """Observations from frames, reporting approximate file bytes consumed to ``on_bytes``.
-
-    Runs ``pipeline.batches``: the pipeline's frame, packet and observation counters are
-    complete once the iteration has ended.
-    """
-    if on_bytes is not None:
-        frames = _reporting_bytes(frames, on_bytes)
-    for observations in pipeline.batches(frames):
-        yield from observations
-
-
 def _reporting_bytes(frames: Iterable[Frame], on_bytes: Callable[[int], None]) -> Iterator[Frame]:
     pending_bytes = 0
     for frame in frames:
@@ -83,8 +66,8 @@ def write_observations(
 ) -> None:
     """Scan ``frames`` and ``write`` one rendered line per observation, counting them by proto.
 
-    The loop of ``hallmonitor scan`` (``monitor.fastscan`` writes the same JSON lines faster for
-    classic pcap files): lines are joined and written a few hundred at a time, and
+    The general path of ``hallmonitor scan`` (``monitor.fastscan`` writes the same JSON lines
+    faster through the compiled loop, when it was built): lines are joined and written a few hundred at a time, and
     the per-proto counts are added to ``by_proto`` once at the end (also when a bug stops the
     scan), so that the hot path is only the pipeline and the renderer.
     """

@@ -6,7 +6,7 @@ file with the compiled loop, and each extracts only from the frames it owns: all
 frames go to one process (by its pair of addresses, both directions alike), so its state lives
 in one extractor; a DNS message over UDP by its bytes, so that its copies meet the process that
 has it in its cache; other frames without flow state go round by number
-(``monitor/_scanloop.pyx``).
+(``monitor/compiled/scanloop.pyx``).
 Every process still accounts for the time of every packet, so expiry passes run when they would
 in one process.
 
@@ -59,7 +59,7 @@ def scan_shared(
     jobs: int,
 ) -> None:
     """``fastscan.scan_capture`` with ``jobs`` processes (see the module docstring)."""
-    from monitor._scanloop import merge_lines
+    from monitor.compiled.scanloop import merge_lines
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -78,7 +78,7 @@ def scan_shared(
             walk.lines.clear()
             walk.line_frames.clear()
 
-        walk_capture(reader, pipeline, by_proto, emit, compiled=True, share=0, shares=jobs)
+        walk_capture(reader, pipeline, by_proto, emit, share=0, shares=jobs)
         for other in others:
             counters, their_by_proto = other.receive("totals")
             add_counters(pipeline.counters, counters)
@@ -177,7 +177,7 @@ def _run_share(
             walk.lines.clear()
             walk.line_frames.clear()
 
-        walk_capture(reader, pipeline, by_proto, emit, compiled=True, share=share, shares=shares)
+        walk_capture(reader, pipeline, by_proto, emit, share=share, shares=shares)
         send("totals", pipeline.counters, by_proto)
         return 0
     except BaseException:

@@ -384,6 +384,27 @@ class Sessionizer:
         """How many incidents are open."""
         return len(self._open)
 
+    def open_key(self, device: Device, platform: str) -> str | None:
+        """The key of the incident ``device`` has open on ``platform`` (where ``feed`` put its
+        hit), or None."""
+        current = self._open.get((device.mac or device.ip, platform))
+        return current.key if current is not None else None
+
+    def forget(self, erased: Callable[[Device, float], bool]) -> int:
+        """Drop, without a snapshot, what ``erased(device, since)`` says was erased: the open
+        incidents (``since``: their start) and the embedded counts not yet drained (``since``:
+        -inf, they are at most a flush interval old); how many incidents were dropped."""
+        gone = [
+            group for group, current in self._open.items() if erased(current.device, current.start)
+        ]
+        for group in gone:
+            del self._open[group]
+        for counter in list(self._embedded):
+            _day, ip, mac, _platform = counter
+            if erased(Device(ip=ip, mac=mac), -math.inf):
+                del self._embedded[counter]
+        return len(gone)
+
     def _emit(self, current: _OpenIncident, at: float) -> Incident:
         current.emitted_at = at
         current.pending = False

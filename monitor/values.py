@@ -206,6 +206,25 @@ class Device:
     """An admin's label (owner, room); filled in by the store, not the engine."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class DeviceIdentity:
+    """Which device, across a trust: its school (site) and its MAC address, else its IP address.
+
+    The one rule for "the same device" (incidents, devices, reports, emails): two schools'
+    devices that share an address (both on 10.0.0.5) are two devices; at one school, rows with
+    a MAC are that MAC's, rows without one are the address's. ``identity_column`` in
+    ``monitor.store.queries.identity`` is the same rule in SQL.
+    """
+
+    site: str
+    mac_or_ip: str
+
+    @classmethod
+    def of(cls, site: str, mac: str | None, ip: str) -> DeviceIdentity:
+        """The identity of a device seen at ``site`` with ``mac`` (None or ``''``: unknown)."""
+        return cls(site, mac or ip)
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
     """An observation that matched a platform, with the policy's view of it."""

@@ -15,11 +15,13 @@ from types import ModuleType
 
 import pytest
 
+from monitor.extract.compiled import sources
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def compiled_or_skip(name: str) -> ModuleType:
-    """The compiled module ``name`` (``monitor.extract._quic``); skips (or fails under CI) the
+    """The compiled module ``name`` (``monitor.compiled.quic``); skips (or fails under CI) the
     calling test when it was not built."""
     if importlib.util.find_spec(name) is None:
         if os.environ.get("CI") == "true":
@@ -30,10 +32,11 @@ def compiled_or_skip(name: str) -> ModuleType:
 
 def assert_built_from_current_source(name: str) -> None:
     """A stale build would test (and run) yesterday's code: scripts/setup rebuilds a compiled
-    module whenever its .pyx changes."""
+    module whenever one of its sources changes."""
     module = compiled_or_skip(name)
     assert module.__file__ is not None and module.__file__.endswith(".so"), module.__file__
-    source = ROOT / (name.replace(".", "/") + ".pyx")
-    assert Path(module.__file__).stat().st_mtime >= source.stat().st_mtime, (
-        f"{source.relative_to(ROOT)} changed since it was built: run scripts/setup"
-    )
+    built = Path(module.__file__)
+    for source in sources(name, built):
+        assert built.stat().st_mtime >= source.stat().st_mtime, (
+            f"{source.relative_to(ROOT)} changed since it was built: run scripts/setup"
+        )

@@ -832,7 +832,7 @@ def test_install_creates_user_directories_config_units_venv_and_database(
     assert (package / "blocklists/tiktok.txt").is_file()
     assert not list(package.glob("__editable__*")), "installed editable"
     # The session's wheel was built with gcc: its compiled modules are installed.
-    for compiled in ("_scanloop", "extract/_quic", "extract/_reassembly", "extract/_tls"):
+    for compiled in ("compiled/scanloop", "compiled/quic", "compiled/reassembly", "compiled/tls"):
         assert list((package / "monitor").glob(f"{compiled}.*.so")), compiled
 
 

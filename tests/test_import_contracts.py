@@ -1,7 +1,7 @@
 """The compiled modules (Cython ``.pyx``) keep the import contracts of pyproject.toml too.
 
 import-linter reads only ``.py`` files, so a ``.pyx`` could import what its package may not
-(``monitor/extract/_tls.pyx`` importing ``monitor.runner``, say) and ``lint-imports`` would
+(``monitor/compiled/tls.pyx`` importing ``monitor.runner``, say) and ``lint-imports`` would
 pass. Here the ``.pyx`` files' imports (``import``, ``from ... import`` and ``cimport``, at any
 indentation) are added to the graph import-linter builds, and every contract of pyproject.toml
 is checked on it, by import-linter itself: the rules stay in one place.
@@ -107,7 +107,7 @@ def broken_contracts(sources: dict[str, str]) -> list[str]:
 
 def test_every_compiled_module_keeps_every_contract() -> None:
     sources = compiled_modules()
-    assert "monitor._scanloop" in sources and "monitor.extract._tls" in sources
+    assert "monitor.compiled.scanloop" in sources and "monitor.compiled.tls" in sources
     assert broken_contracts(sources) == []
 
 

@@ -33,10 +33,10 @@ from tests.test_deploy import free_port, wait_for
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 COMPILED = [
-    "monitor/_scanloop",
-    "monitor/extract/_quic",
-    "monitor/extract/_reassembly",
-    "monitor/extract/_tls",
+    "monitor/compiled/scanloop",
+    "monitor/compiled/quic",
+    "monitor/compiled/reassembly",
+    "monitor/compiled/tls",
 ]
 """The Cython modules setup.py builds (beside their .pyx)."""
 BUILD_TIMEOUT = 2400
@@ -87,7 +87,10 @@ def shipped_platform_lists() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(BUILD_TIMEOUT)
-@pytest.mark.parametrize("pattern", [r"\.pyx$", r"/requirements\.lock$", r"/setup\.py$"])
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\.pyx$", r"/monitor/compiled/reassembly\.pxd$", r"/requirements\.lock$", r"/setup\.py$"],
+)
 def test_the_sdist_carries_what_the_wheel_is_built_from(built: Built, pattern: str) -> None:
     with tarfile.open(built.sdist) as sdist:
         names = sdist.getnames()
@@ -325,7 +328,7 @@ def test_without_a_compiler_the_wheel_installs_and_runs_the_python_code(
 ) -> None:
     venv = install_wheel(built_without_compiler.wheel, tmp_path)
     python = str(venv.path / "bin" / "python")
-    probe = "import importlib.util as u; print(u.find_spec('monitor._scanloop'))"
+    probe = "import importlib.util as u; print(u.find_spec('monitor.compiled.scanloop'))"
     assert venv.run(python, "-c", probe).stdout.strip() == "None"
     sample = venv.package_file("monitor/demo/sample.pcap")
     result = venv.hallmonitor("scan", "--format", "jsonl", str(sample))
@@ -456,7 +459,7 @@ def test_the_debs_venv_holds_the_wheel_with_its_compiled_modules(deb: Deb) -> No
     """Unpacked elsewhere, its Python (a link to /usr/bin/python3) still finds its packages."""
     python = deb.tree / "opt/hallmonitor/.venv/bin/python"
     probe = (
-        "import monitor.extract._quic, monitor._scanloop, api.app, sqlalchemy, scapy; "
+        "import monitor.compiled.quic, monitor.compiled.scanloop, api.app, sqlalchemy, scapy; "
         "import importlib.metadata as m; print(m.version('hallmonitor'))"
     )
     result = subprocess.run(

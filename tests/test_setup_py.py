@@ -63,7 +63,11 @@ def test_an_editable_install_without_a_c_compiler_runs_the_python_twins(tmp_path
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     found = subprocess.run(
-        [python, "-c", "import importlib.util as u; print(u.find_spec('monitor._scanloop'))"],
+        [
+            python,
+            "-c",
+            "import importlib.util as u; print(u.find_spec('monitor.compiled.scanloop'))",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,

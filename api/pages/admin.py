@@ -110,7 +110,7 @@ class AddUserForm(BaseModel):
     password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
-class PasswordForm(BaseModel):
+class ResetPasswordForm(BaseModel):
     """A new password set by the admin (the user is signed out everywhere)."""
 
     password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
@@ -170,10 +170,7 @@ def add_user(
 
 def _target(db: SessionDep, username: str, actor: CurrentUser) -> UserInfo:
     """The user to change: 404 when missing, or outside the admin's school."""
-    try:
-        return check_user_in_scope(actor, get_user(db, username))
-    except LookupError:
-        raise HTTPException(404, f"No user {username!r}.") from None
+    return check_user_in_scope(actor, get_user(db, username))
 
 
 @router.post("/admin/users/{username}/disabled", name="set_user_disabled")
@@ -202,7 +199,7 @@ def reset_user_password(
     user: Admin,
     db: SessionDep,
     settings: SettingsDep,
-    form: Annotated[PasswordForm, Form()],
+    form: Annotated[ResetPasswordForm, Form()],
 ) -> Response:
     """Set a new password: clears any lockout, signs the user out everywhere and revokes their
     API tokens (for ``admin``, the file of the first start's one-time password goes too)."""

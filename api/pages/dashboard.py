@@ -20,7 +20,12 @@ from api.pages.charts import BarChart, bar_chart
 from api.pages.health import ReportFailureSummary, recent_report_failures
 from monitor.config import Settings
 from monitor.reports.coverage import days_so_far, has_begun, is_silent_site
-from monitor.reports.labels import week_label
+from monitor.reports.labels import (
+    period_label,
+    role_label,
+    segment_label,
+    week_label,
+)
 from monitor.store.queries import (
     CaptureHealth,
     GovernorSummary,
@@ -31,8 +36,9 @@ from monitor.store.queries import (
     sites_with_observations,
 )
 from monitor.store.queries.stats import Count
-from monitor.store.queries.weeks import local_day_range
+from monitor.store.queries.weeks import local_midnight
 from monitor.store.users import UserRole
+from monitor.store.workflow import label_of
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -46,23 +52,21 @@ NAV: tuple[NavLink, ...] = (
 
 FALLBACK_TERM_WEEKS = 12
 """Without a configured term around today, "this term" is the last twelve weeks."""
-OUTCOME_LABELS = {
-    "no_action": "No action",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive",
-    "awaiting_review": "Awaiting review",
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """A named span of local days, ``first`` to ``last`` included."""
+    """A named span of local days ``[start, end)``, as every period (``end`` excluded)."""
 
     name: str
     """``This week``, ``Autumn 2026`` or ``The last 12 weeks``."""
-    first: date
-    last: date
+    start: date
+    end: date
+
+    @property
+    def label(self) -> str:
+        """The days it includes, as the emails word them (``16–22 November 2026``)."""
+        return period_label(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +127,18 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
     today = utcnow().astimezone(tz).date()
     week = this_week(today)
     term = this_term(settings, today)
-    term_start, term_end = local_day_range(term.first, term.last, tz)
+    term_start, term_end = local_midnight(term.start, tz), local_midnight(term.end, tz)
     if user.role is UserRole.GOVERNOR:
         summary = governor_summary(db, term_start, term_end, tz, user.site)
-        term_health = capture_health(db, term.first, term.last + timedelta(days=1), user.site)
+        term_health = capture_health(db, term.start, term.end, user.site)
         coverage = period_coverage(db, term_health, today, user.site)
         governor_page = GovernorDashboardPage(term, summary, governor_charts(summary), coverage)
         return render_page(request, "pages/dashboard/governor.html", governor_page)
-    week_start, week_end = local_day_range(week.first, week.last, tz)
-    week_stats = incident_stats(db, week_start, week_end, tz, user.site)
-    term_stats = incident_stats(db, term_start, term_end, tz, user.site)
-    health = capture_health(db, week.first, week.last + timedelta(days=1), user.site)
+    week_start, week_end = local_midnight(week.start, tz), local_midnight(week.end, tz)
+    floor = settings.incidents.floor()  # low-confidence incidents are counted apart, as by email
+    week_stats = incident_stats(db, week_start, week_end, tz, user.site, floor)
+    term_stats = incident_stats(db, term_start, term_end, tz, user.site, floor)
+    health = capture_health(db, week.start, week.end, user.site)
     page = ReviewerDashboardPage(
         week=week,
         term=term,
@@ -146,11 +151,11 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
                 ((f"{d.day:%a %d %b}", d.count) for d in week_stats.by_day),
             ),
             bar_chart("Incidents by platform", "Platform", _counts(week_stats.by_platform)),
-            bar_chart("Incidents by segment", "Segment", _counts(week_stats.by_segment)),
+            bar_chart("Incidents by segment", "Segment", _segments(week_stats.by_segment)),
         ),
         term_charts=(
             bar_chart("Incidents by platform", "Platform", _counts(term_stats.by_platform)),
-            bar_chart("Incidents by segment", "Segment", _counts(term_stats.by_segment)),
+            bar_chart("Incidents by segment", "Segment", _segments(term_stats.by_segment)),
         ),
         health=health,
         health_chart=bar_chart(
@@ -182,19 +187,20 @@ def period_coverage(
 def this_week(today: date) -> Period:
     """Monday to Sunday of the week ``today`` is in."""
     monday = today - timedelta(days=today.weekday())
-    return Period("This week", monday, monday + timedelta(days=6))
+    return Period("This week", monday, monday + timedelta(days=7))
 
 
 def this_term(settings: Settings, today: date) -> Period:
     """The configured term around ``today``, else the latest one that has started (up to
     today), else the last ``FALLBACK_TERM_WEEKS`` weeks."""
+    tomorrow = today + timedelta(days=1)
     started = [term for term in settings.calendar.terms if term.start <= today]
     if started:
         term = max(started, key=lambda t: t.start)
         name = term.name or f"Term from {term.start:%d %b %Y}"
-        return Period(name, term.start, min(term.end, today))
-    first = today - timedelta(weeks=FALLBACK_TERM_WEEKS) + timedelta(days=1)
-    return Period(f"The last {FALLBACK_TERM_WEEKS} weeks", first, today)
+        return Period(name, term.start, min(term.end + timedelta(days=1), tomorrow))
+    first = tomorrow - timedelta(weeks=FALLBACK_TERM_WEEKS)
+    return Period(f"The last {FALLBACK_TERM_WEEKS} weeks", first, tomorrow)
 
 
 def site_charts(week: IncidentStats, term: IncidentStats) -> tuple[BarChart, ...]:
@@ -211,15 +217,15 @@ def governor_charts(summary: GovernorSummary) -> tuple[BarChart, ...]:
     """The governor's charts, from aggregates only."""
     return (
         bar_chart("Incidents by platform", "Platform", ((c.platform, c.count) for c in summary.by_platform)),
-        bar_chart("Incidents by segment role", "Role", ((c.role, c.count) for c in summary.by_role)),
-        bar_chart(
-            "Incidents by review outcome",
-            "Outcome",
-            ((OUTCOME_LABELS.get(c.outcome, c.outcome), c.count) for c in summary.by_outcome),
-        ),
+        bar_chart("Incidents by segment role", "Role", ((role_label(c.role), c.count) for c in summary.by_role)),
+        bar_chart("Incidents by review outcome", "Outcome", ((label_of(c.outcome), c.count) for c in summary.by_outcome)),
         bar_chart("Incidents by week", "Week", ((week_label(w.start), w.count) for w in summary.weekly_trend)),
     )  # fmt: skip
 
 
 def _counts(counts: tuple[Count, ...]) -> list[tuple[str, int]]:
     return [(c.key, c.count) for c in counts]
+
+
+def _segments(counts: tuple[Count, ...]) -> list[tuple[str, int]]:
+    return [(segment_label(c.key), c.count) for c in counts]

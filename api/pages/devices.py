@@ -8,7 +8,8 @@ and answer with a redirect (Post/Redirect/Get); the exports answer the POST with
 
 Subject-access export: JSON (one object, every table) or CSV (a zip holding one CSV file per
 table, so that a person gets one download with everything). Erasure needs a reason and the
-device's MAC (or address) typed again on a confirmation page.
+device's MAC (or address) typed again on a confirmation page; ``erase_device`` deletes, audits
+(naming the device only by a digest) and tells the running capture to forget the device.
 
 A device is one school's: a trust's schools share private address ranges (and a laptop may
 visit two), so every change and export acts on the device's own site only, even for an admin
@@ -31,7 +32,8 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, require_role
 from api.pages import NavLink, redirect_to, render_page
 from api.params import DeviceId, Page, Text
-from monitor.store.audit import AuditAction, record_event
+from api.reads import DEVICE, read_viewed
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_event
 from monitor.store.queries import (
     DeviceDetail,
     DevicePage,
@@ -124,13 +126,6 @@ def _subject(detail: DeviceDetail) -> str:
     return detail.device.mac or detail.device.ip
 
 
-def _load(db: SessionDep, device_id: int, user: CurrentUser) -> DeviceDetail:
-    try:
-        return get_device(db, device_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No device {device_id}.") from None
-
-
 def _audit(
     request: Request,
     db: SessionDep,
@@ -160,8 +155,18 @@ def device_list(
     page: Page = 1,
     done: str = "",
 ) -> Response:
-    """Devices seen most recently first; the search matches MAC, address, host name or label."""
+    """Devices seen most recently first; the search matches MAC, address, host name or label.
+    A page with devices is audited (``view_list``, with the search), as the API's list is."""
     devices = list_devices(db, user.site, search=q or None, page=page)
+    if devices.items:
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="devices",
+            filters={"search": q} if q else {},
+            detail=list_read_detail("page", devices.page, devices.per_page, len(devices.items),
+                                    devices.total),
+            address=client_address(request), site=user.site,
+        )  # fmt: skip
+        db.commit()
     return render_page(
         request, "pages/devices/list.html", DeviceListPage(devices, NOTICES.get(done))
     )
@@ -172,9 +177,9 @@ def device_view(
     request: Request, device_id: DeviceId, user: Admin, db: SessionDep, done: str = ""
 ) -> Response:
     """A device's page (audited as a view)."""
-    detail = _load(db, device_id, user)
-    _audit(request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": _subject(detail)})
-    db.commit()
+    detail = read_viewed(
+        request, db, user, DEVICE, device_id, lambda found: {"subject": _subject(found)}
+    )
     page = DeviceViewPage(detail, _subject(detail), NOTICES.get(done))
     return render_page(request, "pages/devices/device.html", page)
 
@@ -188,7 +193,7 @@ def device_label(
     form: Annotated[LabelForm, Form()],
 ) -> Response:
     """Label the device (every address of its MAC) and its incidents."""
-    detail = _load(db, device_id, user)
+    detail = get_device(db, device_id, user.site)
     device = detail.device
     result = label_device(
         db, device.mac, None if device.mac else device.ip, form.label, device.site
@@ -211,7 +216,7 @@ def device_merge(
     form: Annotated[MergeForm, Form()],
 ) -> Response:
     """Rewrite this device's records to the MAC address it has now."""
-    detail = _load(db, device_id, user)
+    detail = get_device(db, device_id, user.site)
     if detail.device.mac is None:
         raise HTTPException(
             400, "This device has no known MAC address, so there is nothing to merge."
@@ -220,8 +225,6 @@ def device_merge(
         result = merge_devices(db, detail.device.mac, form.new_mac, form.reason, detail.device.site)
     except ValueError as error:
         raise HTTPException(400, f"The devices were not merged: {error}.") from None
-    except LookupError:
-        raise HTTPException(404, f"Nothing is held for device {device_id} any more.") from None
     _audit(
         request, db, user, AuditAction.MERGE_DEVICES, detail,
         {
@@ -243,7 +246,7 @@ def device_export(
     form: Annotated[ExportForm, Form()],
 ) -> Response:
     """Everything held about the device, as JSON or a zip of CSV files (audited)."""
-    detail = _load(db, device_id, user)
+    detail = get_device(db, device_id, user.site)
     subject = _subject(detail)
     export = export_device_records(db, subject, detail.device.site)
     counts = {name: len(rows) for name, rows in export.tables().items()}
@@ -277,12 +280,11 @@ def device_erase_confirm(
     request: Request, device_id: DeviceId, user: Admin, db: SessionDep
 ) -> Response:
     """The confirmation step: what will be erased, a reason and the device typed again."""
-    detail = _load(db, device_id, user)
+    detail = read_viewed(
+        request, db, user, DEVICE, device_id,
+        lambda found: {"subject": _subject(found), "page": "erase"},
+    )  # fmt: skip
     subject = _subject(detail)
-    _audit(
-        request, db, user, AuditAction.VIEW_DEVICE, detail, {"subject": subject, "page": "erase"}
-    )
-    db.commit()
     return render_page(request, "pages/devices/erase.html", EraseConfirmPage(detail, subject))
 
 
@@ -295,24 +297,19 @@ def device_erase(
     form: Annotated[EraseForm, Form()],
 ) -> Response:
     """Delete every record held about the device, once the reason and confirmation are given."""
-    detail = _load(db, device_id, user)
+    detail = get_device(db, device_id, user.site)
     subject = _subject(detail)
     if form.confirm.strip().lower() != subject.lower():
         raise HTTPException(
             400, f"Nothing was erased: type the device's {_kind(detail)} {subject} to confirm."
         )
-    reason = form.reason.strip()
-    if not reason:
-        raise HTTPException(400, "Nothing was erased: give the reason for erasing.")
-    result = erase_device(db, subject, detail.device.site)
-    _audit(
-        request, db, user, AuditAction.ERASE_DEVICE, detail,
-        {
-            "subject": subject, "reason": reason, "incidents": result.incidents,
-            "incident_reviews": result.incident_reviews, "observations": result.observations,
-            "embedded_counts": result.embedded_counts, "devices": result.devices,
-        },
-    )  # fmt: skip
+    try:
+        erase_device(
+            db, subject, detail.device.site,
+            user=user, reason=form.reason, address=client_address(request),
+        )  # fmt: skip
+    except ValueError as e:
+        raise HTTPException(400, str(e)) from e
     db.commit()
     return redirect_to(request, "device_list", query={"done": "erased"})
 

@@ -25,14 +25,14 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.capture_watch import STALE_AFTER, SiteCapture, observe_sites
 from api.deps import CurrentUser, get_visitor, utcnow
 from api.pages import NavLink
 from monitor.reports.sending import ReportFailure, last_failures
-from monitor.store.db import current_revision, head_revision
+from monitor.store.db import current_revision, head_revision, ping
 from monitor.store.users import UserRole
 
 logger = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ def recent_report_failures(
 
 def _check_database(engine: Engine) -> Check:
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(engine)
     except Exception as e:
         logger.warning("health check: the database does not answer: %s", first_line(str(e)))
         return Check(False, f"the database does not answer: {type(e).__name__}")

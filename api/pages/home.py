@@ -17,11 +17,6 @@ NAV: tuple[NavLink, ...] = (
     NavLink("Home", "home", ALL_ROLES, "This page: your role and what you can open."),
 )
 
-ROLE_LABELS = {
-    UserRole.ADMIN: "IT administrator",
-    UserRole.REVIEWER: "Reviewer",
-    UserRole.GOVERNOR: "Governor",
-}
 ROLE_SUMMARIES = {
     UserRole.ADMIN: "You look after the monitor: its settings, lists, devices, users and the "
     "audit log.",
@@ -51,7 +46,7 @@ def home(request: Request, user: UserDep) -> Response:
     page = HomePage(
         display_name=user.display_name,
         role=user.role,
-        role_label=ROLE_LABELS[user.role],
+        role_label=user.role.label,
         summary=ROLE_SUMMARIES[user.role],
         links=tuple(link for link in links_for(request, user.role, user.site) if not link.current),
     )

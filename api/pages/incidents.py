@@ -11,38 +11,36 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import QueryParams
 
 from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role, session_factory, utcnow
 from api.pages import NavLink, path_for, redirect_to, render_page
-from api.params import MAX_PAGE, IncidentId, Text, day_problem
-from monitor.confidence import DEFAULT_LEVELS, Explanation, Floor
+from api.params import MAX_PAGE, IncidentId, Text, sentence
+from api.queue import IncidentQuery, page_message
+from api.reads import INCIDENT, read_viewed
+from monitor.confidence import Explanation, Floor
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_review
 from monitor.store.queries import (
-    OUTCOMES,
-    STATUSES,
-    Actor,
     IncidentDetail,
     IncidentFilters,
     IncidentPage,
-    get_incident,
     incident_sites,
     incidents_csv,
     list_incidents,
     review_incident,
 )
-from monitor.store.queries.incidents import DEFAULT_SORT, SORT_KEYS
+from monitor.store.queries.incidents import DEFAULT_SORT, sort_label
 from monitor.store.users import UserRole
+from monitor.store.workflow import Outcome, ReviewStatus, moves_from
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -57,21 +55,9 @@ NAV: tuple[NavLink, ...] = (
 Reviewer = Annotated[CurrentUser, Depends(require_role(UserRole.REVIEWER, UserRole.ADMIN))]
 
 PER_PAGE = 50
-STATUS_LABELS = {"new": "New", "in_review": "In review", "closed": "Closed"}
-OUTCOME_LABELS = {
-    "no_action": "No action",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive",
-}
-SORT_LABELS = {
-    "-start": "Newest first",
-    "start": "Oldest first",
-    "status": "Status (new first)",
-    "platform": "Platform",
-    "device": "Device",
-    "-confidence": "Most certain first",
-}
+SORT_CHOICES = ("-start", "start", "status", "platform", "device", "-confidence")
+"""The orders the queue's form offers (the API takes every key, each way)."""
+SORT_LABELS = {name: sort_label(name) for name in SORT_CHOICES}
 CONFIDENCE_LABELS = {
     "": "High and medium",
     "all": "All, low too",
@@ -143,10 +129,8 @@ class QueuePage:
     floor: Floor
     tz: ZoneInfo
 
-    statuses = STATUSES
+    statuses = tuple(ReviewStatus)
     confidence_labels = CONFIDENCE_LABELS
-    status_labels = STATUS_LABELS
-    outcome_labels = OUTCOME_LABELS
     sort_labels = SORT_LABELS
 
 
@@ -155,17 +139,15 @@ class IncidentView:
     """An incident's page, with its review form."""
 
     detail: IncidentDetail
-    actions: tuple[str, ...]
-    """The review states the incident can move to now."""
+    actions: tuple[ReviewStatus, ...]
+    """The review states the incident can move to now (``monitor.store.workflow``)."""
     explanation: Explanation
     error: str | None = None
     """Why the last review change was refused (the form is shown again)."""
     form: ReviewForm | None = None
     """What was entered, when the change was refused."""
 
-    outcomes = OUTCOMES
-    status_labels = STATUS_LABELS
-    outcome_labels = OUTCOME_LABELS
+    outcomes = tuple(Outcome)
 
 
 class ReviewForm(BaseModel):
@@ -207,48 +189,17 @@ def _page_number(typed: str) -> int | None:
     return number if 1 <= number <= MAX_PAGE else None
 
 
-def build_filters(query: QueueQuery, tz: ZoneInfo, floor: Floor) -> IncidentFilters:
-    """``IncidentFilters`` for the query; ``ValueError`` with a message for the page."""
-    if query.confidence not in CONFIDENCE_LABELS:
-        choices = ", ".join(key for key in CONFIDENCE_LABELS if key)
-        raise ValueError(f"Unknown confidence {query.confidence!r}: use {choices}.")
-    if query.sort.removeprefix("-") not in SORT_KEYS:
-        raise ValueError(f"Unknown sort order {query.sort!r}.")
+def build_filters(
+    query: QueueQuery, params: QueryParams, tz: ZoneInfo, floor: Floor
+) -> IncidentFilters:
+    """``IncidentFilters`` for the URL's query (``IncidentQuery``, as the API takes it);
+    ``ValueError`` with a message for the page."""
     if query.bad_page:
         raise ValueError(f"Page {query.bad_page!r}: use a whole number from 1 to {MAX_PAGE}.")
-    return IncidentFilters(
-        statuses=query.statuses,
-        platforms=(query.platform,) if query.platform else (),
-        segments=(query.segment,) if query.segment else (),
-        site=query.site or None,
-        device=query.device or None,
-        date_from=_date(query.date_from, "From"),
-        date_to=_date(query.date_to, "To"),
-        tz=tz,
-        levels=_levels(query.confidence),
-        floor=floor,
-    )
-
-
-def _levels(confidence: str) -> tuple[str, ...]:
-    if confidence == "":
-        return tuple(DEFAULT_LEVELS)
-    if confidence == "all":
-        return ()
-    return (confidence,)
-
-
-def _date(value: str, name: str) -> date | None:
-    if not value:
-        return None
     try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name} date {value!r}: use the form YYYY-MM-DD.") from None
-    problem = day_problem(day)
-    if problem is not None:
-        raise ValueError(f"{name} date {problem}.")
-    return day
+        return IncidentQuery.from_params(params).filters(tz, floor)
+    except ValidationError as e:
+        raise ValueError(page_message(e.errors())) from None
 
 
 def _site_choices(db: SessionDep, user: CurrentUser, query: QueueQuery) -> tuple[str, ...]:
@@ -269,19 +220,29 @@ def _queue_href(request: Request, route: str, pairs: list[tuple[str, str]]) -> s
 def incident_queue(
     request: Request, user: Reviewer, db: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The review queue with its filters, sort and pages."""
+    """The review queue with its filters, sort and pages; a page with incidents is audited
+    (``view_list``, with the filters), as the API's list is."""
     query = parse_query(request.query_params)
     tz = ZoneInfo(settings.calendar.timezone)
     result: IncidentPage | None = None
     error: str | None = None
     floor = settings.incidents.floor()
     try:
-        filters = build_filters(query, tz, floor)
+        filters = build_filters(query, request.query_params, tz, floor)
         result = list_incidents(
             db, filters, sort=query.sort, page=query.page, per_page=PER_PAGE, site_scope=user.site
         )
     except ValueError as e:
         error = str(e)
+    if result is not None and result.items:
+        record_bulk_read(
+            db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
+            filters=query.audit_detail(),
+            detail=list_read_detail("page", result.page, result.per_page, len(result.items),
+                                    result.total),
+            address=client_address(request), site=user.site or result.filters.site,
+        )  # fmt: skip
+        db.commit()
     pairs = query.filter_query()
     previous_href = next_href = None
     if result is not None and result.page > 1:
@@ -318,7 +279,7 @@ def incident_export(
     query = parse_query(request.query_params)
     tz = ZoneInfo(settings.calendar.timezone)
     try:
-        filters = build_filters(query, tz, settings.incidents.floor())
+        filters = build_filters(query, request.query_params, tz, settings.incidents.floor())
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
     record_bulk_read(
@@ -347,34 +308,6 @@ def incident_export(
     )
 
 
-def _allowed_actions(status: str) -> tuple[str, ...]:
-    return {"new": ("in_review",), "in_review": ("closed",), "closed": ("in_review",)}.get(
-        status, ()
-    )
-
-
-def _load(db: SessionDep, incident_id: int, user: CurrentUser) -> IncidentDetail:
-    try:
-        return get_incident(db, incident_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
-
-
-def _audit_view(
-    request: Request, db: SessionDep, user: CurrentUser, detail: IncidentDetail
-) -> None:
-    record_event(
-        db,
-        user=user,
-        action=AuditAction.VIEW_INCIDENT,
-        target_type="incident",
-        target_id=detail.incident.id,
-        detail={},
-        address=client_address(request),
-        site=detail.incident.site,
-    )
-
-
 def _view(
     detail: IncidentDetail,
     settings: Settings,
@@ -384,7 +317,7 @@ def _view(
     explanation = detail.incident.explain(
         settings.incidents.floor(), ZoneInfo(settings.calendar.timezone)
     )
-    return IncidentView(detail, _allowed_actions(detail.incident.status), explanation, error, form)
+    return IncidentView(detail, moves_from(detail.incident.status), explanation, error, form)
 
 
 @router.get("/incidents/{incident_id}", name="incident")
@@ -396,9 +329,7 @@ def incident(
     settings: SettingsDep,
 ) -> Response:
     """One incident: evidence, earlier incidents, policy point, history and the review form."""
-    detail = _load(db, incident_id, user)
-    _audit_view(request, db, user, detail)
-    db.commit()
+    detail = read_viewed(request, db, user, INCIDENT, incident_id)
     page = _view(detail, settings)
     return render_page(request, "pages/incidents/incident.html", page)
 
@@ -413,12 +344,11 @@ def review(
     form: Annotated[ReviewForm, Form()],
 ) -> Response:
     """Move the incident on (PRG); a refused change shows the page again with the reason."""
-    actor = Actor(user.id, user.username, user.role.value, user.site)
     try:
         detail = review_incident(
             db,
             incident_id,
-            user=actor,
+            user=user,
             to_status=form.to_status,
             outcome=form.outcome or None,
             note=form.note,
@@ -426,15 +356,10 @@ def review(
             confirm_growing=form.confirm_growing,
             now=utcnow(),
         )
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
     except ValueError as e:
         db.rollback()
-        current = _load(db, incident_id, user)
-        _audit_view(request, db, user, current)
-        db.commit()
-        message = str(e)
-        page = _view(current, settings, message[:1].upper() + message[1:] + ".", form)
+        current = read_viewed(request, db, user, INCIDENT, incident_id)
+        page = _view(current, settings, sentence(str(e)), form)
         return render_page(request, "pages/incidents/incident.html", page, status_code=400)
     record_review(
         db,

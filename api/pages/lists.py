@@ -27,7 +27,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from api.access import require_trust_wide
 from api.auth import client_address
@@ -41,7 +40,11 @@ from monitor.lists import ListEntry, ListSet, list_directories, load_lists
 from monitor.lists.directories import local_list_directory
 from monitor.lists.files import ALLOWLIST_FILE, domain_problem
 from monitor.store.audit import AuditAction, record_event
-from monitor.store.models import ListChangeRecord
+from monitor.store.queries.list_changes import (
+    ChangeRow,
+    add_list_change,
+    recent_list_changes,
+)
 from monitor.store.users import UserRole
 from monitor.values import Presence
 
@@ -85,20 +88,6 @@ class AllowRow:
 
     suffix: str
     origin: Literal["local", "config", "lists"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRow:
-    """A recorded list change."""
-
-    at: datetime
-    username: str
-    action: str
-    list_name: str
-    suffix: str
-    presence: str | None
-    reason: str
-    approved_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,15 +164,7 @@ def list_overview(
         AllowRow(s, "local" if s in local_allow else "config" if s in configured else "lists")
         for s in sorted(lists.allowlist, key=lambda name: name.split(".")[::-1])
     )
-    records = db.scalars(
-        select(ListChangeRecord)
-        .order_by(ListChangeRecord.at.desc(), ListChangeRecord.id.desc())
-        .limit(RECENT_CHANGES)
-    )
-    changes = tuple(
-        ChangeRow(r.at, r.username, r.action, r.list_name, r.suffix, r.presence, r.reason, r.approved_by)
-        for r in records
-    )  # fmt: skip
+    changes = recent_list_changes(db, RECENT_CHANGES)
     shown = platform if platform in lists.platforms else None
     page = ListsPage(
         platforms=platforms,
@@ -216,13 +197,11 @@ def change_list(
     if problem is not None:
         raise HTTPException(400, f"Nothing was changed: {problem}.")
     presence = form.presence if form.list_name != ALLOWLIST and form.action == "add" else None
-    db.add(
-        ListChangeRecord(
-            at=datetime.now(UTC), username=user.username, action=form.action,
-            list_name=form.list_name, suffix=suffix,
-            presence=presence.value if presence is not None else None,
-            reason=reason, approved_by=approved_by,
-        )
+    add_list_change(
+        db, at=datetime.now(UTC), username=user.username, action=form.action,
+        list_name=form.list_name, suffix=suffix,
+        presence=presence.value if presence is not None else None,
+        reason=reason, approved_by=approved_by,
     )  # fmt: skip
     record_event(
         db, user=user, action=AuditAction.CHANGE_LIST, target_type="list",

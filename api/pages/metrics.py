@@ -24,7 +24,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.capture_watch import observe_sites
@@ -33,15 +33,13 @@ from api.pages import NavLink
 from api.pages.health import first_line, recent_report_failures
 from monitor.config import Settings
 from monitor.store.db import current_revision, head_revision
-from monitor.store.models import IncidentRecord, SentReportRecord
+from monitor.store.queries.health import incident_counts, last_sent_reports
+from monitor.store.workflow import ReviewStatus
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = ()
-
-INCIDENT_STATUSES = ("new", "in_review", "closed")
-"""Always exposed per site, 0 included, so that a status that empties still shows."""
 
 
 class DatabaseCollector(Collector):
@@ -89,15 +87,10 @@ class DatabaseCollector(Collector):
             "Incidents in the database, by site and review status (new, in_review, closed).",
             labels=["site", "status"],
         )
-        table = IncidentRecord
-        counts: dict[tuple[str, str], int] = {}
-        for site, status, count in db.execute(
-            select(table.site, table.status, func.count()).group_by(table.site, table.status)
-        ):
-            counts[(site, status)] = int(count)
+        counts = incident_counts(db)
         for site in sorted({site for site, _ in counts}):
-            for status in INCIDENT_STATUSES:
-                counts.setdefault((site, status), 0)
+            for known in ReviewStatus:  # 0 included, so that a status that empties still shows
+                counts.setdefault((site, known.value), 0)
         for (site, status), count in sorted(counts.items()):
             family.add_metric([site, status], count)
         return family
@@ -130,14 +123,8 @@ class DatabaseCollector(Collector):
             "When a report of this kind was last sent (seconds since the epoch).",
             labels=["kind"],
         )
-        table = SentReportRecord
-        for kind, sent_at in db.execute(
-            select(table.kind, func.max(table.sent_at))
-            .where(table.status == "sent", table.sent_at.is_not(None))
-            .group_by(table.kind)
-        ):
-            if sent_at is not None:  # excluded above; the type does not know
-                last_sent.add_metric([kind], sent_at.timestamp())
+        for kind, sent_at in sorted(last_sent_reports(db).items()):
+            last_sent.add_metric([kind], sent_at.timestamp())
         yield last_sent
         failures = GaugeMetricFamily(
             "hallmonitor_report_failures",

@@ -52,7 +52,7 @@ class PasswordPage:
     min_length: int = PASSWORD_MIN_LENGTH
 
 
-class PasswordForm(BaseModel):
+class ChangePasswordForm(BaseModel):
     """What the form posts (the CSRF token is checked before this is read)."""
 
     current: Text = Field(default="", max_length=PASSWORD_MAX_LENGTH)
@@ -101,7 +101,7 @@ def password_form(request: Request, visitor: VisitorDep, next: str = "/") -> Res
 @router.post("/password", name="password_submit", dependencies=[SignedIn])
 def password_submit(
     request: Request,
-    form: Annotated[PasswordForm, Form()],
+    form: Annotated[ChangePasswordForm, Form()],
     visitor: VisitorDep,
     db: SessionDep,
     settings: SettingsDep,

@@ -100,10 +100,7 @@ def create_token(
     request: Request, user: Admin, db: SessionDep, form: Annotated[CreateTokenForm, Form()]
 ) -> Response:
     """Create a token for a user and show it once, in this answer (not a redirect)."""
-    try:
-        owner = check_user_in_scope(user, get_user(db, form.username))
-    except LookupError:
-        raise HTTPException(404, f"No user {form.username!r}.") from None
+    owner = check_user_in_scope(user, get_user(db, form.username))
     if owner.disabled:
         raise HTTPException(400, "That user is disabled: enable them first.")
     try:

@@ -3,9 +3,9 @@
 Shared here: ``api_router`` (prefix, tag, the documented bearer scheme and error answers), the
 role dependencies, page sizes, periods and the checks that turn a bad query value into the usual
 422 body with its field location (the bounds of ids, pages, days and text are ``api.params``,
-shared with the pages). Handlers query ``monitor.store.queries``, map
-``LookupError`` to 404 ("No incident 42."), and audit views and changes in the same
-transaction as they read or write.
+shared with the pages). Handlers query ``monitor.store.queries`` (a missing item's
+``NotFound`` is the app's 404, "No incident 42."), read a viewed item with
+``api.reads.read_viewed`` and audit changes in the same transaction as they write.
 """
 
 from __future__ import annotations
@@ -79,12 +79,6 @@ def api_router(resource: str) -> APIRouter:
         dependencies=[Depends(BEARER)],
         responses={**UNAUTHORISED, **FORBIDDEN},
     )
-
-
-def list_read_detail(page: int, per_page: int, returned: int, total: int) -> dict[str, object]:
-    """The audit detail of a list page read (``record_bulk_read``): the page asked for and how
-    many items it held, never the items."""
-    return {"via": "api", "page": page, "per_page": per_page, "returned": returned, "total": total}
 
 
 def check_day(name: str, day: date | None) -> date | None:

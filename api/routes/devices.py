@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import HTTPException, Query, Request
+from fastapi import Query, Request
 
 from api.auth import client_address
 from api.deps import SessionDep
 from api.params import DeviceId, Page
-from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router, list_read_detail
+from api.reads import DEVICE, read_viewed
+from api.routes import BAD_BODY, NOT_FOUND, Admin, PerPage, Reviewer, api_router
 from api.schemas import DeviceDetailOut, DeviceListOut, LabelIn, LabelOut
-from monitor.store.audit import AuditAction, record_bulk_read, record_event
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_event
 from monitor.store.queries import get_device, label_device, list_devices
 
 router = api_router("devices")
@@ -43,7 +44,7 @@ def devices_list(
         record_bulk_read(
             db, user=user, action=AuditAction.VIEW_LIST, target_type="devices",
             filters={"search": search} if search else {},
-            detail=list_read_detail(page, per_page, len(found.items), found.total),
+            detail=list_read_detail("api", page, per_page, len(found.items), found.total),
             address=client_address(request), site=user.site,
         )  # fmt: skip
         db.commit()
@@ -56,21 +57,7 @@ def device_get(
 ) -> DeviceDetailOut:
     """A device with its other addresses, incident counts, last activity and latest incidents.
     Audited (``view_device``)."""
-    try:
-        detail = get_device(db, device_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No device {device_id}.") from None
-    record_event(
-        db,
-        user=user,
-        action=AuditAction.VIEW_DEVICE,
-        target_type="device",
-        target_id=device_id,
-        detail={"via": "api"},
-        address=client_address(request),
-        site=detail.device.site,
-    )
-    db.commit()
+    detail = read_viewed(request, db, user, DEVICE, device_id, {"via": "api"})
     return DeviceDetailOut.model_validate(detail)
 
 
@@ -85,17 +72,14 @@ def device_label(
     """Set the device's label (every address of its MAC, or the address when the MAC is
     unknown) and the label frozen into its incidents; an empty label clears it. Audited
     (``label_device``)."""
-    try:
-        device = get_device(db, device_id, user.site).device
-        result = label_device(
-            db,
-            device.mac,
-            None if device.mac else device.ip,
-            body.label,
-            site_scope=device.site,  # a device is one school's
-        )
-    except LookupError:
-        raise HTTPException(404, f"No device {device_id}.") from None
+    device = get_device(db, device_id, user.site).device
+    result = label_device(
+        db,
+        device.mac,
+        None if device.mac else device.ip,
+        body.label,
+        site_scope=device.site,  # a device is one school's
+    )
     record_event(
         db,
         user=user,

@@ -16,35 +16,27 @@ from fastapi import HTTPException, Query, Request
 
 from api.auth import client_address
 from api.deps import SessionDep, SettingsDep
-from api.params import IncidentId, Page
+from api.params import IncidentId, Page, sentence
+from api.queue import IncidentQuery
+from api.reads import INCIDENT, read_viewed
 from api.routes import (
     BAD_BODY,
     CONFLICT,
     NOT_FOUND,
-    DateFrom,
-    DateTo,
     PerPage,
     Reviewer,
     api_router,
     check_range,
-    list_read_detail,
     school_zone,
 )
 from api.schemas import (
-    ConfidenceLevel,
     IncidentDetailOut,
     IncidentListOut,
-    IncidentSort,
     ReviewIn,
-    ReviewStatus,
 )
-from monitor.confidence import DEFAULT_LEVELS
 from monitor.config import Settings
-from monitor.store.audit import AuditAction, record_bulk_read, record_event, record_review
+from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_review
 from monitor.store.queries import (
-    Actor,
-    IncidentFilters,
-    get_incident,
     list_incidents,
     review_incident,
 )
@@ -60,65 +52,24 @@ def incidents_list(
     user: Reviewer,
     db: SessionDep,
     settings: SettingsDep,
-    status: Annotated[
-        list[ReviewStatus] | None, Query(max_length=3, description="Review states to include.")
-    ] = None,
-    platform: Annotated[list[str] | None, Texts] = None,
-    segment: Annotated[list[str] | None, Texts] = None,
-    role: Annotated[list[str] | None, Texts] = None,
-    device: Annotated[
-        str | None,
-        Query(max_length=200, description="Part of the device's address, MAC, host or label."),
-    ] = None,
-    date_from: DateFrom = None,
-    date_to: DateTo = None,
-    site: Annotated[str | None, Query(max_length=100, description="One school.")] = None,
-    sort: Annotated[IncidentSort, Query(description="Sort key; `-` for descending.")] = "-start",
+    query: Annotated[IncidentQuery, Query()],
     page: Page = 1,
     per_page: PerPage = 50,
-    confidence: Annotated[
-        list[ConfidenceLevel] | None,
-        Query(
-            max_length=3,
-            description="Confidence levels to include; by default `high` and `medium` (low "
-            "ones are counted in `low_hidden`).",
-        ),
-    ] = None,
 ) -> IncidentListOut:
     """Incidents matching every filter given, one page at a time (newest first by default).
     Limited to the user's site when the user has one. A page with incidents is audited
     (``view_list``, with the query). Each says its confidence level and why."""
-    check_range(date_from, date_to)
-    filters = IncidentFilters(
-        statuses=tuple(dict.fromkeys(status or ())),
-        platforms=tuple(platform or ()),
-        segments=tuple(segment or ()),
-        roles=tuple(role or ()),
-        device=(device.strip() or None) if device else None,
-        date_from=date_from,
-        date_to=date_to,
-        tz=school_zone(settings),
-        site=site,
-        levels=tuple(dict.fromkeys(confidence or DEFAULT_LEVELS)),
-        floor=settings.incidents.floor(),
-    )
+    check_range(query.date_from, query.date_to)
+    filters = query.filters(school_zone(settings), settings.incidents.floor())
     found = list_incidents(
-        db, filters, sort=sort, page=page, per_page=per_page, site_scope=user.site
+        db, filters, sort=query.sort, page=page, per_page=per_page, site_scope=user.site
     )
     if found.items:
-        asked: dict[str, object] = {
-            "statuses": list(filters.statuses), "platforms": list(filters.platforms),
-            "segments": list(filters.segments), "roles": list(filters.roles),
-            "device": filters.device, "site": site, "sort": sort,
-            "confidence": list(confidence or ()),
-            "date_from": date_from.isoformat() if date_from else None,
-            "date_to": date_to.isoformat() if date_to else None,
-        }  # fmt: skip
         record_bulk_read(
             db, user=user, action=AuditAction.VIEW_LIST, target_type="incidents",
-            filters={key: value for key, value in asked.items() if value},
-            detail=list_read_detail(page, per_page, len(found.items), found.total),
-            address=client_address(request), site=user.site or site,
+            filters=query.audit_filters(filters),
+            detail=list_read_detail("api", page, per_page, len(found.items), found.total),
+            address=client_address(request), site=user.site or query.site,
         )  # fmt: skip
         db.commit()
     return IncidentListOut.model_validate(found, context=explanation_context(settings))
@@ -134,21 +85,7 @@ def incident_get(
 ) -> IncidentDetailOut:
     """An incident with its evidence timeline, review history, the device's earlier incidents
     and the policy point it relates to. Audited (``view_incident``)."""
-    try:
-        detail = get_incident(db, incident_id, user.site)
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
-    record_event(
-        db,
-        user=user,
-        action=AuditAction.VIEW_INCIDENT,
-        target_type="incident",
-        target_id=incident_id,
-        detail={"via": "api"},
-        address=client_address(request),
-        site=detail.incident.site,
-    )
-    db.commit()
+    detail = read_viewed(request, db, user, INCIDENT, incident_id, {"via": "api"})
     return IncidentDetailOut.model_validate(detail, context=explanation_context(settings))
 
 
@@ -170,12 +107,11 @@ def incident_review(
     409 when the change is not allowed from the incident's current state, and when closing an
     incident that is still growing without ``confirm_growing``. Once in review or closed, an
     incident no longer grows: later activity becomes a new incident linked to it."""
-    actor = Actor(user.id, user.username, user.role.value, user.site)
     try:
         detail = review_incident(
             db,
             incident_id,
-            user=actor,
+            user=user,
             to_status=body.to_status,
             outcome=body.outcome,
             note=body.note,
@@ -183,11 +119,9 @@ def incident_review(
             confirm_growing=body.confirm_growing,
             now=datetime.now(UTC),
         )
-    except LookupError:
-        raise HTTPException(404, f"No incident {incident_id}.") from None
     except ValueError as e:
         db.rollback()
-        raise HTTPException(409, _sentence(str(e))) from None
+        raise HTTPException(409, sentence(str(e))) from None
     record_review(
         db,
         user=user,
@@ -203,9 +137,3 @@ def incident_review(
 def explanation_context(settings: Settings) -> dict[str, object]:
     """What ``IncidentOut`` needs to explain each incident's confidence."""
     return {"floor": settings.incidents.floor(), "tz": school_zone(settings)}
-
-
-def _sentence(message: str) -> str:
-    """``"an incident that is closed ..."`` -> ``"An incident that is closed ...."``."""
-    text = message[:1].upper() + message[1:]
-    return text if text.endswith(".") else text + "."

@@ -50,3 +50,11 @@ def fail_on_setup_errors(action: Callable[[], T]) -> T:
         raise click.ClickException(
             f"the database cannot be reached: {first_line}; check database.url in the configuration"
         ) from e
+
+
+def run_store_command(action: Callable[[], T]) -> T:
+    """Run a command's store call; a refusal (bad name, unknown user or device) is one line."""
+    try:
+        return fail_on_setup_errors(action)
+    except (ValueError, LookupError) as e:
+        raise click.ClickException(str(e).strip("'\"")) from e

@@ -11,7 +11,19 @@ from pathlib import Path
 
 import click
 
-from hallmonitor.cli import capture, checks, config, db, lists, report, scan, serve, up, users
+from hallmonitor.cli import (
+    capture,
+    checks,
+    config,
+    db,
+    devices,
+    lists,
+    report,
+    scan,
+    serve,
+    up,
+    users,
+)
 from monitor.logconfig import configure_logging
 
 
@@ -59,6 +71,7 @@ for command in (
     config.config_group,
     serve.serve,
     users.users,
+    devices.devices,
     report.report,
     checks.doctor,
     checks.selftest,

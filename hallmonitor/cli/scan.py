@@ -68,7 +68,8 @@ SHARED_SCAN_MIN_BYTES = 16 << 20
     help="Instead of printing observations, replay the files through the capture daemon's path "
     "into the database (platform matches, school calendar, segments, incidents). A file this "
     "site has already recorded (the same bytes, under any name) is skipped and named on stderr, "
-    "so recording it again changes nothing. Exit status 1 "
+    "so recording it again changes nothing; a replay that was interrupted (kill, power cut) is "
+    "carried on, exactly once, by running the same command again. Exit status 1 "
     "if any record was dropped (e.g. a full disk under the spool), else 2 if a capture is damaged "
     "(what was read is recorded).",
 )
@@ -76,7 +77,8 @@ SHARED_SCAN_MIN_BYTES = 16 << 20
     "--jobs",
     type=click.IntRange(1, 64),
     default=None,
-    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same. "
+    help="Processes that share the work of a JSON-lines scan, by flow; the output is the same "
+    "(with the compiled loop; without it the scan runs in one process). "
     f"Default: one per CPU (at most {MAX_AUTO_JOBS}) for captures of "
     f"{SHARED_SCAN_MIN_BYTES >> 20} MiB or more, else 1.",
 )
@@ -150,7 +152,7 @@ def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ..
         summary = fail_on_setup_errors(lambda: record_captures(settings, files))
     except CaptureFileError as e:
         raise click.ClickException(str(e)) from e
-    for line in (*summary.skipped, *summary.damage):
+    for line in (*summary.skipped, *summary.carried_on, *summary.damage):
         click.echo(f"hallmonitor scan: {line}", err=True)
     click.echo(f"recorded into {settings.database.display_url()}: {summary.describe()}", err=True)
     if summary.writer.dropped:
@@ -184,18 +186,16 @@ def _scan_one(
             with click.progressbar(length=size, label=path, file=sys.stderr) as bar:
                 write_observations(frames, pipeline, write, render, by_proto, on_bytes=bar.update)
         elif fmt == "jsonl" and can_fast_scan(frames, pipeline):
-            # The same output, faster; shared among processes only with the compiled loop.
-            shared = _scan_jobs(jobs, size)
-            if shared > 1 and not compiled_loop_built():
-                if jobs is not None:
-                    click.echo(
-                        "hallmonitor scan: --jobs needs the compiled loop (monitor/_scanloop.pyx, "
-                        "built by scripts/setup when gcc is installed): one process it is",
-                        err=True,
-                    )
-                shared = 1
-            scan_capture(frames, pipeline, write, by_proto, jobs=shared)
+            # The same output as the general path, faster (the compiled loop; log_twins said
+            # at the start when it is not there).
+            scan_capture(frames, pipeline, write, by_proto, jobs=_scan_jobs(jobs, size))
         else:
+            if jobs is not None and jobs > 1 and fmt == "jsonl" and not compiled_loop_built():
+                click.echo(
+                    "hallmonitor scan: --jobs needs the compiled loop (monitor/compiled/, "
+                    "built by scripts/setup when gcc is installed): one process it is",
+                    err=True,
+                )
             write_observations(frames, pipeline, write, render, by_proto)
     summary.truncated = frames.truncated
     summary.damage = tuple(frames.damage_report())

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import click
 
-from hallmonitor.cli.context import fail_on_setup_errors, settings_for
-
-T = TypeVar("T")
+from hallmonitor.cli.context import run_store_command, settings_for
 
 
 @click.group()
@@ -19,13 +14,6 @@ def users() -> None:
 
 def _database_url(ctx: click.Context) -> str:
     return settings_for(ctx).database.url.get_secret_value()
-
-
-def _run_user_command(action: Callable[[], T]) -> T:
-    try:
-        return fail_on_setup_errors(action)
-    except (ValueError, LookupError) as e:
-        raise click.ClickException(str(e).strip("'\"")) from e
 
 
 @users.command("add")
@@ -56,7 +44,7 @@ def users_add(
 
     url = _database_url(ctx)
     click.echo(
-        _run_user_command(
+        run_store_command(
             lambda: run_users_add(
                 url, username, display_name or username, role, email, site, password
             )
@@ -79,7 +67,7 @@ def users_passwd(ctx: click.Context, username: str, password: str) -> None:
 
     settings = settings_for(ctx)
     url = settings.database.url.get_secret_value()
-    click.echo(_run_user_command(lambda: run_users_passwd(url, username, password)))
+    click.echo(run_store_command(lambda: run_users_passwd(url, username, password)))
     data_dir = settings.database.data_dir
     if forget_password_file(data_dir, normalise_username(username)):
         click.echo(f"removed {password_file(data_dir)}: its one-time password no longer works")
@@ -94,7 +82,7 @@ def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
     from monitor.store.user_admin import run_users_disable
 
     url = _database_url(ctx)
-    click.echo(_run_user_command(lambda: run_users_disable(url, username, disabled=not enable)))
+    click.echo(run_store_command(lambda: run_users_disable(url, username, disabled=not enable)))
 
 
 @users.command("list")
@@ -104,7 +92,7 @@ def users_list(ctx: click.Context) -> None:
     from monitor.store.user_admin import run_users_list
 
     url = _database_url(ctx)
-    for line in _run_user_command(lambda: run_users_list(url)):
+    for line in run_store_command(lambda: run_users_list(url)):
         click.echo(line)
 
 
@@ -117,4 +105,4 @@ def users_token(ctx: click.Context, username: str, token_name: str) -> None:
     from monitor.store.user_admin import run_users_token
 
     url = _database_url(ctx)
-    click.echo(_run_user_command(lambda: run_users_token(url, username, token_name)))
+    click.echo(run_store_command(lambda: run_users_token(url, username, token_name)))

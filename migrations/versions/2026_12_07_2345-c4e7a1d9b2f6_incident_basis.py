@@ -6,18 +6,18 @@ Create Date: 2026-12-07 23:45:00+00:00
 
 Written by hand. The review queue leaves low-confidence incidents out by default, and the level
 depends on how many connections (not only lookups) an incident rests on, which the score alone
-does not say. Incidents stored before are filled in from their evidence list
-(``monitor.confidence.basis_from_evidence``: an estimate, as that list holds the first hits only).
+does not say. Incidents stored before are filled in from their evidence list (an estimate, as
+that list holds the first hits only): ``monitor.confidence.basis_from_evidence`` as it was at this
+revision, copied here so that the migration does not change when the application does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-
-from monitor.confidence import basis_from_evidence
 
 revision: str = "c4e7a1d9b2f6"
 down_revision: str | None = "c3f9a1d7e5b2"
@@ -33,6 +33,33 @@ _incidents = sa.table(
     sa.column("attribution", sa.String()),
 )
 
+_PROTOS = frozenset({"dns", "tls", "quic", "dhcp"})
+_CONNECTION_PROTOS = frozenset({"tls", "quic"})
+_ATTRIBUTION_PENALTY = {"name": 0.0, "cname": 0.1, "address": 0.2}
+
+
+def _basis_from_evidence(evidence: Any) -> tuple[int, int, str]:
+    """(connections, lookups, attribution) estimated from a stored evidence list: every listed
+    TLS or QUIC hit a connection, every other hit a lookup, the best attribution among them; an
+    incident without readable evidence rests on one lookup by name."""
+    connections = lookups = 0
+    best = "address"
+    for item in evidence:
+        if not isinstance(item, dict):
+            continue
+        proto, via = str(item.get("proto")), str(item.get("via"))
+        if proto not in _PROTOS or via not in _ATTRIBUTION_PENALTY:
+            continue
+        if proto in _CONNECTION_PROTOS:
+            connections += 1
+        else:
+            lookups += 1
+        if _ATTRIBUTION_PENALTY[via] < _ATTRIBUTION_PENALTY[best]:
+            best = via
+    if connections + lookups == 0:
+        return 0, 1, "name"
+    return connections, lookups, best
+
 
 def upgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
@@ -46,15 +73,11 @@ def upgrade() -> None:
     connection = op.get_bind()
     rows = connection.execute(sa.select(_incidents.c.id, _incidents.c.evidence)).all()
     for incident_id, evidence in rows:
-        basis = basis_from_evidence(evidence or ())
+        connections, lookups, attribution = _basis_from_evidence(evidence or ())
         connection.execute(
             _incidents.update()
             .where(_incidents.c.id == incident_id)
-            .values(
-                connections=basis.connections,
-                lookups=basis.lookups,
-                attribution=basis.attribution.value,
-            )
+            .values(connections=connections, lookups=lookups, attribution=attribution)
         )
 
 

@@ -49,16 +49,22 @@ _HEADER = struct.Struct("!2x3H")  # (ID), flags, QDCOUNT, ANCOUNT
 _RR_FIXED = struct.Struct("!HH4xH")  # TYPE, CLASS, (TTL), RDLENGTH
 _TCP_LENGTH = struct.Struct("!H")
 
-_TYPE_A = 1
-_TYPE_CNAME = 5
-_TYPE_AAAA = 28
-_CLASS_IN = 1
-_MDNS_CACHE_FLUSH = 0x8000
+RESPONSE_FLAG = 0x8000
+"""QR, the top bit of the header's flags: the message is a response."""
+TYPE_A = 1
+TYPE_CNAME = 5
+TYPE_AAAA = 28
+CLASS_IN = 1
+MDNS_CACHE_FLUSH = 0x8000
+"""mDNS sets the top bit of an answer's class (RFC 6762 10.2): the class is the rest."""
 
 
 # The escapes of monitor.hostnames (one rule for every name from the network), lowercased, and
-# a '.' inside a label escaped too.
-_ESCAPED = tuple("\\." if byte == 0x2E else text.lower() for byte, text in enumerate(ESCAPED_BYTES))
+# a '.' inside a label escaped too. Public for the compiled scan loop, which reads a name's
+# bytes by this table (monitor.fastscan.loop_rules).
+NAME_BYTE_TEXT = tuple(
+    "\\." if byte == 0x2E else text.lower() for byte, text in enumerate(ESCAPED_BYTES)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +225,7 @@ def _name_text_of(labels: list[bytes]) -> str:
         # Printable (space included), no backslash, and no dot inside a label.
         if text.isprintable() and "\\" not in text and text.count(".") == len(labels) - 1:
             return text.lower()
-    escaped = _ESCAPED
+    escaped = NAME_BYTE_TEXT
     return ".".join("".join([escaped[byte] for byte in label]) for label in labels)
 
 
@@ -266,7 +272,7 @@ def _parse_dns_message(data: bytes) -> DnsMessage:
             f"header: {qdcount} questions cannot fit in the {size - HEADER_LENGTH} bytes "
             "after the header"
         )
-    is_response = flags >= 0x8000
+    is_response = flags & RESPONSE_FLAG != 0
     want_answers = is_response and ancount > 0
     # Where each decoded name started, so that answer owners, nearly always a bare pointer to
     # the question or to the previous CNAME target, are not decoded again.
@@ -334,15 +340,15 @@ def _read_answers(
         if rdata_end > size:
             break
         if owner is not None:
-            if rtype == _TYPE_A:
-                if rdlength == 4 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
+            if rtype == TYPE_A:
+                if rdlength == 4 and rclass & ~MDNS_CACHE_FLUSH == CLASS_IN:
                     packed = data[pos:rdata_end]
                     addresses.append((owner, _cached_address(packed) or _address_text(packed)))
-            elif rtype == _TYPE_AAAA:
-                if rdlength == 16 and rclass & ~_MDNS_CACHE_FLUSH == _CLASS_IN:
+            elif rtype == TYPE_AAAA:
+                if rdlength == 16 and rclass & ~MDNS_CACHE_FLUSH == CLASS_IN:
                     packed = data[pos:rdata_end]
                     addresses.append((owner, _cached_address(packed) or _address_text(packed)))
-            elif rtype == _TYPE_CNAME:
+            elif rtype == TYPE_CNAME:
                 try:
                     target, target_end = _read_name(data, pos)
                 except ValueError:

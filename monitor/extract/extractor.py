@@ -69,8 +69,9 @@ TLS_SCAN_WINDOW_BYTES = 8192
 EXPIRE_EVERY_S = 10.0
 """How often (in capture time) idle TCP and QUIC state is dropped."""
 
-_TLS_SERVER_RECORD_STARTS = (b"\x14\x03", b"\x15\x03", b"\x17\x03")
-"""ChangeCipherSpec, Alert, ApplicationData: a stream that starts so is past its ClientHello."""
+TLS_SERVER_RECORD_STARTS = (b"\x14\x03", b"\x15\x03", b"\x17\x03")
+"""ChangeCipherSpec, Alert, ApplicationData: a stream that starts so is past its ClientHello.
+(The compiled scan loop decides by this tuple too, as data: ``monitor.fastscan.loop_rules``.)"""
 
 LOCAL_DNS_PORTS = frozenset({dns.MDNS_PORT, dns.LLMNR_PORT})
 
@@ -188,7 +189,7 @@ class Extractor:
         self.buffers: dict[FlowKey, bytearray] = {}
         """Per directed TCP flow, the stream bytes kept until a ClientHello or a DNS message is
         complete. This and the methods below that ``feed`` calls are public for the compiled
-        record loop (``monitor/_scanloop.pyx``), which passes TCP and UDP on as ``feed`` does."""
+        record loop (``monitor/compiled/scanloop.pyx``), which passes TCP and UDP on as ``feed`` does."""
         self._next_expiry = -math.inf
         """Capture time of the next expiry pass; -inf until the first packet sets the clock."""
         self._clock_started = False
@@ -378,7 +379,7 @@ class Extractor:
         complete; the flow is given up after it, or when it cannot be carrying one."""
         buffer = self.buffers.get(flow)
         if buffer is None:
-            if data.startswith(_TLS_SERVER_RECORD_STARTS) or _is_server_hello(data):
+            if data.startswith(TLS_SERVER_RECORD_STARTS) or _is_server_hello(data):
                 self.give_up(flow)
                 return []
             buffer = self.buffers[flow] = bytearray()
@@ -473,5 +474,9 @@ def dns_answer_for(message: dns.DnsMessage, name: str) -> tuple[tuple[str, ...],
 
 
 def _is_server_hello(data: bytes) -> bool:
-    """A TLS handshake record whose first message is a ServerHello (type 2)."""
-    return len(data) > 5 and data[0] == 0x16 and data[1] == 0x03 and data[5] == 0x02
+    """A TLS handshake record whose first message is a ServerHello."""
+    return (
+        len(data) > tls.RECORD_HEADER_LEN
+        and data.startswith(tls.HANDSHAKE_RECORD_START)
+        and data[tls.RECORD_HEADER_LEN] == tls.HANDSHAKE_SERVER_HELLO
+    )

@@ -52,7 +52,7 @@ class QuicClientHello:
 
 class InitialTracker(Protocol):
     """What the extractor needs of a tracker: ``QuicInitialTracker`` below, or its compiled
-    twin (``monitor/extract/_quic.pyx``)."""
+    twin (``monitor/compiled/quic.pyx``)."""
 
     decrypt_failures: int
     retries: int
@@ -85,7 +85,7 @@ def _info(label: bytes, length: int) -> bytes:
 
 _V1_LABELS = (_info(b"quic key", 16), _info(b"quic iv", 12), _info(b"quic hp", 16))
 _V2_LABELS = (_info(b"quicv2 key", 16), _info(b"quicv2 iv", 12), _info(b"quicv2 hp", 16))
-_CLIENT_IN = _info(b"client in", 32)
+CLIENT_IN = _info(b"client in", 32)
 
 _SALT_DRAFT22 = bytes.fromhex("7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a")
 _SALT_DRAFT23 = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
@@ -103,7 +103,7 @@ def _v1_like(salt: bytes, crypto_frame: int = 0x06) -> _Version:
     return _Version(salt, _V1_LABELS, initial_type=0, retry_type=3, crypto_frame=crypto_frame)
 
 
-_VERSIONS: dict[int, _Version] = {
+VERSIONS: dict[int, _Version] = {
     QUIC_V1: _v1_like(_SALT_V1),
     # RFC 9369 section 3.2: v2 renumbers the long-header types (Initial 0b01, Retry 0b00).
     QUIC_V2: _Version(_SALT_V2, _V2_LABELS, initial_type=1, retry_type=0, crypto_frame=0x06),
@@ -128,30 +128,39 @@ def _draft_salt(draft: int) -> bytes:
 
 
 # IETF drafts 21-34 (0xff0000NN): drafts 33 and 34 already use the v1 salt.
-_VERSIONS.update({0xFF000000 | draft: _v1_like(_draft_salt(draft)) for draft in range(21, 35)})
+VERSIONS.update({0xFF000000 | draft: _v1_like(_draft_salt(draft)) for draft in range(21, 35)})
 
 # Versions 0x?a?a?a?a are reserved to make servers answer with Version Negotiation (RFC 9000
 # section 15), so their Initial keys are the client's choice. The QUIC interop runner's clients
 # (the ndpi-quic-interop-v trace) use the draft-29 salt, which tshark 4.0 also tries.
-_GREASE = _v1_like(_SALT_DRAFT29)
+GREASE = _v1_like(_SALT_DRAFT29)
+
+
+GREASE_MASK, GREASE_PATTERN = 0x0F0F0F0F, 0x0A0A0A0A
+"""A version whose every byte ends in 0xA is reserved to force version negotiation (RFC 9000
+15): read as ``GREASE``."""
 
 
 def _version_params(version: int) -> _Version | None:
-    params = _VERSIONS.get(version)
-    if params is None and version & 0x0F0F0F0F == 0x0A0A0A0A:
-        return _GREASE
+    params = VERSIONS.get(version)
+    if params is None and version & GREASE_MASK == GREASE_PATTERN:
+        return GREASE
     return params
+
+
+LONG_HEADER_BITS = 0xC0
+"""The header form and fixed bits of a first byte, both set in a long header (RFC 9000 17.2)."""
 
 
 def looks_like_quic_long_header(datagram: bytes) -> bool:
     """Cheap test: long header with the fixed bit, and a known or plausible QUIC version."""
-    if len(datagram) < 7 or datagram[0] & 0xC0 != 0xC0:
+    if len(datagram) < 7 or datagram[0] & LONG_HEADER_BITS != LONG_HEADER_BITS:
         return False
     version = int.from_bytes(datagram[1:5], "big")
     return (
-        version in _VERSIONS
+        version in VERSIONS
         or version == 0
-        or version & 0x0F0F0F0F == 0x0A0A0A0A  # reserved to force version negotiation
+        or version & GREASE_MASK == GREASE_PATTERN
         or version >> 8 in (0xFF0000, 0xFACEB0)  # IETF drafts, Facebook mvfst
         or version >> 16 in (0x5130, 0x5430)  # Google "Q0xx" and "T0xx"
     )
@@ -169,7 +178,7 @@ class _Keys:
         outer = salt_outer.copy()
         outer.update(inner.digest())
         initial_secret = outer.digest()  # HKDF-Extract(salt, DCID)
-        secret = _expand(initial_secret, _CLIENT_IN, 32)
+        secret = _expand(initial_secret, CLIENT_IN, 32)
         # The key, IV and HP key expand the same secret: its HMAC pads are hashed once.
         inner, outer = _hmac_pads(secret)
         key_info, iv_info, hp_info = version.labels
@@ -286,13 +295,22 @@ def _varint(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
     return value, pos + size
 
 
+PN_LIMIT = 1 << 62
+"""Packet numbers are below 2^62 (RFC 9000 17.1)."""
+DEFAULT_MAX_CONNECTIONS = 16384
+DEFAULT_MAX_CRYPTO_BYTES = 65536
+DEFAULT_TIMEOUT_S = 30.0
+KEY_CACHE_SIZE = 4096
+"""Client Initial keys kept by (salt, DCID); a full cache is emptied."""
+
+
 def _decode_pn(truncated: int, pn_len: int, largest: int) -> int:
     # RFC 9000 appendix A.3: the packet number closest to the next expected one.
     expected = largest + 1
     win = 1 << (8 * pn_len)
     half = win // 2
     candidate = (expected & ~(win - 1)) | truncated
-    if candidate <= expected - half and candidate < (1 << 62) - win:
+    if candidate <= expected - half and candidate < PN_LIMIT - win:
         return candidate + win
     if candidate > expected + half and candidate >= win:
         return candidate - win
@@ -308,14 +326,12 @@ class QuicInitialTracker:
     attributes count what happened, for the health counters.
     """
 
-    _KEY_CACHE_SIZE = 4096
-
     def __init__(
         self,
         *,
-        max_connections: int = 16384,
-        max_crypto_bytes: int = 65536,
-        timeout_s: float = 30.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_crypto_bytes: int = DEFAULT_MAX_CRYPTO_BYTES,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.max_connections = max_connections
         self.max_crypto_bytes = max_crypto_bytes
@@ -340,7 +356,7 @@ class QuicInitialTracker:
         Returns the ClientHello once its CRYPTO data is complete, then ignores the connection.
         Returns None for anything else; raises ValueError for a malformed QUIC packet.
         """
-        if len(datagram) < 7 or datagram[0] & 0xC0 != 0xC0:
+        if len(datagram) < 7 or datagram[0] & LONG_HEADER_BITS != LONG_HEADER_BITS:
             return None
         if _version_params(int.from_bytes(datagram[1:5], "big")) is None:
             return None  # version negotiation, Google's own crypto, or not QUIC at all
@@ -565,7 +581,7 @@ class QuicInitialTracker:
         if stop > len(stream):
             stream.extend(bytes(stop - len(stream)))
         stream[offset:stop] = chunk
-        _add_range(conn.ranges, offset, stop)
+        add_range(conn.ranges, offset, stop)
         first = conn.ranges[0]
         if first[0] != 0 or first[1] < 4:
             return None
@@ -594,7 +610,7 @@ class QuicInitialTracker:
         cache_key = (params.salt, dcid)
         keys = self._keys.get(cache_key)
         if keys is None:
-            if len(self._keys) >= self._KEY_CACHE_SIZE:
+            if len(self._keys) >= KEY_CACHE_SIZE:
                 del self._keys[next(iter(self._keys))]
             keys = self._keys[cache_key] = _Keys(params, dcid)
         return keys
@@ -628,7 +644,7 @@ def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool) -> int:
     return pos
 
 
-def _add_range(ranges: list[list[int]], start: int, stop: int) -> None:
+def add_range(ranges: list[list[int]], start: int, stop: int) -> None:
     """Insert ``[start, stop)`` into sorted, merged ``ranges`` and merge neighbours."""
     merged = [start, stop]
     kept: list[list[int]] = []

@@ -42,17 +42,26 @@ from typing import Protocol
 
 from monitor.values import TCP_FIN, TCP_RST, TCP_SYN, FlowKey
 
-_SEQ_MOD = 1 << 32
-_SEQ_HALF = 1 << 31
-_SEQ_WINDOW = 1 << 30
+SEQ_BITS = 32
+SEQ_WINDOW = 1 << 30
 """A FIN or RST more than this far from the stream start is out of any window: ignored."""
+NO_ISN = -1
+"""The ISN of a stream that started mid-connection (no SYN seen)."""
+_SEQ_MOD = 1 << SEQ_BITS
+_SEQ_HALF = _SEQ_MOD >> 1
 _ENDS_FLOW = TCP_FIN | TCP_RST
-_NO_ISN = -1
+
+DEFAULT_MAX_FLOWS = 65536
+DEFAULT_MAX_BYTES_PER_FLOW = 65536
+DEFAULT_MAX_PENDING_SEGMENTS = 64
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+DEFAULT_GAP_TIMEOUT_S = 3.0
+DEFAULT_MAX_PENDING_BYTES = 16 * 1024 * 1024
 
 
 class Reassembler(Protocol):
     """What the extractor needs of a reassembler: ``StreamReassembler`` below, or its compiled
-    twin (``monitor/extract/_reassembly.pyx``)."""
+    twin (``monitor/compiled/reassembly.pyx``)."""
 
     skipped_gap: bool
     evicted: list[FlowKey]
@@ -77,7 +86,7 @@ class _Flow:
         self.base = base
         """Sequence number of the stream's first byte (ISN+1, or the first data segment's)."""
         self.isn = isn
-        """The SYN's sequence number, or ``_NO_ISN`` when the stream started mid-connection."""
+        """The SYN's sequence number, or ``NO_ISN`` when the stream started mid-connection."""
         self.delivered = 0
         """Bytes returned so far: the offset of the next byte expected."""
         self.pending: list[tuple[int, bytes]] = []
@@ -93,12 +102,12 @@ class StreamReassembler:
     def __init__(
         self,
         *,
-        max_flows: int = 65536,
-        max_bytes_per_flow: int = 65536,
-        max_pending_segments: int = 64,
-        idle_timeout_s: float = 60.0,
-        gap_timeout_s: float = 3.0,
-        max_pending_bytes: int = 16 * 1024 * 1024,
+        max_flows: int = DEFAULT_MAX_FLOWS,
+        max_bytes_per_flow: int = DEFAULT_MAX_BYTES_PER_FLOW,
+        max_pending_segments: int = DEFAULT_MAX_PENDING_SEGMENTS,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        gap_timeout_s: float = DEFAULT_GAP_TIMEOUT_S,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
     ) -> None:
         if max_flows < 1 or max_bytes_per_flow < 1 or max_pending_segments < 1:
             raise ValueError("max_flows, max_bytes_per_flow and max_pending_segments must be >= 1")
@@ -143,7 +152,7 @@ class StreamReassembler:
     def forget(self, flow: FlowKey) -> None:
         """Drop the flow's state and ignore its further segments, until a new SYN."""
         state = self._flows.pop(flow, None)
-        isn = _NO_ISN
+        isn = NO_ISN
         if state is not None:
             isn = state.isn
             self._drop_pending(state)
@@ -171,7 +180,7 @@ class StreamReassembler:
             if state is None:
                 if flow in self._ignored:
                     return b""
-                state = self._new_flow(flow, seq, _NO_ISN, ts)
+                state = self._new_flow(flow, seq, NO_ISN, ts)
             else:
                 self._flows[flow] = state  # move to the most recently active end
             state.last_ts = ts
@@ -215,9 +224,9 @@ class StreamReassembler:
         if state is None:
             if flow in self._ignored or not payload:
                 return b""
-            state = self._new_flow(flow, seq, _NO_ISN, ts)
+            state = self._new_flow(flow, seq, NO_ISN, ts)
         offset = (seq - state.base) % _SEQ_MOD
-        if _SEQ_WINDOW <= offset < _SEQ_MOD - 1:
+        if SEQ_WINDOW <= offset < _SEQ_MOD - 1:
             return b""  # outside any plausible window: stale or forged, ignored (RFC 5961)
         data = b""
         if payload:
@@ -302,7 +311,7 @@ class StreamReassembler:
             pieces.append((cur, data[cur - offset :]))
         if pieces:
             pending.extend(pieces)
-            pending.sort(key=_piece_start)
+            pending.sort(key=piece_start)
             self._pending_bytes += sum(len(piece) for _, piece in pieces)
 
     def _drain(self, state: _Flow) -> bytes:
@@ -337,5 +346,5 @@ class StreamReassembler:
         return out
 
 
-def _piece_start(piece: tuple[int, bytes]) -> int:
+def piece_start(piece: tuple[int, bytes]) -> int:
     return piece[0]

@@ -26,18 +26,22 @@ from monitor.hostnames import hostname_from_wire
 
 CONTENT_TYPE_HANDSHAKE = 22
 HANDSHAKE_CLIENT_HELLO = 1
+HANDSHAKE_SERVER_HELLO = 2
 EXT_SERVER_NAME = 0
 EXT_ALPN = 16
 EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
 SERVER_NAME_HOST_NAME = 0
 
 RECORD_HEADER_LEN = 5
+MAX_MINOR_VERSION = 4
+"""A record's minor version up to 0x04 (TLS 1.3's legacy versions are 0x03 0x01..0x03)."""
 MAX_RECORD_LEN = 18432
 """2^14 + 2048: the largest TLSCiphertext fragment; no valid record is longer."""
 MAX_CLIENT_HELLO_BYTES = 65536
 """A ClientHello message (header included) longer than this is refused; callers stop buffering."""
 
-_RECORD_MAGIC = b"\x16\x03"
+HANDSHAKE_RECORD_START = b"\x16\x03"
+"""A handshake record of TLS 1.0 and later (major version 3): its first two bytes."""
 _u16 = struct.Struct(">H").unpack_from
 _u16_pair = struct.Struct(">HH").unpack_from
 _record_and_message_header = struct.Struct(">BBBHBBH").unpack_from
@@ -61,7 +65,7 @@ class ClientHello:
 
 class HelloReaders(Protocol):
     """The three readers the extractor uses: this module, or its compiled twin
-    (``monitor/extract/_tls.pyx``)."""
+    (``monitor/compiled/tls.pyx``)."""
 
     def parse_client_hello_message(self, msg: bytes) -> ClientHello | None: ...
     def find_client_hello_record(self, stream: bytes, start: int = 0) -> int: ...
@@ -99,19 +103,22 @@ def find_client_hello_record(stream: bytes, start: int = 0) -> int:
     n = len(stream)
     if start < 0:
         start = 0
-    if start < n and stream[start] & 0x80 and _looks_like_sslv2_client_hello(stream, start):
+    if start < n and stream[start] & 0x80 and looks_like_sslv2_client_hello(stream, start):
         return start
-    i = stream.find(_RECORD_MAGIC, start)
+    i = stream.find(HANDSHAKE_RECORD_START, start)
     while i != -1:
         if i + 2 >= n:
             return i
-        if stream[i + 2] <= 4:
-            if i + 5 > n:
+        if stream[i + 2] <= MAX_MINOR_VERSION:
+            body = i + RECORD_HEADER_LEN
+            if body > n:
                 return i
             length = (stream[i + 3] << 8) | stream[i + 4]
-            if 1 <= length <= MAX_RECORD_LEN and (i + 5 == n or stream[i + 5] == 1):
+            if 1 <= length <= MAX_RECORD_LEN and (
+                body == n or stream[body] == HANDSHAKE_CLIENT_HELLO
+            ):
                 return i
-        i = stream.find(_RECORD_MAGIC, i + 1)
+        i = stream.find(HANDSHAKE_RECORD_START, i + 1)
     if n > start and stream[n - 1] == CONTENT_TYPE_HANDSHAKE:
         return n - 1
     return -1
@@ -130,7 +137,7 @@ def parse_client_hello_records(stream: bytes) -> ClientHello | None:
         return None
     if stream[0] != CONTENT_TYPE_HANDSHAKE:
         if stream[0] & 0x80:
-            return _parse_sslv2_client_hello(stream)
+            return parse_sslv2_client_hello(stream)
         raise ValueError(f"record #0: content type {stream[0]}, expected handshake (22)")
     # Fast path: the whole ClientHello sits in the first record, as it usually does.
     if n >= RECORD_HEADER_LEN + 4:
@@ -144,10 +151,10 @@ def parse_client_hello_records(stream: bytes) -> ClientHello | None:
             and msg_len <= MAX_CLIENT_HELLO_BYTES - 4
         ):
             return _parse_body(stream, RECORD_HEADER_LEN + 4, RECORD_HEADER_LEN + 4 + msg_len)
-    return _parse_records_slow(stream)
+    return parse_records_slow(stream)
 
 
-def _parse_records_slow(stream: bytes) -> ClientHello | None:
+def parse_records_slow(stream: bytes) -> ClientHello | None:
     n = len(stream)
     parts: list[bytes] = []
     have = 0
@@ -340,11 +347,11 @@ def _sslv2_header(stream: bytes, start: int) -> tuple[int, int] | None:
     return record_len, version
 
 
-def _looks_like_sslv2_client_hello(stream: bytes, start: int) -> bool:
+def looks_like_sslv2_client_hello(stream: bytes, start: int) -> bool:
     return _sslv2_header(stream, start) is not None
 
 
-def _parse_sslv2_client_hello(stream: bytes) -> ClientHello | None:
+def parse_sslv2_client_hello(stream: bytes) -> ClientHello | None:
     if len(stream) < 11:
         if len(stream) >= 3 and stream[2] != HANDSHAKE_CLIENT_HELLO:
             raise ValueError(f"SSLv2 record: message type {stream[2]}, expected CLIENT-HELLO (1)")

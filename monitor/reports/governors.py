@@ -9,7 +9,7 @@ cleanly to PDF from a browser (``hallmonitor report governors --from ... --to ..
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,13 +24,13 @@ from monitor.store.db import ensure_schema_current, make_engine
 def build_governors_report(
     db: Session, settings: Settings, start: date, end: date, *, now: datetime
 ) -> GovernorReport:
-    """The report for the local days ``start`` to ``end`` as known at ``now`` (reads the
-    closure files named in the settings, for the school days; days after ``now`` are never
-    counted as "no data")."""
-    if end < start:
-        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    """The report for the local days ``[start, end)`` as known at ``now`` (reads the closure
+    files named in the settings, for the school days; days after ``now`` are never counted as
+    "no data")."""
+    if end <= start:
+        raise ValueError(f"the period ends ({end - timedelta(days=1)}) before it starts ({start})")
     calendar = build_calendar(settings)
-    school_days = calendar.school_days(start, end)
+    school_days = calendar.school_days(start, end - timedelta(days=1))
     today = now.astimezone(calendar.zone).date()
     return load_governor_report(
         db, start, end, calendar.zone, school_days, site=settings.report_site(), today=today
@@ -40,10 +40,12 @@ def build_governors_report(
 def run_report_governors(
     settings: Settings, *, start: date, end: date, out: Path, now: datetime | None = None
 ) -> str:
-    """``hallmonitor report governors``: write the printable report to ``out``; returns a
-    summary line. Raises ``ValueError`` for a period that ends before it starts and
+    """``hallmonitor report governors``: write the printable report of the days ``start`` to
+    ``end``, both included (``--from`` and ``--to`` as a person types them), to ``out``;
+    returns a summary line. Raises ``ValueError`` for a period that ends before it starts and
     ``SchemaNotCurrent`` for an old database."""
     now = now or datetime.now(UTC)
+    end = end + timedelta(days=1)  # from here on, the local days [start, end)
     engine = make_engine(settings.database.url.get_secret_value())
     try:
         ensure_schema_current(engine)
@@ -62,8 +64,8 @@ def run_report_governors(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     return (
-        f"wrote the governors' report for {start} to {end} to {out}: "
+        f"wrote the governors' report for {start} to {end - timedelta(days=1)} to {out}: "
         f"{plural(report.incidents, 'incident')}, "
-        f"{plural(sum(c.runs for c in report.checks), 'check')}, "
-        f"{plural(len(report.list_changes), 'list change')}"
+        f"{plural(sum(c.runs for c in report.summary.checks), 'check')}, "
+        f"{plural(len(report.summary.list_changes), 'list change')}"
     )

@@ -19,16 +19,19 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from monitor.platforms import platform_name
-from monitor.reports.data import CounterTotal, GovernorReport
-from monitor.reports.labels import COUNTER_LABELS, GAP_COUNTERS, readable_counters, week_label
+from monitor.reports.data import GovernorReport
+from monitor.reports.labels import (
+    COUNTER_LABELS,
+    GAP_COUNTERS,
+    period_label,
+    readable_counters,
+    role_label,
+    segment_label,
+    week_label,
+)
 from monitor.reports.weekly import ReviewerSummary, WeeklySummary
-
-OUTCOME_LABELS = {
-    "no_action": "No action needed",
-    "informal_conversation": "Informal conversation",
-    "formal_process": "Formal process",
-    "false_positive": "False positive (not real use)",
-}
+from monitor.store.queries.stats import Count
+from monitor.store.workflow import label_of
 
 PROTOCOL_LABELS = {
     "dns": "DNS lookups",
@@ -38,18 +41,14 @@ PROTOCOL_LABELS = {
 }
 
 
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
-
-
 def counter_text(name: str) -> str:
     """The label of a counter that ``readable`` kept (it has one)."""
     return COUNTER_LABELS[name]
 
 
-def readable(counters: tuple[CounterTotal, ...]) -> list[CounterTotal]:
+def readable(counters: tuple[Count, ...]) -> list[Count]:
     """The counters a person can read (``labels.readable_counters``)."""
-    return readable_counters(counters, lambda row: row.counter)
+    return readable_counters(counters, lambda row: row.key)
 
 
 def protocol_label(name: str) -> str:
@@ -97,12 +96,7 @@ def plural(count: int, one: str, many: str | None = None) -> str:
 
 
 def week_range(summary: WeeklySummary) -> str:
-    start, end = summary.week.start, summary.week.end
-    if start.month == end.month:
-        return f"{start.day}–{end.day} {end:%B %Y}"
-    if start.year == end.year:
-        return f"{start.day} {start:%B} – {end.day} {end:%B %Y}"
-    return f"{start.day} {start:%B %Y} – {end.day} {end:%B %Y}"
+    return period_label(summary.week.start, summary.week.end)
 
 
 @cache
@@ -117,7 +111,9 @@ def _environment() -> Environment:
     )
     env.filters.update(
         platform=platform_name,
-        outcome=outcome_label,
+        outcome=label_of,
+        segment=segment_label,
+        role=role_label,
         counter=counter_text,
         readable=readable,
         week=week_label,
@@ -131,6 +127,7 @@ def _environment() -> Environment:
         change=change,
         bar_percent=bar_percent,
         plural=plural,
+        period=period_label,
         GAP_COUNTERS=GAP_COUNTERS,
     )
     return env
@@ -204,7 +201,7 @@ def render_governors_report(
     tz: str,
     generated_at: datetime,
 ) -> str:
-    """The printable governors' report as one HTML page."""
+    """The printable governors' report of the local days ``[start, end)`` as one HTML page."""
     return (
         _environment()
         .get_template("governors.html")

@@ -15,7 +15,6 @@ send data (``coverage``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +30,8 @@ from monitor.reports.data import (
     load_governor_week,
     load_reviewer_week,
 )
+from monitor.store.queries import weeks
+from monitor.store.queries.weeks import iso_week_of, parse_iso_week
 
 
 class ReportRole(StrEnum):
@@ -40,12 +41,9 @@ class ReportRole(StrEnum):
     GOVERNOR = "governor"
 
 
-_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
-
-
 @dataclass(frozen=True, slots=True)
 class Week:
-    """An ISO week: Monday ``start`` to Sunday ``end``, local days."""
+    """An ISO week: the local days ``[start, end)``, Monday to the Monday after."""
 
     year: int
     number: int
@@ -56,12 +54,18 @@ class Week:
 
     @property
     def end(self) -> date:
+        """The Monday after (excluded), as every period's end."""
+        return self.start + timedelta(days=7)
+
+    @property
+    def last(self) -> date:
+        """Its Sunday, the last day it includes."""
         return date.fromisocalendar(self.year, self.number, 7)
 
     @property
     def iso(self) -> str:
         """``2026-W47``: the form on the command line and in ``sent_reports.period``."""
-        return f"{self.year}-W{self.number:02d}"
+        return iso_week_of(self.start)
 
     def before(self) -> Week:
         return week_containing(self.start - timedelta(days=7))
@@ -76,21 +80,15 @@ def week_containing(day: date) -> Week:
 
 
 def parse_week(text: str) -> Week:
-    """``2026-W47`` to a ``Week``; raises ``ValueError`` saying what is allowed."""
-    found = _ISO_WEEK.fullmatch(text.strip())
-    if found is None:
-        raise ValueError(f"{text!r} is not an ISO week; write e.g. 2026-W47")
-    year, number = int(found[1]), int(found[2])
-    try:
-        date.fromisocalendar(year, number, 1)
-    except ValueError:
-        raise ValueError(f"{text!r}: {year} has no week {number}") from None
-    return Week(year, number)
+    """``2026-W47`` (spaces around it allowed) to a ``Week``; raises ``ValueError`` saying
+    what is allowed (``weeks.parse_iso_week``)."""
+    monday, _ = parse_iso_week(text.strip())
+    return week_containing(monday)
 
 
 def previous_week(now: datetime, zone: ZoneInfo) -> Week:
     """The week before the one ``now`` falls in, on the school's clocks."""
-    return week_containing(now.astimezone(zone).date()).before()
+    return parse_week(weeks.previous_week(now, zone))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +160,7 @@ def build_weekly_summary(
     as known on the school's local day ``today`` (a week still running has days to come);
     incidents below ``floor`` are left out and only counted (``low_confidence``)."""
     zone = calendar.zone
-    school_days = calendar.school_days(week.start, week.end)
+    school_days = calendar.school_days(week.start, week.last)
     if role is ReportRole.REVIEWER:
         return ReviewerSummary(
             school=school,

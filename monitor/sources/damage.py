@@ -3,8 +3,8 @@
 Why: a capture copied off a failing disk, cut by a full disk or patched by hand can hold one
 record header with an impossible length in the middle; stopping there silently loses the rest
 of the evidence, and reading on from the bad length reads garbage. Every reader of capture
-files (``monitor.sources.pcap``, the fused loops of ``monitor.fastscan`` and their compiled
-twin ``monitor/_scanloop.pyx``, each process of ``monitor.scanshare``) stops at the same
+files (``monitor.sources.pcap``, the compiled loop ``monitor/compiled/scanloop.pyx`` that
+``monitor.fastscan`` drives, each process of ``monitor.scanshare``) stops at the same
 header by the same rule and asks this module where the next plausible record starts, as a
 forensic reader (pcapfix) does, so that they all agree on what was read and what was skipped.
 

@@ -25,13 +25,13 @@ and interfaces (each with its own link type, ``if_tsresol``, decimal or power-of
 ``if_tsoffset``), and Enhanced, Simple and obsolete Packet blocks. Other blocks are skipped.
 
 ``hallmonitor scan --format jsonl`` reads classic pcap files through ``monitor.fastscan``
-instead, which walks the records the same way in its own loop (``open_pcap_records``) and
-decodes them in place, without a ``Frame`` each.
+instead when the compiled loop was built: it walks the records the same way in its own loop
+(``open_pcap_records``) and decodes them in place, without a ``Frame`` each.
 
 A file whose header is broken raises ``CaptureFileError``. Damage further in (a record or block
 header with an impossible length) is noted in ``CaptureReader.damage`` with its offset, and
 reading resumes at the next plausible record or block, or stops there when none follows
-(``monitor.sources.damage`` has the rules, shared with the fused loops). A file that ends in
+(``monitor.sources.damage`` has the rules, shared with the compiled loop). A file that ends in
 the middle of a record (a cut-off download, a capture still being written) yields every
 complete frame and then ends, with ``CaptureReader.truncated`` set and the cut in ``damage``.
 """

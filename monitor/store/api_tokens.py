@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
 from monitor.store.models import ApiTokenRecord, UserRecord
 from monitor.store.users import UserInfo, current_time, user_info
 
@@ -45,7 +46,7 @@ def create_api_token(db: Session, user_id: int, name: str, *, now: datetime | No
     if not name.strip() or len(name) > 100:
         raise ValueError("token name: give 1 to 100 characters saying what uses it")
     if db.get(UserRecord, user_id) is None:
-        raise LookupError(f"no user with id {user_id}")
+        raise NotFound(f"no user with id {user_id}")
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.add(
         ApiTokenRecord(
@@ -63,7 +64,7 @@ def revoke_api_token(db: Session, token_id: int, *, now: datetime | None = None)
     """Revoke a token (kept for the record); ``LookupError`` when there is no such token."""
     record = db.get(ApiTokenRecord, token_id)
     if record is None:
-        raise LookupError(f"no API token with id {token_id}")
+        raise NotFound(f"no API token with id {token_id}")
     if record.revoked_at is None:
         record.revoked_at = current_time(now)
         db.flush()

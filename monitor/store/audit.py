@@ -5,7 +5,9 @@ returns identities, export and change appends one ``AuditEventRecord`` through
 ``record_event``, in the caller's transaction: the action and its audit row are committed
 together or not at all. Each row names the school it concerns (``site``), so that an admin
 limited to one school reads only that school's events. Nothing here updates or deletes
-audit rows (retention of the audit log is a separate, deliberate decision).
+audit rows (retention of the audit log is a separate, deliberate decision); the one change
+to them is an erasure's (``monitor.store.queries.exports.erase_device``): the erased device's
+MAC and addresses in them are replaced by its one-way digest, and the rows stay.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def record_bulk_read(
     site: str | None,
 ) -> None:
     """The one audit row of a read of many items at once (the queue's CSV export, a page of the
-    API's incident or device list): the query asked (``filters``), never a row per item."""
+    incident queue or the device list, on a page or through the API): the query asked
+    (``filters``), never a row per item."""
     record_event(
         db,
         user=user,
@@ -123,6 +126,14 @@ def record_bulk_read(
         address=address,
         site=site,
     )
+
+
+def list_read_detail(
+    via: str, page: int, per_page: int, returned: int, total: int
+) -> dict[str, object]:
+    """The audit detail of a list page read (``record_bulk_read``): where it was read (``api``
+    or ``page``), the page asked for and how many items it held, never the items."""
+    return {"via": via, "page": page, "per_page": per_page, "returned": returned, "total": total}
 
 
 def record_review(

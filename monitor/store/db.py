@@ -21,7 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -146,6 +146,12 @@ def head_revision() -> str:
     if head is None:
         raise FileNotFoundError(f"{MIGRATIONS_DIR}: no migration revisions")
     return head
+
+
+def ping(engine: Engine) -> None:
+    """Ask the database for nothing: raises whatever the driver raises when it does not answer."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,4 +1,6 @@
-"""What the writer stores: the item types, their spool encoding, and the SQL that applies them.
+"""What the writer stores: the spool encoding of the item types and the SQL that applies them.
+
+The item types themselves are plain values in ``monitor.records`` (what the engine emits).
 
 Every item is encoded as a JSON object tagged with its type and version (``{"t": "incident",
 "v": 1, ...}``), whether it goes to the database now or to the spool first, so that both paths
@@ -25,6 +27,15 @@ from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.confidence import basis_from_evidence
+from monitor.records import (
+    CaptureRecorded,
+    CounterIncrement,
+    DeviceSeen,
+    EmbeddedCountRow,
+    EngineItem,
+    StoredObservation,
+)
+from monitor.store.erasures import drop_erased
 from monitor.store.models import (
     UNKNOWN_MAC,
     AppliedBatchRecord,
@@ -34,78 +45,31 @@ from monitor.store.models import (
     IncidentRecord,
     ObservationRecord,
     RecordedCaptureRecord,
+    ReplayPositionRecord,
 )
 from monitor.store.spool import SpoolRecord
-from monitor.values import Incident, Match, Observation
+from monitor.values import Incident
 
 ITEM_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
-class StoredObservation:
-    """A matched observation to store, with the incident it counted towards (if any)."""
+class Positioned:
+    """Record ``number`` of a replay of the capture file ``sha256`` (``monitor.store.ledger``).
 
-    site: str
-    observation: Observation
-    match: Match
-    incident_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterIncrement:
-    """Add ``count`` to an anonymous daily counter (``observations.dns``, ``matches.outside_hours``)."""
-
-    site: str
-    day: date
-    name: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedCountRow:
-    """Add ``count`` embedded-only hits for one device, platform and day."""
-
-    site: str
-    day: date
-    device_ip: str
-    device_mac: str | None
-    platform: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSeen:
-    """A device (MAC, where known) was seen at an address at ``ts``, perhaps with a host name."""
-
-    site: str
-    mac: str | None
-    ip: str
-    host_name: str | None
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureRecorded:
-    """A replay has handed the writer every other item of a capture file: enter it in the ledger.
-
-    Submitted after the file's items, so it commits with or after the file's last batch.
+    Stored only if the file's replay position (``replay_positions``) is below ``number``, in the
+    transaction that moves the position up to it: each record of a replay is stored once, however
+    often the replay is killed and run again. ``after`` is the digest of the files read before.
     """
 
-    site: str
+    item: EngineItem
     sha256: str
-    file_name: str
-    size_bytes: int
-    frames: int
+    after: str
+    number: int
 
 
-WriterItem = (
-    Incident
-    | StoredObservation
-    | CounterIncrement
-    | EmbeddedCountRow
-    | DeviceSeen
-    | CaptureRecorded
-)
+WriterItem = EngineItem | Positioned
+"""What the writer takes: what the engine emits, or a replay's numbered record of it."""
 
 INCIDENT_FIELDS = [
     "key",
@@ -185,6 +149,8 @@ def encode_item(item: WriterItem) -> dict[str, Any]:
         case CaptureRecorded(site, sha256, file_name, size_bytes, frames):
             return {"t": "capture", "v": ITEM_VERSION, "site": site, "sha256": sha256,
                     "file_name": file_name, "size_bytes": size_bytes, "frames": frames}  # fmt: skip
+        case Positioned(inner, sha256, after, number):
+            return encode_item(inner) | {"replay": sha256, "after": after, "number": number}
         case _:
             assert_never(item)
 
@@ -275,13 +241,15 @@ def apply_records(
     )
     grouped: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FIELDS}
     bad: list[tuple[dict[str, Any], str]] = []
-    for item in (item for record in todo for item in record.items):
+    items = [item for record in todo for item in record.items]
+    for item in _not_yet_stored(connection, items, bad):
         try:
             kind, params = decode_item(item)
         except ValueError as e:
             bad.append((item, str(e)))
             continue
         grouped[kind].append(params)
+    drop_erased(connection, grouped)
     _upsert_incidents(connection, grouped["incident"], now)
     if grouped["observation"]:
         connection.execute(insert(ObservationRecord), grouped["observation"])
@@ -290,6 +258,66 @@ def apply_records(
     _upsert_devices(connection, grouped["device"])
     _enter_captures(connection, grouped["capture"], now)
     return sum(len(rows) for rows in grouped.values()), bad
+
+
+def _replay_position(item: dict[str, Any]) -> tuple[str, str, str, int]:
+    """The site, file, files before and number of a replay's record (``Positioned``)."""
+    site, sha256, after, number = (item.get(name) for name in ("site", "replay", "after", "number"))
+    if not (isinstance(site, str) and isinstance(sha256, str) and isinstance(after, str)):
+        raise ValueError("replay record without its site, file or files before")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise ValueError(f"replay record number {number!r}")
+    return site, sha256, after, number
+
+
+def _not_yet_stored(
+    connection: Connection, items: list[dict[str, Any]], bad: list[tuple[dict[str, Any], str]]
+) -> list[dict[str, Any]]:
+    """``items`` without the replay records already stored; moves the replay positions up.
+
+    A replay's records come in the order of their numbers (the writer keeps the order of a
+    replay's items), so a file's position is the number of its last stored record.
+    """
+    replayed = [item for item in items if "replay" in item]
+    if not replayed:
+        return items
+    table = ReplayPositionRecord
+    files = {item.get("replay") for item in replayed}
+    stored = {
+        (site, sha256): position
+        for site, sha256, position in connection.execute(
+            select(table.site, table.sha256, table.position)
+            .where(table.sha256.in_(files))
+            .with_for_update()
+        )
+    }
+    reached: dict[tuple[str, str], tuple[str, int]] = {}
+    kept: list[dict[str, Any]] = []
+    for item in items:
+        if "replay" not in item:
+            kept.append(item)
+            continue
+        try:
+            site, sha256, after, number = _replay_position(item)
+        except ValueError as e:
+            bad.append((item, str(e)))
+            continue
+        if number <= stored.get((site, sha256), 0):
+            continue
+        kept.append(item)
+        reached[(site, sha256)] = (after, max(number, reached.get((site, sha256), ("", 0))[1]))
+    if reached:
+        stmt = _dialect_insert(connection, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site", "sha256"],
+            set_={"position": stmt.excluded.position},
+            where=stmt.excluded.position > table.__table__.c.position,
+        )
+        connection.execute(stmt, [
+            {"site": site, "sha256": sha256, "after": after, "position": number}
+            for (site, sha256), (after, number) in reached.items()
+        ])  # fmt: skip
+    return kept
 
 
 def _enter_captures(connection: Connection, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -266,6 +266,45 @@ class RecordedCaptureRecord(Base):
     recorded_at: Mapped[datetime]
 
 
+class ReplayPositionRecord(Base):
+    """How far ``scan --record`` has stored each capture file: the bank ledger of a replay.
+
+    A replay numbers the records it makes of a file (1, 2, ...); each record carries its number,
+    and the transaction that stores it moves ``position`` up to it. A run that was killed part way
+    is carried on by running it again: the records up to ``position`` are not stored twice
+    (``monitor.store.ledger``). ``after`` is a digest of the files the run read before this one:
+    their state (open incidents, learnt addresses) shaped this file's records, so only a run
+    that reads the same files before it may carry it on.
+    """
+
+    __tablename__ = "replay_positions"
+
+    site: Mapped[str] = mapped_column(String, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String, primary_key=True)
+    after: Mapped[str] = mapped_column(String)
+    position: Mapped[int] = mapped_column(BigInteger)
+    """The number of the file's last stored record."""
+
+
+class ErasureRecord(Base):
+    """One identity (MAC or address) of an erased device, named only by its one-way digest.
+
+    Written by ``erase_device`` in the erasure's transaction; the running capture polls it to
+    forget the device, and the writer refuses anything of it dated up to ``erased_at``.
+    """
+
+    __tablename__ = "erasures"
+    __table_args__ = (Index(None, "site", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site: Mapped[str] = mapped_column(String)
+    digest: Mapped[str] = mapped_column(String)
+    """``monitor.devices.identity_digest`` of the MAC or address, as stored."""
+    every_device: Mapped[bool] = mapped_column(Boolean)
+    """For an address: every device's rows at it were erased (not only those with no MAC)."""
+    erased_at: Mapped[datetime]
+
+
 # --- the review app and reports -----------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from monitor.store.users import UserInfo, create_user, get_user, list_users, set
 T = TypeVar("T")
 
 
-def _run(url: str, action: Callable[[Session], T]) -> T:
+def run_in_transaction(url: str, action: Callable[[Session], T]) -> T:
     """Run ``action`` in one committed transaction on a database at the current schema."""
     engine = make_engine(url)
     try:
@@ -52,7 +52,7 @@ def run_users_add(
         _audit_cli(db, user, {"change": "add", "role": user.role.value, "site": user.site})
         return f"added {user.role} {user.username!r} ({user.display_name})"
 
-    return _run(url, add)
+    return run_in_transaction(url, add)
 
 
 def run_users_passwd(url: str, username: str, password: str) -> str:
@@ -67,7 +67,7 @@ def run_users_passwd(url: str, username: str, password: str) -> str:
             f"{_tokens(changed.tokens_revoked)} revoked"
         )
 
-    return _run(url, passwd)
+    return run_in_transaction(url, passwd)
 
 
 def run_users_disable(url: str, username: str, *, disabled: bool = True) -> str:
@@ -80,7 +80,7 @@ def run_users_disable(url: str, username: str, *, disabled: bool = True) -> str:
             return f"disabled {user.username!r}: signed out, API tokens refused"
         return f"enabled {user.username!r}"
 
-    return _run(url, toggle)
+    return run_in_transaction(url, toggle)
 
 
 def run_users_token(url: str, username: str, name: str) -> str:
@@ -90,12 +90,12 @@ def run_users_token(url: str, username: str, name: str) -> str:
         user = get_user(db, username)
         token = create_api_token(db, user.id, name)
         record_event(
-            db, user=_cli_actor(), action=AuditAction.CREATE_API_TOKEN, target_type="user",
+            db, user=cli_actor(), action=AuditAction.CREATE_API_TOKEN, target_type="user",
             target_id=user.id, detail={"name": name}, address=None, site=user.site,
         )  # fmt: skip
         return token
 
-    return _run(url, issue)
+    return run_in_transaction(url, issue)
 
 
 def _tokens(count: int) -> str:
@@ -104,21 +104,21 @@ def _tokens(count: int) -> str:
     return "1 API token was" if count == 1 else f"{count} API tokens were"
 
 
-def _cli_actor() -> NamedActor:
+def cli_actor() -> NamedActor:
     """Changes made at the command line are audited as ``cli:<login name>``."""
     return NamedActor(None, "cli:" + getpass.getuser())
 
 
 def _audit_cli(db: Session, user: UserInfo, detail: dict[str, object]) -> None:
     record_event(
-        db, user=_cli_actor(), action=AuditAction.CHANGE_USER, target_type="user",
+        db, user=cli_actor(), action=AuditAction.CHANGE_USER, target_type="user",
         target_id=user.id, detail=detail, address=None, site=user.site,
     )  # fmt: skip
 
 
 def run_users_list(url: str) -> list[str]:
     """``hallmonitor users list``: a header line and one line per user."""
-    users = _run(url, list_users)
+    users = run_in_transaction(url, list_users)
     now = datetime.now(UTC)
     return [_list_line("USERNAME", "ROLE", "NAME", "EMAIL", "SITE", "STATE", "LAST LOGIN")] + [
         _list_line(

@@ -17,7 +17,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
 from monitor.store.models import UserRecord, WebSessionRecord
+from monitor.store.workflow import in_words
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -39,6 +41,11 @@ class UserRole(StrEnum):
     """Headteacher or deputy: incidents, outcomes, exports."""
     GOVERNOR = "governor"
     """Aggregate figures only: never a device, address, host name or label."""
+
+    @property
+    def label(self) -> str:
+        """How the role reads: ``IT administrator``, ``Reviewer``, ``Governor``."""
+        return "IT administrator" if self is UserRole.ADMIN else in_words(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +177,7 @@ def get_user_record(db: Session, username: str) -> UserRecord:
         select(UserRecord).where(UserRecord.username == normalise_username(username))
     )
     if record is None:
-        raise LookupError(f"no user {normalise_username(username)!r}: see `hallmonitor users list`")
+        raise NotFound(f"no user {normalise_username(username)!r}", "see `hallmonitor users list`")
     return record
 
 

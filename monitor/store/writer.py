@@ -16,7 +16,8 @@ exactly-once even when a commit succeeded but its acknowledgement was lost. Ever
 order-independent: incidents are upserted by key and only move forward (more hits, or closed),
 and never once a reviewer has taken them into review (later hits go to a linked continuation;
 see ``monitor.store.items``), counters add, device bindings keep the earliest first-seen and latest last-seen. Order is kept
-except when the queue overflows, where spooled items may land before older queued ones.
+except when the queue overflows, where spooled items may land before older queued ones; a replay
+(``wait_when_full``) waits for room instead, so its numbered records stay in order.
 """
 
 from __future__ import annotations
@@ -37,26 +38,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from monitor.store.db import display_url
-from monitor.store.items import (
-    CounterIncrement,
-    DeviceSeen,
-    EmbeddedCountRow,
-    StoredObservation,
-    WriterItem,
-    apply_records,
-    encode_item,
-)
+from monitor.store.items import WriterItem, apply_records, encode_item
 from monitor.store.spool import Spool, SpoolRecord
 
-__all__ = [
-    "CounterIncrement",
-    "DeviceSeen",
-    "EmbeddedCountRow",
-    "StoredObservation",
-    "Writer",
-    "WriterItem",
-    "WriterStats",
-]
+__all__ = ["Writer", "WriterStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +93,12 @@ class Writer:
         queue_size: int = 10000,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
+        wait_when_full: bool = False,
     ) -> None:
+        """``wait_when_full``: ``submit`` waits for room on a full queue instead of spooling,
+        so the items keep their order (a replay, which has no packets to lose by waiting)."""
         self._engine_factory = engine_factory
+        self._wait_when_full = wait_when_full
         self._engine: Engine | None = None
         self._spool = Spool(spool_dir)
         self._batch_size = batch_size
@@ -144,12 +133,18 @@ class Writer:
         self._thread.start()
 
     def submit(self, item: WriterItem) -> None:
-        """Queue ``item`` for writing; never waits for the database."""
+        """Queue ``item`` for writing; never waits for the database (unless ``wait_when_full``)."""
         try:
             self._queue.put_nowait(item)
             return
         except queue.Full:
             pass
+        while self._wait_when_full and self._thread is not None and self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=WAKE_INTERVAL_S)
+                return
+            except queue.Full:
+                continue
         try:
             self._spool.append(uuid.uuid4().hex, [encode_item(item)], sync=False)
         except OSError as e:

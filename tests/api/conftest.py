@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.deps import CurrentUser, SessionDep, UserDep, VisitorDep, require_role
 from monitor.config import Settings
+from monitor.errors import NotFound
 from monitor.store.audit import record_event
 from monitor.store.db import upgrade_schema
 from monitor.store.models import AuditEventRecord
@@ -230,6 +231,15 @@ def probe_router() -> APIRouter:
     @router.get("/api/test/boom")
     def api_boom() -> None:
         raise RuntimeError("deliberate failure")
+
+    @router.get("/test/missing")
+    @router.get("/api/test/missing")
+    def missing() -> None:
+        raise NotFound("no incident 42", "see the queue")
+
+    @router.get("/test/key-error")
+    def key_error() -> None:
+        raise KeyError("a bug, not a missing item")
 
     @router.get("/api/test/number/{value}")
     def number(value: int) -> dict[str, int]:

@@ -113,6 +113,19 @@ def test_an_unknown_api_path_gets_json(probes: AppHarness) -> None:
     assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
 
 
+def test_a_missing_item_is_a_404_naming_it_on_pages_and_the_api(probes: AppHarness) -> None:
+    page = probes.client.get("/test/missing")
+    assert page.status_code == 404
+    assert page.template.name == "pages/errors/404.html"  # type: ignore[attr-defined]
+    assert "No incident 42." in page.text and "see the queue" not in page.text
+    api = probes.client.get("/api/test/missing")
+    assert (api.status_code, api.json()) == (404, {"detail": "No incident 42."})
+
+
+def test_other_lookup_errors_are_bugs_not_missing_items(probes: AppHarness) -> None:
+    assert probes.client.get("/test/key-error").status_code == 500
+
+
 def test_a_failing_page_gets_the_500_page_without_details(probes: AppHarness) -> None:
     response = probes.client.get("/test/boom")
     assert response.status_code == 500

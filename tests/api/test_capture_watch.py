@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from api.capture_watch import STALE_AFTER, CaptureWatch, FrameTotal, latest_frame_totals
-from monitor.store.models import DailyCounterRecord
-from tests.api.conftest import AppHarness
+from api.capture_watch import STALE_AFTER, CaptureWatch
+from monitor.store.queries.health import FrameTotal
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 24)
@@ -61,22 +60,3 @@ def test_a_clock_that_goes_back_is_not_a_negative_age() -> None:
     watch.observe({"a": FrameTotal(TODAY, 1)}, T0)
     (site,) = watch.observe({"a": FrameTotal(TODAY, 1)}, T0 - timedelta(minutes=5))
     assert site.unchanged_for == timedelta(0) and not site.stale
-
-
-def test_latest_totals_take_each_sites_latest_recent_day(harness: AppHarness) -> None:
-    rows = [
-        ("st-marys", TODAY, "capture.frames", 50),
-        ("st-marys", TODAY - timedelta(days=1), "capture.frames", 9000),
-        ("st-marys", TODAY, "observations.dns", 7),
-        ("hill", TODAY - timedelta(days=1), "capture.frames", 300),
-        ("retired", TODAY - timedelta(days=2), "capture.frames", 5),
-    ]
-    with harness.db() as db:
-        for site, day, name, count in rows:
-            db.add(DailyCounterRecord(site=site, day=day, name=name, count=count))
-        db.commit()
-        totals = latest_frame_totals(db, TODAY)
-    assert totals == {
-        "st-marys": FrameTotal(TODAY, 50),
-        "hill": FrameTotal(TODAY - timedelta(days=1), 300),
-    }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +38,14 @@ from monitor.store.db import make_engine
 from monitor.store.users import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness
 from tests.data.traffic import client_hello_bytes
-from tests.monitor.conftest import BACKENDS, PostgresServer, postgres_server, postgres_test_url
+from tests.monitor import conftest as databases
 from tests.monitor.test_runner import settings_for
 
-__all__ = ["postgres_server", "postgres_test_url"]  # fixtures used here
+backend = databases.backend
+engine_url = databases.engine_url
+sqlite_template = databases.sqlite_template
+postgres_server = databases.postgres_server
+postgres_test_url = databases.postgres_test_url
 
 START = datetime(2026, 11, 24, 10, 12, tzinfo=UTC).timestamp()
 """A Tuesday morning (the test's school day is every day, all day)."""
@@ -85,26 +88,10 @@ def school_morning(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(
-    request: pytest.FixtureRequest, api_sqlite_template: Path, tmp_path: Path
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        path = tmp_path / "db" / "hallmonitor.sqlite3"
-        path.parent.mkdir()
-        shutil.copyfile(api_sqlite_template, path)
-        yield f"sqlite:///{path}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    url = server.create_database(template=server.template)
-    yield url.render_as_string(hide_password=False)
-    server.drop_database(url)
-
-
 @pytest.fixture
-def recorded(store_url: str, tmp_path: Path) -> Iterator[AppHarness]:
+def recorded(engine_url: str, tmp_path: Path) -> Iterator[AppHarness]:
     """The morning's capture recorded by the real engine, and the review app on that store."""
-    settings = settings_for(tmp_path, store_url)
+    settings = settings_for(tmp_path, engine_url)
     summary = record_captures(settings, [str(school_morning(tmp_path / "morning.pcap"))])
     assert summary.writer.dropped == summary.writer.spooled == 0
     app = create_app(settings, password_hasher=FAST_HASHER)

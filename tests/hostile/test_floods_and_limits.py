@@ -36,11 +36,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.limits import DEFAULT_BODY_LIMIT
+from monitor.records import CounterIncrement
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.passwords import LoginOutcome, LoginPolicy, set_password, verify_login
 from monitor.store.users import UserRole, create_user
-from monitor.store.writer import CounterIncrement, Writer
+from monitor.store.writer import Writer
 from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     backend,
     engine,

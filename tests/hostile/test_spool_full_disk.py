@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor.records import CounterIncrement
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.items import encode_item
 from monitor.store.spool import Spool
-from monitor.store.writer import CounterIncrement, Writer
+from monitor.store.writer import Writer
 from tests.monitor.test_runner import PCAPS, SOCIAL_CAPTURES, write_config
 
 HALLMONITOR = str(Path(sys.executable).parent / "hallmonitor")

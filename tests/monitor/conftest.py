@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,12 +99,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def engine_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database at the schema head, on each backend."""
+@contextmanager
+def fresh_database(backend: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A fresh database at the schema head (an SQLite file in ``directory``), dropped after."""
     if backend == "sqlite":
         template = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "db" / "hallmonitor.sqlite3"
+        path = directory / "hallmonitor.sqlite3"
         path.parent.mkdir()
         shutil.copyfile(template, path)
         yield f"sqlite:///{path}"
@@ -112,6 +113,13 @@ def engine_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
     url = server.create_database(template=server.template)
     yield url.render_as_string(hide_password=False)
     server.drop_database(url)
+
+
+@pytest.fixture
+def engine_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at the schema head, on each backend."""
+    with fresh_database(backend, request, tmp_path / "db") as url:
+        yield url
 
 
 @pytest.fixture
@@ -131,3 +139,12 @@ def engine(engine_url: str) -> Iterator[Engine]:
     engine = make_engine(engine_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def second_engine_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """Another fresh database at the schema head, on the same backend as ``engine_url``."""
+    with fresh_database(backend, request, tmp_path / "second-db") as url:
+        yield url

@@ -156,3 +156,30 @@ def test_a_device_with_a_few_addresses_keeps_its_mac() -> None:
     assert not directory.is_router(laptop)
     seen = Observation(1.0, Proto.DNS, "example.com", "10.20.0.15", None, "10.20.0.1", 53)
     assert directory.identify(seen, None).mac == laptop
+
+
+def test_an_erased_device_is_forgotten_and_only_what_came_before_is_erased() -> None:
+    from monitor.devices import Erasure, ErasureSet, identity_digest
+
+    directory = DeviceDirectory()
+    directory.learn(dhcp("staff-laptop-12", LAPTOP_MAC, "10.1.0.10"))
+    directory.learn(dns("10.1.0.11", PHONE_MAC))
+    erased = ErasureSet([Erasure(identity_digest(LAPTOP_MAC), 10.0, every_device=False),
+                         Erasure(identity_digest("10.1.0.10"), 10.0, every_device=False)])  # fmt: skip
+    assert directory.forget(erased) == 3  # its host name, its addresses, its address
+    assert (directory.find_host_name(LAPTOP_MAC), directory.find_mac("10.1.0.10")) == (None, None)
+    assert directory.find_mac("10.1.0.11") == PHONE_MAC
+    assert erased.erases(LAPTOP_MAC, "10.1.0.99", 10.0)
+    assert not erased.erases(LAPTOP_MAC, "10.1.0.10", 10.5)  # after the erasure
+    assert erased.erases(None, "10.1.0.10", 9.0)  # its address, no MAC known
+    assert not erased.erases(PHONE_MAC, "10.1.0.10", 9.0)  # another device at that address later
+    by_address = ErasureSet([Erasure(identity_digest("10.1.0.10"), 10.0, every_device=True)])
+    assert by_address.erases(PHONE_MAC, "10.1.0.10", 9.0)
+
+
+def test_identity_digest_is_one_way_and_stable() -> None:
+    from monitor.devices import identity_digest
+
+    digest = identity_digest(LAPTOP_MAC)
+    assert digest == identity_digest(LAPTOP_MAC) != identity_digest(PHONE_MAC)
+    assert LAPTOP_MAC not in digest and len(digest) == 32

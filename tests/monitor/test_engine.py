@@ -11,14 +11,14 @@ from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.lists import load_lists
 from monitor.policy import Policy, SchoolCalendar, Segment, Segments
-from monitor.sessions import Sessionizer
-from monitor.store.writer import (
+from monitor.records import (
     CounterIncrement,
     DeviceSeen,
     EmbeddedCountRow,
+    EngineItem,
     StoredObservation,
-    WriterItem,
 )
+from monitor.sessions import Sessionizer
 from monitor.values import (
     Attribution,
     Category,
@@ -46,7 +46,7 @@ def utc_day(ts: float) -> date:
     return datetime.fromtimestamp(ts, UTC).date()
 
 
-def build(items: list[WriterItem]) -> Engine:
+def build(items: list[EngineItem]) -> Engine:
     segments = Segments(
         [
             Segment(
@@ -73,16 +73,16 @@ def lookup(
     return Observation(ts, proto, name, client, STAFF_MAC, "10.20.0.1", 53)
 
 
-def incidents(items: list[WriterItem]) -> list[Incident]:
+def incidents(items: list[EngineItem]) -> list[Incident]:
     return [item for item in items if isinstance(item, Incident)]
 
 
-def counters(items: list[WriterItem]) -> dict[str, int]:
+def counters(items: list[EngineItem]) -> dict[str, int]:
     return {item.name: item.count for item in items if isinstance(item, CounterIncrement)}
 
 
 def test_a_visit_to_facebook_in_school_hours_becomes_an_incident() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.facebook.com"))
     engine.feed(lookup("www.facebook.com", TUESDAY_10AM + 30, proto=Proto.TLS))
@@ -100,7 +100,7 @@ def test_a_visit_to_facebook_in_school_hours_becomes_an_incident() -> None:
 
 
 def test_a_page_embedding_a_facebook_widget_is_counted_but_never_an_incident() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     for offset, name in enumerate(
         ["www.bbc.co.uk", "static.files.bbci.co.uk", "connect.facebook.net", "ichef.bbci.co.uk"]
@@ -116,7 +116,7 @@ def test_a_page_embedding_a_facebook_widget_is_counted_but_never_an_incident() -
 
 
 def test_a_match_after_school_is_only_an_anonymous_count() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.instagram.com", TUESDAY_9PM))
     engine.close()
@@ -126,7 +126,7 @@ def test_a_match_after_school_is_only_an_anonymous_count() -> None:
 
 
 def test_a_match_on_an_unconfigured_network_is_counted_as_unsegmented() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.tiktok.com", client=GUEST_PHONE))
     engine.close()
@@ -135,7 +135,7 @@ def test_a_match_on_an_unconfigured_network_is_counted_as_unsegmented() -> None:
 
 
 def test_non_social_traffic_leaves_nothing_but_counters() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.education.gov.uk"))
     engine.close()
@@ -143,7 +143,7 @@ def test_non_social_traffic_leaves_nothing_but_counters() -> None:
 
 
 def test_a_dhcp_host_name_names_the_device_in_later_incidents() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(
         Observation(
@@ -157,7 +157,7 @@ def test_a_dhcp_host_name_names_the_device_in_later_incidents() -> None:
 
 
 def test_a_dns_answer_for_a_name_already_asked_adds_no_second_hit() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.instagram.com"))
     answer = Observation(
@@ -178,7 +178,7 @@ def test_a_dns_answer_for_a_name_already_asked_adds_no_second_hit() -> None:
 
 
 def test_a_connection_with_no_usable_name_is_attributed_by_the_address_it_resolved_to() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(
         Observation(
@@ -211,7 +211,7 @@ def test_a_connection_with_no_usable_name_is_attributed_by_the_address_it_resolv
 
 
 def test_tick_closes_idle_incidents_and_flushes_counters_on_the_capture_clock() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     engine.feed(lookup("www.reddit.com"))
     engine.tick(TUESDAY_10AM + 1)
@@ -222,7 +222,7 @@ def test_tick_closes_idle_incidents_and_flushes_counters_on_the_capture_clock() 
 
 
 def test_visibility_gaps_are_counted_per_day_without_identities() -> None:
-    items: list[WriterItem] = []
+    items: list[EngineItem] = []
     engine = build(items)
     hidden = Observation(
         TUESDAY_10AM,
@@ -254,3 +254,45 @@ def test_visibility_gaps_are_counted_per_day_without_identities() -> None:
         "flags.encrypted-dns": 1,
         "capture.frames": 10,
     }
+
+
+def stored(items: list[EngineItem]) -> list[StoredObservation]:
+    return [item for item in items if isinstance(item, StoredObservation)]
+
+
+def test_a_stored_observation_carries_its_incident_and_the_device_the_directory_resolved() -> None:
+    items: list[EngineItem] = []
+    engine = build(items)
+    engine.feed(lookup("www.instagram.com"))
+    without_mac = Observation(TUESDAY_10AM + 5, Proto.TLS, "www.instagram.com", STAFF_LAPTOP,
+                              None, "157.240.221.174", 443)  # fmt: skip
+    engine.feed(without_mac)
+    engine.close()
+    (key,) = {incident.key for incident in incidents(items)}
+    assert [(item.incident_key, item.observation.client_mac) for item in stored(items)] == [
+        (key, STAFF_MAC),
+        (key, STAFF_MAC),
+    ]
+
+
+def test_an_erased_device_is_forgotten_and_nothing_from_before_its_erasure_comes_back() -> None:
+    from monitor.devices import Erasure, identity_digest
+
+    items: list[EngineItem] = []
+    engine = build(items)
+    engine.feed(lookup("www.instagram.com"))
+    engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 30))
+    opened = len(items)
+    erased_at = TUESDAY_10AM + 60
+    erasure = Erasure(identity_digest(STAFF_MAC), erased_at, every_device=False)
+    assert engine.forget([erasure]) == 1
+    engine.feed(lookup("www.instagram.com", TUESDAY_10AM + 45))  # late, from before the erasure
+    engine.tick(TUESDAY_10AM + 3600)
+    assert incidents(items[opened:]) == []
+    assert stored(items[opened:]) == []
+    assert engine.stats.erased == 1
+    engine.feed(lookup("www.instagram.com", erased_at + 1))
+    assert engine.forget([erasure]) == 0  # handed over again (a restart): what came after stays
+    engine.close()
+    later = incidents(items[opened:])
+    assert {incident.start for incident in later} == {erased_at + 1}

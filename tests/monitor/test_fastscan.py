@@ -1,15 +1,16 @@
-"""The fused scan loop (monitor.fastscan) prints and counts exactly what the general path does.
+"""The compiled scan loop (monitor.fastscan driving monitor.compiled.scanloop) prints and counts
+exactly what the general path, its Python original, does.
 
 Each test scans one capture twice, through ``write_observations`` (reader, decoder, extractor,
 ``render_jsonl``) and through ``scan_capture``, and compares the text written, every pipeline
-counter, the per-proto counts and how the reader says the file ended. Every test runs with
-both record loops: the Python one and the compiled one (``monitor._scanloop``).
+counter, the per-proto counts and how the reader says the file ended. Every test runs in one
+process and in three sharing the file (``monitor.scanshare``). Without the compiled loop the
+tests are skipped (and fail under CI): ``scan`` then takes the general path itself.
 """
 
 from __future__ import annotations
 
 import gc
-import importlib.util
 import os
 import struct
 import threading
@@ -24,14 +25,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.decode import Decoder
+from monitor.extract import extractor
 from monitor.extract.dns import DNS_PORTS
-from monitor.fastscan import _Windows, can_fast_scan, scan_capture
+from monitor.fastscan import SCANLOOP, _Windows, can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline
 from monitor.scan import render_jsonl, write_observations
 from monitor.sources.damage import Damage
 from monitor.sources.pcap import read_capture
 from monitor.values import Frame, Packet, StageCounters
 from tests.bench.make_mix import write_mix
+from tests.compiled import compiled_or_skip
 from tests.data.damaged import (
     packet_block_indexes,
     pcap_records,
@@ -41,34 +44,27 @@ from tests.data.damaged import (
     without_pcap_record,
 )
 from tests.data.pcapng import as_pcapng
-from tests.data.traffic import tls_flow
+from tests.data.traffic import client_hello_bytes, tls_flow
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
-COMPILED_LOOP_BUILT = importlib.util.find_spec("monitor._scanloop") is not None
 
 
 @dataclass
 class Loop:
-    """Which loop the fused scans of the running test use."""
+    """How the fused scans of the running test run."""
 
-    compiled: bool = False
     jobs: int = 1
 
 
 _loop = Loop()
 
 
-@pytest.fixture(autouse=True, params=["python loop", "compiled loop", "compiled, 3 processes"])
+@pytest.fixture(autouse=True, params=["one process", "3 processes"])
 def record_loop(request: pytest.FixtureRequest) -> None:
-    """Run the test with the Python record loop, with the compiled one, and with the
-    compiled one in three processes sharing the file (monitor.scanshare)."""
-    compiled = request.param != "python loop"
-    _loop.jobs = 3 if request.param == "compiled, 3 processes" else 1
-    if compiled and not COMPILED_LOOP_BUILT:
-        if os.environ.get("CI") == "true":
-            pytest.fail("monitor._scanloop was not built: run scripts/setup")
-        pytest.skip("monitor._scanloop was not built (no C compiler when installing)")
-    _loop.compiled = compiled
+    """Run the test with the compiled loop in one process, and in three processes sharing the
+    file (monitor.scanshare)."""
+    compiled_or_skip(SCANLOOP)
+    _loop.jobs = 3 if request.param == "3 processes" else 1
 
 
 CLASSIC_PCAPS = sorted(PCAPS.glob("*.pcap"))
@@ -91,20 +87,13 @@ def scan(
 ) -> ScanResult:
     # The general path reads with the Python extractor; the compiled loop with its compiled
     # readers too (monitor.extract.compiled), so that every comparison here holds them to it.
-    pipeline = Pipeline(strict=strict, dns_ports=dns_ports, compiled=fast and _loop.compiled)
+    pipeline = Pipeline(strict=strict, dns_ports=dns_ports, compiled=fast)
     written: list[str] = []
     by_proto: Counter[str] = Counter()
     reader = read_capture(path)
     if fast:
-        assert can_fast_scan(reader, pipeline, compiled=_loop.compiled)
-        scan_capture(
-            reader,
-            pipeline,
-            written.append,
-            by_proto,
-            compiled=_loop.compiled,
-            jobs=_loop.jobs,
-        )
+        assert can_fast_scan(reader, pipeline)
+        scan_capture(reader, pipeline, written.append, by_proto, jobs=_loop.jobs)
     else:
         write_observations(reader, pipeline, written.append, render_jsonl, by_proto)
     return ScanResult(
@@ -163,19 +152,29 @@ def test_fused_scan_equals_general_scan_with_an_extra_dns_port() -> None:
         assert_same_scan(path, dns_ports=DNS_PORTS | {8053, 443, 80})
 
 
-def test_fused_scan_is_offered_for_pcapng_with_the_compiled_loop_only() -> None:
-    path = PCAPNGS[0]
-    compiled = _loop.compiled
-    assert can_fast_scan(read_capture(path), Pipeline(), compiled=compiled) is compiled
-
-
 @pytest.mark.parametrize("path", PCAPNGS, ids=lambda path: path.stem)
 def test_fused_scan_equals_general_scan_on_golden_pcapng_capture(path: Path) -> None:
-    """pcapng is read by the compiled loop only; without it the general path reads it."""
-    if not _loop.compiled:
-        assert not can_fast_scan(read_capture(path), Pipeline(), compiled=False)
-        return
     assert_same_scan(path)
+
+
+def test_fused_scan_follows_the_extractors_tls_server_record_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The loop decides by the extractor's constants, handed over as data: a flow whose first
+    bytes are an alert record is given up on by both paths, and, with the alert taken out of
+    ``TLS_SERVER_RECORD_STARTS``, searched for a ClientHello by both (the alert's body
+    holds one), so both find its name."""
+    alert = b"\x15\x03\x03\x00\x02\x02\x28"
+    frames = [
+        ethernet(ipv4(6, tcp(50000, 443, b"", flags=0x02, seq=99))),
+        ethernet(
+            ipv4(6, tcp(50000, 443, alert + client_hello_bytes("after-alert.example"), seq=100))
+        ),
+    ]
+    path = write_frames(tmp_path / "alert.pcap", frames)
+    assert "after-alert.example" not in assert_same_scan(path).text
+    monkeypatch.setattr(extractor, "TLS_SERVER_RECORD_STARTS", (b"\x14\x03", b"\x17\x03"))
+    assert "after-alert.example" in assert_same_scan(path).text
 
 
 def test_fused_scan_is_not_offered_with_a_substitute_decoder() -> None:
@@ -197,9 +196,8 @@ def test_fused_scan_equals_general_scan_on_generated_mix(profile: str, tmp_path:
     result = assert_same_scan(path)
     assert result.counters.frames == manifest["packets"]
     assert result.by_proto["dns"] > 0
-    if _loop.compiled:
-        as_pcapng_result = assert_same_scan(as_pcapng(path, tmp_path / f"{profile}.pcapng"))
-        assert as_pcapng_result.by_proto == result.by_proto
+    as_pcapng_result = assert_same_scan(as_pcapng(path, tmp_path / f"{profile}.pcapng"))
+    assert as_pcapng_result.by_proto == result.by_proto
 
 
 @pytest.mark.parametrize("cut", [1, 7, 16, 17, 60, 500])
@@ -281,8 +279,6 @@ def test_fused_scan_equals_general_scan_on_a_real_capture_cut_in_its_last_record
 
 
 def test_fused_scan_equals_general_scan_past_a_damaged_pcapng_block(tmp_path: Path) -> None:
-    if not _loop.compiled:
-        pytest.skip("pcapng files take the compiled loop only")
     data = (PCAPS / "ndpi-viber.pcapng").read_bytes()
     index = packet_block_indexes(data)[50]
     damaged = assert_same_scan(
@@ -325,9 +321,8 @@ def test_fused_scan_equals_general_scan_for_other_link_types(tmp_path: Path) -> 
     assert_same_scan(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101))
     result = assert_same_scan(write_frames(tmp_path / "wifi.pcap", raw_ip, linktype=105))
     assert result.counters.unsupported_linktypes == {105: 100}
-    if _loop.compiled:
-        raw = as_pcapng(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101), tmp_path / "r")
-        assert_same_scan(raw)
+    raw = as_pcapng(write_frames(tmp_path / "raw.pcap", raw_ip, linktype=101), tmp_path / "r")
+    assert_same_scan(raw)
 
 
 # --- mapped and read windows ---------------------------------------------------------------
@@ -581,9 +576,8 @@ def test_fused_scan_equals_general_scan_on_crafted_frames(tmp_path: Path) -> Non
     result = assert_same_scan(write_frames(tmp_path / "crafted.pcap", frames))
     assert result.by_proto["dns"] >= 10
     assert result.counters.malformed
-    if _loop.compiled:
-        pcapng = as_pcapng(tmp_path / "crafted.pcap", tmp_path / "crafted.pcapng")
-        assert assert_same_scan(pcapng).by_proto == result.by_proto
+    pcapng = as_pcapng(tmp_path / "crafted.pcap", tmp_path / "crafted.pcapng")
+    assert assert_same_scan(pcapng).by_proto == result.by_proto
 
 
 @pytest.mark.parametrize("name", sorted(CRAFTED))
@@ -681,8 +675,7 @@ def test_fused_scan_equals_general_scan_on_mutated_frames(
 ) -> None:
     pcap = write_frames(tmp_path / "mutated.pcap", frames)
     assert_same_scan(pcap, strict=False)
-    if _loop.compiled:
-        assert_same_scan(as_pcapng(pcap, tmp_path / "mutated.pcapng"), strict=False)
+    assert_same_scan(as_pcapng(pcap, tmp_path / "mutated.pcapng"), strict=False)
 
 
 # --- memory ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 A decision stays a decision: once an incident is in review or closed, later activity of the
 device on the platform goes to a new incident linked to it. A daemon killed with ``kill -9``
 leaves nothing open for ever and splits no activity: the next start carries its incidents on.
+A device erased while it is busy is forgotten by the running capture: nothing of it dated
+before the erasure comes back.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
 from monitor.config import Settings
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
-from monitor.store.models import IncidentRecord
+from monitor.store.models import AuditEventRecord, IncidentRecord, ObservationRecord
 from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD
 from tests.monitor.test_runner import Daemon, stored_incidents, wait_for, write_config
@@ -214,3 +217,68 @@ while time.monotonic() < deadline:
     assert (row.key, row.state, row.platform) == (left.key, "closed", "tiktok")
     assert row.hit_count > left.hit_count
     assert row.start_at == left.start_at
+
+
+@pytest.mark.slow
+def test_a_device_erased_under_traffic_stays_erased_and_only_later_traffic_is_stored(
+    veth: object, engine_url: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from hallmonitor.cli import main
+    from tests.monitor.sources.netns import namespace_command
+    from tests.monitor.sources.test_live import dns_query
+    from tests.monitor.store.queries.factories import rows_naming
+
+    config = daemon_config(tmp_path, engine_url, veth, idle_gap_minutes=10)
+    host_ip, device_ip = veth.host_ip, veth.ns_ip  # type: ignore[attr-defined]
+    flood = f"""
+import socket, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+query = bytes.fromhex({dns_query("www.instagram.com").hex()!r})
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    udp.sendto(query, ({host_ip!r}, 53))
+    time.sleep(0.05)
+"""
+    daemon = start(config)
+    sender = subprocess.Popen(namespace_command(veth.ns_name, flood))  # type: ignore[attr-defined]
+    try:
+        wait_for(lambda: len(stored_incidents(engine_url)) == 1, 30, "the incident row")
+        (incident,) = stored_incidents(engine_url)
+        mac = incident.device_mac
+        assert mac is not None
+        time.sleep(1.0)
+        erased = CliRunner().invoke(
+            main,
+            ["--config", str(config), "devices", "erase", mac.upper().replace(":", "-"),
+             "--reason", "the owner asked", "--by", "it"],
+        )  # fmt: skip
+        assert erased.exit_code == 0, erased.stderr
+        wait_for(lambda: daemon.logged("forgot"), 15, "the capture to forget the device")
+        assert sender.poll() is None, "the traffic must go on after the capture forgot the device"
+        sender.wait(timeout=40)
+        time.sleep(1.0)
+    finally:
+        sender.wait(timeout=40)
+        status = daemon.stop()
+    assert status == 0, "".join(daemon.lines)
+    engine = make_engine(engine_url)
+    try:
+        with engine.connect() as connection:
+            (erased_at,) = connection.execute(
+                select(AuditEventRecord.at).where(AuditEventRecord.action == "erase_device")
+            ).one()
+            naming = rows_naming(connection, mac, device_ip)
+            later = connection.execute(
+                select(IncidentRecord.start_at).where(IncidentRecord.device_mac == mac)
+            ).all()
+            observed = connection.execute(
+                select(func.min(ObservationRecord.ts), func.count()).where(ObservationRecord.client_mac == mac)
+            ).one()  # fmt: skip
+    finally:
+        engine.dispose()
+    # only the traffic after the erasure is held, as a new incident and its observations
+    assert {table for table, _ in naming} == {"incidents", "observations"}
+    assert [start > erased_at for (start,) in later] == [True]
+    assert observed[1] > 0 and observed[0] > erased_at

@@ -24,7 +24,7 @@ from tests.bench.make_mix import write_mix
 
 needs_compiled_loop = pytest.mark.skipif(
     not compiled_loop_built() and os.environ.get("CI") != "true",
-    reason="monitor._scanloop was not built (no C compiler)",
+    reason="monitor.compiled.scanloop was not built (no C compiler)",
 )
 
 

@@ -601,3 +601,16 @@ def test_of_two_incidents_left_open_for_one_activity_the_later_carries_on() -> N
     assert (closed.key, closed.state) == (earlier.key, IncidentState.CLOSED)
     (grown,) = restarted.feed(hit(200))
     assert grown.key == later.key
+
+
+def test_open_key_names_the_incident_a_hit_went_to_and_forget_drops_it_unsaid() -> None:
+    sessionizer = Sessionizer(site="school")
+    (opened,) = sessionizer.feed(hit(0))
+    sessionizer.feed(hit(1, "connect.facebook.net"))  # embedded, no incident: only counted
+    assert sessionizer.open_key(LAPTOP, "instagram") == opened.key
+    assert sessionizer.open_key(LAPTOP, "facebook") is None
+    assert sessionizer.forget(lambda device, since: device.mac == LAPTOP.mac and since < T0) == 0
+    assert sessionizer.forget(lambda device, since: device.mac == LAPTOP.mac) == 1
+    assert sessionizer.open_key(LAPTOP, "instagram") is None
+    assert sessionizer.close_all() == []
+    assert sessionizer.drain_embedded_counts() == []

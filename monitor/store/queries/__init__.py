@@ -9,7 +9,10 @@ limited to (None: every site); a row outside it is reported missing (``LookupErr
 Modules: ``incidents`` (queue, incident page), ``reviews`` (workflow), ``devices``,
 ``exports`` (CSV, subject access, erasure), ``stats`` (dashboard, reviewer summary),
 ``governors`` (aggregates only), ``weeks`` (school weeks and days), ``identity`` (which rows
-are one device), ``scope`` (site scope, page windows).
+are one device), ``scope`` (site scope, page windows), ``sessions`` (the review app's browser
+sessions), ``health`` (what ``/healthz`` and ``/metrics`` count), ``list_changes`` (the lists
+page's record). The review app (``api``) reaches the tables only through these modules and
+``monitor.store``'s other functions (an import-linter contract forbids ``monitor.store.models``).
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ from monitor.store.queries.exports import (
 )
 from monitor.store.queries.governors import GovernorSummary, governor_summary
 from monitor.store.queries.incidents import (
-    OUTCOMES,
-    STATUSES,
     IncidentDetail,
     IncidentFilters,
     IncidentPage,
@@ -44,7 +45,7 @@ from monitor.store.queries.incidents import (
     incident_sites,
     list_incidents,
 )
-from monitor.store.queries.reviews import Actor, review_incident
+from monitor.store.queries.reviews import ReviewingUser, review_incident
 from monitor.store.queries.stats import (
     CaptureHealth,
     IncidentStats,
@@ -56,9 +57,7 @@ from monitor.store.queries.stats import (
 from monitor.store.queries.weeks import previous_week, school_week
 
 __all__ = [
-    "OUTCOMES",
-    "STATUSES",
-    "Actor",
+    "ReviewingUser",
     "CaptureHealth",
     "DeviceDetail",
     "DeviceExport",

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CursorResult, Executable, and_, func, select, update
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
 from monitor.store.models import (
     UNKNOWN_MAC,
     DeviceRecord,
@@ -26,6 +27,8 @@ from monitor.store.models import (
 from monitor.store.queries.identity import no_mac, normalise_ip, normalise_mac, same_device
 from monitor.store.queries.incidents import SUMMARY_COLUMNS, IncidentSummary, summary_of
 from monitor.store.queries.scope import Window, contains_text, site_condition
+from monitor.store.workflow import WAITING
+from monitor.values import DeviceIdentity
 
 RECENT_INCIDENTS_LIMIT = 20
 """How many of a device's incidents its page lists."""
@@ -43,6 +46,10 @@ class DeviceSummary:
     label: str | None
     first_seen: datetime
     last_seen: datetime
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        return DeviceIdentity.of(self.site, self.mac, self.ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,7 @@ def get_device(db: Session, device_id: int, site_scope: str | None = None) -> De
         )
     ).one_or_none()
     if row is None:
-        raise LookupError(f"no device {device_id}")
+        raise NotFound(f"no device {device_id}")
     device = _device_of(row)
     addresses: tuple[DeviceSummary, ...] = ()
     if device.mac is not None:
@@ -168,7 +175,7 @@ def get_device(db: Session, device_id: int, site_scope: str | None = None) -> De
     count, waiting, last_end = db.execute(
         select(
             func.count(),
-            func.count().filter(IncidentRecord.status.in_(("new", "in_review"))),
+            func.count().filter(IncidentRecord.status.in_([status.value for status in WAITING])),
             func.max(IncidentRecord.end_at),
         ).where(mine)
     ).one()
@@ -221,7 +228,7 @@ def label_device(
         labelled = _add_devices_from_incidents(db, incident_rows, mac, label)
     changed = _rowcount(db, update(IncidentRecord).where(incident_rows).values(device_label=label))
     if labelled == 0 and changed == 0:
-        raise LookupError(f"nothing is held for device {mac or ip}")
+        raise NotFound(f"nothing is held for device {mac or ip}")
     return LabelResult(mac=mac, ip=ip, label=label, devices=labelled, incidents=changed)
 
 
@@ -276,7 +283,7 @@ def merge_devices(
     embedded = _merge_embedded(db, old, new, site_scope)
     devices = _merge_bindings(db, old, new, site_scope)
     if not (incidents or observations or embedded or devices):
-        raise LookupError(f"nothing is held for device {old}")
+        raise NotFound(f"nothing is held for device {old}")
     survivor_label = db.scalar(
         select(DeviceRecord.label)
         .where(DeviceRecord.mac == new, DeviceRecord.label.is_not(None))

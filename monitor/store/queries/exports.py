@@ -7,7 +7,12 @@ whoever named the device, not by the school.
 A device is named by MAC or IP address (:func:`~monitor.store.queries.identity.parse_device_ref`).
 By MAC, its rows are those with that MAC; by IP address, every row with that address, whichever
 device had it (the export lists the MACs found, so the admin sees when an address was shared).
-Both functions work in the caller's transaction; the caller commits and writes the audit event.
+Erasure by MAC also takes the rows with no MAC known at the addresses the MAC was seen with
+(a routed segment names a device by its address only): for an erasure, erring towards removing
+is the safe side. Both functions work in the caller's transaction; the caller commits. The
+export's caller writes its audit event; ``erase_device`` writes its own (the page and the
+``hallmonitor devices erase`` command share it), and leaves a signal for the running capture
+(``monitor.store.erasures``).
 """
 
 from __future__ import annotations
@@ -15,23 +20,40 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, delete, inspect, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    String,
+    cast,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from monitor.devices import identity_digest
+from monitor.store.audit import Actor, AuditAction, NamedActor, record_event
+from monitor.store.erasures import POLL_INTERVAL_S, lock_for_erasure
 from monitor.store.models import (
+    AuditEventRecord,
     Base,
     DeviceRecord,
     EmbeddedCountRecord,
+    ErasureRecord,
     IncidentRecord,
     IncidentReviewRecord,
     ObservationRecord,
 )
-from monitor.store.queries.identity import DeviceRef, parse_device_ref
+from monitor.store.queries.identity import MAC_PATTERN, DeviceRef, no_mac, parse_device_ref
 from monitor.store.queries.incidents import (
     DEFAULT_SORT,
     SUMMARY_COLUMNS,
@@ -41,6 +63,7 @@ from monitor.store.queries.incidents import (
     summary_of,
 )
 from monitor.store.queries.scope import site_condition
+from monitor.store.user_admin import cli_actor, run_in_transaction
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is prefixed with ``'`` so that it stays text."""
@@ -113,6 +136,11 @@ class ErasureResult:
     """Rows deleted per table by ``erase_device``."""
 
     subject: str
+    """The MAC or address erased (for the caller's reply only: never stored)."""
+    digest: str
+    """How the audit log and the ``erasures`` table name the device."""
+    audit_events_redacted: int
+    """Earlier audit rows whose mention of the device now reads as its digest."""
     incidents: int
     incident_reviews: int
     observations: int
@@ -191,26 +219,157 @@ def export_device_records(
     return DeviceExport(subject=str(ref), macs=tuple(macs), **rows)
 
 
-def erase_device(db: Session, mac_or_ip: str, site_scope: str | None = None) -> ErasureResult:
-    """Delete every row held about the device; counts per table (zeros when nothing was held)."""
+def erase_device(
+    db: Session,
+    mac_or_ip: str,
+    site: str,
+    *,
+    user: Actor | None,
+    reason: str,
+    address: str | None,
+    at: datetime | None = None,
+) -> ErasureResult:
+    """Erase the device at ``site``, in the caller's transaction (the caller commits).
+
+    Deletes every row about it (see the module docstring), replaces its MAC and addresses in
+    earlier audit rows by their digest, records the digests in ``erasures`` (the running
+    capture forgets the device, and nothing dated before ``at`` is stored again) and writes
+    the erasure's own audit row, which names the device only by its digest. The web page and
+    ``hallmonitor devices erase`` both call this. Erasing again deletes nothing and is audited
+    again. ``ValueError`` when ``mac_or_ip`` is neither or there is no reason.
+    """
     ref = parse_device_ref(mac_or_ip)
-    conditions = _device_conditions(ref, site_scope)
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("Nothing was erased: give the reason for erasing.")
+    at = at if at is not None else datetime.now(UTC)
+    lock_for_erasure(db)
+    addresses = _addresses(db, ref, site)
+    conditions = _device_conditions(ref, site, addresses)
     counts = {
         name: _rowcount(db, delete(model).where(condition).execution_options(synchronize_session="fetch"))
         for name, (model, condition) in conditions.items()
     }  # fmt: skip
-    return ErasureResult(subject=str(ref), **counts)
+    identities = [str(ref), *addresses]
+    digest = identity_digest(str(ref))
+    redacted = _redact_audit(db, identities, digest)
+    db.add_all(
+        ErasureRecord(
+            site=site,
+            digest=identity_digest(identity),
+            every_device=ref.ip is not None,
+            erased_at=at,
+        )
+        for identity in identities
+    )
+    record_event(
+        db, user=user, action=AuditAction.ERASE_DEVICE, target_type="device", target_id=None,
+        detail={
+            "device_digest": digest, "reason": _redacted(reason, identities, digest),
+            "addresses": len(addresses), **counts, "audit_events_redacted": redacted,
+        },
+        address=address, at=at, site=site,
+    )  # fmt: skip
+    return ErasureResult(subject=str(ref), digest=digest, audit_events_redacted=redacted, **counts)
+
+
+def _addresses(db: Session, ref: DeviceRef, site: str) -> list[str]:
+    """For a MAC: every address it was seen with at ``site`` (its rows with no MAC there are
+    the device's too); for an address: none besides it."""
+    mac = ref.mac
+    if mac is None:
+        return []
+    found: set[str] = set()
+    for model, mac_column, ip_column in (
+        (DeviceRecord, DeviceRecord.mac, DeviceRecord.ip),
+        (IncidentRecord, IncidentRecord.device_mac, IncidentRecord.device_ip),
+        (ObservationRecord, ObservationRecord.client_mac, ObservationRecord.client_ip),
+        (EmbeddedCountRecord, EmbeddedCountRecord.device_mac, EmbeddedCountRecord.device_ip),
+    ):
+        query = select(ip_column).distinct().where(mac_column == mac, model.site == site)
+        found.update(db.scalars(query))
+    return sorted(found)
+
+
+def _redact_audit(db: Session, identities: list[str], digest: str) -> int:
+    """Replace the erased identities in audit rows (details, targets) by the device's digest;
+    how many rows changed. The rows stay: who saw or did what stays on record."""
+    table = AuditEventRecord
+    text = func.lower(cast(table.detail, String))
+    candidates = db.scalars(
+        select(table).where(
+            or_(
+                *(text.contains(form, autoescape=True) for form in _written_forms(identities)),
+                table.target_id.in_(identities),
+            )
+        )
+    )
+    changed = 0
+    for event in candidates:
+        detail = _redacted(event.detail, identities, digest)
+        target_id = _redacted(event.target_id, identities, digest)
+        if detail != event.detail or target_id != event.target_id:
+            event.detail, event.target_id = detail, target_id
+            changed += 1
+    return changed
+
+
+def _written_forms(identities: list[str]) -> list[str]:
+    """Each identity as it may be written (lowercase): a MAC in each notation it is accepted in."""
+    forms = []
+    for identity in identities:
+        forms.append(identity)
+        if MAC_PATTERN.fullmatch(identity):
+            digits = identity.replace(":", "")
+            forms += [
+                identity.replace(":", "-"),
+                ".".join(digits[i : i + 4] for i in (0, 4, 8)),
+                digits,
+            ]
+    return forms
+
+
+def _redacted(value: Any, identities: list[str], digest: str) -> Any:
+    """``value`` (JSON: text, lists, objects) with every identity replaced by the digest."""
+    if isinstance(value, str):
+        return _identity_pattern(identities).sub(f"erased device {digest}", value)
+    if isinstance(value, list):
+        return [_redacted(item, identities, digest) for item in value]
+    if isinstance(value, dict):
+        return {
+            _redacted(key, identities, digest): _redacted(item, identities, digest)
+            for key, item in value.items()
+        }
+    return value
+
+
+def _identity_pattern(identities: list[str]) -> re.Pattern[str]:
+    """The identities as written anywhere: a MAC in any notation, an address whole."""
+    parts = []
+    for identity in identities:
+        if MAC_PATTERN.fullmatch(identity):
+            octets = identity.split(":")
+            parts.append("[:.-]?".join(octets))
+        else:
+            parts.append(re.escape(identity))
+    return re.compile(rf"(?<![\w:.])(?:{'|'.join(parts)})(?![\w:]|\.\w)", re.IGNORECASE)
 
 
 def _device_conditions(
-    ref: DeviceRef, site_scope: str | None
+    ref: DeviceRef, site_scope: str | None, addresses: list[str] | None = None
 ) -> dict[str, tuple[type[Base], ColumnElement[bool]]]:
-    """Per table (in a safe deletion order): the model and the rows of the device."""
+    """Per table (in a safe deletion order): the model and the rows of the device.
+
+    By MAC, with ``addresses``: also the rows with no MAC known at those addresses."""
 
     def match(
         mac: InstrumentedAttribute[Any], ip: InstrumentedAttribute[str]
     ) -> ColumnElement[bool]:
-        return mac == ref.mac if ref.mac is not None else ip == ref.ip
+        if ref.mac is None:
+            return ip == ref.ip
+        if addresses:
+            return or_(mac == ref.mac, no_mac(mac) & ip.in_(addresses))
+        return mac == ref.mac
 
     incidents = match(IncidentRecord.device_mac, IncidentRecord.device_ip) & site_condition(IncidentRecord.site, site_scope)  # fmt: skip
     incident_ids = select(IncidentRecord.id).where(incidents)
@@ -255,3 +414,26 @@ def _csv_line(values: list[Any]) -> str:
 def _rowcount(db: Session, statement: Executable) -> int:
     result = db.execute(statement)
     return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def run_devices_erase(url: str, mac_or_ip: str, site: str, reason: str, by: str | None) -> str:
+    """``hallmonitor devices erase``: ``erase_device`` in one committed transaction, audited as
+    ``cli:<login name>`` (or ``cli:<by>``); the line to print."""
+    actor = NamedActor(None, "cli:" + by) if by else cli_actor()
+    result = run_in_transaction(
+        url, lambda db: erase_device(db, mac_or_ip, site, user=actor, reason=reason, address=None)
+    )
+    tables = ", ".join(
+        f"{count} {name.replace('_', ' ')}"
+        for name, count in (
+            ("incidents", result.incidents), ("incident_reviews", result.incident_reviews),
+            ("observations", result.observations), ("embedded_counts", result.embedded_counts),
+            ("devices", result.devices),
+        )
+    )  # fmt: skip
+    return (
+        f"erased {result.subject} at site {site!r}: {tables} deleted; "
+        f"{result.audit_events_redacted} audit events now name it as {result.digest}; "
+        "a running capture forgets it within "
+        f"{POLL_INTERVAL_S:.0f} seconds"
+    )

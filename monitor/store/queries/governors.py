@@ -18,13 +18,19 @@ from sqlalchemy.orm import Session
 
 from monitor.store.models import CheckRecord, IncidentRecord, ListChangeRecord
 from monitor.store.queries.scope import site_condition
-from monitor.store.queries.stats import UNSEGMENTED, count_in_buckets
+from monitor.store.queries.stats import (
+    AWAITING_REVIEW,
+    UNSEGMENTED,
+    Change,
+    changes,
+    count_in_buckets,
+)
 from monitor.store.queries.weeks import iso_week_of, local_midnight
 
 TREND_WEEKS = 8
 """The weekly trend covers the period's weeks, and at least this many weeks up to its end."""
-AWAITING_REVIEW = "awaiting_review"
-"""The outcome key of incidents not closed yet."""
+TREND_WEEKLY_UP_TO_DAYS = 16 * 7
+"""A period shorter than this has its ``trend`` per week (a term), else per month (a year)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,15 @@ class WeekCount:
 
 
 @dataclass(frozen=True, slots=True)
+class PeriodCount:
+    """How many in one step of a trend: the local days ``[start, end)`` (a week or a month)."""
+
+    start: date
+    end: date
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class CheckRuns:
     """The runs of one kind of check or self-test in the period."""
 
@@ -65,6 +80,10 @@ class CheckRuns:
     failures: int
     last_at: datetime
     last_ok: bool
+
+    @property
+    def passed(self) -> int:
+        return self.runs - self.failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +118,24 @@ class GovernorSummary:
     by_role: tuple[RoleCount, ...]
     by_outcome: tuple[OutcomeCount, ...]
     weekly_trend: tuple[WeekCount, ...]
+    """Whole weeks, at least ``TREND_WEEKS`` up to the period's end (the dashboard's chart)."""
     checks: tuple[CheckRuns, ...]
     list_changes: tuple[ListChange, ...]
+    previous_by_platform: tuple[PlatformCount, ...] = ()
+    """Per platform in the period of the same length before."""
+    trend: tuple[PeriodCount, ...] = ()
+    """The period itself, per week (Monday to Sunday, clipped to the period) when it is
+    shorter than ``TREND_WEEKLY_UP_TO_DAYS``, else per calendar month (the printed report)."""
+    trend_step: str = "week"
+    """``week`` or ``month``: the step of ``trend``."""
+
+    @property
+    def platform_changes(self) -> tuple[Change, ...]:
+        """Per platform, now and in the period before (platforms of either period)."""
+        return changes(
+            ((c.platform, c.count) for c in self.by_platform),
+            ((c.platform, c.count) for c in self.previous_by_platform),
+        )
 
 
 def governor_summary(
@@ -114,6 +149,7 @@ def governor_summary(
     period = (table.start_at >= start, table.start_at < end, scope)
     previous = (table.start_at >= start - (end - start), table.start_at < start, scope)
     outcome = func.coalesce(table.outcome, AWAITING_REVIEW)
+    weekly = (end - start) < timedelta(days=TREND_WEEKLY_UP_TO_DAYS)
     return GovernorSummary(
         site=site,
         start=start,
@@ -126,6 +162,9 @@ def governor_summary(
         weekly_trend=_trend(db, start, end, tz, scope),
         checks=_checks(db, start, end, site),
         list_changes=_list_changes(db, start, end),
+        previous_by_platform=tuple(PlatformCount(k, n) for k, n in _grouped(db, table.platform, previous)),
+        trend=_period_trend(db, start, end, tz, scope, weekly=weekly),
+        trend_step="week" if weekly else "month",
     )  # fmt: skip
 
 
@@ -154,6 +193,34 @@ def _trend(
     window = (column >= local_midnight(first_monday, tz), column < ends[-1], scope)
     counts = count_in_buckets(db, column, window, ends)
     return tuple(WeekCount(iso_week_of(monday), counts[n], monday) for n, monday in enumerate(mondays))  # fmt: skip
+
+
+def _period_trend(
+    db: Session,
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+    scope: ColumnElement[bool],
+    *,
+    weekly: bool,
+) -> tuple[PeriodCount, ...]:
+    """Per ISO week (Monday to Sunday) or per calendar month, clipped to ``[start, end)``."""
+    first, stop = (
+        start.astimezone(tz).date(),
+        (end - timedelta(microseconds=1)).astimezone(tz).date() + timedelta(days=1),
+    )
+    steps: list[tuple[date, date]] = []
+    while first < stop:
+        if weekly:
+            following = first + timedelta(days=7 - first.weekday())
+        else:
+            following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        steps.append((first, min(following, stop)))
+        first = following
+    column = IncidentRecord.start_at
+    ends = [local_midnight(step_end, tz) for _, step_end in steps]
+    counts = count_in_buckets(db, column, (column >= start, column < end, scope), ends)
+    return tuple(PeriodCount(a, b, counts[n]) for n, (a, b) in enumerate(steps))  # fmt: skip
 
 
 def _checks(db: Session, start: datetime, end: datetime, site: str | None) -> tuple[CheckRuns, ...]:

@@ -13,13 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from monitor.store.models import UNKNOWN_MAC, IncidentRecord
 
-MAC_PATTERN = re.compile(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}")
-"""Six hex octets separated by colons or hyphens (lowercased before matching)."""
+MAC_PATTERN = re.compile(
+    r"[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}"  # aa:bb:cc:dd:ee:ff, aa-bb-...
+    r"|[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}"  # aabb.ccdd.eeff (Cisco)
+    r"|[0-9a-f]{12}"  # aabbccddeeff
+)
+"""A MAC in a common notation (lowercased before matching): six hex octets separated by colons
+or hyphens, three dotted groups of four, or twelve hex digits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +43,13 @@ class DeviceRef:
 
 
 def normalise_mac(text: str) -> str:
-    """``AA-BB-CC-00-00-01`` -> ``aa:bb:cc:00:00:01``, as stored; ``ValueError`` otherwise."""
+    """``AA-BB-CC-00-00-01`` or ``aabb.cc00.0001`` -> ``aa:bb:cc:00:00:01``, as stored;
+    ``ValueError`` otherwise."""
     lowered = text.strip().lower()
     if MAC_PATTERN.fullmatch(lowered) is None:
         raise ValueError(f"{text!r} is not a MAC address (expected six hex octets, aa:bb:...)")
-    return lowered.replace("-", ":")
+    digits = re.sub("[^0-9a-f]", "", lowered)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
 def normalise_ip(text: str) -> str:
@@ -66,6 +73,18 @@ def parse_device_ref(mac_or_ip: str) -> DeviceRef:
 def no_mac(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
     """The MAC column says "unknown" (NULL on incidents and observations, ``''`` in keys)."""
     return or_(column.is_(None), column == UNKNOWN_MAC)
+
+
+def identity_column(table: type[IncidentRecord] = IncidentRecord) -> ColumnElement[str]:
+    """SQL of ``DeviceIdentity.mac_or_ip``: the MAC where known, else the address (group by it
+    together with the site: ``monitor.values.DeviceIdentity``)."""
+    return func.coalesce(func.nullif(table.device_mac, UNKNOWN_MAC), table.device_ip)
+
+
+def device_name(label: str | None, host_name: str | None, mac: str | None, ip: str) -> str:
+    """What to call a device on a page or in an email: its admin label, else its DHCP host
+    name, MAC or address."""
+    return label or host_name or mac or ip
 
 
 def same_device(site: str, mac: str | None, ip: str) -> ColumnElement[bool]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, not_, or_, select
@@ -28,6 +29,7 @@ from monitor.confidence import (
     Level,
     explain,
 )
+from monitor.errors import NotFound
 from monitor.platforms import platform_name
 from monitor.store.models import (
     UNKNOWN_MAC,
@@ -36,15 +38,57 @@ from monitor.store.models import (
     IncidentReviewRecord,
     ObservationRecord,
 )
-from monitor.store.queries.identity import same_device
+from monitor.store.queries.identity import device_name, same_device
 from monitor.store.queries.scope import Window, contains_text, site_condition
 from monitor.store.queries.weeks import local_midnight
+from monitor.store.workflow import ReviewStatus, in_words
 from monitor.values import Attribution, Basis
 
-STATUSES = ("new", "in_review", "closed")
-"""The review workflow's states, in order."""
-OUTCOMES = ("no_action", "informal_conversation", "formal_process", "false_positive")
-"""What a reviewer concluded when closing an incident."""
+
+class SortKey(StrEnum):
+    """What the queue can be sorted by; a sort name is a key, or ``-key`` for descending
+    (``-start``: newest first). Ties go newest first."""
+
+    START = "start"
+    PLATFORM = "platform"
+    DEVICE = "device"
+    CONFIDENCE = "confidence"
+    STATUS = "status"
+    """In workflow order: new, in review, closed."""
+
+    def label(self, descending: bool = False) -> str:
+        """The order as people read it: ``Newest first`` (``-start``), ``Platform (Z to A)``."""
+        special = _ORDER_LABELS.get((self, descending))
+        return special or in_words(self.value) + (" (Z to A)" if descending else "")
+
+
+_ORDER_LABELS = {
+    (SortKey.START, True): "Newest first",
+    (SortKey.START, False): "Oldest first",
+    (SortKey.STATUS, False): "Status (new first)",
+    (SortKey.STATUS, True): "Status (closed first)",
+    (SortKey.CONFIDENCE, True): "Most certain first",
+    (SortKey.CONFIDENCE, False): "Least certain first",
+}
+
+
+def parse_sort(sort: str) -> tuple[SortKey, bool]:
+    """``-start`` -> ``(SortKey.START, True)`` (descending); ``ValueError`` naming the choices."""
+    try:
+        return SortKey(sort.removeprefix("-")), sort.startswith("-")
+    except ValueError:
+        names = ", ".join(sorted(SortKey))
+        raise ValueError(
+            f"sort {sort!r}: allowed {names}, each optionally prefixed with '-'"
+        ) from None
+
+
+def sort_label(sort: str) -> str:
+    """How a sort name reads (``-start``: ``Newest first``)."""
+    key, descending = parse_sort(sort)
+    return key.label(descending)
+
+
 DEFAULT_SORT = "-start"
 """Newest first."""
 EARLIER_INCIDENTS_LIMIT = 20
@@ -94,9 +138,9 @@ class IncidentFilters:
     """The confidence floor of the settings, under which an incident is low."""
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.statuses) - set(STATUSES))
+        unknown = sorted(set(self.statuses) - set(ReviewStatus))
         if unknown:
-            raise ValueError(f"status {unknown[0]!r}: allowed {', '.join(STATUSES)}")
+            raise ValueError(f"status {unknown[0]!r}: allowed {', '.join(ReviewStatus)}")
         unknown = sorted(set(self.levels) - set(LEVELS))
         if unknown:
             raise ValueError(f"confidence {unknown[0]!r}: allowed {', '.join(LEVELS)}")
@@ -137,7 +181,9 @@ class IncidentSummary:
     @property
     def device_name(self) -> str:
         """What to call the device: its label, else its host name, MAC or address."""
-        return self.device_label or self.device_host_name or self.device_mac or self.device_ip
+        return device_name(
+            self.device_label, self.device_host_name, self.device_mac, self.device_ip
+        )
 
     @property
     def basis(self) -> Basis:
@@ -242,18 +288,21 @@ SUMMARY_COLUMNS = (
 )  # fmt: skip
 """The columns of :class:`IncidentSummary`, in its field order."""
 
-_STATUS_ORDER = case((IncidentRecord.status == "new", 0), (IncidentRecord.status == "in_review", 1), else_=2)  # fmt: skip
+_STATUS_ORDER = case(
+    *((IncidentRecord.status == status.value, n) for n, status in enumerate(ReviewStatus)),
+    else_=len(ReviewStatus),
+)
 _DEVICE_NAME = func.coalesce(
     IncidentRecord.device_label, IncidentRecord.device_host_name, IncidentRecord.device_ip
 )
-SORT_KEYS: dict[str, ColumnElement[Any]] = {
-    "start": IncidentRecord.start_at.expression,
-    "platform": IncidentRecord.platform.expression,
-    "device": _DEVICE_NAME,
-    "confidence": IncidentRecord.confidence.expression,
-    "status": _STATUS_ORDER,
+SORT_KEYS: dict[SortKey, ColumnElement[Any]] = {
+    SortKey.START: IncidentRecord.start_at.expression,
+    SortKey.PLATFORM: IncidentRecord.platform.expression,
+    SortKey.DEVICE: _DEVICE_NAME,
+    SortKey.CONFIDENCE: IncidentRecord.confidence.expression,
+    SortKey.STATUS: _STATUS_ORDER,
 }
-"""Sort names; ``-name`` sorts descending. Ties go newest first."""
+"""The column of each sort key; ``-key`` sorts descending. Ties go newest first."""
 
 
 def summary_of(row: Sequence[Any]) -> IncidentSummary:
@@ -314,12 +363,9 @@ def incident_conditions(
 
 def incident_order(sort: str) -> list[Any]:
     """ORDER BY for a sort name (``start``, ``-start``, ``platform``...); ``ValueError`` if unknown."""
-    descending = sort.startswith("-")
-    key = SORT_KEYS.get(sort.removeprefix("-"))
-    if key is None:
-        names = ", ".join(sorted(SORT_KEYS))
-        raise ValueError(f"sort {sort!r}: allowed {names}, each optionally prefixed with '-'")
-    if sort.removeprefix("-") == "start":
+    name, descending = parse_sort(sort)
+    key = SORT_KEYS[name]
+    if name is SortKey.START:
         return [key.desc(), IncidentRecord.id.desc()] if descending else [key, IncidentRecord.id]
     return [
         key.desc() if descending else key.asc(),
@@ -409,7 +455,7 @@ def get_incident(db: Session, incident_id: int, site_scope: str | None) -> Incid
         )
     ).one_or_none()
     if record is None:
-        raise LookupError(f"no incident {incident_id}")
+        raise NotFound(f"no incident {incident_id}")
     return build_detail(db, record, site_scope)
 
 
@@ -448,13 +494,22 @@ def _linked(
 
 
 def _timeline(db: Session, record: IncidentRecord) -> tuple[tuple[TimelineEntry, ...], int]:
+    """The incident's stored observations (the evidence list where none were stored).
+
+    Observations carry the engine's key of the activity; a continuation of a decided incident
+    holds those of its own span (``source_key``), and the decided one keeps those of its span.
+    """
     table = ObservationRecord
-    count = db.scalar(select(func.count()).where(table.incident_key == record.key)) or 0
+    keys = [record.key] if record.source_key is None else [record.key, record.source_key]
+    mine = and_(
+        table.incident_key.in_(keys), table.ts >= record.start_at, table.ts <= record.end_at
+    )
+    count = db.scalar(select(func.count()).where(mine)) or 0
     if count:
         rows = db.execute(
             select(table.ts, table.proto, table.name, table.via, table.server_ip,
                    table.server_port, table.flags)
-            .where(table.incident_key == record.key)
+            .where(mine)
             .order_by(table.ts, table.id)
             .limit(TIMELINE_LIMIT)
         )  # fmt: skip

@@ -4,8 +4,9 @@ Every change appends an ``incident_reviews`` row in the caller's transaction; th
 commits and writes the audit event (``IncidentDetail.last_change`` says what changed). The
 rules, checked here so that the pages and the API cannot differ:
 
-- only the transitions in :data:`TRANSITIONS` are allowed (anything else is ``ValueError``);
-- closing needs an outcome from :data:`OUTCOMES` and a note; other changes take no outcome;
+- only the transitions in ``monitor.store.workflow.TRANSITIONS`` are allowed (anything else
+  is ``ValueError``);
+- closing needs an ``Outcome`` and a note; other changes take no outcome;
 - reopening a closed incident (back to ``in_review``) clears its outcome, which stays in the
   history;
 - closing an incident that is still growing (``state`` open: the activity has not ended) needs
@@ -17,45 +18,50 @@ rules, checked here so that the pages and the API cannot differ:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFound
+from monitor.store.audit import Actor
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
-from monitor.store.queries.incidents import OUTCOMES, STATUSES, IncidentDetail, build_detail
+from monitor.store.queries.incidents import IncidentDetail, build_detail
 from monitor.store.queries.scope import site_condition
+from monitor.store.users import UserRole
+from monitor.store.workflow import TRANSITIONS, Outcome, ReviewStatus, moves_from
 
-TRANSITIONS = frozenset({("new", "in_review"), ("in_review", "closed"), ("closed", "in_review")})
-"""(from, to) review-state changes that are allowed."""
-REVIEW_ROLES = frozenset({"admin", "reviewer"})
+REVIEW_ROLES = frozenset({UserRole.ADMIN, UserRole.REVIEWER})
+"""User roles that may change an incident's review state."""
 STILL_GROWING = (
     "this incident is still growing: the device's activity on this platform has not ended. "
     "Closing it now keeps it as it is; later activity becomes a new incident linked to it. "
     "Confirm that you want to close it now"
 )
 """Why closing an incident whose activity goes on needs a confirmation."""
-"""User roles that may change an incident's review state."""
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The signed-in user doing something (built by the app from its user row)."""
+class ReviewingUser(Actor, Protocol):
+    """Who changes a review state: an audit ``Actor`` (id, username) with a role and a site
+    (the app passes its signed-in ``api.deps.CurrentUser``)."""
 
-    user_id: int | None
-    username: str
-    role: str
-    """``admin``, ``reviewer`` or ``governor``."""
-    site: str | None = None
-    """The one site the user is limited to, or None for every site."""
+    @property
+    def role(self) -> str:
+        """``admin``, ``reviewer`` or ``governor``."""
+        ...
+
+    @property
+    def site(self) -> str | None:
+        """The one site the user is limited to, or None for every site."""
+        ...
 
 
 def review_incident(
     db: Session,
     incident_id: int,
     *,
-    user: Actor,
+    user: ReviewingUser,
     to_status: str,
     outcome: str | None = None,
     note: str = "",
@@ -74,27 +80,27 @@ def review_incident(
         .with_for_update()
     ).one_or_none()
     if record is None:
-        raise LookupError(f"no incident {incident_id}")
+        raise NotFound(f"no incident {incident_id}")
     note = note.strip()
     second = (second_reviewer or "").strip() or None
     _check(record.status, to_status, outcome, note, second, user)
-    if to_status == "closed" and record.state == "open" and not confirm_growing:
+    if to_status == ReviewStatus.CLOSED and record.state == "open" and not confirm_growing:
         raise ValueError(STILL_GROWING)
     db.add(
         IncidentReviewRecord(
             incident_id=record.id,
             at=now,
-            user_id=user.user_id,
+            user_id=user.id,
             username=user.username,
             from_status=record.status,
-            to_status=to_status,
-            outcome=outcome,
+            to_status=ReviewStatus(to_status).value,
+            outcome=None if outcome is None else Outcome(outcome).value,
             note=note,
             second_reviewer=second,
         )
     )
-    record.status = to_status
-    record.outcome = outcome if to_status == "closed" else None
+    record.status = ReviewStatus(to_status).value
+    record.outcome = None if outcome is None else Outcome(outcome).value
     db.flush()
     return build_detail(db, record, user.site)
 
@@ -105,20 +111,20 @@ def _check(
     outcome: str | None,
     note: str,
     second_reviewer: str | None,
-    user: Actor,
+    user: ReviewingUser,
 ) -> None:
-    if to_status not in STATUSES:
-        raise ValueError(f"status {to_status!r}: allowed {', '.join(STATUSES)}")
+    if to_status not in set(ReviewStatus):
+        raise ValueError(f"status {to_status!r}: allowed {', '.join(ReviewStatus)}")
     if (from_status, to_status) not in TRANSITIONS:
-        allowed = sorted(to for start, to in TRANSITIONS if start == from_status)
+        allowed = sorted(moves_from(from_status))
         raise ValueError(
             f"an incident that is {from_status.replace('_', ' ')} cannot move to "
             f"{to_status.replace('_', ' ')}; it can move to {' or '.join(allowed) or 'nothing'}"
         )
-    if to_status == "closed":
-        if outcome not in OUTCOMES:
+    if to_status == ReviewStatus.CLOSED:
+        if outcome not in set(Outcome):
             raise ValueError(
-                f"closing needs an outcome: one of {', '.join(OUTCOMES)} (got {outcome!r})"
+                f"closing needs an outcome: one of {', '.join(Outcome)} (got {outcome!r})"
             )
         if not note:
             raise ValueError("closing needs a note saying what was decided and why")

@@ -9,19 +9,30 @@ leaves the database. Capture health reads the anonymous ``daily_counters`` the e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, not_, select
 from sqlalchemy.orm import Session
 
-from monitor.store.models import UNKNOWN_MAC, DailyCounterRecord, IncidentRecord
+from monitor.confidence import Floor
+from monitor.store.models import DailyCounterRecord, IncidentRecord
+from monitor.store.queries.identity import device_name, identity_column
+from monitor.store.queries.incidents import low_condition
 from monitor.store.queries.scope import site_condition
 from monitor.store.queries.weeks import local_days, local_midnight
+from monitor.store.workflow import WAITING
+from monitor.values import DeviceIdentity
 
 UNSEGMENTED = "unsegmented"
-"""The key of incidents on no configured segment."""
+"""The key of incidents on no configured segment (and of their role): the one key for "no
+segment" on pages, in the API and in reports (``monitor.reports.labels`` words it)."""
+AWAITING_REVIEW = "awaiting_review"
+"""The outcome key of incidents not closed yet."""
+WAITING_STATUSES = tuple(status.value for status in WAITING)
+"""Review statuses of incidents that still wait for a decision ("open items")."""
 OBSERVATIONS_PREFIX = "observations."
 FLAGS_PREFIX = "flags."
 OUTSIDE_SCHOOL_TIME = "matches.outside_school_time"
@@ -38,6 +49,25 @@ class Count:
 
     key: str
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """How many of one kind in a period, and in the period of the same length before."""
+
+    key: str
+    count: int
+    previous: int
+
+
+def changes(
+    current: Iterable[tuple[str, int]], previous: Iterable[tuple[str, int]]
+) -> tuple[Change, ...]:
+    """Every key of either period's ``(key, count)``, most now first (then most before, then
+    by name)."""
+    now, before = dict(current), dict(previous)
+    keys = sorted(now.keys() | before.keys(), key=lambda k: (-now.get(k, 0), -before.get(k, 0), k))
+    return tuple(Change(k, now.get(k, 0), before.get(k, 0)) for k in keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +97,24 @@ class IncidentStats:
     """Incidents of any date waiting for a decision (``new`` or ``in_review``)."""
     previous_total: int
     previous_by_platform: tuple[Count, ...]
+    by_outcome: tuple[Count, ...] = ()
+    """Per review outcome; incidents not closed yet count as ``AWAITING_REVIEW``."""
+    low_confidence: int = 0
+    """Incidents of the period below the confidence floor, when one was given: left out of
+    every other figure (open items too), only counted here."""
 
     @property
     def change(self) -> int:
         """Incidents this period minus the period before."""
         return self.total - self.previous_total
+
+    @property
+    def platform_changes(self) -> tuple[Change, ...]:
+        """Per platform, now and in the period before (platforms of either period)."""
+        return changes(
+            ((c.key, c.count) for c in self.by_platform),
+            ((c.key, c.count) for c in self.previous_by_platform),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +129,21 @@ class DeviceActivity:
     device_host_name: str | None
     incidents: int
     active_minutes: float
+    device_segment: str | None = None
+    """The segment of its latest incident in the period."""
+    platforms: tuple[str, ...] = ()
+    """The platforms of its incidents in the period, by name."""
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        return DeviceIdentity.of(self.site, self.device_mac, self.device_ip)
+
+    @property
+    def name(self) -> str:
+        """What to call it (``identity.device_name``)."""
+        return device_name(
+            self.device_label, self.device_host_name, self.device_mac, self.device_ip
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,23 +180,55 @@ class CaptureHealth:
     def _flag(self, name: str) -> int | None:
         return next((item.count for item in self.flags if item.key == name), None)
 
+    @property
+    def counters(self) -> tuple[Count, ...]:
+        """Every counter other than observations, by its full name (``flags.ech``...), by name;
+        counters with nothing counted are left out."""
+        named = {
+            OUTSIDE_SCHOOL_TIME: self.matches_outside_school_time,
+            UNSEGMENTED_MATCHES: self.matches_unsegmented,
+            NOT_FLAGGED_FOR_SEGMENT: self.matches_not_flagged,
+        }
+        named |= {FLAGS_PREFIX + item.key: item.count for item in self.flags}
+        named |= {item.key: item.count for item in self.other}
+        return tuple(Count(k, n) for k, n in sorted(named.items()) if n)
+
+
+def confident(floor: Floor | None) -> tuple[ColumnElement[bool], ...]:
+    """Leave out the incidents below ``floor`` when one is given (None: count every incident)."""
+    return () if floor is None else (not_(low_condition(floor)),)
+
 
 def incident_stats(
-    db: Session, start: datetime, end: datetime, tz: tzinfo, site_scope: str | None
+    db: Session,
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+    site_scope: str | None,
+    floor: Floor | None = None,
 ) -> IncidentStats:
-    """Incident figures for ``[start, end)`` (UTC instants), days in the school's zone."""
+    """Incident figures for ``[start, end)`` (UTC instants), days in the school's zone; with a
+    ``floor``, the incidents below it are left out and only counted (``low_confidence``)."""
     if end <= start:
         raise ValueError(f"period {start.isoformat()} to {end.isoformat()}: end is not after start")
     table = IncidentRecord
     scope = site_condition(table.site, site_scope)
-    period = (table.start_at >= start, table.start_at < end, scope)
-    previous = (table.start_at >= start - (end - start), table.start_at < start, scope)
+    kept = confident(floor)
+    period = (table.start_at >= start, table.start_at < end, scope, *kept)
+    previous = (table.start_at >= start - (end - start), table.start_at < start, scope, *kept)
     segment = func.coalesce(table.device_segment, UNSEGMENTED)
     role = func.coalesce(table.role, UNSEGMENTED)
+    outcome = func.coalesce(table.outcome, AWAITING_REVIEW)
     days = local_days(start, end, tz)
     midnights = [local_midnight(day + timedelta(days=1), tz) for day in days]
     by_day = count_in_buckets(db, table.start_at, period, midnights)
-    waiting = select(func.count()).where(table.status.in_(("new", "in_review")), scope)
+    waiting = select(func.count()).where(
+        table.status.in_([status.value for status in WAITING]), scope, *kept
+    )
+    low = 0
+    if floor is not None:
+        in_period = (table.start_at >= start, table.start_at < end, scope)
+        low = db.scalar(select(func.count()).where(*in_period, low_condition(floor))) or 0
     return IncidentStats(
         start=start,
         end=end,
@@ -151,6 +241,8 @@ def incident_stats(
         open_items=db.scalar(waiting) or 0,
         previous_total=db.scalar(select(func.count()).where(*previous)) or 0,
         previous_by_platform=_counts(db, table.platform, previous),
+        by_outcome=_counts(db, outcome, period),
+        low_confidence=low,
     )
 
 
@@ -160,10 +252,18 @@ def top_devices(
     end: datetime,
     site_scope: str | None,
     limit: int = TOP_DEVICES_LIMIT,
+    floor: Floor | None = None,
 ) -> tuple[DeviceActivity, ...]:
-    """The devices (by MAC, else address) with most incidents started in ``[start, end)``."""
+    """The devices (``DeviceIdentity``: site and MAC, else address) with most incidents
+    started in ``[start, end)`` (above ``floor``, when given)."""
     table = IncidentRecord
-    identity = func.coalesce(func.nullif(table.device_mac, UNKNOWN_MAC), table.device_ip)
+    identity = identity_column(table)
+    period = (
+        table.start_at >= start,
+        table.start_at < end,
+        site_condition(table.site, site_scope),
+        *confident(floor),
+    )
     ranked = (
         select(
             table.site,
@@ -172,9 +272,7 @@ def top_devices(
             func.sum(table.active_minutes).label("minutes"),
             func.max(table.id).label("latest"),
         )
-        .where(
-            table.start_at >= start, table.start_at < end, site_condition(table.site, site_scope)
-        )
+        .where(*period)
         .group_by(table.site, identity)
         .order_by(func.count().desc(), func.sum(table.active_minutes).desc(), identity)
         .limit(limit)
@@ -182,14 +280,23 @@ def top_devices(
     )
     rows = db.execute(
         select(table.site, table.device_mac, table.device_ip, table.device_label,
-               table.device_host_name, ranked.c.incidents, ranked.c.minutes)
+               table.device_host_name, ranked.c.incidents, ranked.c.minutes,
+               table.device_segment)
         .join(ranked, table.id == ranked.c.latest)
         .order_by(ranked.c.incidents.desc(), ranked.c.minutes.desc(), ranked.c.identity)
-    )  # fmt: skip
+    ).all()  # fmt: skip
+    platforms: dict[DeviceIdentity, set[str]] = {}
+    if rows:
+        used = db.execute(select(table.site, identity, table.platform).where(*period).distinct())
+        for site, mac_or_ip, platform in used:
+            platforms.setdefault(DeviceIdentity(site, mac_or_ip), set()).add(platform)
     return tuple(
-        DeviceActivity(site, mac or None, ip, label, host, count, float(minutes or 0))
-        for site, mac, ip, label, host, count, minutes in rows
-    )
+        DeviceActivity(
+            site, mac or None, ip, label, host, count, round(float(minutes or 0), 1), segment,
+            tuple(sorted(platforms.get(DeviceIdentity.of(site, mac, ip), ()))),
+        )
+        for site, mac, ip, label, host, count, minutes, segment in rows
+    )  # fmt: skip
 
 
 def capture_health(db: Session, start: date, end: date, site_scope: str | None) -> CaptureHealth:

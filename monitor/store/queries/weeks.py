@@ -19,12 +19,12 @@ def parse_iso_week(iso_week: str) -> tuple[date, date]:
     """The Monday of ``iso_week`` and the Monday after it; ``ValueError`` if malformed."""
     found = ISO_WEEK.fullmatch(iso_week)
     if found is None:
-        raise ValueError(f"week {iso_week!r}: expected an ISO week such as 2026-W47")
+        raise ValueError(f"{iso_week!r} is not an ISO week; write e.g. 2026-W47")
     year, week = int(found[1]), int(found[2])
     try:
         monday = date.fromisocalendar(year, week, 1)
-    except ValueError as e:
-        raise ValueError(f"week {iso_week!r}: {year} has no week {week}") from e
+    except ValueError:
+        raise ValueError(f"{iso_week!r}: {year} has no week {week}") from None
     return monday, monday + timedelta(days=7)
 
 

@@ -45,9 +45,9 @@ def seed_now(harness: AppHarness) -> None:
 
 
 def test_this_week_runs_monday_to_sunday() -> None:
-    assert this_week(date(2026, 11, 26)) == Period(
-        "This week", date(2026, 11, 23), date(2026, 11, 29)
-    )
+    week = this_week(date(2026, 11, 26))
+    assert week == Period("This week", date(2026, 11, 23), date(2026, 11, 30))
+    assert week.label == "23–29 November 2026"
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_this_week_runs_monday_to_sunday() -> None:
         (
             [{"start": "2026-09-03", "end": "2026-12-18", "name": "Autumn 2026"}],
             date(2026, 11, 24),
-            Period("Autumn 2026", date(2026, 9, 3), date(2026, 11, 24)),
+            Period("Autumn 2026", date(2026, 9, 3), date(2026, 11, 25)),
         ),
         (  # between terms: the latest term that started, to its end
             [
@@ -64,9 +64,9 @@ def test_this_week_runs_monday_to_sunday() -> None:
                 {"start": "2026-09-03", "end": "2026-12-18"},
             ],
             date(2026, 8, 1),
-            Period("Term from 13 Apr 2026", date(2026, 4, 13), date(2026, 7, 22)),
+            Period("Term from 13 Apr 2026", date(2026, 4, 13), date(2026, 7, 23)),
         ),
-        ([], date(2026, 11, 24), Period("The last 12 weeks", date(2026, 9, 2), date(2026, 11, 24))),
+        ([], date(2026, 11, 24), Period("The last 12 weeks", date(2026, 9, 2), date(2026, 11, 25))),
     ],
 )
 def test_this_term(terms: list[dict[str, str]], today: date, expected: Period) -> None:

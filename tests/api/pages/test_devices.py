@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.pages.devices import DeviceListPage, DeviceViewPage
+from monitor.devices import identity_digest
 from monitor.store.models import DeviceRecord, IncidentRecord, ObservationRecord
 from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
@@ -64,15 +65,28 @@ def test_devices_pages_are_for_admins_only(harness: AppHarness, role: UserRole, 
     assert harness.client.get(path).status_code == 403
 
 
-def test_device_list_searches_and_does_not_audit(harness: AppHarness) -> None:
+def test_device_list_searches_and_audits_one_list_read_as_the_api_does(
+    harness: AppHarness,
+) -> None:
     devices, _ = admin_with_devices(harness)
-    before = harness.audit_count()
     response = harness.client.get("/devices", params={"q": "LAB-PC"})
     assert response.template.name == "pages/devices/list.html"  # type: ignore[attr-defined]
     page = response.context["page"]  # type: ignore[attr-defined]
     assert isinstance(page, DeviceListPage)
     assert [d.id for d in page.devices.items] == [devices.routed]
-    assert harness.audit_count() == before
+    assert harness.audit_count("view_list") == 1
+    row = harness.audit_rows()[-1]
+    assert (row.target_type, row.target_id) == ("devices", None)
+    assert row.detail == {
+        "via": "page", "page": 1, "per_page": 50, "returned": 1, "total": 1,
+        "filters": {"search": "LAB-PC"},
+    }  # fmt: skip
+
+
+def test_a_device_list_page_showing_no_one_is_not_audited(harness: AppHarness) -> None:
+    admin_with_devices(harness)
+    assert harness.client.get("/devices", params={"q": "nobody-here"}).status_code == 200
+    assert harness.audit_count("view_list") == 0
 
 
 def test_device_page_shows_segment_and_incidents_and_audits_one_view(
@@ -229,6 +243,8 @@ def test_erase_deletes_every_record_of_the_device_and_audits_the_reason(
     harness: AppHarness,
 ) -> None:
     devices, token = admin_with_devices(harness)
+    harness.client.get(f"/devices/{devices.staff}/erase")  # audited with the device's MAC
+    assert STAFF_LAPTOP[1] in json.dumps(harness.audit_rows()[-1].detail)
     response = harness.client.post(
         f"/devices/{devices.staff}/erase",
         data={
@@ -244,8 +260,14 @@ def test_erase_deletes_every_record_of_the_device_and_audits_the_reason(
     assert count(harness, DeviceRecord, DeviceRecord.site == "school", DeviceRecord.mac == STAFF_LAPTOP[1]) == 0  # fmt: skip
     assert count(harness, IncidentRecord) == 1  # the routed PC's incident stays
     assert harness.audit_count("erase_device") == 1
-    detail = harness.audit_rows()[-1].detail
-    assert (detail["reason"], detail["incidents"]) == ("erasure request ref 14", 1)
+    erasure = harness.audit_rows()[-1]
+    assert (erasure.detail["reason"], erasure.detail["incidents"]) == ("erasure request ref 14", 1)
+    assert erasure.detail["device_digest"] == identity_digest(STAFF_LAPTOP[1])
+    # the erasure and the earlier views of the device name it only by its digest now
+    assert all(
+        STAFF_LAPTOP[1] not in json.dumps([row.detail, row.target_id])
+        for row in harness.audit_rows()
+    )
 
 
 @pytest.mark.parametrize(

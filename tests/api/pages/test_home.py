@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bs4 import BeautifulSoup
 
-from api.pages.home import ROLE_LABELS, HomePage
+from api.pages.home import HomePage
 from monitor.store.users import UserRole
 from tests.api.conftest import AppHarness
 
@@ -24,11 +24,11 @@ def test_home_greets_the_user_by_role(harness: AppHarness, role: UserRole) -> No
     page = response.context["page"]  # type: ignore[attr-defined]
     assert isinstance(page, HomePage)
     assert (page.display_name, page.role, page.role_label) == (
-        user.display_name, role, ROLE_LABELS[role],
+        user.display_name, role, role.label,
     )  # fmt: skip
     soup = BeautifulSoup(response.text, "html.parser")
     assert soup.h1 is not None and soup.h1.get_text() == f"Hello, {user.display_name}"
-    assert ROLE_LABELS[role] in soup.get_text()
+    assert role.label in soup.get_text()
 
 
 @pytest.mark.parametrize("role", list(UserRole))

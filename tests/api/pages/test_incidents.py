@@ -363,6 +363,31 @@ def test_a_reviewer_limited_to_a_site_cannot_review_another_sites_incident(
     assert post_review(harness, ids["laptop"], to_status="in_review").status_code == 404  # type: ignore[attr-defined]
 
 
+def test_a_queue_page_writes_one_list_read_audit_row_with_its_filters(
+    harness: AppHarness,
+) -> None:
+    seed(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    page = queue_page(harness, "?platform=instagram&status=new")
+    assert page.result is not None
+    assert harness.audit_count("view_list") == 1
+    row = harness.audit_rows()[-1]
+    assert (row.target_type, row.target_id) == ("incidents", None)
+    assert row.detail == {
+        "via": "page", "page": 1, "per_page": page.result.per_page,
+        "returned": len(page.result.items), "total": page.result.total,
+        "filters": {"statuses": ["new"], "platform": "instagram"},
+    }  # fmt: skip
+
+
+def test_a_queue_page_showing_no_one_is_not_audited(harness: AppHarness) -> None:
+    seed(harness)
+    harness.sign_in(UserRole.REVIEWER)
+    page = queue_page(harness, "?platform=nothing-like-it")
+    assert page.result is not None and page.result.items == ()
+    assert harness.audit_count("view_list") == 0
+
+
 # --- CSV export ------------------------------------------------------------------------------
 
 

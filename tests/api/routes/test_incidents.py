@@ -7,10 +7,12 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import select
 
-from api.schemas import IncidentSort
+from api.queue import IncidentSort
+from api.schemas import ReviewTarget
 from monitor.store.models import IncidentReviewRecord
-from monitor.store.queries.incidents import SORT_KEYS
+from monitor.store.queries.incidents import SortKey
 from monitor.store.users import UserRole
+from monitor.store.workflow import TRANSITIONS
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 from tests.monitor.store.queries.factories import OTHER_SITE
@@ -96,7 +98,11 @@ def test_incidents_list_rejects_bad_queries_with_their_location(
 
 
 def test_incidents_sort_names_match_the_query_layer() -> None:
-    assert set(get_args(IncidentSort)) == {p + key for key in SORT_KEYS for p in ("", "-")}
+    assert set(get_args(IncidentSort)) == {p + key for key in SortKey for p in ("", "-")}
+
+
+def test_review_targets_are_the_targets_of_the_transition_table() -> None:
+    assert set(get_args(ReviewTarget)) == {to for _, to in TRANSITIONS}
 
 
 def test_incident_get_returns_the_detail_and_audits_one_view(harness: AppHarness) -> None:

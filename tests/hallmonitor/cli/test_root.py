@@ -14,6 +14,7 @@ COMMANDS = {
     "capture": "Capture live on the configured interfaces",
     "config": "The configuration file.",
     "db": "The incident database.",
+    "devices": "Devices the monitor has records of",
     "doctor": "Check that this sensor can work",
     "lists": "The platform lists",
     "purge": "Delete this school's records older than the retention",

@@ -159,14 +159,14 @@ def test_scan_shared_among_processes_prints_what_one_process_prints(
 
 
 def test_scan_without_the_compiled_loop_says_jobs_needs_it(tmp_path: Path) -> None:
-    """Run with the compiled module hidden (the import system finds no monitor._scanloop)."""
+    """Run with the compiled module hidden (the import system finds no monitor.compiled.scanloop)."""
     pcap = tmp_path / "mix.pcap"
     write_mix(pcap, "dense", 300, seed=8)
     hide = (
         "import sys, importlib.abc\n"
         "class Hide(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'monitor._scanloop': raise ImportError('hidden')\n"
+        "        if name == 'monitor.compiled.scanloop': raise ImportError('hidden')\n"
         "sys.meta_path.insert(0, Hide())\n"
         "from hallmonitor.cli import main\n"
         "main()\n"

@@ -1,5 +1,5 @@
 """QUIC Initial decryption and ClientHello reassembly (monitor/extract/quic.py), and its
-compiled twin (monitor/extract/_quic.pyx): every test here runs on both trackers.
+compiled twin (monitor/compiled/quic.pyx): every test here runs on both trackers.
 
 Three kinds of evidence: the RFC 9001 / RFC 9369 Appendix A test vectors; packets built here by
 a small test-only encryptor (its key derivation is written independently, with the
@@ -36,14 +36,14 @@ def tracker_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """Run the test on the Python tracker, then on the compiled one: ``QuicInitialTracker``
     below names the one under test."""
     if request.param == "compiled":
-        compiled = compiled_or_skip("monitor.extract._quic").QuicInitialTracker
+        compiled = compiled_or_skip("monitor.compiled.quic").QuicInitialTracker
         monkeypatch.setitem(globals(), "QuicInitialTracker", compiled)
     else:
         assert QuicInitialTracker is quic.QuicInitialTracker
 
 
 def test_the_compiled_tracker_is_built_from_the_current_source() -> None:
-    assert_built_from_current_source("monitor.extract._quic")
+    assert_built_from_current_source("monitor.compiled.quic")
 
 
 CLIENT = ("192.0.2.10", 50000, "198.51.100.20", 443)
@@ -746,7 +746,7 @@ def test_compiled_tracker_agrees_with_python_on_any_packets(
 ) -> None:
     """The twin gives what the Python tracker gives, errors word for word, and counts the
     same, on well-encrypted Initials whose frames are anything, with Retries and damage."""
-    twin = compiled_or_skip("monitor.extract._quic").QuicInitialTracker()
+    twin = compiled_or_skip("monitor.compiled.quic").QuicInitialTracker()
     python = quic.QuicInitialTracker()
     for from_server, datagram in datagrams:
         flow = SERVER if from_server else CLIENT

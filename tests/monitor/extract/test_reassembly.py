@@ -1,7 +1,8 @@
 # mypy: disallow-untyped-calls=False
 # (scapy layer classes are untyped; a pyproject-wide untyped_calls_exclude would replace this)
 """Specification of the bounded TCP stream reassembler (monitor/extract/reassembly.py), and of
-its compiled twin (monitor/extract/_reassembly.pyx): every test here runs on both, and the twin
+its compiled build (monitor.compiled.reassembly: this module compiled by Cython as it is, typed
+by monitor/compiled/reassembly.pxd): every test here runs on both, and the compiled one
 must give what the Python one gives, segment for segment."""
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ def reassembler_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     """Run the test on the Python reassembler, then on the compiled one: ``StreamReassembler``
     below names the one under test."""
     if request.param == "compiled":
-        compiled = compiled_or_skip("monitor.extract._reassembly").StreamReassembler
+        compiled = compiled_or_skip("monitor.compiled.reassembly").StreamReassembler
         monkeypatch.setitem(globals(), "StreamReassembler", compiled)
 
 
 def test_the_compiled_reassembler_is_built_from_the_current_source() -> None:
-    assert_built_from_current_source("monitor.extract._reassembly")
+    assert_built_from_current_source("monitor.compiled.reassembly")
 
 
 FLOW = ("10.0.0.2", 50000, "192.0.2.1", 443)
@@ -433,7 +434,7 @@ def test_compiled_reassembler_agrees_with_python(events):
     """Segment for segment, the same bytes, gaps, evictions, ignored flows and held bytes, on
     sequence numbers close enough to overlap, wrap and leave holes."""
     bounds = {"max_flows": 3, "max_bytes_per_flow": 64, "max_pending_segments": 4}
-    twin = compiled_or_skip("monitor.extract._reassembly").StreamReassembler(
+    twin = compiled_or_skip("monitor.compiled.reassembly").StreamReassembler(
         max_pending_bytes=100, **bounds
     )
     python = monitor.extract.reassembly.StreamReassembler(max_pending_bytes=100, **bounds)

@@ -3,7 +3,7 @@
 """Specification of the TLS ClientHello parser: messages, records, stream scan, captures.
 
 Every test runs on the readers of monitor/extract/tls.py and on their compiled twins
-(monitor/extract/_tls.pyx), which must also agree with them on damaged input."""
+(monitor/compiled/tls.pyx), which must also agree with them on damaged input."""
 
 from __future__ import annotations
 
@@ -49,13 +49,13 @@ def readers_twin(request, monkeypatch):
     """Run the test on the Python readers, then on the compiled ones: the names imported
     above name the readers under test."""
     if request.param == "compiled":
-        twin = compiled_or_skip("monitor.extract._tls")
+        twin = compiled_or_skip("monitor.compiled.tls")
         for name in READERS:
             monkeypatch.setitem(globals(), name, getattr(twin, name))
 
 
 def test_the_compiled_readers_are_built_from_the_current_source():
-    assert_built_from_current_source("monitor.extract._tls")
+    assert_built_from_current_source("monitor.compiled.tls")
 
 
 PCAPS = Path(__file__).parents[2] / "data" / "pcaps"
@@ -514,7 +514,7 @@ def outcome(read, *args):
 def test_compiled_readers_agree_with_python_on_damaged_records(garbage, at, flip_at, flip):
     """The twin gives what the Python readers give, errors word for word, on records with a
     flipped byte or a replaced tail, whole or as messages."""
-    twin = compiled_or_skip("monitor.extract._tls")
+    twin = compiled_or_skip("monitor.compiled.tls")
     flipped = bytearray(RECORD)
     flipped[flip_at] ^= flip
     for data in (RECORD[:at] + garbage, bytes(flipped), garbage):

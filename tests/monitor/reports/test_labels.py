@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from monitor.engine import VISIBILITY_FLAGS
 from monitor.reports.command import run_report_weekly
-from monitor.reports.data import CounterTotal
 from monitor.reports.labels import COUNTER_LABELS, readable_counters, week_label
 from monitor.reports.sending import send_due_reports
 from monitor.store.models import DailyCounterRecord
+from monitor.store.queries.stats import Count
 from tests.monitor.reports.conftest import (
     INTERNAL_NAME,
     ISO_WEEK_CODE,
@@ -52,10 +52,10 @@ def test_a_week_is_named_by_its_first_day(first_day: date, label: str) -> None:
 
 
 def test_an_unlabelled_counter_is_left_out_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    rows = [CounterTotal("flags.ech", 3), CounterTotal("capture.new_thing", 1)]
+    rows = [Count("flags.ech", 3), Count("capture.new_thing", 1)]
     with caplog.at_level(logging.WARNING, logger="monitor.reports.labels"):
-        kept = readable_counters(rows, lambda row: row.counter)
-    assert kept == [CounterTotal("flags.ech", 3)]
+        kept = readable_counters(rows, lambda row: row.key)
+    assert kept == [Count("flags.ech", 3)]
     assert "capture.new_thing" in caplog.text
 
 

@@ -9,23 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from monitor.reports.data import (
-    CaptureHealth,
-    CheckSummary,
-    CounterTotal,
-    DayCount,
-    DeviceActivity,
-    GovernorReport,
-    GovernorWeek,
-    ListChange,
-    OutcomeCount,
-    PeriodCount,
-    PlatformCount,
-    QueuedIncident,
-    ReviewerWeek,
-    RoleCount,
-    SegmentCount,
-)
+from monitor.reports.data import Coverage, GovernorReport, GovernorWeek, ReviewerWeek
 from monitor.reports.labels import counter_label
 from monitor.reports.render import (
     bar_percent,
@@ -38,141 +22,167 @@ from monitor.reports.render import (
     weekly_subject,
 )
 from monitor.reports.weekly import GovernorSummary, ReviewerSummary, parse_week
+from monitor.store.queries import governors as gq
+from monitor.store.queries.incidents import IncidentSummary
+from monitor.store.queries.stats import (
+    CaptureHealth,
+    Count,
+    DayCount,
+    DeviceActivity,
+    IncidentStats,
+)
 from tests.monitor.reports.conftest import take_screenshot
 
 WEEK = parse_week("2026-W47")
 DAYS = [WEEK.start + timedelta(days=n) for n in range(7)]
 URL = "https://hm.hill-school.example"
 NOW = datetime(2026, 11, 23, 7, tzinfo=UTC)
+SITE = "Hill School"
 
 
-def health(*, silent: tuple[date, ...] = ()) -> CaptureHealth:
-    return CaptureHealth(
-        observations=282_400,
-        by_protocol=(CounterTotal("dns", 164_000), CounterTotal("tls", 118_400)),
-        observations_by_day=tuple(DayCount(d, 0) for d in DAYS),
-        school_days=5,
-        school_days_without_data=silent,
-        counters=(CounterTotal("flags.ech", 480), CounterTotal("matches.outside_school_time", 140)),
+def health(*, silent: tuple[date, ...] = ()) -> Coverage:
+    counted = CaptureHealth(
+        start=WEEK.start,
+        end=WEEK.end,
+        observations_total=282_400,
+        observations_by_proto=(Count("dns", 164_000), Count("tls", 118_400)),
+        by_day=tuple(DayCount(d, 0) for d in DAYS),
+        days_with_data=4,
+        matches_outside_school_time=140,
+        matches_unsegmented=0,
+        matches_not_flagged=0,
+        flags=(Count("ech", 480),),
+        other=(),
     )
+    return Coverage(counted, school_days=5, school_days_without_data=silent, site=SITE)
+
+
+def stats(*, empty: bool = False) -> IncidentStats:
+    return IncidentStats(
+        start=datetime(2026, 11, 16, tzinfo=UTC),
+        end=datetime(2026, 11, 23, tzinfo=UTC),
+        total=0 if empty else 5,
+        by_platform=() if empty else (Count("instagram", 3), Count("tiktok", 2)),
+        by_segment=() if empty else (Count("staff-wifi", 3), Count("pupil-wifi", 2)),
+        by_role=() if empty else (Count("staff", 3), Count("pupil", 2)),
+        by_day=tuple(
+            DayCount(d, 0 if empty else [1, 1, 1, 2, 0, 0, 0][i]) for i, d in enumerate(DAYS)
+        ),
+        by_site=() if empty else (Count(SITE, 5),),
+        open_items=0 if empty else 3,
+        previous_total=0 if empty else 2,
+        previous_by_platform=() if empty else (Count("instagram", 1), Count("x", 1)),
+        by_outcome=() if empty else (Count("awaiting_review", 3), Count("no_action", 2)),
+    )
+
+
+def queued(
+    incident_id: int, platform: str, label: str | None, ip: str, segment: str, start: datetime,
+    minutes: float, status: str,
+) -> IncidentSummary:  # fmt: skip
+    return IncidentSummary(
+        id=incident_id, site=SITE, platform=platform, category="social", device_ip=ip,
+        device_mac=None, device_host_name=None, device_label=label, device_segment=segment,
+        role=None, start_at=start, end_at=start + timedelta(minutes=minutes),
+        active_minutes=minutes, confidence=0.9, hit_count=10, state="closed", status=status,
+        outcome=None, connections=5, lookups=5, attribution="name",
+    )  # fmt: skip
 
 
 def reviewer(*, empty: bool = False, label: str = "Room 4 laptop") -> ReviewerSummary:
     queue = (
-        QueuedIncident(
-            41,
-            "instagram",
+        queued(41, "instagram", label, "10.20.4.23", "staff-wifi",
+               datetime(2026, 11, 16, 10, 5, tzinfo=UTC), 12, "new"),
+        queued(57, "tiktok", "jaydens-iphone", "10.30.17.77", "pupil-wifi",
+               datetime(2026, 11, 18, 11, tzinfo=UTC), 75, "in_review"),
+    )  # fmt: skip
+    devices = (
+        DeviceActivity(
+            SITE,
+            "3c:22:fb:81:4e:a1",
+            "10.20.4.23",
             label,
+            None,
+            2,
+            37,
             "staff-wifi",
-            datetime(2026, 11, 16, 10, 5, tzinfo=UTC),
-            12,
-            "new",
-        ),
-        QueuedIncident(
-            57,
-            "tiktok",
-            "jaydens-iphone",
-            "pupil-wifi",
-            datetime(2026, 11, 18, 11, tzinfo=UTC),
-            75,
-            "in_review",
-        ),
+            ("instagram",),
+        ),  # fmt: skip
+        DeviceActivity(SITE, None, "10.30.17.77", None, None, 1, 75, "pupil-wifi", ("tiktok",)),
     )
     data = ReviewerWeek(
-        incidents=0 if empty else 5,
-        previous_incidents=2,
-        by_platform=()
-        if empty
-        else (
-            PlatformCount("instagram", 3, 1),
-            PlatformCount("tiktok", 2, 0),
-            PlatformCount("x", 0, 1),
-        ),
-        by_segment=() if empty else (SegmentCount("staff-wifi", 3), SegmentCount("pupil-wifi", 2)),
-        by_day=tuple(
-            DayCount(d, 0 if empty else [1, 1, 1, 2, 0, 0, 0][i]) for i, d in enumerate(DAYS)
-        ),
-        top_devices=()
-        if empty
-        else (
-            DeviceActivity(label, "10.20.4.23", "staff-wifi", 2, 37, ("instagram",)),
-            DeviceActivity("10.30.17.77", "10.30.17.77", "pupil-wifi", 1, 75, ("tiktok",)),
-        ),
-        waiting_review_total=0 if empty else 3,
-        waiting_review=() if empty else queue,
+        stats=stats(empty=empty),
         health=health(silent=(DAYS[4],)),
+        top_devices=() if empty else devices,
+        waiting_review=() if empty else queue,
     )
     return ReviewerSummary("Hill School", WEEK, "Europe/London", 5, URL, data)
 
 
 def governor(*, empty: bool = False) -> GovernorSummary:
-    data = GovernorWeek(
-        incidents=0 if empty else 5,
-        previous_incidents=0 if empty else 2,
-        by_platform=()
-        if empty
-        else (PlatformCount("instagram", 3, 1), PlatformCount("tiktok", 2, 0)),
-        by_role=() if empty else (RoleCount("staff", 3), RoleCount("pupil", 2)),
-        by_day=tuple(DayCount(d, 0 if empty else 1) for d in DAYS),
-        by_outcome=()
-        if empty
-        else (OutcomeCount("not reviewed yet", 3), OutcomeCount("no_action", 2)),
-        waiting_review_total=0 if empty else 3,
-        health=health(),
-    )
+    data = GovernorWeek(stats=stats(empty=empty), health=health())
     return GovernorSummary("Hill School", WEEK, "Europe/London", 5, URL, data)
 
 
 def governors_report() -> GovernorReport:
-    return GovernorReport(
-        incidents=31,
-        previous_incidents=44,
-        by_outcome=(
-            OutcomeCount("no_action", 18),
-            OutcomeCount("informal_conversation", 9),
-            OutcomeCount("false_positive", 4),
-        ),
+    summary = gq.GovernorSummary(
+        site=SITE,
+        start=datetime(2026, 9, 3, tzinfo=UTC),
+        end=datetime(2026, 12, 19, tzinfo=UTC),
+        total=31,
+        previous_total=44,
         by_platform=(
-            PlatformCount("instagram", 17, 25),
-            PlatformCount("tiktok", 10, 12),
-            PlatformCount("snapchat", 4, 7),
+            gq.PlatformCount("instagram", 17),
+            gq.PlatformCount("tiktok", 10),
+            gq.PlatformCount("snapchat", 4),
         ),
-        by_role=(RoleCount("staff", 22), RoleCount("pupil", 9)),
-        trend=tuple(
-            PeriodCount(
-                date(2026, 9, 7) + timedelta(weeks=n), date(2026, 9, 13) + timedelta(weeks=n), c
-            )
-            for n, c in enumerate([6, 4, 5, 3, 2, 4, 3, 1, 2, 1])
+        by_role=(gq.RoleCount("staff", 22), gq.RoleCount("pupil", 9)),
+        by_outcome=(
+            gq.OutcomeCount("no_action", 18),
+            gq.OutcomeCount("informal_conversation", 9),
+            gq.OutcomeCount("false_positive", 4),
         ),
-        trend_step="week",
+        weekly_trend=(),
         checks=(
-            CheckSummary("selftest", 14, 13, 1, datetime(2026, 11, 16, 7, tzinfo=UTC), True),
-            CheckSummary("doctor", 2, 2, 0, datetime(2026, 10, 1, 9, tzinfo=UTC), True),
+            gq.CheckRuns("selftest", 14, 1, datetime(2026, 11, 16, 7, tzinfo=UTC), True),
+            gq.CheckRuns("doctor", 2, 0, datetime(2026, 10, 1, 9, tzinfo=UTC), True),
         ),
-        coverage=health(silent=(date(2026, 10, 12), date(2026, 10, 13))),
         list_changes=(
-            ListChange(
+            gq.ListChange(
                 datetime(2026, 10, 2, 14, tzinfo=UTC),
-                "it-admin",
                 "add",
                 "allowlist",
                 "education.instagram-partner.example",
                 None,
                 "Art department uses it for the exhibition; agreed by the head",
+                "it-admin",
                 "head",
             ),
-            ListChange(
+            gq.ListChange(
                 datetime(2026, 11, 3, 9, tzinfo=UTC),
-                "it-admin",
                 "add",
                 "tiktok",
                 "tiktokv.eu",
                 "primary",
                 "New app domain seen in the self-test",
+                "it-admin",
                 None,
             ),
         ),
+        previous_by_platform=(
+            gq.PlatformCount("instagram", 25),
+            gq.PlatformCount("tiktok", 12),
+            gq.PlatformCount("snapchat", 7),
+        ),
+        trend=tuple(
+            gq.PeriodCount(
+                date(2026, 9, 7) + timedelta(weeks=n), date(2026, 9, 14) + timedelta(weeks=n), c
+            )
+            for n, c in enumerate([6, 4, 5, 3, 2, 4, 3, 1, 2, 1])
+        ),
+        trend_step="week",
     )
+    return GovernorReport(summary, health(silent=(date(2026, 10, 12), date(2026, 10, 13))))
 
 
 # --- small wording helpers -----------------------------------------------------------------
@@ -278,7 +288,7 @@ class TestWeeklyHtml:
         html = render_weekly_html(governor())
         assert "/incidents" not in html
         assert "Devices with most activity" not in html
-        assert "Staff network" in html and "Not reviewed yet" in html
+        assert "Staff network" in html and "Awaiting review" in html
         assert "totals only" in html
 
 
@@ -324,7 +334,7 @@ def render_report() -> str:
         governors_report(),
         school="Hill School",
         start=date(2026, 9, 3),
-        end=date(2026, 12, 18),
+        end=date(2026, 12, 19),
         tz="Europe/London",
         generated_at=NOW,
     )
@@ -337,7 +347,7 @@ def test_render_governors_report_is_a_printable_page() -> None:
         "<script" not in html and "<img" not in html and "http" not in html.replace("https://", "")
     )
     for expected in (
-        "Thursday 3 September 2026 to Friday 18 December 2026",
+        "3 September – 18 December 2026",
         "31 incidents</b> of social-networking use during school hours: down 13 from 44",
         "Informal conversation",
         "Week of 7 September",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -38,7 +38,8 @@ class TestWeek:
     )
     def test_parse_week_gives_monday_to_sunday(self, text: str, start: date, end: date) -> None:
         week = parse_week(text)
-        assert (week.start, week.end, week.iso) == (start, end, text.strip())
+        assert (week.start, week.last, week.iso) == (start, end, text.strip())
+        assert week.end == end + timedelta(days=1)  # half-open, as every period
         assert week_containing(start) == week_containing(end) == week
 
     @pytest.mark.parametrize(

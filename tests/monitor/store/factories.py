@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from monitor.store.items import StoredObservation
+from monitor.records import StoredObservation
 from monitor.values import (
     Attribution,
     Category,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sqlite3
 import subprocess
@@ -26,6 +27,7 @@ from monitor.store.db import (
     head_revision,
     make_engine,
     normalise_url,
+    ping,
     upgrade_schema,
 )
 
@@ -38,6 +40,8 @@ STORE_TABLES = {
     "incidents",
     "observations",
     "recorded_captures",
+    "replay_positions",
+    "erasures",
     # the review app and reports
     "api_tokens",
     "audit_events",
@@ -87,6 +91,18 @@ class TestMakeEngine:
             engine.dispose()
         assert pragmas == ["wal", 1, 5000]
         assert (tmp_path / "new" / "dir" / "hm.sqlite3").exists()
+
+    def test_ping_answers_when_the_database_does_and_raises_when_it_cannot(
+        self, tmp_path: Path
+    ) -> None:
+        engine = make_engine(f"sqlite:///{tmp_path / 'hm.sqlite3'}")
+        ping(engine)
+        engine.dispose()
+        (tmp_path / "dir").mkdir()
+        unopenable = make_engine(f"sqlite:///{tmp_path / 'dir'}")
+        with pytest.raises(Exception, match="unable to open"):
+            ping(unopenable)
+        unopenable.dispose()
 
     def test_make_engine_sqlite_rolls_back_ddl(self, tmp_path: Path) -> None:
         engine = make_engine(f"sqlite:///{tmp_path / 'hm.sqlite3'}")
@@ -323,3 +339,18 @@ def test_many_connections_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             assert list(pool.map(open_and_read, range(6))) == [1] * 6
+
+
+def test_migrations_import_no_application_module() -> None:
+    """A migration runs as it was written: what it needs from the application is copied in."""
+    importers = []
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )  # fmt: skip
+            importers += [
+                (path.name, name) for name in names if name.split(".")[0] in ("monitor", "api")
+            ]
+    assert importers == []

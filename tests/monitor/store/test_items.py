@@ -13,16 +13,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from monitor.confidence import basis_from_evidence
+from monitor.records import CounterIncrement, DeviceSeen, EmbeddedCountRow
 from monitor.sessions import build_incident_key
-from monitor.store.items import (
-    CounterIncrement,
-    DeviceSeen,
-    EmbeddedCountRow,
-    WriterItem,
-    apply_records,
-    decode_item,
-    encode_item,
-)
+from monitor.store.items import WriterItem, apply_records, decode_item, encode_item
 from monitor.store.models import (
     DailyCounterRecord,
     DeviceRecord,

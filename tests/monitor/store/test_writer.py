@@ -21,17 +21,12 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from monitor.records import CounterIncrement, StoredObservation
 from monitor.store.db import make_engine
-from monitor.store.items import apply_records, encode_item
+from monitor.store.items import WriterItem, apply_records, encode_item
 from monitor.store.models import DailyCounterRecord, IncidentRecord, ObservationRecord
 from monitor.store.spool import Spool, SpoolRecord
-from monitor.store.writer import (
-    CounterIncrement,
-    StoredObservation,
-    Writer,
-    WriterItem,
-    WriterStats,
-)
+from monitor.store.writer import Writer, WriterStats
 from monitor.values import IncidentState
 from tests.monitor.store.factories import SITE, T0, make_incident, make_observation, utc
 
@@ -209,6 +204,17 @@ class TestBatching:
             writer.submit(make_observation(T0 + n))
         writer.stop(timeout=30)
         assert observation_times_in_id_order(engine) == [T0 + n for n in range(50)]
+
+    def test_a_replay_writer_waits_for_room_and_keeps_the_order(
+        self, engine_url: str, engine: Engine, make_writer: Callable[..., Writer]
+    ) -> None:
+        writer = make_writer(engine_url, queue_size=2, batch_size=3, wait_when_full=True)
+        writer.start()
+        for n in range(40):
+            writer.submit(make_observation(T0 + n))
+        stats = writer.stop(timeout=30)
+        assert (stats.written, stats.spooled) == (40, 0)
+        assert observation_times_in_id_order(engine) == [T0 + n for n in range(40)]
 
 
 class TestSpool:

@@ -5,14 +5,17 @@ Times are UTC; the school is in Europe/London. ``T0`` is Tuesday 10 March 2026, 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import (
     UNKNOWN_MAC,
+    Base,
     CheckRecord,
     DailyCounterRecord,
     DeviceRecord,
@@ -175,3 +178,14 @@ def add_list_change(db: Session, at: datetime, suffix: str, reason: str) -> None
         )
     )  # fmt: skip
     db.flush()
+
+
+def rows_naming(db: Session | Connection, *values: str) -> list[tuple[str, tuple[object, ...]]]:
+    """Every row of every table (whatever tables the schema has) holding one of ``values``."""
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for row in db.execute(select(table)):
+            text = json.dumps(list(row), default=str).lower()
+            if any(value.lower() in text for value in values):
+                found.append((table.name, tuple(row)))
+    return found

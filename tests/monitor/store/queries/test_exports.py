@@ -11,9 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.devices import identity_digest
+from monitor.store.audit import AuditAction, NamedActor, record_event
 from monitor.store.models import (
+    AuditEventRecord,
     DeviceRecord,
     EmbeddedCountRecord,
+    ErasureRecord,
     IncidentRecord,
     IncidentReviewRecord,
     ObservationRecord,
@@ -21,6 +25,7 @@ from monitor.store.models import (
 from monitor.store.queries.exports import (
     EXPLANATION_CSV_COLUMNS,
     INCIDENT_CSV_COLUMNS,
+    ErasureResult,
     csv_safe,
     erase_device,
     export_device_records,
@@ -40,7 +45,10 @@ from tests.monitor.store.queries.factories import (
     add_incident,
     add_observation,
     add_review,
+    rows_naming,
 )
+
+ADMIN = NamedActor(1, "admin")
 
 
 def parse(lines: list[str]) -> list[list[str]]:
@@ -162,10 +170,14 @@ class TestSubjectAccess:
             export_device_records(db, "STAFF-LAPTOP-12")
 
 
+def erase(db: Session, mac_or_ip: str, site: str = SITE, reason: str = "parent's request") -> ErasureResult:  # fmt: skip
+    return erase_device(db, mac_or_ip, site, user=ADMIN, reason=reason, address="192.0.2.1")
+
+
 class TestErasure:
     def test_erase_by_mac_deletes_every_row_and_nothing_else(self, db: Session, device_data: dict[str, int]) -> None:  # fmt: skip
         before = table_counts(db)
-        result = erase_device(db, STAFF_LAPTOP[1])
+        result = erase(db, STAFF_LAPTOP[1])
         erased = {"incidents": 2, "incident_reviews": 2, "observations": 2, "embedded_counts": 1, "devices": 2}  # fmt: skip
         assert (result.incidents, result.incident_reviews, result.observations, result.embedded_counts, result.devices) == tuple(erased.values())  # fmt: skip
         assert result.total == 9
@@ -175,8 +187,46 @@ class TestErasure:
         )
         assert db.get(IncidentRecord, device_data["other"]) is not None
 
+    def test_no_table_names_the_erased_device_afterwards(self, db: Session, device_data: dict[str, int]) -> None:  # fmt: skip
+        mac, moved_ip = STAFF_LAPTOP[1], "10.1.9.9"
+        # what the device's address held without a MAC (a routed moment) is the device's too
+        add_observation(db, None, device=(moved_ip, None))
+        record_event(db, user=ADMIN, action=AuditAction.VIEW_DEVICE, target_type="device",
+                     target_id=7, detail={"subject": mac, "page": "erase"}, address="192.0.2.1", site=SITE)  # fmt: skip
+        record_event(db, user=ADMIN, action=AuditAction.MERGE_DEVICES, target_type="device",
+                     target_id=8, detail={"reason": "new card, was AABB.CC00.0001"}, address="192.0.2.1", site=SITE)  # fmt: skip
+        assert rows_naming(db, mac, moved_ip)
+        result = erase(db, mac.upper().replace(":", "-"), reason=f"asked by the owner of {mac.upper()} at {moved_ip}")  # fmt: skip
+        assert rows_naming(db, mac, moved_ip, "aabb.cc00.0001") == []
+        assert result.audit_events_redacted == 2
+        (audit,) = db.scalars(select(AuditEventRecord).where(AuditEventRecord.action == "erase_device"))  # fmt: skip
+        assert audit.detail["device_digest"] == result.digest == identity_digest(mac)
+        assert audit.detail["reason"] == f"asked by the owner of erased device {result.digest} at erased device {result.digest}"  # fmt: skip
+        assert (audit.username, audit.address, audit.site) == ("admin", "192.0.2.1", SITE)
+        digests = set(db.scalars(select(ErasureRecord.digest)))
+        assert digests == {identity_digest(mac), identity_digest(moved_ip), identity_digest(STAFF_LAPTOP[0])}  # fmt: skip
+        # the other device that later had the laptop's first address keeps its rows
+        assert db.scalar(select(func.count()).select_from(IncidentRecord).where(IncidentRecord.device_mac == "aa:bb:cc:00:00:42")) == 1  # fmt: skip
+
+    def test_erasing_twice_deletes_nothing_more_and_is_audited_twice(self, db: Session, device_data: dict[str, int]) -> None:  # fmt: skip
+        erase(db, STAFF_LAPTOP[1])
+        assert erase(db, STAFF_LAPTOP[1]).total == 0
+        assert db.scalar(select(func.count()).select_from(AuditEventRecord).where(AuditEventRecord.action == "erase_device")) == 2  # fmt: skip
+
+    def test_erase_by_address_takes_every_device_that_had_it(self, db: Session, device_data: dict[str, int]) -> None:  # fmt: skip
+        result = erase(db, STAFF_LAPTOP[0])
+        assert result.incidents == 2
+        assert rows_naming(db, STAFF_LAPTOP[0]) == []
+        (erasure,) = db.scalars(select(ErasureRecord))
+        assert (erasure.digest, erasure.every_device) == (identity_digest(STAFF_LAPTOP[0]), True)
+
+    def test_erase_needs_a_reason(self, db: Session, device_data: dict[str, int]) -> None:
+        with pytest.raises(ValueError, match="give the reason"):
+            erase(db, STAFF_LAPTOP[1], reason="  ")
+        assert table_counts(db)["incidents"] == 4
+
     def test_erase_nothing_held_is_all_zeros(self, db: Session) -> None:
-        assert erase_device(db, "10.200.0.1").total == 0
+        assert erase(db, "10.200.0.1").total == 0
 
     def test_erase_in_site_scope_leaves_other_sites(self, db: Session, device_data: dict[str, int]) -> None:  # fmt: skip
-        assert erase_device(db, STAFF_LAPTOP[1], OTHER_SITE).total == 0
+        assert erase(db, STAFF_LAPTOP[1], OTHER_SITE).total == 0

@@ -13,6 +13,8 @@ from monitor.store.queries.identity import DeviceRef, normalise_mac, parse_devic
         ("aa:bb:cc:00:00:01", DeviceRef(mac="aa:bb:cc:00:00:01")),
         ("AA-BB-CC-00-00-01", DeviceRef(mac="aa:bb:cc:00:00:01")),
         (" aa:bb:cc:00:00:01 ", DeviceRef(mac="aa:bb:cc:00:00:01")),
+        ("aabb.cc00.0001", DeviceRef(mac="aa:bb:cc:00:00:01")),
+        ("AABBCC000001", DeviceRef(mac="aa:bb:cc:00:00:01")),
         ("10.1.4.23", DeviceRef(ip="10.1.4.23")),
         ("2001:DB8:0:0::1", DeviceRef(ip="2001:db8::1")),
     ],
@@ -23,7 +25,7 @@ def test_parse_device_ref(text: str, ref: DeviceRef) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "aa:bb:cc:00:00", "aa:bb-cc:00:00:01", "10.1.4.256", "staff-laptop", "aabbcc000001"],
+    ["", "aa:bb:cc:00:00", "aa:bb-cc:00:00:01", "10.1.4.256", "staff-laptop", "aabbcc00000"],
 )
 def test_parse_device_ref_refuses_anything_else(text: str) -> None:
     with pytest.raises(ValueError, match="neither a MAC address nor an IP address"):

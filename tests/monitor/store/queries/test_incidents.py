@@ -17,6 +17,7 @@ from monitor.store.queries.incidents import (
     get_incident,
     incident_sites,
     list_incidents,
+    sort_label,
 )
 from monitor.values import Basis
 from tests.monitor.store.queries.factories import (
@@ -190,6 +191,15 @@ class TestSorting:
     def test_sort(self, db: Session, queue: dict[str, int], sort: str, expected: str) -> None:
         assert listed(db, queue, sort=sort) == expected.split()
 
+    @pytest.mark.parametrize(
+        ("sort", "label"),
+        [("-start", "Newest first"), ("start", "Oldest first"), ("status", "Status (new first)"),
+         ("platform", "Platform"), ("-device", "Device (Z to A)"),
+         ("-confidence", "Most certain first")],
+    )  # fmt: skip
+    def test_each_sort_order_reads_as_a_label(self, sort: str, label: str) -> None:
+        assert sort_label(sort) == label
+
     def test_unknown_sort_is_refused(self, db: Session) -> None:
         with pytest.raises(ValueError, match="sort 'hostname': allowed confidence, device"):
             list_incidents(db, IncidentFilters(), sort="hostname", page=1, per_page=10, site_scope=None)  # fmt: skip
@@ -279,6 +289,20 @@ class TestIncidentPage:
         ]
         assert [entry.flags for entry in detail.timeline] == [(), ("ech",), ()]
         assert detail.timeline[0].server_ip == "157.240.1.174"
+
+    def test_a_continuation_and_the_decided_incident_each_show_their_own_span(self, db: Session) -> None:  # fmt: skip
+        decided = add_incident(db, minutes=5, status="closed", outcome="no_action")
+        later = add_incident(db, start=T0 + timedelta(minutes=8), minutes=5)
+        later.source_key, later.continues_id, later.key = (
+            decided.key,
+            decided.id,
+            decided.key + ".1",
+        )
+        db.flush()
+        for minute in (1, 4, 9, 12):  # the engine stored them all under the activity's key
+            add_observation(db, decided, ts=T0 + timedelta(minutes=minute))
+        assert [e.at.minute for e in get_incident(db, decided.id, None).timeline] == [1, 4]
+        assert [e.at.minute for e in get_incident(db, later.id, None).timeline] == [9, 12]
 
     def test_timeline_falls_back_to_the_evidence_list(self, db: Session) -> None:
         incident = add_incident(db, platform="tiktok")

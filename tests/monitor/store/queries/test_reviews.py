@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -10,12 +11,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
-from monitor.store.queries.incidents import OUTCOMES, get_incident
-from monitor.store.queries.reviews import Actor, review_incident
+from monitor.store.queries.incidents import get_incident
+from monitor.store.queries.reviews import review_incident
+from monitor.store.workflow import Outcome
 from tests.monitor.store.queries.factories import OTHER_SITE, SITE, T0, add_incident
 
-HEAD = Actor(user_id=1, username="head", role="reviewer")
-IT = Actor(user_id=2, username="it", role="admin")
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A signed-in user as the app passes one (``ReviewingUser``)."""
+
+    id: int
+    username: str
+    role: str
+    site: str | None = None
+
+
+HEAD = Person(id=1, username="head", role="reviewer")
+IT = Person(id=2, username="it", role="admin")
 NOW = T0 + timedelta(days=1)
 
 # fmt: off
@@ -76,7 +89,7 @@ def test_a_whole_review_is_kept_as_history(db: Session) -> None:
     assert (stored.status, stored.outcome) == ("in_review", None)
 
 
-@pytest.mark.parametrize("outcome", OUTCOMES)
+@pytest.mark.parametrize("outcome", list(Outcome))
 def test_every_outcome_closes(db: Session, outcome: str) -> None:
     incident = add_incident(db, status="in_review")
     detail = review_incident(db, incident.id, user=HEAD, to_status="closed", outcome=outcome, note="why", now=NOW)  # fmt: skip
@@ -121,17 +134,17 @@ def test_malformed_changes_are_refused(db: Session, kwargs: dict[str, Any], mess
 
 def test_a_governor_cannot_review(db: Session) -> None:
     incident = add_incident(db)
-    governor = Actor(user_id=3, username="gov", role="governor")
+    governor = Person(id=3, username="gov", role="governor")
     with pytest.raises(PermissionError, match="governor cannot review"):
         review_incident(db, incident.id, user=governor, to_status="in_review", now=NOW)
 
 
 def test_a_reviewer_of_one_site_cannot_review_another(db: Session) -> None:
     incident = add_incident(db, site=OTHER_SITE)
-    limited = Actor(user_id=4, username="deputy", role="reviewer", site=SITE)
+    limited = Person(id=4, username="deputy", role="reviewer", site=SITE)
     with pytest.raises(LookupError, match="no incident"):
         review_incident(db, incident.id, user=limited, to_status="in_review", now=NOW)
-    annex = Actor(user_id=5, username="annex-head", role="reviewer", site=OTHER_SITE)
+    annex = Person(id=5, username="annex-head", role="reviewer", site=OTHER_SITE)
     detail = review_incident(db, incident.id, user=annex, to_status="in_review", now=NOW)
     assert detail.incident.status == "in_review"
 

@@ -1,4 +1,4 @@
-"""Types of the compiled ClientHello readers (monitor/extract/_tls.pyx) for mypy."""
+"""Types of the compiled ClientHello readers (monitor/compiled/tls.pyx) for mypy."""
 
 from monitor.extract.tls import ClientHello
 

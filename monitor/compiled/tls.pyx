@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The ClientHello readers of ``monitor.extract.tls``, compiled with Cython.
+"""The ClientHello readers of ``monitor.extract.tls``, compiled with Cython (in ``monitor.compiled``).
 
 ``parse_client_hello_message``, ``parse_client_hello_records`` and ``find_client_hello_record``
 with the same rules, results and errors as the Python module, reading lengths and extensions
@@ -7,34 +7,37 @@ with C arithmetic instead of slices and ``struct`` calls. What is rare stays in 
 module and is called from here: a ClientHello spread over several records, the SSLv2 form, and
 the normalisation and escaping of the server name (``monitor.hostnames.hostname_from_wire``).
 
-``tests/monitor/extract/test_tls.py`` runs its parser tests on both; the extractor takes these
-when they were built (setup.py, when a C compiler is there). Keep the two in step.
+``tests/monitor/extract/test_tls.py`` runs its parser tests on both, and
+``tests/monitor/compiled/test_tls.py`` compares them on the golden captures; the extractor takes
+these when they were built (setup.py, when a C compiler is there). The constants are the
+Python module's, read when this one is imported: no rule is written twice.
 """
 
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t
 from libc.string cimport memchr
 
+from monitor.extract import tls
 from monitor.extract.tls import (
-    MAX_CLIENT_HELLO_BYTES,
-    MAX_RECORD_LEN,
     ClientHello,
-    _looks_like_sslv2_client_hello,
-    _parse_records_slow,
-    _parse_sslv2_client_hello,
+    looks_like_sslv2_client_hello,
+    parse_records_slow,
+    parse_sslv2_client_hello,
 )
 from monitor.hostnames import hostname_from_wire
 
-cdef enum:
-    CONTENT_TYPE_HANDSHAKE = 22
-    HANDSHAKE_CLIENT_HELLO = 1
-    EXT_SERVER_NAME = 0
-    EXT_ALPN = 16
-    EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D
-    RECORD_HEADER_LEN = 5
-
-cdef Py_ssize_t _MAX_MESSAGE = MAX_CLIENT_HELLO_BYTES
-cdef Py_ssize_t _MAX_RECORD = MAX_RECORD_LEN
+cdef int CONTENT_TYPE_HANDSHAKE = tls.CONTENT_TYPE_HANDSHAKE
+cdef int HANDSHAKE_CLIENT_HELLO = tls.HANDSHAKE_CLIENT_HELLO
+cdef int EXT_SERVER_NAME = tls.EXT_SERVER_NAME
+cdef int EXT_ALPN = tls.EXT_ALPN
+cdef int EXT_ENCRYPTED_CLIENT_HELLO = tls.EXT_ENCRYPTED_CLIENT_HELLO
+cdef int SERVER_NAME_HOST_NAME = tls.SERVER_NAME_HOST_NAME
+cdef Py_ssize_t RECORD_HEADER_LEN = tls.RECORD_HEADER_LEN
+cdef Py_ssize_t _MAX_MESSAGE = tls.MAX_CLIENT_HELLO_BYTES
+cdef Py_ssize_t _MAX_RECORD = tls.MAX_RECORD_LEN
+cdef uint8_t RECORD_START_0 = tls.HANDSHAKE_RECORD_START[0]
+cdef uint8_t RECORD_START_1 = tls.HANDSHAKE_RECORD_START[1]
+cdef int MAX_MINOR_VERSION = tls.MAX_MINOR_VERSION
 _NO_ALPN = ()
 
 
@@ -69,24 +72,26 @@ def find_client_hello_record(bytes stream, Py_ssize_t start=0):
     cdef const uint8_t* hit
     if start < 0:
         start = 0
-    if start < n and data[start] & 0x80 and _looks_like_sslv2_client_hello(stream, start):
+    if start < n and data[start] & 0x80 and looks_like_sslv2_client_hello(stream, start):
         return start
     i = start
     while i + 1 < n:
-        hit = <const uint8_t*>memchr(data + i, 0x16, n - 1 - i)
+        hit = <const uint8_t*>memchr(data + i, RECORD_START_0, n - 1 - i)
         if hit == NULL:
             break
         i = hit - data
-        if data[i + 1] != 0x03:
+        if data[i + 1] != RECORD_START_1:
             i += 1
             continue
         if i + 2 >= n:
             return i
-        if data[i + 2] <= 4:
-            if i + 5 > n:
+        if data[i + 2] <= MAX_MINOR_VERSION:
+            if i + RECORD_HEADER_LEN > n:
                 return i
             length = _u16(data + i + 3)
-            if 1 <= length <= _MAX_RECORD and (i + 5 == n or data[i + 5] == 1):
+            if 1 <= length <= _MAX_RECORD and (
+                i + RECORD_HEADER_LEN == n or data[i + RECORD_HEADER_LEN] == HANDSHAKE_CLIENT_HELLO
+            ):
                 return i
         i += 1
     if n > start and data[n - 1] == CONTENT_TYPE_HANDSHAKE:
@@ -103,20 +108,20 @@ def parse_client_hello_records(bytes stream):
         return None
     if data[0] != CONTENT_TYPE_HANDSHAKE:
         if data[0] & 0x80:
-            return _parse_sslv2_client_hello(stream)
+            return parse_sslv2_client_hello(stream)
         raise ValueError(f"record #0: content type {data[0]}, expected handshake (22)")
     if n >= RECORD_HEADER_LEN + 4:  # the whole ClientHello in the first record, as usual
         record_len = _u16(data + 3)
         msg_len = (<Py_ssize_t>data[6] << 16) | (data[7] << 8) | data[8]
         if (
-            data[1] == 3
+            data[1] == RECORD_START_1
             and data[5] == HANDSHAKE_CLIENT_HELLO
             and 4 + msg_len <= record_len <= _MAX_RECORD
             and RECORD_HEADER_LEN + 4 + msg_len <= n
             and msg_len <= _MAX_MESSAGE - 4
         ):
             return _parse_body(stream, data, RECORD_HEADER_LEN + 4, RECORD_HEADER_LEN + 4 + msg_len)
-    return _parse_records_slow(stream)
+    return parse_records_slow(stream)
 
 
 cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end):
@@ -218,7 +223,7 @@ cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end
         p += 3
         if name_len > list_end - p:
             raise ValueError(f"entry #{entry}: length {name_len} > remaining {list_end - p}")
-        if name_type == 0:  # host_name
+        if name_type == SERVER_NAME_HOST_NAME:
             if name_len == 0:
                 raise ValueError(f"entry #{entry}: empty host_name")
             if _already_normal(buf + p, name_len):

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""``QuicInitialTracker`` of ``monitor.extract.quic``, compiled with Cython.
+"""``QuicInitialTracker`` of ``monitor.extract.quic``, compiled with Cython (in ``monitor.compiled``).
 
 The same connections, rules, counters and errors as the Python tracker, decision for decision;
 what changes is the cost of reading a packet. Headers, packet numbers, frames and the common
@@ -9,17 +9,20 @@ The cryptography is OpenSSL's libcrypto, called directly (HMAC-SHA256 for the HK
 AES-128-ECB for header protection, AES-128-GCM for the payload): the Python tracker reaches
 the same primitives through hashlib and ``cryptography``, and pays about 40 microseconds a
 connection for the Python objects around them. The version table, the rare reassembly of
-CRYPTO data out of order (``_add_range``) and the result type come from the Python module.
+CRYPTO data out of order (``add_range``) and the result type come from the Python module.
 
-``tests/monitor/extract/test_quic.py`` runs every test on both trackers; the extractor takes
-this one when it was built (setup.py, when a C compiler is there). Keep the two in step.
+``tests/monitor/extract/test_quic.py`` runs every test on both trackers, and
+``tests/monitor/compiled/test_quic.py`` compares them on the golden captures; the extractor
+takes this one when it was built (setup.py, when a C compiler is there). The limits and
+version rules are the Python module's constants, read when this one is imported.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-from monitor.extract.quic import _CLIENT_IN, _GREASE, _VERSIONS, QuicClientHello, _add_range
+from monitor.extract import quic
+from monitor.extract.quic import CLIENT_IN, GREASE, VERSIONS, QuicClientHello, add_range
 
 
 cdef extern from "openssl/params.h":
@@ -84,8 +87,12 @@ if (
 ):
     raise ImportError("libcrypto has no AES-128 or HMAC-SHA256")
 
-cdef int64_t _PN_LIMIT = 1LL << 62
-cdef int _KEY_CACHE_SIZE = 4096
+# The Python module's constants, as C values (read when this module is imported).
+cdef int64_t _PN_LIMIT = quic.PN_LIMIT
+cdef Py_ssize_t _KEY_CACHE_SIZE = quic.KEY_CACHE_SIZE
+cdef uint32_t GREASE_MASK = quic.GREASE_MASK
+cdef uint32_t GREASE_PATTERN = quic.GREASE_PATTERN
+cdef uint8_t LONG_HEADER_BITS = quic.LONG_HEADER_BITS
 
 
 cdef inline uint32_t _be32(const uint8_t* p) noexcept nogil:
@@ -94,9 +101,9 @@ cdef inline uint32_t _be32(const uint8_t* p) noexcept nogil:
 
 cdef object _params_for(uint32_t version):
     """``quic._version_params``: the version's parameters, or None."""
-    params = _VERSIONS.get(version)
-    if params is None and version & 0x0F0F0F0F == 0x0A0A0A0A:
-        return _GREASE
+    params = VERSIONS.get(version)
+    if params is None and version & GREASE_MASK == GREASE_PATTERN:
+        return GREASE
     return params
 
 
@@ -195,7 +202,7 @@ cdef class _Keys:
         cdef unsigned char hp_key[16]
         key_info, iv_info, hp_info = params.labels
         _hmac_sha256(salt, len(salt), dcid, len(dcid), b"", 0, initial)
-        _expand(initial, _CLIENT_IN, secret, SHA256_BYTES)
+        _expand(initial, CLIENT_IN, secret, SHA256_BYTES)
         _expand(secret, key_info, self.key, 16)
         _expand(secret, iv_info, self.iv, 12)
         _expand(secret, hp_info, hp_key, 16)
@@ -282,9 +289,9 @@ cdef class QuicInitialTracker:
     def __init__(
         self,
         *,
-        Py_ssize_t max_connections=16384,
-        Py_ssize_t max_crypto_bytes=65536,
-        double timeout_s=30.0,
+        Py_ssize_t max_connections=quic.DEFAULT_MAX_CONNECTIONS,
+        Py_ssize_t max_crypto_bytes=quic.DEFAULT_MAX_CRYPTO_BYTES,
+        double timeout_s=quic.DEFAULT_TIMEOUT_S,
     ):
         self.max_connections = max_connections
         self.max_crypto_bytes = max_crypto_bytes
@@ -306,7 +313,7 @@ cdef class QuicInitialTracker:
         cdef Py_ssize_t end = len(datagram), pos = 0
         cdef int number = 0
         cdef _Conn conn
-        if end < 7 or data[0] & 0xC0 != 0xC0:
+        if end < 7 or data[0] & LONG_HEADER_BITS != LONG_HEADER_BITS:
             return None
         if _params_for(_be32(data + 1)) is None:
             return None
@@ -538,7 +545,7 @@ cdef class QuicInitialTracker:
         if stop > len(stream):
             stream.extend(bytes(stop - len(stream)))
         stream[offset:stop] = payload[first:last]
-        _add_range(conn.ranges, offset, stop)
+        add_range(conn.ranges, offset, stop)
         head = conn.ranges[0]
         if head[0] != 0 or head[1] < 4:
             return None

@@ -1,15 +1,15 @@
-"""Types of the compiled record loop (monitor/_scanloop.pyx) for mypy."""
+"""Types of the compiled record loop (monitor/compiled/scanloop.pyx) for mypy."""
 
 import mmap
 
-from monitor.fastscan import RecordWalk
+from monitor.fastscan import LoopRules, RecordWalk
 from monitor.values import Frame
 
 def walk_records(
     walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
 ) -> None: ...
 def common_dns_entry(
-    message: bytes, no_answer: str, doh_resolver_names: frozenset[str]
+    message: bytes, rules: LoopRules
 ) -> tuple[bool, tuple[tuple[str, int, str], ...]] | None: ...
 def ipv6_text(raw: bytes) -> str: ...
 def walk_frames(walk: RecordWalk, frames: list[Frame]) -> None: ...

@@ -1,4 +1,4 @@
-"""Types of the compiled QUIC Initial tracker (monitor/extract/_quic.pyx) for mypy."""
+"""Types of the compiled QUIC Initial tracker (monitor/compiled/quic.pyx) for mypy."""
 
 from monitor.extract.quic import QuicClientHello
 from monitor.values import FlowKey

@@ -1,26 +1,32 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The record loop of ``monitor.fastscan``, compiled with Cython.
+"""The record loop of ``hallmonitor scan``, compiled with Cython; ``monitor.fastscan`` drives it.
 
-The same rules and decisions as ``monitor.fastscan.walk_records``, line for line, and the same
-output (``tests/monitor/test_fastscan.py`` runs both loops on every golden capture, generated
-mixes, crafted and mutated frames); what changes is the cost. Header fields are read from the
-buffer with C arithmetic instead of ``struct`` calls, the frames that cannot bear a name are
-counted without creating a Python object, DNS messages seen before are rendered without a
-parse, the common DNS message is read here (``_common_dns_entry``), and TCP segments and QUIC
-datagrams go to the extractor's state (its reassembler, QUIC tracker and ClientHello readers,
-compiled twins themselves when built) as ``Extractor._feed_tcp`` and ``_feed_udp`` would pass
-them, without a ``Packet`` unless one is needed for an observation.
+Its Python original is the general path (``monitor.scan.write_observations``: the reader,
+``Decoder``, ``Extractor``, ``render_jsonl``): the same output and counters
+(``tests/monitor/test_fastscan.py`` compares them on every golden capture, generated mixes,
+crafted and mutated frames). What changes is the cost. Header fields are read from the buffer
+with C arithmetic, the frames that cannot bear a name are counted without creating a Python
+object, DNS messages seen before are rendered without a parse, the common DNS message is read
+here (``_common_dns_entry``), and TCP segments and QUIC datagrams go to the extractor's state
+(its reassembler, QUIC tracker and ClientHello readers, compiled twins themselves when built)
+as ``Extractor._feed_tcp`` and ``_feed_udp`` would pass them, without a ``Packet`` unless one
+is needed for an observation.
 
-Beyond the Python loop: ``walk_frames`` takes the frames of any reader (pcapng files) through
-the same per-frame decisions (``_FrameLoop.frame``), and a process that shares the scan with
-others (``monitor.scanshare``) handles only the frames it owns.
+No rule is written here. What the loop decides by comes from the Python modules: the
+extractor's and the parsers' constants imported below, and the tables of
+``monitor.fastscan.loop_rules`` (ports, the first bytes of a TCP stream, the bytes of a plain
+name), handed over with each walk (``RecordWalk.rules``), so that a change of rule there
+changes this loop too. What is left are facts of the wire formats (where a field sits in a
+header); the Ethernet, IPv4 and IPv6 ones are those of ``monitor.decode``'s fast path
+(``_common_headers``), whose constants are private to it.
 
-A record longer than ``walk.max_caplen`` (the rule of ``monitor.sources.damage``, given as data,
-never written here) stops the walk with ``walk.damaged`` set, as in the Python loop.
+``walk_records`` walks the records of a classic pcap file in place; ``walk_frames`` takes the
+frames of any reader (pcapng files) through the same per-frame decisions
+(``_FrameLoop.frame``); a process that shares the scan with others (``monitor.scanshare``)
+handles only the frames it owns. A record longer than ``walk.max_caplen`` (the rule of
+``monitor.sources.damage``, given as data) stops the walk with ``walk.damaged`` set.
 
-setup.py builds it when a C compiler is there; without one the scan runs the Python loop.
-Keep the two loops in step: a change of rule goes into both, and the comparison tests say
-when they differ.
+setup.py builds it when a C compiler is there; without one ``scan`` takes the general path.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING
@@ -28,32 +34,63 @@ from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 from monitor.decode import cached_mac, format_mac
-from monitor.extract.quic import looks_like_quic_long_header
+from monitor.extract import dns, quic, tls
 from monitor.extract.dns import split_tcp_dns_stream
 from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE, DNS_TCP
+from monitor import fastscan
 from monitor.scan import render_jsonl
-from monitor.extract.tls import MAX_RECORD_LEN as MAX_TLS_RECORD
+from monitor import values
 from monitor.values import Frame, Packet, Proto
 
 PROTO_QUIC = Proto.QUIC
 PROTO_TLS = Proto.TLS
 
+# The Python modules' constants, as C values (read once, when this module is imported).
+cdef Py_ssize_t RECORD_HEADER_BYTES = fastscan.RECORD_HEADER_BYTES
+cdef Py_ssize_t DNS_HEADER_BYTES = dns.HEADER_LENGTH
+cdef Py_ssize_t MAX_NAME_LENGTH = dns.MAX_NAME_LENGTH
+cdef Py_ssize_t MAX_POINTERS = dns.MAX_POINTERS
+cdef int DNS_RESPONSE_FLAG = dns.RESPONSE_FLAG
+cdef int TYPE_A = dns.TYPE_A
+cdef int TYPE_CNAME = dns.TYPE_CNAME
+cdef int TYPE_AAAA = dns.TYPE_AAAA
+cdef int CLASS_IN = dns.CLASS_IN
+cdef int MDNS_CACHE_FLUSH = dns.MDNS_CACHE_FLUSH
+cdef int PORT_DNS = fastscan.PORT_DNS
+cdef int PORT_TUNNEL = fastscan.PORT_TUNNEL
+cdef int PORT_DHCP = fastscan.PORT_DHCP
+cdef int PORT_LOCAL_DNS = fastscan.PORT_LOCAL_DNS
+cdef int STREAM_SERVER_RECORD = fastscan.STREAM_SERVER_RECORD
+cdef int STREAM_HANDSHAKE_RECORD = fastscan.STREAM_HANDSHAKE_RECORD
+cdef int IPPROTO_TCP = values.IPPROTO_TCP
+cdef int IPPROTO_UDP = values.IPPROTO_UDP
+cdef int TCP_FIN = values.TCP_FIN
+cdef int TCP_SYN = values.TCP_SYN
+cdef int TCP_RST = values.TCP_RST
+cdef Py_ssize_t TLS_RECORD_HEADER = tls.RECORD_HEADER_LEN
+cdef int HANDSHAKE_SERVER_HELLO = tls.HANDSHAKE_SERVER_HELLO
+cdef int QUIC_LONG_HEADER = quic.LONG_HEADER_BITS
+
 cdef enum:
-    RECORD_HEADER_BYTES = 16
-    DNS_HEADER_BYTES = 12
-    MAX_NAME_LENGTH = 255
-    MAX_POINTERS = 127
-    TYPE_A = 1
-    TYPE_CNAME = 5
-    TYPE_AAAA = 28
-    PORT_DNS = 1
-    PORT_TUNNEL = 2
-    PORT_DHCP = 4
-    PORT_LOCAL_DNS = 8
-    IPPROTO_TCP = 6
-    IPPROTO_UDP = 17
-    TCP_FIN = 0x01
-    TCP_RST = 0x04
+    NAME_BUFFER_BYTES = 1024  # room for a name's text: more than MAX_NAME_LENGTH (checked)
+
+if MAX_NAME_LENGTH >= NAME_BUFFER_BYTES:
+    raise ImportError(f"dns.MAX_NAME_LENGTH {MAX_NAME_LENGTH} needs a larger NAME_BUFFER_BYTES")
+
+# Wire formats (not rules): Ethernet, 802.1Q, IPv4 and IPv6 as monitor.decode's fast path reads
+# them, its constants being private to it.
+cdef enum:
+    LINKTYPE_ETHERNET = 1
+    ETHERTYPE_IPV4 = 0x0800
+    ETHERTYPE_IPV6 = 0x86DD
+    ETHERNET_HEADER = 14
+    TAGGED_ETHERNET_HEADER = 18
+    IPV4_PLAIN_VERSION_IHL = 0x45
+    IPV4_FRAGMENT_BITS = 0x3FFF
+    IPV4_HEADER = 20
+    IPV6_HEADER = 40
+    UDP_HEADER = 8
+    TCP_HEADER = 20
 
 cdef object _new_tuple = tuple.__new__
 
@@ -147,21 +184,24 @@ cdef inline str _mac_text(const uint8_t* a):
 #
 # The common message, read here: one question, and for a response an answer section whose owners
 # are pointers to the question or to a CNAME target, with A, AAAA, CNAME and other records whole.
-# Names must be plain (printable ASCII without '"', '.' or '\\' inside a label), so that their
-# text and JSON need no escapes. Anything else, damage included, returns None and goes to the
-# Python reader (monitor.extract.dns), which has the last word on every rule; where this reader
-# answers, it answers as that one does (monitor.extract.dns's rules for names and answers,
-# monitor.fastscan._dns_entry's rendering).
+# Names must be plain: every byte one that monitor.extract.dns writes as itself (lowercased) and
+# JSON needs no escape for (``plain``: ``fastscan.loop_rules``'s table, from dns.NAME_BYTE_TEXT).
+# Anything else, damage included, returns None and goes to the Python reader
+# (monitor.extract.dns), which has the last word on every rule; where this reader answers, it
+# answers as that one does (monitor.extract.dns's rules for names and answers,
+# monitor.fastscan.dns_entry's rendering).
 
 
-cdef object _plain_name(const uint8_t* m, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t* after):
+cdef object _plain_name(
+    const uint8_t* m, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t* after, const uint8_t* plain
+):
     """The text of the name at ``pos`` and (in ``after``) the offset after it; None when the
-    name is damaged or needs escapes. Pointers must point before where the name (or the part
-    the previous pointer reached) started, as in ``dns._decode_name``."""
+    name is damaged or not plain. Pointers must point before where the name (or the part the
+    previous pointer reached) started, as in ``dns._decode_name``."""
     cdef Py_ssize_t limit = pos, end = -1, wire_length = 1, pointers = 0, used = 0, i
     cdef Py_ssize_t length
     cdef uint8_t c
-    cdef char text[MAX_NAME_LENGTH + 1]
+    cdef char text[NAME_BUFFER_BYTES]
     while True:
         if pos >= n:
             return None
@@ -176,11 +216,9 @@ cdef object _plain_name(const uint8_t* m, Py_ssize_t n, Py_ssize_t pos, Py_ssize
                 text[used] = b"."
                 used += 1
             for i in range(pos + 1, pos + 1 + length):
-                c = m[i]
-                if c < 0x20 or c > 0x7E or c == 0x22 or c == 0x2E or c == 0x5C:
+                c = plain[m[i]]
+                if c == 0:
                     return None
-                if 0x41 <= c <= 0x5A:
-                    c += 0x20
                 text[used] = <char>c
                 used += 1
             pos += 1 + length
@@ -205,18 +243,19 @@ cdef object _plain_name(const uint8_t* m, Py_ssize_t n, Py_ssize_t pos, Py_ssize
 
 
 cdef object _common_dns_entry(
-    const uint8_t* m, Py_ssize_t n, str no_answer, frozenset doh_resolver_names
+    const uint8_t* m, Py_ssize_t n, str no_answer, frozenset doh_resolver_names,
+    const uint8_t* plain,
 ):
-    """``fastscan._dns_entry(dns.parse_dns_message(message))`` for the common message (see
+    """``fastscan.dns_entry(dns.parse_dns_message(message))`` for the common message (see
     above); None for any other."""
     cdef Py_ssize_t pos, name_end, rdata_end, target_end
     cdef int ancount, rtype, rclass, rdlength
     cdef bint is_response
     if n < DNS_HEADER_BYTES + 5 or _be16(m + 4) != 1:
         return None
-    is_response = m[2] >= 0x80
+    is_response = _be16(m + 2) & DNS_RESPONSE_FLAG
     ancount = _be16(m + 6)
-    name = _plain_name(m, n, DNS_HEADER_BYTES, &name_end)
+    name = _plain_name(m, n, DNS_HEADER_BYTES, &name_end, plain)
     if name is None or name_end + 4 > n:
         return None
     answer = no_answer
@@ -235,20 +274,20 @@ cdef object _common_dns_entry(
             if pos + 10 > n:
                 return None
             rtype = _be16(m + pos)
-            rclass = _be16(m + pos + 2) & 0x7FFF  # without mDNS's cache-flush bit
+            rclass = _be16(m + pos + 2) & ~MDNS_CACHE_FLUSH
             rdlength = _be16(m + pos + 8)
             pos += 10
             rdata_end = pos + rdlength
             if rdata_end > n:
                 return None
             if rtype == TYPE_A:
-                if rdlength == 4 and rclass == 1:
+                if rdlength == 4 and rclass == CLASS_IN:
                     addresses.append((owner, _ipv4_text(m + pos)))
             elif rtype == TYPE_AAAA:
-                if rdlength == 16 and rclass == 1:
+                if rdlength == 16 and rclass == CLASS_IN:
                     addresses.append((owner, _ipv6_text(m + pos)))
             elif rtype == TYPE_CNAME:
-                target = _plain_name(m, n, pos, &target_end)
+                target = _plain_name(m, n, pos, &target_end, plain)
                 if target is None or target_end != rdata_end:
                     return None
                 cnames.append((owner, target))
@@ -261,7 +300,7 @@ cdef object _common_dns_entry(
 
 
 cdef str _answer_json(str name, list cnames, list addresses):
-    """``extractor.dns_answer_for`` rendered as ``fastscan._dns_entry`` renders it: the CNAME
+    """``extractor.dns_answer_for`` rendered as ``fastscan.dns_entry`` renders it: the CNAME
     chain from ``name`` (first CNAME of each owner, stopping at a name seen), and the
     addresses of the names on it."""
     chain = []
@@ -290,13 +329,17 @@ cdef str _answer_json(str name, list cnames, list addresses):
     return f'"cnames":[{cnames_json}],"addresses":[{addresses_json}]'
 
 
-def common_dns_entry(bytes message, str no_answer, frozenset doh_resolver_names):
-    """``_common_dns_entry`` for tests: the entry, or None when the Python reader must read
-    the message."""
+def common_dns_entry(bytes message, rules):
+    """``fastscan.dns_entry(dns.parse_dns_message(message))`` for the common message, by the
+    ``LoopRules`` given; None when the Python reader must read the message."""
     cdef const uint8_t[::1] view = message
+    cdef bytes plain = rules.plain_name_bytes
     if not message:
         return None
-    return _common_dns_entry(&view[0], len(message), no_answer, doh_resolver_names)
+    return _common_dns_entry(
+        &view[0], len(message), rules.no_answer_json, rules.doh_resolver_names,
+        <const uint8_t*><const char*>plain,
+    )
 
 
 
@@ -308,8 +351,11 @@ cdef class _FrameLoop:
     cdef object cached_entry, new_entry, remember, no_answer, doh_resolver_names, flags_json
     cdef list lines
     cdef dict counts
-    cdef bytes port_kinds
+    cdef object rules
+    cdef bytes port_kinds, stream_starts, plain_name_bytes
     cdef const uint8_t* kinds
+    cdef const uint8_t* starts
+    cdef const uint8_t* plain
     cdef Py_ssize_t fast_frames, fast_packets, dns_lines
     cdef double next_expiry
     cdef int share, shares
@@ -317,7 +363,7 @@ cdef class _FrameLoop:
     cdef Py_ssize_t tagged
     cdef object counters, count_bug, streams, feed_stream, buffers, evicted, give_up
     cdef object tls_stream, dhcp, looks_like_quic, feed_quic, read_hello, hello_observation
-    cdef object read_records
+    cdef object read_records, find_record
 
     def __init__(self, walk):
         pipeline = walk.pipeline
@@ -331,15 +377,23 @@ cdef class _FrameLoop:
         self.cached_entry = walk.dns_entries.get
         self.new_entry = walk.dns_entry
         self.remember = walk.remember
-        self.no_answer = walk.no_answer_json
-        self.doh_resolver_names = walk.doh_resolver_names
-        self.flags_json = walk.flags_json
+        rules = self.rules = walk.rules
+        self.no_answer = rules.no_answer_json
+        self.doh_resolver_names = rules.doh_resolver_names
+        self.flags_json = rules.flags_json
         self.lines = walk.lines
         self.counts = walk.counts
-        self.port_kinds = walk.port_kinds
-        if len(self.port_kinds) != 65536:
-            raise ValueError("port_kinds must have one byte per port")
+        # The tables (fastscan.loop_rules), kept referenced while their bytes are read here.
+        self.port_kinds = rules.port_kinds
+        self.stream_starts = rules.stream_starts
+        self.plain_name_bytes = rules.plain_name_bytes
+        if len(self.port_kinds) != 65536 or len(self.stream_starts) != 65536:
+            raise ValueError("port_kinds and stream_starts must have one byte per 16-bit value")
+        if len(self.plain_name_bytes) != 256:
+            raise ValueError("plain_name_bytes must have one byte per byte value")
         self.kinds = <const uint8_t*><const char*>self.port_kinds
+        self.starts = <const uint8_t*><const char*>self.stream_starts
+        self.plain = <const uint8_t*><const char*>self.plain_name_bytes
         self.fast_frames = walk.fast_frames
         self.fast_packets = walk.fast_packets
         self.dns_lines = walk.dns_lines
@@ -358,10 +412,11 @@ cdef class _FrameLoop:
         self.give_up = extractor.give_up
         self.tls_stream = extractor.tls_stream
         self.dhcp = extractor.dhcp_observations
-        self.looks_like_quic = looks_like_quic_long_header
+        self.looks_like_quic = quic.looks_like_quic_long_header
         self.feed_quic = extractor.quic.feed
         self.read_hello = extractor.hello_readers.parse_client_hello_message
         self.read_records = extractor.hello_readers.parse_client_hello_records
+        self.find_record = extractor.hello_readers.find_client_hello_record
         self.hello_observation = extractor.hello_observation
         if self.shares < 1 or not 0 <= self.share < self.shares:
             raise ValueError(f"share {self.share} of {self.shares}")
@@ -435,7 +490,7 @@ cdef class _FrameLoop:
         Py_ssize_t index,
     ):
         """One frame, ``data[start:end]``, the ``index``-th of the file: as
-        ``fastscan.walk_records`` handles it (when this process owns it)."""
+        the general path handles it (when this process owns it)."""
         cdef const uint8_t* kinds = self.kinds
         cdef const uint8_t* frame
         cdef const uint8_t* net
@@ -447,23 +502,23 @@ cdef class _FrameLoop:
         cdef int ethertype, protocol, vlan, source_port, destination_port, udp_length, tcp_flags
         cdef int fragment, version_ihl, total_length
         cdef bint v6
-        if linktype == 1 and caplen >= 42:
+        if linktype == LINKTYPE_ETHERNET and caplen >= ETHERNET_HEADER + IPV4_HEADER + UDP_HEADER:
             # -- the decoder's fast path, on the buffer ----------------------------------------
             frame = data + start
             vlan = 0
             if frame[12] == 0x81 and frame[13] == 0x00:  # one 802.1Q tag
-                if caplen < 46:
+                if caplen < TAGGED_ETHERNET_HEADER + IPV4_HEADER + UDP_HEADER:
                     ethertype = 0
                 else:
                     vlan = _be16(frame + 14) & 0xFFF
                     ethertype = _be16(frame + 16)
-                    network = start + 18
+                    network = start + TAGGED_ETHERNET_HEADER
             else:
                 ethertype = _be16(frame + 12)
-                network = start + 14
+                network = start + ETHERNET_HEADER
             v6 = False
             protocol = 0
-            if ethertype == 0x0800:
+            if ethertype == ETHERTYPE_IPV4:
                 net = data + network
                 version_ihl = net[0]
                 total_length = _be16(net + 2)
@@ -474,14 +529,14 @@ cdef class _FrameLoop:
                 source_port = _be16(net + 20)
                 destination_port = _be16(net + 22)
                 udp_length = _be16(net + 24)
-                transport = network + 20
+                transport = network + IPV4_HEADER
                 ip_end = network + total_length
-                payload_length = total_length - 20
-                if version_ihl != 0x45 or fragment & 0x3FFF or ip_end > end:
+                payload_length = total_length - IPV4_HEADER
+                if version_ihl != IPV4_PLAIN_VERSION_IHL or fragment & IPV4_FRAGMENT_BITS or ip_end > end:
                     protocol = 0
-            elif ethertype == 0x86DD:
-                transport = network + 40
-                if end >= transport + 8:
+            elif ethertype == ETHERTYPE_IPV6:
+                transport = network + IPV6_HEADER
+                if end >= transport + UDP_HEADER:
                     net = data + network
                     v6 = True
                     payload_length = _be16(net + 4)
@@ -501,7 +556,7 @@ cdef class _FrameLoop:
                     or kinds[source_port] & PORT_TUNNEL
                     or kinds[destination_port] & PORT_TUNNEL
                 ):
-                    first = transport + 8
+                    first = transport + UDP_HEADER
                     stop = transport + udp_length
                     if kinds[source_port] & PORT_DNS or kinds[destination_port] & PORT_DNS:
                         if self._owns_message(data, first, stop):
@@ -517,7 +572,7 @@ cdef class _FrameLoop:
                             self._advance(ts)
                         return
                     if first == stop or (
-                        data[first] & 0xC0 != 0xC0
+                        data[first] & QUIC_LONG_HEADER != QUIC_LONG_HEADER
                         and not (
                             kinds[source_port] & PORT_DHCP and kinds[destination_port] & PORT_DHCP
                         )
@@ -536,13 +591,13 @@ cdef class _FrameLoop:
                     self.fast_frames += 1
                     self._udp(ts, src, dst, source_port, destination_port, data[first:stop], frame + 6, vlan)
                     return
-            elif protocol == IPPROTO_TCP and payload_length >= 20:
+            elif protocol == IPPROTO_TCP and payload_length >= TCP_HEADER:
                 seq = _be32(data + transport + 4)
                 header_length = (data[transport + 12] >> 4) << 2
                 tcp_flags = data[transport + 13]
-                if 20 <= header_length <= payload_length:
+                if TCP_HEADER <= header_length <= payload_length:
                     first = transport + header_length
-                    if first == ip_end and not tcp_flags & 0x07:  # no FIN, SYN, RST
+                    if first == ip_end and not tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST):
                         if self._owns_frame(index):
                             self.fast_frames += 1
                         return  # the decoder returns nothing for it: not a packet
@@ -556,7 +611,7 @@ cdef class _FrameLoop:
                         self._advance(ts)
                         return
                     self.fast_frames += 1
-                    if not tcp_flags & 0x02 and (src, source_port, dst, destination_port) in self.ignored:
+                    if not tcp_flags & TCP_SYN and (src, source_port, dst, destination_port) in self.ignored:
                         self.fast_packets += 1
                         self._advance(ts)
                         return
@@ -642,21 +697,23 @@ cdef class _FrameLoop:
     ):
         """``Extractor.tls_stream`` for the first bytes of a flow in the two common cases,
         with the same effects: a server's first record (given up on), and a whole ClientHello
-        record (read, then given up on). Anything else goes to ``Extractor.tls_stream``."""
+        record (read, then given up on). Anything else goes to ``Extractor.tls_stream``.
+
+        The server's records are those of ``extractor.TLS_SERVER_RECORD_STARTS`` and a
+        handshake record (``tls.HANDSHAKE_RECORD_START``) carrying a ServerHello: both in the
+        ``stream_starts`` table, by the stream's first two bytes."""
         cdef const uint8_t* d = data
-        cdef Py_ssize_t n = len(data), record_length
-        if flow not in self.buffers and n > 5:
-            if d[1] == 0x03 and (
-                d[0] == 0x14 or d[0] == 0x15 or d[0] == 0x17 or (d[0] == 0x16 and d[5] == 0x02)
+        cdef Py_ssize_t n = len(data)
+        cdef int start
+        if flow not in self.buffers and n > TLS_RECORD_HEADER:
+            start = self.starts[_be16(d)]
+            if start & STREAM_SERVER_RECORD or (
+                start & STREAM_HANDSHAKE_RECORD and d[TLS_RECORD_HEADER] == HANDSHAKE_SERVER_HELLO
             ):
                 self.give_up(flow)  # a server's ChangeCipherSpec, alert, data or ServerHello
                 return None
-            record_length = _be16(d + 3)
-            if (
-                d[0] == 0x16 and d[1] == 0x03 and d[2] <= 4 and d[5] == 0x01
-                and 1 <= record_length <= MAX_TLS_RECORD
-            ):
-                # ``find_client_hello_record`` would find it at 0: read it as it would.
+            if self.find_record(data) == 0:
+                # ``tls_stream`` would find a ClientHello at 0: read it as it would.
                 try:
                     hello = self.read_records(data)
                 except ValueError:
@@ -724,10 +781,8 @@ cdef class _FrameLoop:
                         vlan, 0, 0,
                     )
                 )
-            elif payload[0] & 0x80:
+            else:  # ``frame`` passes on only DHCP and QUIC long headers
                 observations = self._quic(ts, src, dst, source_port, destination_port, payload, mac, vlan)
-            else:
-                observations = None
         except ValueError:
             self._malformed("extract")
             observations = None
@@ -810,7 +865,9 @@ cdef class _FrameLoop:
         key = message[2:length] if length > 2 else b""
         entry = self.cached_entry(key)
         if entry is None:
-            entry = _common_dns_entry(message, length, self.no_answer, self.doh_resolver_names)
+            entry = _common_dns_entry(
+                message, length, self.no_answer, self.doh_resolver_names, self.plain
+            )
             if entry is None:  # not the common message: Python reads it
                 return self.new_entry(message[:length])
             self.remember(message[:length], entry)
@@ -893,7 +950,11 @@ cdef class _FrameLoop:
 
 
 def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py_ssize_t last):
-    """``monitor.fastscan.walk_records``, compiled: see there."""
+    """Walk the records of one window that start at ``pos`` up to ``last`` (see
+    ``fastscan._Windows``), adding their lines and counts to ``walk``; ``walk.pos`` ends where
+    the walk stopped: after the last record, at a record that runs past ``size``, or at a
+    record longer than ``walk.max_caplen`` (``walk.damaged``). ``base``: the file offset of
+    ``buf[0]``."""
     if pos > last:
         walk.pos = pos
         return

@@ -1,47 +1,40 @@
-"""The compiled record loop (monitor/_scanloop.pyx): built, current, and reading DNS as Python does.
+"""The compiled record loop (monitor/compiled/scanloop.pyx): built, current, and reading DNS as
+Python does.
 
-Its output as a whole is compared with the general path in test_fastscan.py (every test there
-runs with both loops). Here: its reader of DNS messages not seen before, which answers only
-for the common message and must then give exactly the entry the Python reader gives.
+Its output as a whole is compared with the general path in test_fastscan.py. Here: its reader
+of DNS messages not seen before, which answers only for the common message and must then give
+exactly the entry the Python reader gives, by the rules handed to it; its IPv6 text; and where
+a walk stops, by the limit it is given.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import heapq
 import ipaddress
-import os
 import struct
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import render_ipv6
+from monitor.decode import Decoder, render_ipv6
+from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
-from monitor.extract.extractor import DOH_RESOLVER_NAMES
-from monitor.fastscan import _NO_ANSWER_JSON, _dns_entry
+from monitor.fastscan import SCANLOOP, RecordWalk, dns_entry, loop_rules
+from monitor.pipeline import Pipeline
+from monitor.sources.pcap import read_capture
+from monitor.values import IPPROTO_UDP
+from tests.compiled import assert_built_from_current_source, compiled_or_skip
+from tests.compiled_agreement import GOLDEN
 
-MONITOR = Path(__file__).resolve().parents[2] / "monitor"
-
-if importlib.util.find_spec("monitor._scanloop") is None:
-    if os.environ.get("CI") == "true":
-        pytest.fail("monitor._scanloop was not built: run scripts/setup", pytrace=False)
-    pytest.skip("monitor._scanloop was not built (no C compiler)", allow_module_level=True)
-
-from monitor._scanloop import common_dns_entry, ipv6_text  # noqa: E402
+scanloop = compiled_or_skip(SCANLOOP)
+RULES = loop_rules(dns.DNS_PORTS)
 
 
 def test_the_compiled_module_is_built_from_the_current_source() -> None:
     """A stale build would test (and scan with) yesterday's loop: scripts/setup rebuilds it
     whenever the .pyx changes."""
-    spec = importlib.util.find_spec("monitor._scanloop")
-    assert spec is not None and spec.origin is not None
-    assert spec.origin.endswith(".so")
-    built = Path(spec.origin).stat().st_mtime
-    assert built >= (MONITOR / "_scanloop.pyx").stat().st_mtime, (
-        "monitor/_scanloop.pyx changed since it was built: run scripts/setup"
-    )
+    assert_built_from_current_source(SCANLOOP)
 
 
 def wire(name: str) -> bytes:
@@ -64,11 +57,11 @@ TO_QUESTION = b"\xc0\x0c"
 
 
 def python_entry(data: bytes) -> object:
-    return _dns_entry(dns._parse_dns_message(data))
+    return dns_entry(dns._parse_dns_message(data))
 
 
 def compiled_entry(data: bytes) -> object:
-    return common_dns_entry(data, _NO_ANSWER_JSON, DOH_RESOLVER_NAMES)
+    return scanloop.common_dns_entry(data, RULES)
 
 
 def cname_chain_message() -> bytes:
@@ -232,7 +225,7 @@ def test_a_damaged_message_gets_the_python_entry_or_none(
 )
 def test_ipv6_text_is_rfc_5952(text: str) -> None:
     raw = ipaddress.IPv6Address(text).packed
-    assert ipv6_text(raw) == text == render_ipv6(raw)
+    assert scanloop.ipv6_text(raw) == text == render_ipv6(raw)
 
 
 @given(
@@ -240,35 +233,14 @@ def test_ipv6_text_is_rfc_5952(text: str) -> None:
 )
 def test_ipv6_text_equals_the_decoders_text(groups: list[int]) -> None:
     raw = struct.pack("!8H", *groups)
-    assert ipv6_text(raw) == render_ipv6(raw) == str(ipaddress.IPv6Address(raw))
+    assert scanloop.ipv6_text(raw) == render_ipv6(raw) == str(ipaddress.IPv6Address(raw))
 
 
 # -- the rule for an impossible length, given as data ------------------------------------------
 
 
-def walk_both(buf: bytes, max_caplen: int) -> list[tuple[int, bool, int, float | None]]:
-    """Where each loop stops in ``buf`` (a pcap file's bytes) given ``max_caplen``."""
-    from monitor import _scanloop
-    from monitor.fastscan import RecordWalk, walk_records
-    from monitor.pipeline import Pipeline
-
-    results = []
-    for walk_window in (walk_records, _scanloop.walk_records):
-        walk = RecordWalk(
-            Pipeline(),
-            1,
-            1e-6,
-            True,
-            struct.Struct("<III4x").unpack_from,
-            max_caplen=max_caplen,
-        )
-        walk_window(walk, buf, 0, 24, len(buf), len(buf) - 16)
-        results.append((walk.pos, walk.damaged, walk.frames, walk.last_ts))
-    return results
-
-
 @pytest.mark.parametrize("max_caplen", [59, 60, 99, 100, 1 << 20])
-def test_both_loops_stop_at_the_first_record_longer_than_the_limit_they_are_given(
+def test_a_walk_stops_at_the_first_record_longer_than_the_limit_it_is_given(
     max_caplen: int,
 ) -> None:
     lengths = [60, 100, 60]
@@ -276,9 +248,56 @@ def test_both_loops_stop_at_the_first_record_longer_than_the_limit_they_are_give
         struct.pack("<IIII", 1_700_000_000 + i, 500_000, n, n) + bytes(n)
         for i, n in enumerate(lengths)
     )
-    python, compiled = walk_both(buf, max_caplen)
-    assert python == compiled
+    walk = RecordWalk(Pipeline(), 1, 1e-6, True, max_caplen=max_caplen)
+    scanloop.walk_records(walk, buf, 0, 24, len(buf), len(buf) - 16)
     kept = next((i for i, n in enumerate(lengths) if n > max_caplen), len(lengths))
-    pos, damaged, frames, last_ts = python
-    assert (pos, damaged, frames) == (24 + sum(16 + n for n in lengths[:kept]), kept < 3, kept)
-    assert last_ts == (None if kept == 0 else 1_700_000_000 + kept - 1 + 0.5)
+    assert (walk.pos, walk.damaged, walk.frames) == (
+        24 + sum(16 + n for n in lengths[:kept]),
+        kept < 3,
+        kept,
+    )
+    assert walk.last_ts == (None if kept == 0 else 1_700_000_000 + kept - 1 + 0.5)
+
+
+# -- against the Python originals, on the golden captures and on generated lists ---------------
+
+
+@pytest.mark.slow
+def test_every_dns_message_of_the_golden_captures_gets_the_python_entry_or_none() -> None:
+    decoder = Decoder()
+    read = 0
+    for path in GOLDEN:
+        for frame in read_capture(path):
+            try:
+                packet = decoder.decode(frame)
+            except (ValueError, UnsupportedLinkType):
+                continue
+            if packet is None or packet.protocol != IPPROTO_UDP or not packet.payload:
+                continue
+            if packet.src_port not in dns.DNS_PORTS and packet.dst_port not in dns.DNS_PORTS:
+                continue
+            entry = compiled_entry(packet.payload)
+            if entry is not None:
+                read += 1
+                assert entry == python_entry(packet.payload), (path.name, packet.payload.hex())
+    assert read > 500, "the compiled reader should read most of the golden captures' DNS"
+
+
+@given(
+    st.lists(st.integers(0, 50), max_size=30).map(sorted),
+    st.lists(st.integers(0, 50), max_size=30).map(sorted),
+)
+def test_merge_lines_merges_as_heapq_merge_by_frame(
+    frames_a: list[int], frames_b: list[int]
+) -> None:
+    lines_a = [f"a{index}" for index in range(len(frames_a))]
+    lines_b = [f"b{index}" for index in range(len(frames_b))]
+    merged = list(
+        heapq.merge(
+            zip(frames_a, lines_a, strict=True),
+            zip(frames_b, lines_b, strict=True),
+            key=lambda pair: pair[0],
+        )
+    )
+    frames, lines = scanloop.merge_lines(frames_a, lines_a, frames_b, lines_b)
+    assert (frames, lines) == ([f for f, _ in merged], [line for _, line in merged])

@@ -2,4 +2,6 @@
 
 from hallmonitor.cli import main
 
-main()
+# Guarded: capture workers start by spawning, which imports this module again in each worker.
+if __name__ == "__main__":
+    main()

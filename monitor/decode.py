@@ -515,20 +515,26 @@ class Decoder:
             raise ValueError(f"IPv4: version {version_ihl >> 4}")
         if header_length < 20 or header_length > available:
             raise ValueError(f"IPv4: header length {header_length} (of {available} bytes)")
+        cut = False
         if header_length <= total_length <= available:
             end = offset + total_length  # drops Ethernet padding
         elif total_length > available:
-            if protocol != IPPROTO_UDP or fragment & 0x3FFF:
+            if protocol != IPPROTO_UDP or fragment & 0x1FFF:
                 raise ValueError(f"IPv4: total length {total_length} > {available} bytes captured")
+            cut = True
         elif total_length:
             raise ValueError(f"IPv4: total length {total_length} < header length {header_length}")
-        # else 0, written by segmentation offload on the capturing host: the frame says how long;
-        # or a UDP datagram cut by the snap length, whose first bytes (a DNS question) still count.
-        # A cut TCP segment raises: its missing bytes would corrupt the reassembled stream.
+        # else 0, written by segmentation offload on the capturing host: the frame says how long.
+        # A UDP datagram cut by the snap length is read as far as it was captured (its first
+        # bytes, a DNS question and the answers that fit, still count), as tshark reads it; so
+        # is the first fragment of one (offset 0, more to come): its datagram cannot be
+        # reassembled with bytes missing, so what it holds is all there will be. A cut TCP
+        # segment, or a cut later fragment, raises: its missing bytes would corrupt the stream
+        # or the datagram.
         src = cached_ipv4(source) or format_ipv4(source)
         dst = cached_ipv4(destination) or format_ipv4(destination)
         offset += header_length
-        if fragment & 0x3FFF:  # more fragments, or a fragment offset
+        if fragment & 0x3FFF and not cut:  # more fragments, or a fragment offset
             if not total_length:
                 raise ValueError("IPv4 fragment: total length 0")
             reassembled = self._reassemble(

@@ -9,6 +9,9 @@ closes every open incident, and drains the writer's queue before the process exi
 that was killed instead (``kill -9``, a power cut) left its incidents open: the next start
 carries them on from the database (``resume_left_open``), so the same activity grows the same
 incident and what stayed idle is closed.
+
+Names: ``engine`` is always the monitor's ``Engine`` (classify, policy, incidents); a SQLAlchemy
+engine, opened here only for a moment (schema check, ledger, purge), is called ``database``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from monitor.store.ledger import (
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
-from monitor.values import Frame
+from monitor.values import Frame, Observation, StageCounters
+from monitor.workers import CaptureWorkers, WorkerPlan, fanout_group_base
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +125,9 @@ def check_schema(settings: Settings) -> None:
     spool, and the writer replays it when the database returns (it checks nothing itself, so
     run ``hallmonitor db upgrade`` before pointing a sensor at a new database).
     """
-    engine = make_engine(settings.database.url.get_secret_value())
+    database = make_engine(settings.database.url.get_secret_value())
     try:
-        ensure_schema_current(engine)
+        ensure_schema_current(database)
     except OperationalError as e:
         logger.warning(
             "the database %s cannot be reached (%s); starting anyway: records wait in the spool "
@@ -133,7 +137,7 @@ def check_schema(settings: Settings) -> None:
             settings.database.spool_dir,
         )
     finally:
-        engine.dispose()
+        database.dispose()
 
 
 def resume_left_open(settings: Settings, engine: Engine) -> int:
@@ -344,7 +348,7 @@ def record_captures(settings: Settings, paths: Iterable[str]) -> RunSummary:
                         engine.tick(last_ts)
             damage += reader.damage_report()
             engine.tick(last_ts)
-            CaptureCounts().report(engine, last_ts, pipeline, 0)
+            CaptureCounts().report(engine, last_ts, pipeline.counters, 0)
             if index == len(files) - 1:
                 engine.close()
             else:
@@ -385,8 +389,7 @@ class CaptureCounts:
     def __init__(self) -> None:
         self._reported: dict[str, int] = {}
 
-    def report(self, engine: Engine, ts: float, pipeline: Pipeline, kernel_drops: int) -> None:
-        counters = pipeline.counters
+    def report(self, engine: Engine, ts: float, counters: StageCounters, kernel_drops: int) -> None:
         totals = {
             "capture.frames": counters.frames,
             "capture.malformed": sum(counters.malformed.values()),
@@ -434,13 +437,26 @@ class FrameSource(Protocol):
 
 def open_live_source(settings: Settings) -> FrameSource:
     """The configured interfaces (every interface that is up when none is), with the BPF filter."""
-    interfaces = list(settings.capture.interfaces) or default_interfaces()
-    ports = DNS_PORTS | set(settings.capture.dns_ports)
+    plan = worker_plan(settings)
     return LiveSource(
-        interfaces,
+        list(plan.interfaces),
+        bpf=plan.bpf,
+        snaplen=plan.snaplen,
+        buffer_bytes=plan.buffer_bytes,
+    )
+
+
+def worker_plan(settings: Settings) -> WorkerPlan:
+    """What live capture opens, in one process or in each of ``capture.workers``."""
+    capture = settings.capture
+    ports = DNS_PORTS | set(capture.dns_ports)
+    return WorkerPlan(
+        interfaces=tuple(capture.interfaces or default_interfaces()),
         bpf=build_bpf_filter(sorted(ports)),
-        snaplen=settings.capture.snaplen,
-        buffer_bytes=settings.capture.buffer_mb << 20,
+        snaplen=capture.snaplen,
+        buffer_bytes=capture.buffer_mb << 20,
+        dns_ports=frozenset(ports),
+        fanout_group=fanout_group_base(),
     )
 
 
@@ -494,8 +510,9 @@ class CaptureDaemon:
         self.frames = 0
         self.capture_counts = CaptureCounts()
         self.capture_error: BaseException | None = None
-        self.source: FrameSource | None = None
-        self.pipeline: Pipeline | None = None
+        self.source: FrameSource | CaptureWorkers | None = None
+        self.counters: StageCounters | None = None
+        """The decoders' counters: the capture thread's pipeline's, or the workers' summed."""
         self.engine: Engine | None = None
         self.writer: Writer | None = None
 
@@ -509,19 +526,18 @@ class CaptureDaemon:
 
     def status(self) -> DaemonStatus | None:
         """Totals now, or None before capture has started."""
-        source, pipeline, engine, writer = self.source, self.pipeline, self.engine, self.writer
-        if source is None or pipeline is None or engine is None or writer is None:
+        source, counters, engine, writer = self.source, self.counters, self.engine, self.writer
+        if source is None or counters is None or engine is None or writer is None:
             return None
         received = drops = 0
         for packets, dropped in source.stats().values():
             received += packets
             drops += dropped
-        counters = pipeline.counters
         stats = engine.stats
         return DaemonStatus(
             packets=received,
             kernel_drops=drops,
-            frames=self.frames,
+            frames=counters.frames,
             malformed=sum(counters.malformed.values()),
             observations=stats.observations,
             matches=stats.matches,
@@ -535,7 +551,12 @@ class CaptureDaemon:
         settings = self.settings
         check_schema(settings)
         ports = DNS_PORTS | set(settings.capture.dns_ports)
-        source = self.open_source(settings)
+        workers: CaptureWorkers | None = None
+        source: FrameSource | CaptureWorkers
+        if settings.capture.workers > 1 and self.open_source is open_live_source:
+            source = workers = CaptureWorkers(worker_plan(settings), settings.capture.workers)
+        else:
+            source = self.open_source(settings)
         writer = build_writer(settings)
         writer.start()
         engine = build_engine(settings, writer.submit)
@@ -545,30 +566,41 @@ class CaptureDaemon:
         )
         engine.forget(erasures.poll())
         pipeline = Pipeline(dns_ports=ports)
-        self.source, self.pipeline, self.engine, self.writer = source, pipeline, engine, writer
+        counters = pipeline.counters if workers is None else workers.counters
+        self.source, self.counters, self.engine, self.writer = source, counters, engine, writer
         previous = self._install_signal_handlers()
         logger.info(
-            "capturing on %s for site %r; database %s",
+            "capturing on %s for site %r%s; database %s",
             ", ".join(source.interfaces),
             settings.site.name,
+            "" if workers is None else f" with {workers.count} capture workers",
             settings.database.display_url(),
         )
         self.started_at = time.time()
         self.started.set()
-        thread = threading.Thread(
-            target=self._capture, args=(source, pipeline, engine), name="capture", daemon=True
-        )
+        if workers is None:
+            thread = threading.Thread(
+                target=self._capture, args=(source, pipeline, engine), name="capture", daemon=True
+            )
+        else:
+            thread = threading.Thread(
+                target=self._receive, args=(workers, engine), name="capture", daemon=True
+            )
         thread.start()
         try:
-            self._serve(source, pipeline, engine, thread, erasures)
+            self._serve(source, counters, engine, thread, erasures)
         finally:
             erasures.engine.dispose()
             self.stop_event.set()
-            thread.join(timeout=10)
+            # Workers send what they hold before their last message: wait for all of it.
+            thread.join(timeout=10 if workers is None else DRAIN_TIMEOUT_S)
+            if workers is not None:
+                self.frames = workers.frames_decoded
+            self._log_stats()  # the totals, kernel drops included, as capture ends
             drops = sum(dropped for _, dropped in source.stats().values())
             source.close()
             with self.lock:
-                self.capture_counts.report(engine, self.clock(), pipeline, drops)
+                self.capture_counts.report(engine, self.clock(), counters, drops)
                 engine.close()
             stats = writer.stop(DRAIN_TIMEOUT_S)
             self._restore_signal_handlers(previous)
@@ -586,23 +618,49 @@ class CaptureDaemon:
 
     def _capture(self, source: FrameSource, pipeline: Pipeline, engine: Engine) -> None:
         lock = self.lock
+        feed = engine.feed
+        # Live frames come a socket drain at a time, and go through the pipeline's hoisted loop
+        # together (its counters move once per batch); a replay's one frame at a time. This one
+        # call (and its twin in monitor.workers) is where a compiled loop that hands back
+        # Observations for a batch of frames would go: scan's renders JSON lines instead.
         try:
-            for frame in source.frames(self.stop_event):
-                self.frames += 1
-                observations = pipeline.process(frame)
-                if observations:
+            batches: Iterable[list[Frame]] = (
+                source.batches(self.stop_event)
+                if isinstance(source, LiveSource)
+                else ([frame] for frame in source.frames(self.stop_event))
+            )
+            for batch in batches:
+                self.frames += len(batch)
+                found = [each for observations in pipeline.batches(batch) for each in observations]
+                if found:
                     with lock:
-                        for observation in observations:
-                            engine.feed(observation)
+                        for observation in found:
+                            feed(observation)
         except Exception as e:  # a dead capture thread must stop the daemon, not hang it
             logger.exception("capture stopped")
             self.capture_error = e
             self.stop_event.set()
 
+    def _receive(self, workers: CaptureWorkers, engine: Engine) -> None:
+        lock = self.lock
+
+        def feed(observations: list[Observation]) -> None:
+            with lock:
+                for observation in observations:
+                    engine.feed(observation)
+
+        try:
+            workers.receive(feed, self.stop_event)
+        except Exception as e:  # as in _capture: a dead worker stops the daemon
+            logger.exception("capture stopped")
+            self.capture_error = e
+            self.stop_event.set()
+        self.frames = workers.frames_decoded
+
     def _serve(
         self,
-        source: FrameSource,
-        pipeline: Pipeline,
+        source: FrameSource | CaptureWorkers,
+        counters: StageCounters,
         engine: Engine,
         thread: threading.Thread,
         erasures: ErasureWatch,
@@ -617,7 +675,7 @@ class CaptureDaemon:
                 next_counts = time.monotonic() + COUNTS_INTERVAL_S
                 drops = sum(dropped for _, dropped in source.stats().values())
                 with self.lock:
-                    capture_counts.report(engine, self.clock(), pipeline, drops)
+                    capture_counts.report(engine, self.clock(), counters, drops)
             with self.lock:
                 engine.tick(self.clock())
             if self.reload_event.is_set():
@@ -662,10 +720,10 @@ class CaptureDaemon:
     def _purge(self) -> None:
         retention = self.settings.retention
         try:
-            engine = make_engine(self.settings.database.url.get_secret_value())
+            database = make_engine(self.settings.database.url.get_secret_value())
             try:
                 result = purge(
-                    engine,
+                    database,
                     datetime.now(UTC),
                     observations_days=retention.observations_days,
                     incidents_days=retention.incidents_days,
@@ -673,7 +731,7 @@ class CaptureDaemon:
                     site=self.settings.site.name,
                 )
             finally:
-                engine.dispose()
+                database.dispose()
         except Exception as e:  # the database may be away: the next day's purge catches up
             logger.warning("retention purge failed, will try again tomorrow: %s", e)
             return
@@ -684,10 +742,11 @@ class CaptureDaemon:
         if status is None:
             return
         logger.info(
-            "packets %d, kernel drops %d, malformed %d, observations %d, matches %d, "
+            "packets %d, kernel drops %d, frames %d, malformed %d, observations %d, matches %d, "
             "incidents %d, queue %d, spool %d bytes",
             status.packets,
             status.kernel_drops,
+            status.frames,
             status.malformed,
             status.observations,
             status.matches,

@@ -65,6 +65,14 @@ class CaptureSettings(Group):
         le=4096,
         description="Kernel capture buffer per interface, in MiB (1 to 4096).",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes that decode packets (1 to 64): above 1, the kernel shares each "
+        "interface's packets among them by flow (PACKET_FANOUT), one core each; the daemon's "
+        "main process classifies and writes. 1 decodes in the main process.",
+    )
     metrics_listen: str = Field(
         default="127.0.0.1:9464",
         description='Where `hallmonitor capture` serves Prometheus metrics, "host:port" '

@@ -46,7 +46,9 @@ def build_bpf_filter(dns_ports: Iterable[int] = DEFAULT_DNS_PORTS) -> str:
 
     Passed: UDP to or from the DNS ports, DHCP (67, 68) and DNS over TCP (53); QUIC long-header
     datagrams (Initial packets) on any UDP port; TCP segments whose payload starts like a TLS
-    handshake record (16 03) on any port; TCP SYN, FIN and RST (the reassembler's flow state).
+    handshake record (16 03) on any port; TCP SYN, FIN and RST (the reassembler's flow state);
+    the later fragments of IPv4 UDP datagrams (they carry no ports to match, and without them
+    a large DNS answer, DNSSEC's above all, would never be reassembled).
 
     A ClientHello split over several segments (post-quantum key shares make most browser
     ClientHellos span two) has continuation segments that start mid-record with arbitrary
@@ -84,6 +86,7 @@ def build_bpf_filter(dns_ports: Iterable[int] = DEFAULT_DNS_PORTS) -> str:
         f"(udp and ({udp_ports}))",
         "(tcp port 53)",
         "(ip and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)",
+        "(ip and ip[9] = 17 and ip[6:2] & 0x1fff != 0)",
         "(ip6 and ip6[6] = 6 and ip6[53] & 0x07 != 0)",
         "(ip and udp[8] & 0xc0 = 0xc0)",
         "(ip6 and ip6[6] = 17 and ip6[48] & 0xc0 = 0xc0)",
@@ -107,6 +110,8 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
+PACKET_FANOUT = 18
+PACKET_FANOUT_HASH = 0
 TPACKET_V3 = 2
 PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
@@ -196,6 +201,7 @@ class LiveSource:
         snaplen: int = 65535,
         buffer_bytes: int = 32 << 20,
         ring: bool = True,
+        fanout_group: int | None = None,
     ) -> None:
         if isinstance(interfaces, str):
             interfaces = [interfaces]
@@ -204,17 +210,19 @@ class LiveSource:
         self.bpf = DEFAULT_BPF if bpf is None else bpf
         self.snaplen = snaplen
         self.buffer_bytes = buffer_bytes
+        self.fanout_group = fanout_group
         self._captures: list[_Capture] = []
         try:
-            for name in dict.fromkeys(interfaces):
-                self._captures.append(self._open(name, ring))
+            for index, name in enumerate(dict.fromkeys(interfaces)):
+                fanout = None if fanout_group is None else (fanout_group + index) & 0xFFFF
+                self._captures.append(self._open(name, ring, fanout))
         except BaseException:
             self.close()
             raise
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _open(self, name: str, use_ring: bool) -> _Capture:
+    def _open(self, name: str, use_ring: bool, fanout: int | None) -> _Capture:
         if name == "any":
             raise CaptureSetupError(
                 "the 'any' pseudo-interface is not supported: name the LAN-side interfaces"
@@ -234,14 +242,21 @@ class LiveSource:
         # Compiled before any socket exists, so a bad filter is reported without privileges.
         program = self._compile_filter(DLT_FOR_LINKTYPE.get(linktype, linktype))
         try:
-            return self._open_socket(name, ifindex, hatype, linktype, program, use_ring)
+            return self._open_socket(name, ifindex, hatype, linktype, program, use_ring, fanout)
         finally:
             from scapy.arch.common import free_filter
 
             free_filter(program)
 
     def _open_socket(
-        self, name: str, ifindex: int, hatype: int, linktype: int, program: Any, use_ring: bool
+        self,
+        name: str,
+        ifindex: int,
+        hatype: int,
+        linktype: int,
+        program: Any,
+        use_ring: bool,
+        fanout: int | None,
     ) -> _Capture:
         try:
             # Protocol 0: nothing is queued until bind(), after the filter is in place.
@@ -260,6 +275,11 @@ class LiveSource:
             mreq = struct.pack("IHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             sock.bind((name, ETH_P_ALL))
+            if fanout is not None:
+                # Sockets of one group share the interface's packets by the kernel's symmetric
+                # flow hash: both directions of a flow, and every fragment of an IPv4 datagram
+                # (whose hash then covers the addresses only), reach the same socket.
+                sock.setsockopt(SOL_PACKET, PACKET_FANOUT, fanout | PACKET_FANOUT_HASH << 16)
             capture.read_stats()  # start the counters from zero
             capture.received = capture.drops = 0
         except PermissionError:
@@ -339,8 +359,16 @@ class LiveSource:
         """Frames from every interface, as they arrive, until ``stop`` is set.
 
         An interface that goes down and comes back is logged and read again; setting ``stop``
-        ends the iteration within ``poll_s`` seconds (after the batch in hand).
+        ends the iteration within ``poll_s`` seconds, once what the kernel had delivered by
+        then is read.
         """
+        for batch in self.batches(stop, poll_s):
+            yield from batch
+
+    def batches(self, stop: Any, poll_s: float = 0.2) -> Iterator[list[Frame]]:
+        """``frames`` a batch at a time (what one drain of a socket gave), and an empty list
+        after each ``poll_s`` with nothing to read, so a reader can act on quiet links too.
+        ``stop`` is anything with ``is_set()`` (a thread's or a process's event)."""
         poller = select.poll()
         by_fd = {}
         for capture in self._captures:
@@ -354,12 +382,21 @@ class LiveSource:
                 batch = self._drain(capture)
                 if batch:
                     got = True
-                    yield from batch
+                    yield batch
             if got:
                 continue
-            for fd, events in poller.poll(timeout_ms):
+            ready = poller.poll(timeout_ms)
+            for fd, events in ready:
                 if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
                     self._socket_error(by_fd[fd], poll_s)
+            if not ready:
+                yield []
+        # What the kernel had delivered when ``stop`` came is read too: the block being filled
+        # is handed over within the retire timeout, then every socket is drained to empty.
+        time.sleep(2 * RING_RETIRE_MS / 1000)
+        for capture in captures:
+            while batch := self._drain(capture):
+                yield batch
 
     def _socket_error(self, capture: _Capture, pause_s: float) -> None:
         """Report (and clear) a socket error such as ENETDOWN; pause so as not to spin."""

@@ -10,9 +10,13 @@ exactly what we do instead (see ``tests/data/pcaps/README.md``).
 from __future__ import annotations
 
 import json
+import shutil
+import struct
+import subprocess
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -207,3 +211,96 @@ def test_out_of_scope_link_types_are_named_in_the_summary(capture: str, named: s
     result = CliRunner().invoke(main, ["scan", "--format", "jsonl", str(path)])
     assert result.exit_code == 0
     assert f"unsupported link types: {named}" in result.stderr
+
+
+# --- Generated captures: DNS answers cut short, as tshark reads them -------------------------
+# A large answer (DNSSEC's above all) comes as IPv4 fragments, and a capture may keep only the
+# first bytes of a packet. tshark reads the DNS message of a UDP datagram as far as it was
+# captured, and so of a first fragment (offset 0, more to come) cut by the snap length, whose
+# datagram can never be reassembled. The captures are made here with scapy; what tshark 4.0.17
+# printed for them (``-T fields -e dns.qry.name -e dns.a``) is written down below, and checked
+# against tshark again wherever it is installed.
+
+TSHARK_CUT_ANSWER = {"big.example.org": tuple(f"192.0.2.{host}" for host in range(1, 5))}
+"""Question name, and the addresses of the answers that fit in 200 captured bytes."""
+
+
+def large_dns_answer() -> Any:
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    answers = [
+        DNSRR(rrname="big.example.org", type="A", rdata=f"192.0.2.{host}") for host in range(1, 200)
+    ]
+    message = DNS(id=7, qr=1, ra=1, qd=DNSQR(qname="big.example.org"), an=answers)
+    return (
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        / IP(src="192.0.2.53", dst="198.51.100.7", id=99)
+        / UDP(sport=53, dport=40000)
+        / message
+    )
+
+
+def write_cut_capture(path: Path, frame: bytes, snaplen: int) -> None:
+    """A classic pcap file with one frame, ``snaplen`` bytes of it captured."""
+    kept = frame[:snaplen]
+    path.write_bytes(
+        struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1)
+        + struct.pack("<IIII", 1_700_000_000, 0, len(kept), len(frame))
+        + kept
+    )
+
+
+def cut_datagram() -> bytes:
+    return bytes(large_dns_answer())
+
+
+def cut_first_fragment() -> bytes:
+    from scapy.layers.inet import fragment
+
+    first = fragment(large_dns_answer(), fragsize=800)[0]
+    assert first.flags == "MF" and first.frag == 0
+    return bytes(first)
+
+
+CUT_CAPTURES = {
+    "datagram cut by the snap length": cut_datagram,
+    "first fragment cut by the snap length": cut_first_fragment,
+}
+
+
+@pytest.fixture(params=sorted(CUT_CAPTURES))
+def cut_capture(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    path = tmp_path / "cut.pcap"
+    write_cut_capture(path, CUT_CAPTURES[request.param](), snaplen=200)
+    return path
+
+
+def test_scan_reads_the_dns_answer_of_a_cut_packet_as_tshark_does(cut_capture: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["scan", "--format", "jsonl", "--strict", str(cut_capture)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    found = {}
+    for line in result.stdout.splitlines():
+        observation = json.loads(line)
+        found[observation["name"]] = tuple(observation["addresses"])
+    assert found == TSHARK_CUT_ANSWER
+
+
+def test_tshark_still_reads_the_cut_packets_as_written_down(cut_capture: Path) -> None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed (scripts/install-system-packages --bench)")
+    result = subprocess.run(
+        [tshark, "-r", str(cut_capture), "-T", "fields", "-e", "dns.qry.name", "-e", "dns.a"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = {}
+    for line in result.stdout.splitlines():
+        name, addresses = line.split("\t")
+        found[name] = tuple(addresses.split(","))
+    assert found == TSHARK_CUT_ANSWER

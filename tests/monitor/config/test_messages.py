@@ -23,7 +23,7 @@ from tests.monitor.config.conftest import problems_of, write
         (
             "[capture]\ninterface = ['eth0']",
             "capture.interface: unknown key; allowed keys: interfaces, dns_ports, snaplen, "
-            "buffer_mb, metrics_listen",
+            "buffer_mb, workers, metrics_listen",
         ),
         (
             "[[segments]]\nname = 'a'\nvlans = [2]\nrole = 'staff'\nflags = ['social']",
@@ -43,6 +43,7 @@ from tests.monitor.config.conftest import problems_of, write
         ("[capture]\nsnaplen = 'abc'", "capture.snaplen: 'abc' is not a whole number"),
         ("[capture]\nsnaplen = 10", "capture.snaplen: 10 is too small; use 256 or more"),
         ("[capture]\nbuffer_mb = 9999", "capture.buffer_mb: 9999 is too large; use 4096 or less"),
+        ("[capture]\nworkers = 0", "capture.workers: 0 is too small; use 1 or more"),
         (
             "[capture]\ndns_ports = [53, 70000]",
             "capture.dns_ports[1]: 70000 is too large; use 65535 or less",
@@ -145,7 +146,7 @@ def test_wrong_value_names_key_value_and_what_is_allowed(
         (
             {"HALLMONITOR_CAPTURE__SNAPLENGTH": "100"},
             "capture.snaplength: unknown key; allowed keys: interfaces, dns_ports, snaplen, "
-            "buffer_mb, metrics_listen (from HALLMONITOR_CAPTURE__SNAPLENGTH)",
+            "buffer_mb, workers, metrics_listen (from HALLMONITOR_CAPTURE__SNAPLENGTH)",
         ),
         (
             {"HALLMONITOR_SEGMENTS": "[{oops"},

@@ -32,6 +32,7 @@ from tests.monitor.config.conftest import (
         ("capture.dns_ports", []),
         ("capture.snaplen", 65535),
         ("capture.buffer_mb", 32),
+        ("capture.workers", 1),
         ("lists.directories", []),
         ("lists.allow", []),
         ("lists.address_ttl_minutes", 60),

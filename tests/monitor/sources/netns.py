@@ -146,3 +146,10 @@ def inside_namespace(ns_name: str) -> Iterator[None]:
         finally:
             if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back home failed")
+
+
+def set_mtu(pair: VethNamespace, mtu: int) -> None:
+    """Let frames up to ``mtu`` bytes of IP through both ends (a generated capture holds
+    ClientHellos larger than Ethernet's 1500, as segmentation offload writes them)."""
+    _ip("link", "set", pair.host_iface, "mtu", str(mtu))
+    _ip("link", "set", pair.ns_iface, "mtu", str(mtu), namespace=pair.ns_name)

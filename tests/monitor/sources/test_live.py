@@ -166,6 +166,28 @@ FILTER_CASES: list[tuple[str, Packet, bool]] = [
         False,
     ),
     ("ARP", Ether(src=SRC_MAC, dst=DST_MAC, type=0x0806) / bytes(28), False),
+    (
+        "first fragment of a DNS answer",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, flags="MF", frag=0)
+        / UDP(sport=53, dport=40000, len=1600)
+        / bytes(1000),
+        True,
+    ),
+    (
+        "later fragment of a UDP datagram (no ports to match)",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, proto=17, frag=125)
+        / bytes(600),
+        True,
+    ),
+    (
+        "later fragment of a TCP segment",
+        Ether(src=SRC_MAC, dst=DST_MAC)
+        / IP(src=SERVER4, dst=CLIENT4, proto=6, frag=125)
+        / bytes(600),
+        False,
+    ),
 ]
 
 
@@ -389,6 +411,28 @@ def test_live_source_stats_count_packets_and_accumulate(veth: VethNamespace) -> 
     assert first[0] >= 50
     assert first[1] == 0
     assert again[0] >= first[0]  # accumulated, although the kernel resets on every read
+
+
+@pytest.mark.live_capture
+@pytest.mark.parametrize("ring", [True, False], ids=["ring", "recvfrom"])
+def test_live_source_stopped_still_yields_what_the_kernel_had_delivered(
+    veth: VethNamespace, ring: bool
+) -> None:
+    """``stop`` set before a single frame was read: the frames the kernel already holds (in a
+    ring block not yet handed over, too) still come out, so a stopping daemon loses none."""
+    host_iface, ns_name, host_ip, _ = veth
+    token = secrets.token_hex(4)
+    with LiveSource([host_iface], ring=ring) as source:
+        code = (
+            "import socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            f"for i in range(300): s.sendto(bytes.fromhex({dns_query(f'n{token}.example').hex()!r}), ({host_ip!r}, 53))\n"
+        )
+        run_in_namespace(ns_name, code)
+        stop = threading.Event()
+        stop.set()
+        frames = list(source.frames(stop))
+    assert len(containing(frames, token.encode())) == 300
 
 
 @pytest.mark.live_capture

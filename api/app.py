@@ -77,7 +77,8 @@ from api.routes import devices as devices_api
 from api.routes import incidents as incidents_api
 from api.routes import stats as stats_api
 from api.throttle import LoginThrottle
-from monitor.config import Settings, default_config_path, load_settings
+from monitor.config.loading import default_config_path, load_settings
+from monitor.config.settings import Settings
 from monitor.errors import NotFound
 from monitor.reports.scheduler import ReportScheduler
 from monitor.store.db import display_url, ensure_schema_current, make_engine

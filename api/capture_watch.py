@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.queries.health import FrameTotal, latest_frame_totals
 
 STALE_AFTER = timedelta(minutes=10)

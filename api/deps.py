@@ -30,7 +30,7 @@ from api.auth import (
     find_session,
     find_token,
 )
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.passwords import LoginPolicy
 from monitor.store.users import UserInfo, UserRole
 

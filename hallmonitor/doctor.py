@@ -40,13 +40,13 @@ from monitor.checks import (
     render,
     summary,
 )
-from monitor.config import Settings
 from monitor.config.rules import build_calendar
+from monitor.config.settings import Settings
 from monitor.errors import BlocklistError, ConfigError
 from monitor.extract.compiled import NOT_BUILT, REBUILD, Twin, twins
 from monitor.extract.dns import DNS_PORTS
-from monitor.lists import list_directories, load_lists
 from monitor.lists.directories import check_lists as list_problems
+from monitor.lists.directories import list_directories, load_lists
 from monitor.policy import SchoolCalendar
 from monitor.runner import default_interfaces
 from monitor.sources.live import CaptureSetupError, LiveSource, build_bpf_filter

@@ -20,8 +20,8 @@ import dns.resolver
 
 from monitor.checks import CheckResult, current_user, failed, passed, record_run, render
 from monitor.classify import Classifier
-from monitor.config import Settings
 from monitor.config.rules import build_rules
+from monitor.config.settings import Settings
 from monitor.errors import BlocklistError
 from monitor.extract.dns import DNS_PORTS
 from monitor.hostnames import normalise_hostname

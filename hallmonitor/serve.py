@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.db import ensure_schema_current, make_engine
 
 GRACEFUL_SHUTDOWN_S = 10

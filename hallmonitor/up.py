@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from hallmonitor.serve import uvicorn_options
-from monitor.config import Settings
 from monitor.config.rules import build_rules
+from monitor.config.settings import Settings
 from monitor.first_admin import (
     FIRST_ADMIN,
     file_notice,

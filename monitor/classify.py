@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.hostnames import normalise_hostname
-from monitor.lists import ListSet
+from monitor.lists.files import ListSet
 from monitor.values import Attribution, Category, Flag, Match, Observation, Presence, Proto
 
 _MATCH_CACHE_SIZE = 16_384

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from monitor.config import Settings
 from monitor.config.rules import build_rules
+from monitor.config.settings import Settings
 from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.errors import CaptureFileError

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
-from monitor.config import load_settings
+from hallmonitor.cli.root import main
+from monitor.config.loading import load_settings
 from tests.packaging import Built
 
 ROOT = Path(__file__).resolve().parents[1]

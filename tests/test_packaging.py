@@ -131,7 +131,7 @@ def test_the_wheel_carries_the_command_and_names_it_the_console_script(built: Bu
     with zipfile.ZipFile(built.wheel) as archive:
         [entry_points] = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
-    assert "hallmonitor = hallmonitor.cli:main" in scripts
+    assert "hallmonitor = hallmonitor.cli.root:main" in scripts
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep, require_role
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Day, Page, Text
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.first_admin import forget_password_file
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.passwords import set_password

@@ -18,7 +18,7 @@ from api.deps import SessionDep, SettingsDep, UserDep, utcnow
 from api.pages import NavLink, path_for, render_page
 from api.pages.charts import BarChart, bar_chart
 from api.pages.health import ReportFailureSummary, recent_report_failures
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.reports.coverage import days_so_far, has_begun, is_silent_site
 from monitor.reports.labels import (
     period_label,

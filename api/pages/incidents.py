@@ -27,7 +27,7 @@ from api.params import MAX_PAGE, IncidentId, Text, sentence
 from api.queue import IncidentQuery, page_message
 from api.reads import INCIDENT, read_viewed
 from monitor.confidence import Explanation, Floor
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_review
 from monitor.store.queries import (
     IncidentDetail,

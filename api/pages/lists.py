@@ -33,12 +33,11 @@ from api.auth import client_address
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.pages import NavLink, redirect_to, render_page
 from api.params import Text
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.errors import BlocklistError
 from monitor.hostnames import normalise_hostname
-from monitor.lists import ListEntry, ListSet, list_directories, load_lists
-from monitor.lists.directories import local_list_directory
-from monitor.lists.files import ALLOWLIST_FILE, domain_problem
+from monitor.lists.directories import list_directories, load_lists, local_list_directory
+from monitor.lists.files import ALLOWLIST_FILE, ListEntry, ListSet, domain_problem
 from monitor.store.audit import AuditAction, record_event
 from monitor.store.queries.list_changes import (
     ChangeRow,

@@ -31,7 +31,7 @@ from api.capture_watch import observe_sites
 from api.deps import utcnow
 from api.pages import NavLink
 from api.pages.health import first_line, recent_report_failures
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.db import current_revision, head_revision
 from monitor.store.queries.health import incident_counts, last_sent_reports
 from monitor.store.workflow import ReviewStatus

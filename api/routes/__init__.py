@@ -20,7 +20,7 @@ from fastapi.security import HTTPBearer
 from api.deps import CurrentUser, require_role
 from api.params import EARLIEST_DAY, LATEST_DAY, Day, day_problem, invalid
 from api.schemas import ErrorOut
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.queries.scope import MAX_PER_PAGE
 from monitor.store.users import UserRole
 

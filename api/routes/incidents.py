@@ -34,7 +34,7 @@ from api.schemas import (
     IncidentListOut,
     ReviewIn,
 )
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.audit import AuditAction, list_read_detail, record_bulk_read, record_review
 from monitor.store.queries import (
     list_incidents,

@@ -2,10 +2,6 @@
 
 ``root`` is the group (``main``, the console script) and its global options; each command or
 command group has a module of its own (``scan``, ``capture``, ``db``, ``lists``, ``config``,
-``serve``, ``users``, ``report``, ``checks``, ``up``), and ``context`` holds what they share:
+``serve``, ``users``, ``devices``, ``report``, ``checks``, ``up``), and ``context`` holds what they share:
 the settings, and the errors a user can fix turned into one line.
 """
-
-from hallmonitor.cli.root import main
-
-__all__ = ["main"]

@@ -17,7 +17,7 @@ def capture(ctx: click.Context) -> None:
     database (exit status 0). SIGHUP reloads the lists and the configuration. Needs root, or
     the capabilities CAP_NET_RAW and CAP_NET_ADMIN.
     """
-    from monitor.config import load_settings
+    from monitor.config.loading import load_settings
     from monitor.config.rules import build_rules
     from monitor.metrics import daemon_metrics
     from monitor.runner import CaptureDaemon

@@ -12,7 +12,7 @@ from monitor.errors import BlocklistError, ConfigError, SchemaNotCurrent
 from monitor.logconfig import configure_logging
 
 if TYPE_CHECKING:
-    from monitor.config import Settings
+    from monitor.config.settings import Settings
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ def log_at_configured_level(ctx: click.Context, settings: Settings) -> None:
 
 def settings_for(ctx: click.Context) -> Settings:
     """The configuration, or one human line per problem and exit status 1."""
-    from monitor.config import load_settings
+    from monitor.config.loading import load_settings
 
     try:
         return load_settings(ctx.find_root().obj)

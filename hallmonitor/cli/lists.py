@@ -22,8 +22,7 @@ def lists() -> None:
 @click.pass_context
 def lists_check(ctx: click.Context) -> None:
     """Validate every platform list and allowlist; bad lines are named with file and line."""
-    from monitor.lists import list_directories
-    from monitor.lists.directories import run_lists_check
+    from monitor.lists.directories import list_directories, run_lists_check
 
     settings = settings_for(ctx)
     status, lines = run_lists_check(list_directories(settings))

@@ -57,7 +57,7 @@ def main(ctx: click.Context, log_level: str, config_path: Path | None) -> None:
     if (
         ctx.invoked_subcommand != "scan"
     ):  # scan looks for the file only with --record (see cli/scan.py):
-        from monitor.config import default_config_path  # importing pydantic costs 0.5 s
+        from monitor.config.loading import default_config_path
 
         ctx.obj = config_path or default_config_path()
 

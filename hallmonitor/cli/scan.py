@@ -140,7 +140,7 @@ def scan(
 
 
 def _record(ctx: click.Context, files: tuple[str, ...], dns_ports: tuple[int, ...]) -> None:
-    from monitor.config import default_config_path
+    from monitor.config.loading import default_config_path
     from monitor.runner import record_captures
 
     root = ctx.find_root()

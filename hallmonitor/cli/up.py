@@ -14,7 +14,7 @@ from monitor.errors import ConfigError
 from monitor.extract.compiled import log_twins
 
 if TYPE_CHECKING:
-    from monitor.config import Settings
+    from monitor.config.settings import Settings
 
 
 @click.command()
@@ -59,7 +59,7 @@ def up(
     import os
 
     from hallmonitor.up import PartFailed, Up
-    from monitor.config import CONFIG_ENV, load_settings
+    from monitor.config.loading import CONFIG_ENV, load_settings
 
     if data_dir is not None and not demo:
         raise click.UsageError("--data-dir applies only with --demo; set database.data_dir")

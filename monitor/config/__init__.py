@@ -9,19 +9,4 @@ values given and reads nothing else. The package, one job a module:
   pydantic's errors as one line each);
 - ``rules``: from settings to the engine's rules (segments, calendar, policy, lists);
 - ``check``: ``hallmonitor config check``.
-
-The names most of the program uses are importable from here.
 """
-
-from monitor.config.loading import CONFIG_ENV, default_config_path, load_settings
-from monitor.config.review import MailSettings, ReportSettings
-from monitor.config.settings import Settings
-
-__all__ = [
-    "CONFIG_ENV",
-    "MailSettings",
-    "ReportSettings",
-    "Settings",
-    "default_config_path",
-    "load_settings",
-]

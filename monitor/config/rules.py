@@ -11,7 +11,7 @@ from monitor.calendars import parse_govuk_bank_holidays, parse_ical_closures
 from monitor.classify import Classifier
 from monitor.config.settings import Settings
 from monitor.errors import ConfigError
-from monitor.lists import list_directories, load_lists
+from monitor.lists.directories import list_directories, load_lists
 from monitor.policy import Policy, SchoolCalendar, Segment, Segments
 
 

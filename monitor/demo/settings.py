@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Settings, load_settings
+from monitor.config.loading import load_settings
+from monitor.config.settings import Settings
 
 DEMO_SITE = "demo-school"
 DEMO_STAFF_NETWORKS = ("10.20.0.0/16", "2001:db8:20::/48")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
-from monitor.config import Settings
 from monitor.config.rules import build_calendar
+from monitor.config.settings import Settings
 from monitor.demo.clock import demo_time
 from monitor.policy import SchoolCalendar
 from monitor.sources.pcap import read_capture

@@ -2,11 +2,5 @@
 
 ``files``: the list file format, read and checked line by line; ``directories``: the
 directories loaded in order (shipped, a school's own, the review app's) into one ``ListSet``;
-``public``: importing public lists into a platform list file. The names most of the program
-uses are importable from here.
+``public``: importing public lists into a platform list file.
 """
-
-from monitor.lists.directories import list_directories, load_lists
-from monitor.lists.files import ListEntry, ListSet, PlatformInfo
-
-__all__ = ["ListEntry", "ListSet", "PlatformInfo", "list_directories", "load_lists"]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.reports.render import render_weekly_html, render_weekly_text, weekly_subject
 from monitor.reports.schedule import KIND_WEEKLY, STALE_PENDING, Recipient, report_scope
 from monitor.reports.sending import SendResult, WeeklySender, find_recipients

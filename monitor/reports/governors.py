@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from monitor.config import Settings
 from monitor.config.rules import build_calendar
+from monitor.config.settings import Settings
 from monitor.reports.data import GovernorReport, load_governor_report
 from monitor.reports.render import plural, render_governors_report
 from monitor.store.db import ensure_schema_current, make_engine

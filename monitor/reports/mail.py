@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 
-from monitor.config import MailSettings
+from monitor.config.review import MailSettings
 from monitor.reports.render import new_message_id
 
 logger = logging.getLogger(__name__)

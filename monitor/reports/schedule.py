@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.config import ReportSettings, Settings
 from monitor.config.calendar import WEEKDAYS
+from monitor.config.review import ReportSettings
+from monitor.config.settings import Settings
 from monitor.reports.weekly import ReportRole, Week, week_containing
 from monitor.store.models import SentReportRecord
 

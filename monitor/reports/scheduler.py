@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.reports.sending import SendResult, send_due_reports
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,9 @@ from sqlalchemy import CursorResult, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.config import MailSettings, Settings
+from monitor.config.review import MailSettings
 from monitor.config.rules import build_calendar
+from monitor.config.settings import Settings
 from monitor.policy import SchoolCalendar
 from monitor.reports.mail import MailError, PermanentMailError, send_message
 from monitor.reports.render import new_message_id, render_weekly_email, weekly_subject

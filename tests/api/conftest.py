@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.deps import CurrentUser, SessionDep, UserDep, VisitorDep, require_role
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.errors import NotFound
 from monitor.store.audit import record_event
 from monitor.store.db import upgrade_schema

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.pages import dashboard as dashboard_module
 from api.pages.dashboard import GovernorDashboardPage, ReviewerDashboardPage
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.platforms import platform_name
 from monitor.reports.command import run_report_weekly
 from monitor.reports.governors import build_governors_report

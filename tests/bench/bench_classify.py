@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from monitor.classify import Classifier
-from monitor.lists import ListEntry, ListSet, PlatformInfo, load_lists
+from monitor.lists.directories import load_lists
+from monitor.lists.files import ListEntry, ListSet, PlatformInfo
 from monitor.lists.public import PublicFormat, read_public_list
 from monitor.values import Category, Presence
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.pages.incidents import PER_PAGE as QUEUE_PER_PAGE
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord

@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import checksum
 
-from monitor.config import load_settings
+from monitor.config.loading import load_settings
 from monitor.pipeline import Pipeline
 from monitor.values import Frame, Proto
 from tests.bench.bench_record import (

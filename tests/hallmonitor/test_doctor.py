@@ -44,7 +44,7 @@ from hallmonitor.doctor import (
     run_doctor,
     school_today,
 )
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.policy import SchoolCalendar
 from monitor.sources.live import DEFAULT_BPF
 from monitor.store.db import alembic_config, head_revision, make_engine

@@ -19,12 +19,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from hallmonitor.selftest import Lookup, is_test_query, judge, look_up, run_selftest
 from monitor.classify import Classifier
-from monitor.config import Settings, load_settings
+from monitor.config.loading import load_settings
+from monitor.config.settings import Settings
 from monitor.errors import ConfigError
-from monitor.lists import load_lists
+from monitor.lists.directories import load_lists
 from monitor.store.db import make_engine
 from monitor.store.models import CheckRecord
 from monitor.store.queries.governors import CheckRuns, governor_summary

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hallmonitor.serve import run_server, uvicorn_options
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.errors import SchemaNotCurrent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_run_server_serves_the_login_page_and_stops_on_sigterm(
         f'[web]\nhost = "127.0.0.1"\nport = {port}\nroot_path = "/monitor"\n'
     )
     script = (
-        "from pathlib import Path; from monitor.config import load_settings; "
+        "from pathlib import Path; from monitor.config.loading import load_settings; "
         "from hallmonitor.serve import run_server; "
         f"run_server(load_settings(Path({str(config)!r})))"
     )

@@ -30,7 +30,7 @@ from hallmonitor.up import (
     create_first_admin,
     web_address,
 )
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.demo.source import DemoSource, read_sample
 from monitor.first_admin import FIRST_ADMIN, on_screen_notice
 from monitor.policy import SchoolCalendar

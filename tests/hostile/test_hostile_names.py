@@ -26,8 +26,8 @@ from scapy.layers.inet import IP, UDP
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hallmonitor.cli import main
-from monitor.config import Settings
+from hallmonitor.cli.root import main
+from monitor.config.settings import Settings
 from monitor.fastscan import can_fast_scan, scan_capture
 from monitor.pipeline import Pipeline
 from monitor.reports.command import run_report_weekly

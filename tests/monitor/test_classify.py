@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.classify import Classifier, SuffixIndex
-from monitor.lists import ListSet, load_lists
-from monitor.lists.files import parse_platform_list
+from monitor.lists.directories import load_lists
+from monitor.lists.files import ListSet, parse_platform_list
 from monitor.values import Attribution, Category, Flag, Match, Observation, Presence, Proto
 
 EXPECTED = Path(__file__).resolve().parents[1] / "data" / "pcaps" / "expected"

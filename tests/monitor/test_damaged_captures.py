@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from monitor.scan import DAMAGED_EXIT_STATUS
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord, ObservationRecord

@@ -9,7 +9,7 @@ from ipaddress import ip_network
 from monitor.classify import Classifier
 from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
-from monitor.lists import load_lists
+from monitor.lists.directories import load_lists
 from monitor.policy import Policy, SchoolCalendar, Segment, Segments
 from monitor.records import (
     CounterIncrement,

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from hallmonitor.up import PartFailed
 from monitor.first_admin import (
     FIRST_ADMIN,

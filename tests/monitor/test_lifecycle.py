@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import AuditEventRecord, IncidentRecord, ObservationRecord
@@ -225,7 +225,7 @@ def test_a_device_erased_under_traffic_stays_erased_and_only_later_traffic_is_st
 ) -> None:
     from click.testing import CliRunner
 
-    from hallmonitor.cli import main
+    from hallmonitor.cli.root import main
     from tests.monitor.sources.netns import namespace_command
     from tests.monitor.sources.test_live import dns_query
     from tests.monitor.store.queries.factories import rows_naming

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.metrics import (
     COUNTERS,
     DaemonCollector,

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.config import Settings, load_settings
+from monitor.config.loading import load_settings
+from monitor.config.settings import Settings
 from monitor.errors import SchemaNotCurrent
 from monitor.runner import record_captures
 from monitor.store.db import make_engine

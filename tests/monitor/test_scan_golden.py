@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from tests.data.tshark_names import as_tshark_prints
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"

@@ -308,7 +308,7 @@ def assert_a_site_limited_reviewer_sees_only_their_site(
 ) -> None:
     """Through the JSON API with a bearer token: the north reviewer sees north's, all of them."""
     from api.app import create_app
-    from monitor.config import Settings
+    from monitor.config.settings import Settings
     from tests.api.conftest import FAST_HASHER, PASSWORD
 
     app = create_app(

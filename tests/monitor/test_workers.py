@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
-from monitor.config import load_settings
+from hallmonitor.cli.root import main
+from monitor.config.loading import load_settings
 from monitor.runner import worker_plan
 from monitor.sources.live import CaptureSetupError
 from monitor.values import Flag, Observation, Proto

@@ -11,7 +11,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from api.pages.admin import AuditLogPage, SettingsPage, UsersPage, settings_groups
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.first_admin import FIRST_ADMIN, password_file
 from monitor.store.audit import NamedActor, record_event
 from monitor.store.users import UserRole, get_user

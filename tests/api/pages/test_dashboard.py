@@ -17,7 +17,7 @@ from api.pages.dashboard import (
     this_term,
     this_week,
 )
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.users import UserRole, create_user
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.api.pages.test_health import add_failed_report

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.pages.lists import ListsPage
-from monitor.config import Settings
-from monitor.lists import ListSet, list_directories, load_lists
-from monitor.lists.directories import local_list_directory
+from monitor.config.settings import Settings
+from monitor.lists.directories import list_directories, load_lists, local_list_directory
+from monitor.lists.files import ListSet
 from monitor.store.models import ListChangeRecord
 from monitor.store.users import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bs4 import BeautifulSoup
 
 from api.pages.privacy import PrivacyNotice, WatchedSegment
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.store.users import UserRole
 from tests.api.conftest import AppFactory, AppHarness
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 
 
 def write_config(tmp_path: Path) -> Path:

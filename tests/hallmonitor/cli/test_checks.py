@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from hallmonitor.doctor import CHECKS
 from tests.hallmonitor.test_doctor import stored_checks
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hallmonitor.cli import main
 from hallmonitor.cli.context import log_at_configured_level
-from monitor.config import Settings
+from hallmonitor.cli.root import main
+from monitor.config.settings import Settings
 from monitor.logconfig import configure_logging
 from tests.hallmonitor.cli.invoke import invoke, write_config
 

@@ -12,7 +12,7 @@ from tests.hallmonitor.cli.invoke import invoke, write_config
 def test_devices_erase_takes_every_record_of_the_device_in_any_notation(tmp_path: Path) -> None:
     from sqlalchemy.orm import Session
 
-    from monitor.config import load_settings
+    from monitor.config.loading import load_settings
     from monitor.store.db import make_engine
     from tests.monitor.store.queries.factories import (
         SITE,

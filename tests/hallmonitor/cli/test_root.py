@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 
 COMMANDS = {
     "capture": "Capture live on the configured interfaces",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from tests.bench.make_mix import write_mix
 from tests.data.pcapng import as_pcapng
 from tests.data.traffic import (
@@ -168,7 +168,7 @@ def test_scan_without_the_compiled_loop_says_jobs_needs_it(tmp_path: Path) -> No
         "    def find_spec(self, name, path, target=None):\n"
         "        if name == 'monitor.compiled.scanloop': raise ImportError('hidden')\n"
         "sys.meta_path.insert(0, Hide())\n"
-        "from hallmonitor.cli import main\n"
+        "from hallmonitor.cli.root import main\n"
         "main()\n"
     )
     result = subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from tests.hallmonitor.test_up import DAYS
 
 

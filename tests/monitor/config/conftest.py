@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from monitor.config import load_settings
+from monitor.config.loading import load_settings
 from monitor.errors import ConfigError
 from monitor.values import Category
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import default_config_path, load_settings
+from monitor.config.loading import default_config_path, load_settings
 from monitor.config.rules import build_policy
 from monitor.errors import ConfigError
 from monitor.values import Category, SegmentRole

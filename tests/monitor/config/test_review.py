@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config.loading import load_settings
 from monitor.errors import ConfigError
 from tests.monitor.config.conftest import write
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config.loading import load_settings
 from monitor.config.rules import build_policy, load_closures
 from monitor.errors import ConfigError
 from monitor.values import SegmentRole

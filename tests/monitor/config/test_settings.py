@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from monitor.config import Settings, load_settings
+from monitor.config.loading import load_settings
+from monitor.config.settings import Settings
 from tests.monitor.config.conftest import (
     EXAMPLE,
     _model_in,

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import monitor.compiled
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from hallmonitor.doctor import judge_compiled
 from monitor.extract import compiled, quic, reassembly, tls
 from monitor.extract.compiled import (

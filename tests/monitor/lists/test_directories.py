@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hallmonitor.cli import main
-from monitor.config import load_settings
+from hallmonitor.cli.root import main
+from monitor.config.loading import load_settings
 from monitor.errors import BlocklistError
-from monitor.lists import list_directories, load_lists
-from monitor.lists.directories import check_lists, default_directory, run_lists_check
+from monitor.lists.directories import (
+    check_lists,
+    default_directory,
+    list_directories,
+    load_lists,
+    run_lists_check,
+)
 from monitor.values import Category, Presence
 
 SHIPPED = Path(__file__).resolve().parents[3] / "blocklists"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import BlocklistError
-from monitor.lists import load_lists
+from monitor.lists.directories import load_lists
 from monitor.lists.files import parse_platform_list
 from monitor.lists.public import (
     collapse,

@@ -33,7 +33,7 @@ from playwright.sync_api import Browser
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DbSession
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.reports.command import run_report_weekly
 from monitor.reports.governors import run_report_governors
 from monitor.store.db import make_engine

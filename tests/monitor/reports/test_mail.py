@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import MailSettings
+from monitor.config.review import MailSettings
 from monitor.reports.mail import (
     PermanentMailError,
     TemporaryMailError,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.config import ReportSettings
+from monitor.config.review import ReportSettings
 from monitor.reports.schedule import DueReport, Recipient, due_reports
 from monitor.reports.weekly import ReportRole, Week, parse_week
 from tests.monitor.reports.sent import GOVERNOR, HEAD, MONDAY_0705

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from monitor.config import Settings
+from monitor.config.settings import Settings
 from monitor.reports.schedule import STALE_PENDING
 from monitor.reports.sending import find_recipients, last_failures, send_due_reports
 from monitor.reports.weekly import ReportRole

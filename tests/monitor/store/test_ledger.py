@@ -20,7 +20,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from sqlalchemy import select
 
-from hallmonitor.cli import main
+from hallmonitor.cli.root import main
 from monitor.errors import CaptureFileError
 from monitor.records import CaptureRecorded, CounterIncrement
 from monitor.runner import record_captures

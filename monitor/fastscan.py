@@ -60,6 +60,7 @@ and takes its rules from ``walk.rules``, never from literals of its own.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from collections import Counter
@@ -87,7 +88,7 @@ from monitor.pipeline import Pipeline
 from monitor.scan import render_flags
 from monitor.sources.damage import MAX_RECORD_BYTES
 from monitor.sources.pcap import CHUNK_BYTES, CaptureReader
-from monitor.values import Frame
+from monitor.values import Frame, Observation
 
 SCANLOOP = "monitor.compiled.scanloop"
 
@@ -111,14 +112,7 @@ def can_fast_scan(reader: CaptureReader, pipeline: Pipeline) -> bool:
     """Whether ``scan_capture`` gives the same output as the general path for this pair: the
     compiled loop loaded, the stock decoder and extractor (tests substitute others), and a
     classic pcap or a pcapng file."""
-    decoder = pipeline.decoder
-    return (
-        type(decoder).decode is Decoder.decode
-        and type(decoder).decode_skipping is Decoder.decode_skipping
-        and type(pipeline.extractor) is Extractor
-        and reader.format in ("pcap", "pcapng")
-        and compiled_loop_built()
-    )
+    return reader.format in ("pcap", "pcapng") and can_observe(pipeline)
 
 
 NO_ANSWER_JSON = '"cnames":[],"addresses":[]'
@@ -317,10 +311,13 @@ class RecordWalk:
         share: int = 0,
         shares: int = 1,
         max_caplen: int = MAX_RECORD_BYTES,
+        observing: bool = False,
     ) -> None:
         """``linktype``, ``scale``, ``little_endian`` and the largest possible captured length (``PcapRules.max_caplen``) describe a classic pcap
         file's records (``walk_records``); frames (``walk_frames``) carry their own. ``share``
-        and ``shares``: this process's part of a shared scan (``monitor.scanshare``)."""
+        and ``shares``: this process's part of a shared scan (``monitor.scanshare``).
+        ``observing``: for ``observe_frames`` (the live daemon), ``lines`` holds the
+        ``Observation`` values instead of JSON lines."""
         extractor = pipeline.extractor
         self.pipeline = pipeline
         self.extractor = extractor
@@ -329,10 +326,12 @@ class RecordWalk:
         self.little_endian = little_endian
         self.max_caplen = max_caplen
         self.rules = loop_rules(extractor.dns_ports)
+        self.observing = observing
         self.next_expiry = extractor.next_expiry
         self.dns_entries: dict[bytes, _DnsEntry] = {}
-        self.lines: list[str] = []
-        """JSON lines of the window walked last, for the caller to write."""
+        self.lines: list = []
+        """JSON lines of the window walked last, for the caller to write (observing: the
+        ``Observation`` values of the frames walked last)."""
         self.share = share
         self.shares = shares
         self.line_frames: list[int] = []
@@ -362,6 +361,13 @@ class RecordWalk:
             counts["dns"] = counts.get("dns", 0) + self.dns_lines
         for proto, count in counts.items():
             by_proto[proto] += count
+
+    def flush_totals(self) -> None:
+        """Move what the walk counted into the pipeline's counters, for a walk that never ends
+        (``observe_frames``: after each batch, so that the daemon's figures move)."""
+        self.add_totals(Counter())
+        self.counts.clear()
+        self.fast_frames = self.fast_packets = self.dns_lines = 0
 
     def dns_entry(self, message: bytes) -> _DnsEntry | None:
         """The rendering of a DNS message not seen lately, remembered; ``None`` (counted as
@@ -536,6 +542,39 @@ def _scan_frames(
             emit(walk)
     finally:
         walk.add_totals(by_proto)
+
+
+Observe = Callable[[list[Frame]], list[Observation]]
+"""The live daemon's step: a batch of frames (one socket drain) to its observations."""
+
+
+def general_observations(pipeline: Pipeline, frames: list[Frame]) -> list[Observation]:
+    """The observations of ``frames``, in order, through the general path
+    (``Pipeline.batches``): the Python original of the compiled ``observe_frames``."""
+    return [each for observations in pipeline.batches(frames) for each in observations]
+
+
+def can_observe(pipeline: Pipeline) -> bool:
+    """Whether the compiled loop gives this pipeline's observations: the loop loaded, with the
+    stock decoder and extractor (tests substitute others)."""
+    decoder = pipeline.decoder
+    return (
+        type(decoder).decode is Decoder.decode
+        and type(decoder).decode_skipping is Decoder.decode_skipping
+        and type(pipeline.extractor) is Extractor
+        and compiled_loop_built()
+    )
+
+
+def live_observer(pipeline: Pipeline) -> Observe:
+    """How the live daemon (``monitor.runner``, ``monitor.workers``) turns each batch of
+    frames into observations: the compiled loop's ``observe_frames`` on one observing
+    ``RecordWalk`` when ``can_observe``, else the general path, with the same observations and
+    counters (``tests/monitor/test_fastscan.py`` compares them on the golden captures)."""
+    if not can_observe(pipeline):
+        return functools.partial(general_observations, pipeline)
+    walk = RecordWalk(pipeline, observing=True)
+    return functools.partial(compiled_loop().observe_frames, walk)
 
 
 def compiled_loop_built() -> bool:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
@@ -36,6 +37,7 @@ from monitor.devices import DeviceDirectory
 from monitor.engine import Engine
 from monitor.errors import CaptureFileError
 from monitor.extract.dns import DNS_PORTS
+from monitor.fastscan import general_observations, live_observer
 from monitor.pipeline import Pipeline
 from monitor.records import CaptureRecorded
 from monitor.sessions import Sessionizer
@@ -619,19 +621,21 @@ class CaptureDaemon:
     def _capture(self, source: FrameSource, pipeline: Pipeline, engine: Engine) -> None:
         lock = self.lock
         feed = engine.feed
-        # Live frames come a socket drain at a time, and go through the pipeline's hoisted loop
-        # together (its counters move once per batch); a replay's one frame at a time. This one
-        # call (and its twin in monitor.workers) is where a compiled loop that hands back
-        # Observations for a batch of frames would go: scan's renders JSON lines instead.
+        # Live frames come a socket drain at a time, and go through the compiled loop together
+        # (scan's per-frame decisions; the pipeline's hoisted loop when it is not built, see
+        # fastscan.live_observer), its counters moving once per batch. A replay's come one
+        # frame at a time, through the pipeline (the loop's set-up would cost more than a frame).
+        live = isinstance(source, LiveSource)
+        observe = live_observer(pipeline) if live else partial(general_observations, pipeline)
         try:
             batches: Iterable[list[Frame]] = (
                 source.batches(self.stop_event)
-                if isinstance(source, LiveSource)
+                if live
                 else ([frame] for frame in source.frames(self.stop_event))
             )
             for batch in batches:
                 self.frames += len(batch)
-                found = [each for observations in pipeline.batches(batch) for each in observations]
+                found = observe(batch)
                 if found:
                     with lock:
                         for observation in found:

@@ -4,7 +4,8 @@ Each worker process opens the same interfaces as the daemon would, with the same
 and joins a ``PACKET_FANOUT`` group per interface: the kernel hands each packet to one member by
 its symmetric flow hash, so both directions of a flow (a DNS query and its answer, a TCP
 connection) and every fragment of a datagram reach the same worker, whose decoder and extractor
-hold that flow's state as one process would. A worker decodes and extracts (``Pipeline``), and
+hold that flow's state as one process would. A worker decodes and extracts (``Pipeline``, through
+the compiled loop as ``scan`` when it is built: ``fastscan.live_observer``), and
 sends its observations, in the order it made them, with its running totals, over a pipe to the
 daemon's main process, where one thread feeds them to the one engine (classify, policy,
 incidents) and so to the one writer.
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
+from monitor.fastscan import live_observer
 from monitor.pipeline import Pipeline
 from monitor.values import Observation, StageCounters
 
@@ -103,6 +105,7 @@ def run_worker(plan: WorkerPlan, conn: Connection, stop: Any) -> None:
     conn.send(("ready", None))
     pipeline = Pipeline(dns_ports=plan.dns_ports)
     counters = pipeline.counters
+    observe = live_observer(pipeline)  # the compiled loop, as in the daemon's own capture
 
     def totals() -> WorkerTotals:
         return WorkerTotals(counters.frames, sum(counters.malformed.values()), source.stats())
@@ -115,7 +118,7 @@ def run_worker(plan: WorkerPlan, conn: Connection, stop: Any) -> None:
     next_report = time.monotonic() + REPORT_INTERVAL_S
     try:
         for batch in source.batches(Either):
-            found = [each for observations in pipeline.batches(batch) for each in observations]
+            found = observe(batch)
             now = time.monotonic()
             if found or now >= next_report:
                 report = None

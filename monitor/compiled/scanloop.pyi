@@ -3,7 +3,7 @@
 import mmap
 
 from monitor.fastscan import LoopRules, RecordWalk
-from monitor.values import Frame
+from monitor.values import Frame, Observation
 
 def walk_records(
     walk: RecordWalk, buf: bytes | mmap.mmap, base: int, pos: int, size: int, last: int
@@ -13,6 +13,7 @@ def common_dns_entry(
 ) -> tuple[bool, tuple[tuple[str, int, str], ...]] | None: ...
 def ipv6_text(raw: bytes) -> str: ...
 def walk_frames(walk: RecordWalk, frames: list[Frame]) -> None: ...
+def observe_frames(walk: RecordWalk, frames: list[Frame]) -> list[Observation]: ...
 def merge_lines(
     frames_a: list[int], lines_a: list[str], frames_b: list[int], lines_b: list[str]
 ) -> tuple[list[int], list[str]]: ...

@@ -363,7 +363,8 @@ cdef class _FrameLoop:
     cdef Py_ssize_t tagged
     cdef object counters, count_bug, streams, feed_stream, buffers, evicted, give_up
     cdef object tls_stream, dhcp, looks_like_quic, feed_quic, read_hello, hello_observation
-    cdef object read_records, find_record
+    cdef object read_records, find_record, dns_message
+    cdef bint observing
 
     def __init__(self, walk):
         pipeline = walk.pipeline
@@ -418,6 +419,12 @@ cdef class _FrameLoop:
         self.read_records = extractor.hello_readers.parse_client_hello_records
         self.find_record = extractor.hello_readers.find_client_hello_record
         self.hello_observation = extractor.hello_observation
+        # An observing walk (``observe_frames``: the live daemon) hands back ``Observation``
+        # values: DNS goes to ``Extractor.dns_message_observations`` instead of to lines.
+        self.observing = walk.observing
+        self.dns_message = extractor.dns_message_observations
+        if self.observing and self.shares != 1:
+            raise ValueError("an observing walk is not shared")
         if self.shares < 1 or not 0 <= self.share < self.shares:
             raise ValueError(f"share {self.share} of {self.shares}")
 
@@ -472,8 +479,13 @@ cdef class _FrameLoop:
             self.next_expiry = self.extractor.next_expiry
 
     cdef _add(self, observations):
+        """The sink of every observation: a JSON line of ``walk.lines``, or (observing) the
+        ``Observation`` itself."""
         self.next_expiry = self.extractor.next_expiry
         if observations:
+            if self.observing:
+                self.lines.extend(observations)
+                return
             counts = self.counts
             for observation in observations:
                 proto = observation.proto.value
@@ -662,8 +674,9 @@ cdef class _FrameLoop:
             observations = None
             if data:
                 if kinds[destination_port] & PORT_DNS or kinds[source_port] & PORT_DNS:
-                    self._dns_stream(
-                        flow, data, ts, src, dst, source_port, destination_port, mac, vlan
+                    observations = self._dns_stream(
+                        flow, data, ts, src, dst, source_port, destination_port, mac, vlan,
+                        payload, seq, tcp_flags,
                     )
                 else:
                     observations = self._tls_stream(
@@ -848,13 +861,28 @@ cdef class _FrameLoop:
         const uint8_t* mac,
         int vlan,
     ):
-        """DNS over UDP, rendered here."""
+        """DNS over UDP, rendered here (observing: read as ``Extractor._feed_udp`` does)."""
         if v6:
             src = _ipv6_text(source_ip)
             dst = _ipv6_text(destination_ip)
         else:
             src = _ipv4_text(source_ip)
             dst = _ipv4_text(destination_ip)
+        if self.observing:
+            packet = self._packet(
+                ts, src, dst, IPPROTO_UDP, source_port, destination_port, data[first:stop], mac,
+                vlan, 0, 0,
+            )
+            try:
+                observations = self.dns_message(packet, data[first:stop], tcp=False)
+            except ValueError:
+                self._malformed("extract")
+                observations = None
+            except Exception as e:
+                self.count_bug("extract", e)
+                observations = None
+            self._add_extracted(observations)
+            return
         entry = self._dns_entry(data + first, stop - first)
         if entry is not None:
             self._dns_lines(entry, 0, ts, src, dst, source_port, destination_port, mac, vlan)
@@ -926,9 +954,14 @@ cdef class _FrameLoop:
         int destination_port,
         const uint8_t* mac,
         int vlan,
+        bytes payload,
+        uint32_t seq,
+        int tcp_flags,
     ):
-        """``Extractor._dns_stream``: DNS over TCP, its messages rendered as over UDP."""
+        """``Extractor._dns_stream``: DNS over TCP, its messages rendered as over UDP (observing:
+        the observations, for ``_tcp`` to add)."""
         cdef const uint8_t* message
+        observations = None
         buffer = self.buffers.get(flow)
         if buffer is None:
             buffer = self.buffers[flow] = bytearray()
@@ -938,8 +971,18 @@ cdef class _FrameLoop:
         except ValueError:
             self._malformed("dns")
             self.give_up(flow)
-            return
+            return None
         del buffer[:consumed]
+        if self.observing:
+            observations = []
+            if messages:
+                packet = self._packet(
+                    ts, src, dst, IPPROTO_TCP, source_port, destination_port, payload, mac, vlan,
+                    seq, tcp_flags,
+                )
+                for each in messages:
+                    observations += self.dns_message(packet, each, tcp=True)
+            return observations
         for each in messages:
             message = <const uint8_t*><const char*>each
             entry = self._dns_entry(message, len(each))
@@ -947,6 +990,7 @@ cdef class _FrameLoop:
                 self._dns_lines(
                     entry, DNS_TCP, ts, src, dst, source_port, destination_port, mac, vlan
                 )
+        return None
 
 
 def walk_records(walk, buf, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t size, Py_ssize_t last):
@@ -1024,6 +1068,22 @@ def walk_frames(walk, frames):
     finally:
         walk.frames += count
         loop.save()
+
+
+def observe_frames(walk, frames):
+    """``Frame`` values of a live capture (one socket drain), through the same per-frame
+    decisions as ``walk_frames``: their ``Observation`` values, in order, as
+    ``Pipeline.batches`` yields them. ``walk`` is an observing ``RecordWalk``
+    (``observing=True``); the pipeline's counters are complete when it returns."""
+    if not walk.observing:
+        raise ValueError("observe_frames needs an observing RecordWalk")
+    try:
+        walk_frames(walk, frames)
+    finally:
+        walk.flush_totals()
+    observations = walk.lines
+    walk.lines = []
+    return observations
 
 
 def merge_lines(list frames_a, list lines_a, list frames_b, list lines_b):

@@ -40,6 +40,7 @@ code runs in its place when it cannot be loaded (for the record loop: the genera
 ORIGINALS = {
     "monitor.compiled.scanloop.walk_records": "monitor.scan.write_observations",
     "monitor.compiled.scanloop.walk_frames": "monitor.scan.write_observations",
+    "monitor.compiled.scanloop.observe_frames": "monitor.fastscan.general_observations",
     "monitor.compiled.scanloop.common_dns_entry": "monitor.fastscan.dns_entry",
     "monitor.compiled.scanloop.ipv6_text": "monitor.decode.render_ipv6",
     "monitor.compiled.scanloop.merge_lines": "heapq.merge",

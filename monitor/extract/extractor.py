@@ -229,12 +229,7 @@ class Extractor:
             return []
         dns_ports = self.dns_ports
         if packet.dst_port in dns_ports or packet.src_port in dns_ports:
-            try:
-                message = dns.parse_dns_message(payload)
-            except ValueError:
-                self._malformed("dns")
-                return []
-            return self._dns_observations(packet, message, tcp=False)
+            return self.dns_message_observations(packet, payload, tcp=False)
         if packet.dst_port in DHCP_PORTS and packet.src_port in DHCP_PORTS:
             return self.dhcp_observations(packet)
         if payload[0] & 0x80:
@@ -285,7 +280,12 @@ class Extractor:
 
     # --- DNS ---------------------------------------------------------------------------
 
-    def _dns_message(self, packet: Packet, message: bytes, *, tcp: bool) -> list[Observation]:
+    def dns_message_observations(
+        self, packet: Packet, message: bytes, *, tcp: bool
+    ) -> list[Observation]:
+        """The observations of one DNS message ``packet`` carried (over TCP: one message of its
+        stream); none, counted as malformed, when it cannot be read. The compiled loop's
+        observing walk (the live daemon) reads DNS here too."""
         try:
             parsed = dns.parse_dns_message(message)
         except ValueError:
@@ -371,7 +371,7 @@ class Extractor:
         del buffer[:consumed]
         observations: list[Observation] = []
         for message in messages:
-            observations += self._dns_message(packet, message, tcp=True)
+            observations += self.dns_message_observations(packet, message, tcp=True)
         return observations
 
     def tls_stream(self, packet: Packet, flow: FlowKey, data: bytes) -> list[Observation]:

@@ -4,7 +4,9 @@ Python does.
 Its output as a whole is compared with the general path in test_fastscan.py. Here: its reader
 of DNS messages not seen before, which answers only for the common message and must then give
 exactly the entry the Python reader gives, by the rules handed to it; its IPv6 text; and where
-a walk stops, by the limit it is given.
+a walk stops, by the limit it is given. And the live daemon's entry point, ``observe_frames``:
+the same observations and counters as the general path (``Pipeline.batches``), a drain at a
+time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import struct
+from functools import partial
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,10 +24,20 @@ from hypothesis import strategies as st
 from monitor.decode import Decoder, render_ipv6
 from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
-from monitor.fastscan import SCANLOOP, RecordWalk, dns_entry, loop_rules
+from monitor.fastscan import (
+    SCANLOOP,
+    Observe,
+    RecordWalk,
+    can_observe,
+    dns_entry,
+    general_observations,
+    live_observer,
+    loop_rules,
+)
 from monitor.pipeline import Pipeline
 from monitor.sources.pcap import read_capture
-from monitor.values import IPPROTO_UDP
+from monitor.values import IPPROTO_UDP, Frame, Observation, Packet
+from tests.bench.make_mix import write_mix
 from tests.compiled import assert_built_from_current_source, compiled_or_skip
 from tests.compiled_agreement import GOLDEN
 
@@ -301,3 +315,68 @@ def test_merge_lines_merges_as_heapq_merge_by_frame(
     )
     frames, lines = scanloop.merge_lines(frames_a, lines_a, frames_b, lines_b)
     assert (frames, lines) == ([f for f, _ in merged], [line for _, line in merged])
+
+
+# --- the live daemon's path: observe_frames ---------------------------------------------------
+
+DRAIN = 64
+"""Frames a test hands over at a time, as a socket drain of the live capture does."""
+
+
+def observed(pipeline: Pipeline, frames: list[Frame], *, compiled: bool) -> list[Observation]:
+    """Every observation of ``frames``, a drain at a time, through ``observe_frames`` on one
+    observing walk, or through the general path (``general_observations``)."""
+    observe: Observe = (
+        partial(scanloop.observe_frames, RecordWalk(pipeline, observing=True))
+        if compiled
+        else partial(general_observations, pipeline)
+    )
+    found: list[Observation] = []
+    for start in range(0, len(frames), DRAIN):
+        found += observe(frames[start : start + DRAIN])
+    return found
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda path: path.name)
+def test_the_live_path_observes_what_the_general_path_does_on_golden_capture(path: Path) -> None:
+    frames = list(read_capture(path))
+    general, live = Pipeline(), Pipeline()
+    expected = observed(general, frames, compiled=False)
+    assert observed(live, frames, compiled=True) == expected
+    assert live.counters == general.counters
+
+
+def test_the_live_path_observes_what_the_general_path_does_on_a_dense_mix(tmp_path: Path) -> None:
+    path = tmp_path / "dense.pcap"
+    write_mix(path, "dense", 3000, seed=5)
+    frames = list(read_capture(path))
+    general, live = Pipeline(), Pipeline()
+    expected = observed(general, frames, compiled=False)
+    assert expected
+    assert observed(live, frames, compiled=True) == expected
+    assert live.counters == general.counters
+
+
+def test_the_live_paths_counters_move_with_every_drain() -> None:
+    frames = list(read_capture(GOLDEN[0]))[:DRAIN]
+    pipeline = Pipeline()
+    live_observer(pipeline)(frames)
+    assert pipeline.counters.frames == len(frames)
+
+
+def test_the_live_daemon_takes_the_compiled_loop_with_the_stock_pipeline_only() -> None:
+    class Substitute(Decoder):
+        def decode(self, frame: Frame) -> Packet | None:
+            return super().decode(frame)
+
+    assert can_observe(Pipeline())
+    substituted = Pipeline()
+    substituted.decoder = Substitute()
+    assert not can_observe(substituted)
+    frames = list(read_capture(GOLDEN[0]))
+    assert live_observer(substituted)(frames) == general_observations(Pipeline(), frames)
+
+
+def test_observe_frames_refuses_a_walk_that_writes_lines() -> None:
+    with pytest.raises(ValueError, match="observing"):
+        scanloop.observe_frames(RecordWalk(Pipeline()), [])

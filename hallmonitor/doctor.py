@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from monitor.checks import (
     CheckResult,
@@ -58,10 +59,11 @@ from monitor.store.db import (
     make_engine,
     normalise_url,
 )
+from monitor.store.queries.health import CaptureDay, capture_day
 
 logger = logging.getLogger(__name__)
 
-CHECKS = ("capabilities", "interfaces", "database", "lists", "compiled", "smtp", "time")
+CHECKS = ("capabilities", "interfaces", "database", "drops", "lists", "compiled", "smtp", "time")
 """Every check, in the order run and printed."""
 DEFAULT_WATCH_S = 5.0
 """How long an interface may stay silent before it fails the traffic check."""
@@ -330,6 +332,49 @@ def check_database(url: str) -> CheckResult:
     return passed("database", f"{shown} reachable, schema at the latest revision {head}")
 
 
+# --- the running daemon's kernel drops ----------------------------------------------------------
+
+
+def judge_drops(site: str, day: date, figures: CaptureDay | None) -> CheckResult:
+    """Whether the capture daemon of ``site`` lost packets in the kernel on ``day``, from the
+    daily counters it writes (``CaptureCounts``, every few minutes while it runs)."""
+    if figures is None:
+        return passed("drops", f"no capture figures for {site!r} on {day} (no daemon ran yet)")
+    seen = f"{_count(figures.frames, 'frame')} read by the capture on {day}"
+    if not figures.kernel_drops:
+        return passed("drops", f"{seen}, no kernel drops")
+    share = figures.kernel_drops / (figures.frames + figures.kernel_drops)
+    return failed(
+        "drops",
+        f"{seen}, {_count(figures.kernel_drops, 'packet')} dropped by the kernel ({share:.1%})",
+        "the capture cannot keep up: set capture.workers to the number of cores, or raise "
+        "capture.buffer_mb, then restart the daemon",
+    )
+
+
+def check_drops(url: str, site: str, day: date) -> CheckResult:
+    """The capture's kernel drops today, as the running daemon counted them in the database
+    (the daemon's own metrics, ``capture.metrics_listen``, show them live too)."""
+    parsed = normalise_url(url)
+    if missing_sqlite_file(parsed):  # opening it would create it
+        return failed(
+            "drops", "no database to read the capture figures from", "see the database check"
+        )
+    try:
+        engine = make_engine(parsed)
+        try:
+            with Session(engine) as db:
+                figures = capture_day(db, site, day)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as e:
+        first_line = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return failed(
+            "drops", f"the capture figures cannot be read: {first_line}", "see the database check"
+        )
+    return judge_drops(site, day, figures)
+
+
 # --- lists ------------------------------------------------------------------------------------
 
 
@@ -532,6 +577,10 @@ def run_checks(
             results.append(check_interfaces(interfaces, watch_s, bpf=build_bpf_filter(ports)))
         elif name == "database":
             results.append(check_database(settings.database.url.get_secret_value()))
+        elif name == "drops":
+            today = datetime.now(ZoneInfo(settings.calendar.timezone)).date()
+            url = settings.database.url.get_secret_value()
+            results.append(check_drops(url, settings.site.name, today))
         elif name == "lists":
             results.append(check_lists(settings))
         elif name == "compiled":

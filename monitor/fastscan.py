@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from types import ModuleType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from monitor.decode import TUNNEL_PORTS, Decoder
 from monitor.extract import dns, tls
@@ -329,7 +329,7 @@ class RecordWalk:
         self.observing = observing
         self.next_expiry = extractor.next_expiry
         self.dns_entries: dict[bytes, _DnsEntry] = {}
-        self.lines: list = []
+        self.lines: list[Any] = []  # str, or Observation when observing
         """JSON lines of the window walked last, for the caller to write (observing: the
         ``Observation`` values of the frames walked last)."""
         self.share = share

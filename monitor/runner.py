@@ -22,8 +22,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -55,6 +55,7 @@ from monitor.store.ledger import (
     recorded_capture,
     replay_positions,
 )
+from monitor.store.queries.health import FRAMES_COUNTER, KERNEL_DROPS_COUNTER
 from monitor.store.recovery import left_open_incidents
 from monitor.store.retention import purge
 from monitor.store.writer import Writer, WriterStats
@@ -393,9 +394,9 @@ class CaptureCounts:
 
     def report(self, engine: Engine, ts: float, counters: StageCounters, kernel_drops: int) -> None:
         totals = {
-            "capture.frames": counters.frames,
+            FRAMES_COUNTER: counters.frames,
             "capture.malformed": sum(counters.malformed.values()),
-            "capture.kernel_drops": kernel_drops,
+            KERNEL_DROPS_COUNTER: kernel_drops,
         }
         for name, total in totals.items():
             engine.count(ts, name, total - self._reported.get(name, 0))
@@ -625,14 +626,14 @@ class CaptureDaemon:
         # (scan's per-frame decisions; the pipeline's hoisted loop when it is not built, see
         # fastscan.live_observer), its counters moving once per batch. A replay's come one
         # frame at a time, through the pipeline (the loop's set-up would cost more than a frame).
-        live = isinstance(source, LiveSource)
-        observe = live_observer(pipeline) if live else partial(general_observations, pipeline)
         try:
-            batches: Iterable[list[Frame]] = (
-                source.batches(self.stop_event)
-                if live
-                else ([frame] for frame in source.frames(self.stop_event))
-            )
+            batches: Iterable[list[Frame]]
+            if isinstance(source, LiveSource):
+                observe = live_observer(pipeline)
+                batches = source.batches(self.stop_event)
+            else:
+                observe = partial(general_observations, pipeline)
+                batches = ([frame] for frame in source.frames(self.stop_event))
             for batch in batches:
                 self.frames += len(batch)
                 found = observe(batch)

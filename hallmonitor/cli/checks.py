@@ -16,7 +16,7 @@ from hallmonitor.cli.context import settings_for
     "only",
     multiple=True,
     type=click.Choice(
-        ["capabilities", "interfaces", "database", "lists", "compiled", "smtp", "time"]
+        ["capabilities", "interfaces", "database", "drops", "lists", "compiled", "smtp", "time"]
     ),
     help="Run only this check (repeatable). Default: every check.",
 )

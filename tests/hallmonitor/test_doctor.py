@@ -31,6 +31,7 @@ from hallmonitor.doctor import (
     build_date,
     check_capabilities,
     check_database,
+    check_drops,
     check_interfaces,
     check_lists,
     check_smtp,
@@ -38,6 +39,7 @@ from hallmonitor.doctor import (
     clock_synchronised,
     effective_capabilities,
     judge_capabilities,
+    judge_drops,
     judge_interface,
     judge_sync,
     judge_time,
@@ -48,7 +50,8 @@ from monitor.config.settings import Settings
 from monitor.policy import SchoolCalendar
 from monitor.sources.live import DEFAULT_BPF
 from monitor.store.db import alembic_config, head_revision, make_engine
-from monitor.store.models import CheckRecord
+from monitor.store.models import CheckRecord, DailyCounterRecord
+from monitor.store.queries.health import CaptureDay
 from tests.monitor.reports.conftest import free_port
 from tests.monitor.sources.netns import VethNamespace, namespace_command, veth_namespace
 
@@ -545,3 +548,47 @@ def test_a_run_whose_database_check_fails_is_not_recorded(tmp_path: Path) -> Non
 def test_an_unknown_check_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no check named 'disk'; the checks are capabilities"):
         run_doctor(settings(tmp_path), only=("disk",))
+
+
+# --- the running daemon's kernel drops --------------------------------------------------------
+
+DROPS_DAY = date(2026, 3, 10)
+
+
+def test_a_day_without_kernel_drops_passes() -> None:
+    result = judge_drops("st-marys", DROPS_DAY, CaptureDay(frames=120_000, kernel_drops=0))
+    assert result.ok
+    assert result.detail == "120,000 frames read by the capture on 2026-03-10, no kernel drops"
+
+
+def test_kernel_drops_fail_with_their_share_and_the_fix() -> None:
+    result = judge_drops("st-marys", DROPS_DAY, CaptureDay(frames=900, kernel_drops=100))
+    assert not result.ok
+    assert result.detail.endswith("100 packets dropped by the kernel (10.0%)")
+    assert result.fix is not None and "capture.workers" in result.fix
+
+
+def test_no_capture_figures_is_said_not_failed() -> None:
+    result = judge_drops("st-marys", DROPS_DAY, None)
+    assert result.ok
+    assert "no capture figures for 'st-marys' on 2026-03-10" in result.detail
+
+
+def test_the_drops_check_reads_what_the_daemon_counted_in_the_database(engine_url: str) -> None:
+    engine = make_engine(engine_url)
+    try:
+        with Session(engine) as db, db.begin():
+            for name, count in (("capture.frames", 5000), ("capture.kernel_drops", 7)):
+                db.add(DailyCounterRecord(site="st-marys", day=DROPS_DAY, name=name, count=count))
+    finally:
+        engine.dispose()
+    result = check_drops(engine_url, "st-marys", DROPS_DAY)
+    assert not result.ok
+    assert result.detail.endswith("7 packets dropped by the kernel (0.1%)")
+    assert check_drops(engine_url, "hill", DROPS_DAY).ok
+
+
+def test_the_drops_check_creates_no_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.sqlite3'}"
+    assert not check_drops(url, "st-marys", DROPS_DAY).ok
+    assert not (tmp_path / "none.sqlite3").exists()

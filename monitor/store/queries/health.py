@@ -16,6 +16,8 @@ from monitor.store.models import DailyCounterRecord, IncidentRecord, SentReportR
 
 FRAMES_COUNTER = "capture.frames"
 """The daily counter of frames the capture daemon read (per site and local day)."""
+KERNEL_DROPS_COUNTER = "capture.kernel_drops"
+"""The daily counter of packets the kernel dropped before the capture daemon read them."""
 RECENT_DAYS = 2
 """Sites whose last counted day is older than yesterday are not watched (sensor retired)."""
 
@@ -42,6 +44,30 @@ def latest_frame_totals(db: Session, today: date) -> dict[str, FrameTotal]:
         if known is None or day > known.day:
             totals[site] = FrameTotal(day, int(count))
     return totals
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureDay:
+    """What a site's capture daemon counted on one local day: frames read, kernel drops."""
+
+    frames: int
+    kernel_drops: int
+
+
+def capture_day(db: Session, site: str, day: date) -> CaptureDay | None:
+    """``site``'s capture figures for local day ``day``; None when its daemon counted none."""
+    table = DailyCounterRecord
+    rows = db.execute(
+        select(table.name, table.count).where(
+            table.site == site,
+            table.day == day,
+            table.name.in_((FRAMES_COUNTER, KERNEL_DROPS_COUNTER)),
+        )
+    )
+    counts = {name: int(count) for name, count in rows}
+    if not counts:
+        return None
+    return CaptureDay(counts.get(FRAMES_COUNTER, 0), counts.get(KERNEL_DROPS_COUNTER, 0))
 
 
 def incident_counts(db: Session) -> dict[tuple[str, str], int]:

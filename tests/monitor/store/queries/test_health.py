@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 
 from monitor.store.models import SentReportRecord
 from monitor.store.queries.health import (
+    CaptureDay,
     FrameTotal,
+    capture_day,
     incident_counts,
     last_sent_reports,
     latest_frame_totals,
@@ -29,6 +31,20 @@ def test_latest_totals_take_each_sites_latest_recent_day(db: Session) -> None:
         "st-marys": FrameTotal(TODAY, 50),
         "hill": FrameTotal(TODAY - timedelta(days=1), 300),
     }
+
+
+def test_a_capture_day_gives_the_sites_frames_and_kernel_drops_of_that_day(db: Session) -> None:
+    add_counter(db, TODAY, "capture.frames", 900, site="st-marys")
+    add_counter(db, TODAY, "capture.kernel_drops", 15, site="st-marys")
+    add_counter(db, TODAY - timedelta(days=1), "capture.kernel_drops", 500, site="st-marys")
+    add_counter(db, TODAY, "capture.kernel_drops", 40, site="hill")
+    assert capture_day(db, "st-marys", TODAY) == CaptureDay(frames=900, kernel_drops=15)
+
+
+def test_a_capture_day_without_figures_is_none(db: Session) -> None:
+    add_counter(db, TODAY, "observations.dns", 7, site="st-marys")
+    assert capture_day(db, "st-marys", TODAY) is None
+    assert capture_day(db, "hill", TODAY) is None
 
 
 def test_incidents_are_counted_by_site_and_review_status(db: Session) -> None:

@@ -50,10 +50,14 @@ golden capture, on generated mixes and on crafted and mutated frames, in one pro
 three sharing the file (``monitor.scanshare``). The compiled loop also takes the frames of
 pcapng files from their reader (``walk_frames``).
 
-The interface of the compiled loop, for any caller (a live capture too): make a ``RecordWalk``
-for a ``Pipeline`` (it builds the ``LoopRules`` from the Python constants), hand the loop
-records (``walk_records``) or ``Frame`` values (``walk_frames``), take ``walk.lines`` after
-each call, and call ``walk.add_totals`` at the end. Every per-frame decision is
+The interface of the compiled loop, for any caller: make a ``RecordWalk`` for a ``Pipeline``
+(it builds the ``LoopRules`` from the Python constants), hand the loop records
+(``walk_records``) or ``Frame`` values (``walk_frames``), take ``walk.lines`` after each call,
+and call ``walk.add_totals`` at the end. The live daemon (``live_observer``) makes an
+observing walk and hands it each socket drain (``observe_frames``): the same decisions, with
+every observation handed back as the ``Observation`` value (DNS read by
+``Extractor.dns_message_observations``) instead of a JSON line, and the counters moved after
+each drain (``RecordWalk.flush_totals``). Every per-frame decision is
 ``_FrameLoop.frame`` in ``monitor/compiled/scanloop.pyx``; a new entry point goes through it
 and takes its rules from ``walk.rules``, never from literals of its own.
 """

@@ -22,7 +22,8 @@ header); the Ethernet, IPv4 and IPv6 ones are those of ``monitor.decode``'s fast
 
 ``walk_records`` walks the records of a classic pcap file in place; ``walk_frames`` takes the
 frames of any reader (pcapng files) through the same per-frame decisions
-(``_FrameLoop.frame``); a process that shares the scan with others (``monitor.scanshare``)
+(``_FrameLoop.frame``), and ``observe_frames`` a live capture's (the daemon's), handing back
+``Observation`` values instead of JSON lines (``_FrameLoop._add`` is the one sink); a process that shares the scan with others (``monitor.scanshare``)
 handles only the frames it owns. A record longer than ``walk.max_caplen`` (the rule of
 ``monitor.sources.damage``, given as data) stops the walk with ``walk.damaged`` set.
 

@@ -70,7 +70,8 @@ from json.encoder import encode_basestring_ascii
 from types import ModuleType
 from typing import BinaryIO
 
-from monitor.decode import TUNNEL_PORTS, Decoder
+from monitor.decode.decoder import Decoder
+from monitor.decode.wire import TUNNEL_PORTS
 from monitor.extract import dns, tls
 from monitor.extract import extractor as extract
 from monitor.extract.compiled import compiled_module

@@ -87,7 +87,8 @@ from monitor.extract.extractor import (
 from monitor.pipeline import Pipeline
 from monitor.scan import render_flags
 from monitor.sources.damage import MAX_RECORD_BYTES
-from monitor.sources.pcap import CHUNK_BYTES, CaptureReader
+from monitor.sources.layouts import CHUNK_BYTES
+from monitor.sources.pcap import CaptureReader
 from monitor.values import Frame
 
 SCANLOOP = "monitor.compiled.scanloop"

@@ -67,6 +67,9 @@ def decode_common_ethernet(
     Returns ``NOT_COMMON`` for anything else, or anything odd, which the general path then
     reads layer by layer (and reports on). ``size`` is ``len(data)``, at least 42.
     """
+    # Over 80 lines on purpose: every Ethernet frame runs this. Measured (2026-12, machine busy):
+    # 880 ns an IPv4 UDP frame here, 1,860 ns on the general path; one more Python call a frame
+    # (a helper per protocol) costs 60-130 ns, about 10%.
     if data[12] == 0x81 and data[13] == 0x00:  # one 802.1Q tag
         if size < 46:
             return NOT_COMMON
@@ -178,6 +181,8 @@ def decode_common_ipv6(
     skip_tcp: SkipTcp | None,
 ) -> Packet | None:
     """``decode_common_ethernet`` for IPv6 without extension headers (and no jumbogram)."""
+    # Over 80 lines for the reason ``decode_common_ethernet`` is: 1,215 ns an IPv6 UDP frame here,
+    # 2,180 ns on the general path (2026-12, machine busy); a helper call adds about 10%.
     transport = network + 40
     if size < transport + 8:
         return NOT_COMMON

@@ -31,6 +31,10 @@ _Interface = tuple[int, int, int, int]
 
 
 def pcapng_frames(reader: CaptureReader) -> Iterator[Frame]:
+    """The frames of ``reader``'s pcapng file, in file order; damage and counters go to ``reader``."""
+    # Over 80 lines on purpose: the per-block loop. Measured (2026-12, machine busy): 650 ns a
+    # packet over 200,000 Enhanced Packet Blocks; a function call per block costs about 60 ns
+    # (10%), so every block kind is read inline, with the loop's locals.
     layout = reader.layout
     fh = reader.open_file()
     frames = 0

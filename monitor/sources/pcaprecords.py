@@ -104,6 +104,7 @@ def pcap_stopped(
 
 
 def pcap_frames(reader: CaptureReader) -> Iterator[Frame]:
+    """The frames of ``reader``'s pcap file, in file order; damage and counters go to ``reader``."""
     opened = open_pcap_records(reader)
     if opened is None:  # the file shrank since it was opened
         return

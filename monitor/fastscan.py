@@ -75,7 +75,8 @@ from json.encoder import encode_basestring_ascii
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from monitor.decode import TUNNEL_PORTS, Decoder
+from monitor.decode.decoder import Decoder
+from monitor.decode.wire import TUNNEL_PORTS
 from monitor.extract import dns, tls
 from monitor.extract import extractor as extract
 from monitor.extract.compiled import compiled_module
@@ -91,7 +92,8 @@ from monitor.extract.extractor import (
 from monitor.pipeline import Pipeline
 from monitor.scan import render_flags
 from monitor.sources.damage import MAX_RECORD_BYTES
-from monitor.sources.pcap import CHUNK_BYTES, CaptureReader
+from monitor.sources.layouts import CHUNK_BYTES
+from monitor.sources.pcap import CaptureReader
 from monitor.values import Frame, Observation
 
 SCANLOOP = "monitor.compiled.scanloop"

@@ -16,7 +16,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from monitor.decode import SKIPPED, Decoder
+from monitor.decode.decoder import Decoder
+from monitor.decode.fastpath import SKIPPED
 from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
 from monitor.extract.extractor import Extractor

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import IO
 
-from monitor.decode import LINKTYPE_NAMES
+from monitor.decode.links import LINKTYPE_NAMES
 from monitor.pipeline import Pipeline
 from monitor.values import Flag, Frame, Observation, Proto, StageCounters
 

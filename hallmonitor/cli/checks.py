@@ -1,5 +1,5 @@
 """``hallmonitor doctor`` and ``selftest``: is the sensor ready, and does it see and classify a
-lookup (``hallmonitor.doctor``, ``hallmonitor.selftest``)."""
+lookup (``hallmonitor.doctor.command``, ``hallmonitor.selftest``)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def doctor(ctx: click.Context, only: tuple[str, ...], watch_s: float, by: str | 
     clock and time zone, and prints whether today is a school day. One line per check; exit
     status 1 if any fails. The run is recorded for the governors' report.
     """
-    from hallmonitor.doctor import run_doctor
+    from hallmonitor.doctor.command import run_doctor
 
     settings = settings_for(ctx)
     status, lines = run_doctor(settings, only=only, watch_s=watch_s, by=by)

@@ -17,7 +17,7 @@ extractor's and the parsers' constants imported below, and the tables of
 ``monitor.fastscan.loop_rules`` (ports, the first bytes of a TCP stream, the bytes of a plain
 name), handed over with each walk (``RecordWalk.rules``), so that a change of rule there
 changes this loop too. What is left are facts of the wire formats (where a field sits in a
-header); the Ethernet, IPv4 and IPv6 ones are those of ``monitor.decode``'s fast path
+header); the Ethernet, IPv4 and IPv6 ones are those of ``monitor.decode.fastpath``
 (``_common_headers``), whose constants are private to it.
 
 ``walk_records`` walks the records of a classic pcap file in place; ``walk_frames`` takes the
@@ -34,7 +34,7 @@ from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
-from monitor.decode import cached_mac, format_mac
+from monitor.decode.addresses import cached_mac, format_mac
 from monitor.extract import dns, quic, tls
 from monitor.extract.dns import split_tcp_dns_stream
 from monitor.extract.extractor import DNS_ENCRYPTED, DNS_LOCAL, DNS_RESPONSE, DNS_TCP
@@ -78,7 +78,7 @@ cdef enum:
 if MAX_NAME_LENGTH >= NAME_BUFFER_BYTES:
     raise ImportError(f"dns.MAX_NAME_LENGTH {MAX_NAME_LENGTH} needs a larger NAME_BUFFER_BYTES")
 
-# Wire formats (not rules): Ethernet, 802.1Q, IPv4 and IPv6 as monitor.decode's fast path reads
+# Wire formats (not rules): Ethernet, 802.1Q, IPv4 and IPv6 as monitor.decode.fastpath reads
 # them, its constants being private to it.
 cdef enum:
     LINKTYPE_ETHERNET = 1
@@ -128,7 +128,7 @@ cdef inline str _ipv4_text(const uint8_t* a):
 
 
 cdef str _ipv6_text(const uint8_t* a):
-    """RFC 5952 text, as ``monitor.decode.render_ipv6`` (``str(ipaddress.IPv6Address)``):
+    """RFC 5952 text, as ``monitor.decode.addresses.render_ipv6`` (``str(ipaddress.IPv6Address)``):
     lowercase hex without leading zeros, the first of the longest runs of two or more zero
     groups written ``::``. Written in C: the decoder's cache costs more than this."""
     cdef char text[40]

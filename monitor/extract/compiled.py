@@ -42,7 +42,7 @@ ORIGINALS = {
     "monitor.compiled.scanloop.walk_frames": "monitor.scan.write_observations",
     "monitor.compiled.scanloop.observe_frames": "monitor.fastscan.general_observations",
     "monitor.compiled.scanloop.common_dns_entry": "monitor.fastscan.dns_entry",
-    "monitor.compiled.scanloop.ipv6_text": "monitor.decode.render_ipv6",
+    "monitor.compiled.scanloop.ipv6_text": "monitor.decode.addresses.render_ipv6",
     "monitor.compiled.scanloop.merge_lines": "heapq.merge",
     "monitor.compiled.quic.QuicInitialTracker": "monitor.extract.quic.QuicInitialTracker",
     "monitor.compiled.reassembly.StreamReassembler": (

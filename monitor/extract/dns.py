@@ -31,7 +31,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from monitor.decode import render_ipv6
+from monitor.decode.addresses import render_ipv6
 from monitor.hostnames import ESCAPED_BYTES, normalise_hostname
 
 MDNS_PORT = 5353

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from monitor.store.models import AuditEventRecord
 
 if TYPE_CHECKING:
-    from monitor.store.queries.incidents import ReviewEntry
+    from monitor.store.queries.incident_page import ReviewEntry
 
 USERNAME_MAX_LENGTH = 150
 """A name typed at a failed login is cut to this length before it is stored."""

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import Decoder
+from monitor.decode.decoder import Decoder
 from monitor.extract import extractor
 from monitor.extract.dns import DNS_PORTS
 from monitor.fastscan import SCANLOOP, _Windows, can_fast_scan, scan_capture

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from monitor.decode import Decoder
+from monitor.decode.decoder import Decoder
 from monitor.pipeline import Pipeline
 from monitor.values import Frame, Packet
 from tests.data.traffic import dns_query, tls_flow

@@ -6,7 +6,7 @@ labels, merges, erasure) work in the caller's transaction and return what change
 commits and writes the audit event. Site scoping: ``site_scope`` is the one site a user is
 limited to (None: every site); a row outside it is reported missing (``LookupError``).
 
-Modules: ``incidents`` (queue, incident page), ``reviews`` (workflow), ``devices``,
+Modules: ``incidents`` (the queue), ``incident_page`` (one incident), ``reviews`` (workflow), ``devices``,
 ``exports`` (CSV, subject access, erasure), ``stats`` (dashboard, reviewer summary),
 ``governors`` (aggregates only), ``weeks`` (school weeks and days), ``identity`` (which rows
 are one device), ``scope`` (site scope, page windows), ``sessions`` (the review app's browser
@@ -36,12 +36,11 @@ from monitor.store.queries.exports import (
     incidents_csv,
 )
 from monitor.store.queries.governors import GovernorSummary, governor_summary
+from monitor.store.queries.incident_page import IncidentDetail, get_incident
 from monitor.store.queries.incidents import (
-    IncidentDetail,
     IncidentFilters,
     IncidentPage,
     IncidentSummary,
-    get_incident,
     incident_sites,
     list_incidents,
 )

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import NotFound
 from monitor.store.audit import Actor
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
-from monitor.store.queries.incidents import IncidentDetail, build_detail
+from monitor.store.queries.incident_page import IncidentDetail, build_detail
 from monitor.store.queries.scope import site_condition
 from monitor.store.users import UserRole
 from monitor.store.workflow import TRANSITIONS, Outcome, ReviewStatus, moves_from

@@ -1,5 +1,5 @@
 """`hallmonitor doctor` and `selftest` as commands: one line per check, the exit status, the
-record for the governors (the checks themselves: tests/hallmonitor/test_doctor.py and
+record for the governors (the checks themselves: tests/hallmonitor/doctor/ and
 test_selftest.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import click
 from click.testing import CliRunner
 
 from hallmonitor.cli.root import main
-from hallmonitor.doctor import CHECKS
-from tests.hallmonitor.test_doctor import stored_checks
+from hallmonitor.doctor.command import CHECKS
+from tests.hallmonitor.doctor.sensor import stored_checks
 
 
 def test_the_cli_prints_one_line_per_check_and_exits_with_the_result(

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import Decoder, render_ipv6
+from monitor.decode.addresses import render_ipv6
+from monitor.decode.decoder import Decoder
 from monitor.errors import UnsupportedLinkType
 from monitor.extract import dns
 from monitor.fastscan import (

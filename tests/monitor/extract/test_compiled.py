@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import monitor.compiled
 from hallmonitor.cli.root import main
-from hallmonitor.doctor import judge_compiled
+from hallmonitor.doctor.services import judge_compiled
 from monitor.extract import compiled, quic, reassembly, tls
 from monitor.extract.compiled import (
     COMPILED_MODULES,

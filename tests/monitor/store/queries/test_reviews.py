@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
-from monitor.store.queries.incidents import get_incident
+from monitor.store.queries.incident_page import get_incident
 from monitor.store.queries.reviews import review_incident
 from monitor.store.workflow import Outcome
 from tests.monitor.store.queries.factories import OTHER_SITE, SITE, T0, add_incident

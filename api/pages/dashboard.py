@@ -37,8 +37,7 @@ from monitor.store.queries import (
 )
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_midnight
-from monitor.store.users import UserRole
-from monitor.store.workflow import label_of
+from monitor.store.workflow import UserRole, label_of
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

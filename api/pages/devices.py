@@ -44,7 +44,7 @@ from monitor.store.queries import (
     list_devices,
     merge_devices,
 )
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

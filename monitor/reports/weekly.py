@@ -32,13 +32,14 @@ from monitor.reports.data import (
 )
 from monitor.store.queries import weeks
 from monitor.store.queries.weeks import iso_week_of, parse_iso_week
+from monitor.store.workflow import UserRole
 
 
 class ReportRole(StrEnum):
-    """Which version of a report a recipient gets."""
+    """Which version of a report a recipient gets: the user roles that get one."""
 
-    REVIEWER = "reviewer"
-    GOVERNOR = "governor"
+    REVIEWER = UserRole.REVIEWER.value
+    GOVERNOR = UserRole.GOVERNOR.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from monitor.reports.weekly import (
 )
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness
 from tests.data.traffic import client_hello_bytes
 from tests.monitor import conftest as databases

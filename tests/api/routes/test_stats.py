@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from api.schemas import GovernorSummaryOut
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 from tests.monitor.store.queries.factories import add_counter

@@ -334,6 +334,10 @@ class IncidentStatsOut(ApiModel):
     previous_total: int
     previous_by_platform: list[CountOut]
     change: int = Field(description="`total` minus `previous_total`.")
+    low_confidence: int = Field(
+        description="Incidents of the period below the confidence floor: left out of every "
+        "other figure, as on the dashboard."
+    )
 
 
 class CaptureHealthOut(ApiModel):

@@ -26,7 +26,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 
 from api.deps import CurrentUser, require_role
-from monitor.store.users import UserInfo, UserRole
+from monitor.store.users import UserInfo
+from monitor.store.workflow import UserRole
 
 
 class SiteRule(StrEnum):

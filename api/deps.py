@@ -32,7 +32,8 @@ from api.auth import (
 )
 from monitor.config.settings import Settings
 from monitor.store.passwords import LoginPolicy
-from monitor.store.users import UserInfo, UserRole
+from monitor.store.users import UserInfo
+from monitor.store.workflow import UserRole
 
 API_PREFIX = "/api/"
 

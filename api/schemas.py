@@ -227,16 +227,16 @@ class ReviewIn(BaseModel):
         cls, value: Outcome | None, info: ValidationInfo
     ) -> Outcome | None:
         to_status = info.data.get("to_status")
-        if to_status == "closed" and value is None:
+        if to_status == ReviewStatus.CLOSED and value is None:
             raise ValueError("closing needs an outcome")
-        if to_status is not None and to_status != "closed" and value is not None:
+        if to_status is not None and to_status != ReviewStatus.CLOSED and value is not None:
             raise ValueError(f"an outcome is recorded only when closing, not when moving to {to_status}")  # fmt: skip
         return value
 
     @field_validator("note")
     @classmethod
     def _note_when_closing(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("to_status") == "closed" and not value.strip():
+        if info.data.get("to_status") == ReviewStatus.CLOSED and not value.strip():
             raise ValueError("closing needs a note saying what was decided and why")
         return value
 
@@ -334,6 +334,10 @@ class IncidentStatsOut(ApiModel):
     previous_total: int
     previous_by_platform: list[CountOut]
     change: int = Field(description="`total` minus `previous_total`.")
+    low_confidence: int = Field(
+        description="Incidents of the period below the confidence floor: left out of every "
+        "other figure, as on the dashboard."
+    )
 
 
 class CaptureHealthOut(ApiModel):

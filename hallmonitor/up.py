@@ -55,7 +55,8 @@ from monitor.runner import (
 )
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.models import UserRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 
 logger = logging.getLogger(__name__)
 

@@ -67,6 +67,7 @@ from monitor.values import (
     Presence,
     Proto,
     SegmentRole,
+    mac_or_ip,
 )
 
 DEFAULT_IDLE_GAP_S = 600.0
@@ -303,7 +304,7 @@ class Sessionizer:
         if not hit.flagged:
             return []
         device = hit.device
-        identity = device.mac or device.ip
+        identity = mac_or_ip(device.mac, device.ip)
         group = (identity, hit.match.platform)
         ts = hit.observation.ts
         changed: list[Incident] = []
@@ -333,7 +334,7 @@ class Sessionizer:
         When the same device and platform already have an open incident (a previous run left
         two), the one that ended later carries on and the other is returned as CLOSED.
         """
-        identity = incident.device.mac or incident.device.ip
+        identity = mac_or_ip(incident.device.mac, incident.device.ip)
         group = (identity, incident.platform)
         resumed = _OpenIncident.resumed(incident, identity)
         current = self._open.get(group)
@@ -387,7 +388,7 @@ class Sessionizer:
     def open_key(self, device: Device, platform: str) -> str | None:
         """The key of the incident ``device`` has open on ``platform`` (where ``feed`` put its
         hit), or None."""
-        current = self._open.get((device.mac or device.ip, platform))
+        current = self._open.get((mac_or_ip(device.mac, device.ip), platform))
         return current.key if current is not None else None
 
     def forget(self, erased: Callable[[Device, float], bool]) -> int:

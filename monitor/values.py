@@ -222,7 +222,13 @@ class DeviceIdentity:
     @classmethod
     def of(cls, site: str, mac: str | None, ip: str) -> DeviceIdentity:
         """The identity of a device seen at ``site`` with ``mac`` (None or ``''``: unknown)."""
-        return cls(site, mac or ip)
+        return cls(site, mac_or_ip(mac, ip))
+
+
+def mac_or_ip(mac: str | None, ip: str) -> str:
+    """A device at one school (``DeviceIdentity`` without the site): its MAC address when known
+    (None or ``''``: unknown), else its IP address."""
+    return mac or ip
 
 
 @dataclass(frozen=True, slots=True)

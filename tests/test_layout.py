@@ -1,4 +1,5 @@
-"""Every module has a test file at the mirrored path, and every test file a module.
+"""Every module has a test file at the mirrored path, and every test file a module; every class
+name is defined in one module only.
 
 Compiled modules (Cython ``.pyx``, and the ``.pxd`` of a Python module compiled as it is)
 count too; a module's leading underscore is not mirrored
@@ -6,6 +7,8 @@ count too; a module's leading underscore is not mirrored
 
 from __future__ import annotations
 
+import ast
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +67,15 @@ def test_test_directories_are_packages() -> None:
     for directory in (ROOT / "tests").rglob("*"):
         if directory.is_dir() and any(directory.glob("test_*.py")):
             assert (directory / "__init__.py").exists(), directory
+
+
+def test_no_class_name_is_defined_in_two_modules() -> None:
+    """Two classes of one name are two meanings of one word (the .pyi stubs of the compiled
+    modules, not read here, repeat their twins' names on purpose)."""
+    defined: defaultdict[str, set[str]] = defaultdict(set)
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef):
+                    defined[node.name].add(str(path.relative_to(ROOT)))
+    assert {name: sorted(paths) for name, paths in defined.items() if len(paths) > 1} == {}

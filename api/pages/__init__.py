@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 
 ALL_ROLES = frozenset(UserRole)
 

@@ -41,12 +41,12 @@ from monitor.store.queries.audit import AuditEvent, list_audit_events
 from monitor.store.users import (
     PASSWORD_MAX_LENGTH,
     UserInfo,
-    UserRole,
     create_user,
     get_user,
     list_users,
     set_disabled,
 )
+from monitor.store.workflow import UserRole
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

@@ -37,8 +37,7 @@ from monitor.store.queries import (
 )
 from monitor.store.queries.stats import Count
 from monitor.store.queries.weeks import local_midnight
-from monitor.store.users import UserRole
-from monitor.store.workflow import label_of
+from monitor.store.workflow import UserRole, label_of
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -70,7 +69,7 @@ class Period:
 
 
 @dataclass(frozen=True, slots=True)
-class Coverage:
+class DashboardCoverage:
     """A period's data so far, by the rules of ``monitor.reports.coverage``."""
 
     days_so_far: int
@@ -97,7 +96,7 @@ class ReviewerDashboardPage:
     health_chart: BarChart
     """Observations per day of this week so far: a zero means a sensor saw nothing (days
     after today are left out: they are not "no data")."""
-    coverage: Coverage
+    coverage: DashboardCoverage
     open_items_href: str
     """The queue filtered on incidents waiting for a first look."""
     report_failures: ReportFailureSummary
@@ -116,7 +115,7 @@ class GovernorDashboardPage:
     summary: GovernorSummary
     charts: tuple[BarChart, ...]
     """By platform, segment role, outcome and week."""
-    coverage: Coverage
+    coverage: DashboardCoverage
     """Whether the governor's school sent no data this term while other schools did."""
 
 
@@ -174,10 +173,10 @@ def dashboard(request: Request, user: UserDep, db: SessionDep, settings: Setting
 
 def period_coverage(
     db: SessionDep, health: CaptureHealth, today: date, site: str | None
-) -> Coverage:
+) -> DashboardCoverage:
     """How many days of the period have begun, and whether the user's school alone is silent."""
     others = set(sites_with_observations(db, health.start, health.end)) - {site}
-    return Coverage(
+    return DashboardCoverage(
         days_so_far=len(days_so_far((d.day for d in health.by_day), today)),
         silent_site=is_silent_site(site, health.observations_total, len(others)),
         other_sites_with_data=len(others),

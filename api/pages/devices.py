@@ -44,7 +44,8 @@ from monitor.store.queries import (
     list_devices,
     merge_devices,
 )
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
+from monitor.values import mac_or_ip
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (
@@ -123,7 +124,7 @@ class EraseForm(BaseModel):
 
 
 def _subject(detail: DeviceDetail) -> str:
-    return detail.device.mac or detail.device.ip
+    return mac_or_ip(detail.device.mac, detail.device.ip)
 
 
 def _audit(

@@ -33,7 +33,7 @@ from api.deps import CurrentUser, get_visitor, utcnow
 from api.pages import NavLink
 from monitor.reports.sending import ReportFailure, last_failures
 from monitor.store.db import current_revision, head_revision, ping
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 
 logger = logging.getLogger(__name__)
 

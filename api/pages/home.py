@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import UserDep
 from api.pages import ALL_ROLES, NavLink, PageLink, links_for, render_page
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

@@ -39,8 +39,7 @@ from monitor.store.queries import (
     review_incident,
 )
 from monitor.store.queries.incidents import DEFAULT_SORT, sort_label
-from monitor.store.users import UserRole
-from monitor.store.workflow import Outcome, ReviewStatus, moves_from
+from monitor.store.workflow import Outcome, ReviewStatus, UserRole, moves_from
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

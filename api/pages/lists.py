@@ -44,7 +44,7 @@ from monitor.store.queries.list_changes import (
     add_list_change,
     recent_list_changes,
 )
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from monitor.values import Presence
 
 router = APIRouter(include_in_schema=False)

@@ -30,7 +30,8 @@ from monitor.store.api_tokens import (
     revoke_api_token,
 )
 from monitor.store.audit import AuditAction, record_event
-from monitor.store.users import UserInfo, UserRole, get_user, list_users
+from monitor.store.users import UserInfo, get_user, list_users
+from monitor.store.workflow import UserRole
 
 router = APIRouter(include_in_schema=False)
 NAV: tuple[NavLink, ...] = (

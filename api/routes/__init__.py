@@ -22,7 +22,7 @@ from api.params import EARLIEST_DAY, LATEST_DAY, Day, day_problem, invalid
 from api.schemas import ErrorOut
 from monitor.config.settings import Settings
 from monitor.store.queries.scope import MAX_PER_PAGE
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 
 API_V1 = "/api/v1"
 MAX_PERIOD_DAYS = 400

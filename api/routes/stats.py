@@ -28,11 +28,14 @@ def stats_incidents(
     date_to: DateTo = None,
 ) -> IncidentStatsOut:
     """Incidents that started in the period by platform, segment, role and day, the open
-    items, and the period of the same length before."""
+    items, and the period of the same length before. As on the dashboard, incidents below the
+    confidence floor (``incidents.floor_connections``, ``floor_minutes``) are left out and counted in
+    ``low_confidence``."""
     zone = school_zone(settings)
     first, last = local_period(date_from, date_to, zone, datetime.now(UTC))
     start, end = local_day_range(first, last, zone)
-    return IncidentStatsOut.model_validate(incident_stats(db, start, end, zone, user.site))
+    floor = settings.incidents.floor()
+    return IncidentStatsOut.model_validate(incident_stats(db, start, end, zone, user.site, floor))
 
 
 @router.get("/capture", summary="Capture health for a period")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hallmonitor.cli.context import run_store_command, settings_for
+from monitor.store.workflow import UserRole
 
 
 @click.group()
@@ -19,7 +20,7 @@ def _database_url(ctx: click.Context) -> str:
 @users.command("add")
 @click.argument("username")
 @click.option(
-    "--role", type=click.Choice(["admin", "reviewer", "governor"]), required=True, help="Role."
+    "--role", type=click.Choice([role.value for role in UserRole]), required=True, help="Role."
 )
 @click.option("--name", "display_name", help="The person's name as shown. Default: USERNAME.")
 @click.option("--email", help="Where reports go (reviewers and governors).")

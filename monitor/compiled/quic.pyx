@@ -114,10 +114,10 @@ cdef Py_ssize_t _varint(
     cdef int size, i
     cdef uint64_t result
     if pos >= end:
-        raise ValueError(f"{what}: missing at offset {pos}")
+        raise ValueError(quic.VARINT_MISSING.format(what=what, pos=pos))
     size = 1 << (data[pos] >> 6)
     if pos + size > end:
-        raise ValueError(f"{what}: {size}-byte varint at offset {pos} runs past {end}")
+        raise ValueError(quic.VARINT_PAST_END.format(what=what, size=size, pos=pos, end=end))
     result = data[pos] & 0x3F
     for i in range(1, size):
         result = (result << 8) | data[pos + i]
@@ -332,7 +332,7 @@ cdef class QuicInitialTracker:
             try:
                 pos = self._packet(datagram, data, end, pos, key, src, dst, ts, hello)
             except ValueError as e:
-                raise ValueError(f"packet #{number}: {e}") from None
+                raise ValueError(quic.PACKET_ERROR.format(number=number, e=e)) from None
             if hello or pos < 0:
                 return hello[0] if hello else None
         return None
@@ -357,7 +357,7 @@ cdef class QuicInitialTracker:
         cdef Py_ssize_t at, pn_offset, packet_end
         cdef int64_t token_len, length
         if pos + 7 > end:
-            raise ValueError(f"long header needs 7 bytes, {end - pos} left")
+            raise ValueError(quic.LONG_HEADER_SHORT.format(left=end - pos))
         first = data[pos]
         version = _be32(data + pos + 1)
         params = _params_for(version)
@@ -365,17 +365,17 @@ cdef class QuicInitialTracker:
             return -1
         dcid_len = data[pos + 5]
         if dcid_len > 20:
-            raise ValueError(f"DCID length {dcid_len} > 20")
+            raise ValueError(quic.DCID_TOO_LONG.format(dcid_len=dcid_len))
         at = pos + 6 + dcid_len
         if at >= end:
-            raise ValueError(f"DCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(quic.DCID_PAST_DATAGRAM.format(left=end - pos))
         dcid = datagram[pos + 6 : at]
         scid_len = data[at]
         if scid_len > 20:
-            raise ValueError(f"SCID length {scid_len} > 20")
+            raise ValueError(quic.SCID_TOO_LONG.format(scid_len=scid_len))
         at += 1 + scid_len
         if at > end:
-            raise ValueError(f"SCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(quic.SCID_PAST_DATAGRAM.format(left=end - pos))
         ptype = (first >> 4) & 3
         if ptype == params.retry_type:
             self._retry(key, dst, version, params, datagram[at - scid_len : at], ts)
@@ -386,9 +386,9 @@ cdef class QuicInitialTracker:
         pn_offset = _varint(data, at, end, "Length", &length)
         packet_end = pn_offset + length
         if packet_end > end:
-            raise ValueError(f"Length {length} > {end - pn_offset} bytes left")
+            raise ValueError(quic.LENGTH_TOO_LONG.format(length=length, left=end - pn_offset))
         if length < 20:
-            raise ValueError(f"Length {length} < 20 (packet number and sample)")
+            raise ValueError(quic.LENGTH_TOO_SHORT.format(length=length))
         if ptype != params.initial_type:
             return packet_end
         found = self._initial(datagram, data, pos, pn_offset, packet_end, version, params, dcid, key, src, ts)
@@ -399,7 +399,7 @@ cdef class QuicInitialTracker:
     cdef _retry(self, key, client, uint32_t version, params, bytes new_dcid, double ts):
         cdef _Conn conn
         if not new_dcid:
-            raise ValueError("Retry: empty Source Connection ID")
+            raise ValueError(quic.RETRY_WITHOUT_SCID)
         found = self._conns.get(key)
         if found is not None:
             conn = <_Conn>found
@@ -497,7 +497,7 @@ cdef class QuicInitialTracker:
             pos = _varint(data, pos, end, "CRYPTO offset", &offset)
             pos = _varint(data, pos, end, "CRYPTO length", &length)
             if pos + length > end:
-                raise ValueError(f"CRYPTO length {length} > {end - pos} bytes left")
+                raise ValueError(quic.CRYPTO_TOO_LONG.format(length=length, left=end - pos))
             found = self._crypto(conn, offset, payload, data, pos, pos + length)
             if found is not None:
                 hello.append(found)
@@ -551,7 +551,7 @@ cdef class QuicInitialTracker:
             return None
         if stream[0] != 0x01:
             conn.done = True
-            raise ValueError(f"CRYPTO data starts with handshake type {stream[0]}")
+            raise ValueError(quic.CRYPTO_NOT_CLIENT_HELLO.format(handshake_type=stream[0]))
         need = 4 + ((<Py_ssize_t>stream[1] << 16) | (stream[2] << 8) | stream[3])
         if need > self.max_crypto_bytes:
             self._overflow(conn)
@@ -657,7 +657,7 @@ cdef Py_ssize_t _skip_ack(const uint8_t* data, Py_ssize_t pos, Py_ssize_t end, b
     pos = _varint(data, pos, end, "ACK range count", &count)
     pos = _varint(data, pos, end, "ACK first range", &value)
     if count > end - pos:
-        raise ValueError(f"ACK range count {count} > {end - pos} bytes left")
+        raise ValueError(quic.ACK_RANGES_TOO_MANY.format(count=count, left=end - pos))
     for i in range(2 * count + (3 if ecn else 0)):
         pos = _varint(data, pos, end, "ACK range", &value)
     return pos

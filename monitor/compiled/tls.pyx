@@ -130,41 +130,41 @@ cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t en
     cdef Py_ssize_t p, ext_len, ext_end
     cdef bint sni_seen = False, alpn_seen = False, has_ech = False
     if end - pos < 35:
-        raise ValueError(f"ClientHello body: {end - pos} bytes, need 35 up to the session id")
+        raise ValueError(tls.CLIENT_HELLO_BODY_SHORT.format(left=end - pos))
     version = _u16(buf + pos)
     p = pos + 34  # legacy_version (2) + random (32)
     p += 1 + buf[p]  # session id
     if p + 2 > end:
-        raise ValueError(f"session id: length {buf[pos + 34]} leaves no room for cipher suites")
+        raise ValueError(tls.SESSION_ID_TOO_LONG.format(length=buf[pos + 34]))
     p += 2 + _u16(buf + p)  # cipher suites
     if p + 1 > end:
-        raise ValueError("cipher suites: length runs past the end of the ClientHello")
+        raise ValueError(tls.CIPHER_SUITES_PAST_END)
     p += 1 + buf[p]  # compression methods
     if p > end:
-        raise ValueError("compression methods: length runs past the end of the ClientHello")
+        raise ValueError(tls.COMPRESSION_METHODS_PAST_END)
     if p == end:
         return ClientHello(None, False, _NO_ALPN, version)  # no extensions (SSLv3, early TLS)
     if p + 2 > end:
-        raise ValueError("extensions: 1 byte left, need a 2-byte length")
+        raise ValueError(tls.EXTENSIONS_LENGTH_CUT)
     ext_len = _u16(buf + p)
     p += 2
     ext_end = p + ext_len
     error = None
     if ext_end > end:
-        error = f"extensions: length {ext_len} > remaining {end - p}"
+        error = tls.EXTENSIONS_TOO_LONG.format(ext_len=ext_len, left=end - p)
         ext_end = end
     sni = None
     alpn = _NO_ALPN
     while p < ext_end:
         if p + 4 > ext_end:
-            error = f"extension #{index}: header needs 4 bytes, {ext_end - p} left"
+            error = tls.EXTENSION_HEADER_SHORT.format(index=index, left=ext_end - p)
             break
         ext_type = _u16(buf + p)
         length = _u16(buf + p + 2)
         p += 4
         if p + length > ext_end:
             error = (
-                f"extension #{index} (type {ext_type}): length {length} > remaining {ext_end - p}"
+                tls.EXTENSION_TOO_LONG.format(index=index, ext_type=ext_type, length=length, left=ext_end - p)
             )
             break
         if ext_type == EXT_SERVER_NAME and not sni_seen:
@@ -172,14 +172,14 @@ cdef _parse_body(bytes source, const uint8_t* buf, Py_ssize_t pos, Py_ssize_t en
             try:
                 sni = _server_name(source, buf, p, p + length)
             except ValueError as e:
-                error = f"extension #{index} (server_name): {e}"
+                error = tls.BAD_SERVER_NAME_EXTENSION.format(index=index, e=e)
                 break
         elif ext_type == EXT_ALPN and not alpn_seen:
             alpn_seen = True
             try:
                 alpn = _alpn(source, buf, p, p + length)
             except ValueError as e:
-                error = f"extension #{index} (alpn): {e}"
+                error = tls.BAD_ALPN_EXTENSION.format(index=index, e=e)
                 break
         elif ext_type == EXT_ENCRYPTED_CLIENT_HELLO:
             has_ech = True
@@ -209,23 +209,23 @@ cdef _server_name(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end
     cdef Py_ssize_t list_len, list_end, name_len
     cdef int entry = 0, name_type
     if end - p < 2:
-        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+        raise ValueError(tls.LIST_LENGTH_SHORT.format(left=end - p))
     list_len = _u16(buf + p)
     p += 2
     if list_len > end - p:
-        raise ValueError(f"list length {list_len} > remaining {end - p}")
+        raise ValueError(tls.LIST_TOO_LONG.format(list_len=list_len, left=end - p))
     list_end = p + list_len
     while p < list_end:
         if p + 3 > list_end:
-            raise ValueError(f"entry #{entry}: header needs 3 bytes, {list_end - p} left")
+            raise ValueError(tls.ENTRY_HEADER_SHORT.format(entry=entry, left=list_end - p))
         name_type = buf[p]
         name_len = _u16(buf + p + 1)
         p += 3
         if name_len > list_end - p:
-            raise ValueError(f"entry #{entry}: length {name_len} > remaining {list_end - p}")
+            raise ValueError(tls.ENTRY_TOO_LONG.format(entry=entry, name_len=name_len, left=list_end - p))
         if name_type == SERVER_NAME_HOST_NAME:
             if name_len == 0:
-                raise ValueError(f"entry #{entry}: empty host_name")
+                raise ValueError(tls.ENTRY_EMPTY_HOST_NAME.format(entry=entry))
             if _already_normal(buf + p, name_len):
                 return PyUnicode_DecodeASCII(<const char*>(buf + p), name_len, NULL)
             return hostname_from_wire(source[p : p + name_len])
@@ -238,18 +238,18 @@ cdef tuple _alpn(bytes source, const uint8_t* buf, Py_ssize_t p, Py_ssize_t end)
     """``tls._alpn``: the protocol names of an ALPN extension."""
     cdef Py_ssize_t list_len, list_end, name_len
     if end - p < 2:
-        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+        raise ValueError(tls.LIST_LENGTH_SHORT.format(left=end - p))
     list_len = _u16(buf + p)
     p += 2
     if list_len > end - p:
-        raise ValueError(f"list length {list_len} > remaining {end - p}")
+        raise ValueError(tls.LIST_TOO_LONG.format(list_len=list_len, left=end - p))
     list_end = p + list_len
     names = []
     while p < list_end:
         name_len = buf[p]
         p += 1
         if name_len == 0 or name_len > list_end - p:
-            raise ValueError(f"protocol #{len(names)}: length {name_len} not in 1..{list_end - p}")
+            raise ValueError(tls.PROTOCOL_LENGTH_OUT_OF_RANGE.format(index=len(names), name_len=name_len, left=list_end - p))
         names.append(source[p : p + name_len].decode("ascii", "backslashreplace"))
         p += name_len
     return tuple(names)

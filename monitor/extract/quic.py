@@ -38,6 +38,24 @@ if TYPE_CHECKING:
 __all__ = ["InitialTracker", "QuicClientHello", "QuicInitialTracker", "looks_like_quic_long_header"]
 
 
+# The errors this module raises, as templates (``str.format``): the compiled twin
+# (``monitor.compiled.quic``) raises the same ones from here, so they are written once.
+RETRY_WITHOUT_SCID = "Retry: empty Source Connection ID"
+ACK_RANGES_TOO_MANY = "ACK range count {count} > {left} bytes left"
+CRYPTO_NOT_CLIENT_HELLO = "CRYPTO data starts with handshake type {handshake_type}"
+CRYPTO_TOO_LONG = "CRYPTO length {length} > {left} bytes left"
+DCID_TOO_LONG = "DCID length {dcid_len} > 20"
+DCID_PAST_DATAGRAM = "DCID runs past the datagram ({left} bytes)"
+LENGTH_TOO_SHORT = "Length {length} < 20 (packet number and sample)"
+LENGTH_TOO_LONG = "Length {length} > {left} bytes left"
+SCID_TOO_LONG = "SCID length {scid_len} > 20"
+SCID_PAST_DATAGRAM = "SCID runs past the datagram ({left} bytes)"
+LONG_HEADER_SHORT = "long header needs 7 bytes, {left} left"
+PACKET_ERROR = "packet #{number}: {e}"
+VARINT_MISSING = "{what}: missing at offset {pos}"
+VARINT_PAST_END = "{what}: {size}-byte varint at offset {pos} runs past {end}"
+
+
 @dataclass(frozen=True, slots=True)
 class QuicClientHello:
     """The client's complete ClientHello, taken from its Initial packets' CRYPTO frames."""
@@ -284,11 +302,11 @@ class _Initial(NamedTuple):
 def _varint(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
     """A QUIC variable-length integer (RFC 9000 section 16) at ``pos``; the position after it."""
     if pos >= end:
-        raise ValueError(f"{what}: missing at offset {pos}")
+        raise ValueError(VARINT_MISSING.format(what=what, pos=pos))
     first = data[pos]
     size = 1 << (first >> 6)
     if pos + size > end:
-        raise ValueError(f"{what}: {size}-byte varint at offset {pos} runs past {end}")
+        raise ValueError(VARINT_PAST_END.format(what=what, size=size, pos=pos, end=end))
     if size == 1:
         return first, pos + 1
     value = int.from_bytes(data[pos : pos + size], "big") & ((1 << (8 * size - 2)) - 1)
@@ -378,7 +396,7 @@ class QuicInitialTracker:
             try:
                 pos, hello = self._packet(datagram, pos, key, src, dst, ts)
             except ValueError as e:
-                raise ValueError(f"packet #{number}: {e}") from None
+                raise ValueError(PACKET_ERROR.format(number=number, e=e)) from None
             if hello is not None or pos < 0:
                 return hello
         return None
@@ -395,7 +413,7 @@ class QuicInitialTracker:
         """Read the long-header packet at ``pos``; return where the next one starts (-1: stop)."""
         end = len(data)
         if pos + 7 > end:
-            raise ValueError(f"long header needs 7 bytes, {end - pos} left")
+            raise ValueError(LONG_HEADER_SHORT.format(left=end - pos))
         first = data[pos]
         version = int.from_bytes(data[pos + 1 : pos + 5], "big")
         params = _version_params(version)
@@ -403,17 +421,17 @@ class QuicInitialTracker:
             return -1, None  # version negotiation or a version we cannot read
         dcid_len = data[pos + 5]
         if dcid_len > 20:
-            raise ValueError(f"DCID length {dcid_len} > 20")
+            raise ValueError(DCID_TOO_LONG.format(dcid_len=dcid_len))
         at = pos + 6 + dcid_len
         if at >= end:
-            raise ValueError(f"DCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(DCID_PAST_DATAGRAM.format(left=end - pos))
         dcid = data[pos + 6 : at]
         scid_len = data[at]
         if scid_len > 20:
-            raise ValueError(f"SCID length {scid_len} > 20")
+            raise ValueError(SCID_TOO_LONG.format(scid_len=scid_len))
         at += 1 + scid_len
         if at > end:
-            raise ValueError(f"SCID runs past the datagram ({end - pos} bytes)")
+            raise ValueError(SCID_PAST_DATAGRAM.format(left=end - pos))
         ptype = (first >> 4) & 3
         if ptype == params.retry_type:
             self._retry(key, dst, version, params, data[at - scid_len : at], ts)
@@ -424,9 +442,9 @@ class QuicInitialTracker:
         length, pn_offset = _varint(data, at, end, "Length")
         packet_end = pn_offset + length
         if packet_end > end:
-            raise ValueError(f"Length {length} > {end - pn_offset} bytes left")
+            raise ValueError(LENGTH_TOO_LONG.format(length=length, left=end - pn_offset))
         if length < 20:
-            raise ValueError(f"Length {length} < 20 (packet number and sample)")
+            raise ValueError(LENGTH_TOO_SHORT.format(length=length))
         if ptype != params.initial_type:
             return packet_end, None  # 0-RTT or Handshake: not ours to read
         packet = _Initial(version, params, dcid, pos, pn_offset, packet_end)
@@ -445,7 +463,7 @@ class QuicInitialTracker:
         # The server's Retry (RFC 9000 section 17.2.5) goes to the client; the client's next
         # Initial uses the Retry's SCID as DCID, and the Initial keys derive from it.
         if not new_dcid:
-            raise ValueError("Retry: empty Source Connection ID")
+            raise ValueError(RETRY_WITHOUT_SCID)
         conn = self._conns.get(key)
         if conn is not None and (
             conn.client != client or conn.done or conn.version != version or conn.dcid == new_dcid
@@ -546,7 +564,7 @@ class QuicInitialTracker:
             offset, pos = _varint(payload, pos, end, "CRYPTO offset")
             length, pos = _varint(payload, pos, end, "CRYPTO length")
             if pos + length > end:
-                raise ValueError(f"CRYPTO length {length} > {end - pos} bytes left")
+                raise ValueError(CRYPTO_TOO_LONG.format(length=length, left=end - pos))
             hello = self._crypto(conn, offset, payload[pos : pos + length])
             return (-1 if conn.done else pos + length), hello
         if ftype == 0x01:  # PING
@@ -587,7 +605,7 @@ class QuicInitialTracker:
             return None
         if stream[0] != 0x01:
             conn.done = True
-            raise ValueError(f"CRYPTO data starts with handshake type {stream[0]}")
+            raise ValueError(CRYPTO_NOT_CLIENT_HELLO.format(handshake_type=stream[0]))
         need = 4 + int.from_bytes(stream[1:4], "big")
         if need > self.max_crypto_bytes:
             self._overflow(conn)
@@ -638,7 +656,7 @@ def _skip_ack(payload: bytes, pos: int, end: int, ecn: bool) -> int:
     count, pos = _varint(payload, pos, end, "ACK range count")
     _, pos = _varint(payload, pos, end, "ACK first range")
     if count > end - pos:
-        raise ValueError(f"ACK range count {count} > {end - pos} bytes left")
+        raise ValueError(ACK_RANGES_TOO_MANY.format(count=count, left=end - pos))
     for _ in range(2 * count + (3 if ecn else 0)):
         _, pos = _varint(payload, pos, end, "ACK range")
     return pos

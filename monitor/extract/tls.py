@@ -48,6 +48,26 @@ _record_and_message_header = struct.Struct(">BBBHBBH").unpack_from
 """Content type, version major and minor, record length, handshake type, 3-byte length."""
 
 
+# The errors this module raises, as templates (``str.format``): the compiled twin
+# (``monitor.compiled.tls``) raises the same ones from here, so they are written once.
+CIPHER_SUITES_PAST_END = "cipher suites: length runs past the end of the ClientHello"
+COMPRESSION_METHODS_PAST_END = "compression methods: length runs past the end of the ClientHello"
+EXTENSIONS_LENGTH_CUT = "extensions: 1 byte left, need a 2-byte length"
+CLIENT_HELLO_BODY_SHORT = "ClientHello body: {left} bytes, need 35 up to the session id"
+ENTRY_EMPTY_HOST_NAME = "entry #{entry}: empty host_name"
+ENTRY_HEADER_SHORT = "entry #{entry}: header needs 3 bytes, {left} left"
+ENTRY_TOO_LONG = "entry #{entry}: length {name_len} > remaining {left}"
+BAD_ALPN_EXTENSION = "extension #{index} (alpn): {e}"
+BAD_SERVER_NAME_EXTENSION = "extension #{index} (server_name): {e}"
+EXTENSION_TOO_LONG = "extension #{index} (type {ext_type}): length {length} > remaining {left}"
+EXTENSION_HEADER_SHORT = "extension #{index}: header needs 4 bytes, {left} left"
+EXTENSIONS_TOO_LONG = "extensions: length {ext_len} > remaining {left}"
+LIST_LENGTH_SHORT = "list length needs 2 bytes, {left} left"
+LIST_TOO_LONG = "list length {list_len} > remaining {left}"
+PROTOCOL_LENGTH_OUT_OF_RANGE = "protocol #{index}: length {name_len} not in 1..{left}"
+SESSION_ID_TOO_LONG = "session id: length {length} leaves no room for cipher suites"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientHello:
     """What a ClientHello says about where the client is going."""
@@ -207,28 +227,28 @@ def parse_records_slow(stream: bytes) -> ClientHello | None:
 def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
     """Parse the ClientHello body in ``buf[pos:end]`` (after the 4-byte handshake header)."""
     if end - pos < 35:
-        raise ValueError(f"ClientHello body: {end - pos} bytes, need 35 up to the session id")
+        raise ValueError(CLIENT_HELLO_BODY_SHORT.format(left=end - pos))
     version = _u16(buf, pos)[0]
     p = pos + 34  # legacy_version (2) + random (32)
     p += 1 + buf[p]  # session id
     if p + 2 > end:
-        raise ValueError(f"session id: length {buf[pos + 34]} leaves no room for cipher suites")
+        raise ValueError(SESSION_ID_TOO_LONG.format(length=buf[pos + 34]))
     p += 2 + _u16(buf, p)[0]  # cipher suites
     if p + 1 > end:
-        raise ValueError("cipher suites: length runs past the end of the ClientHello")
+        raise ValueError(CIPHER_SUITES_PAST_END)
     p += 1 + buf[p]  # compression methods
     if p > end:
-        raise ValueError("compression methods: length runs past the end of the ClientHello")
+        raise ValueError(COMPRESSION_METHODS_PAST_END)
     if p == end:
         return ClientHello(None, False, (), version)  # no extensions (SSLv3, early TLS)
     if p + 2 > end:
-        raise ValueError("extensions: 1 byte left, need a 2-byte length")
+        raise ValueError(EXTENSIONS_LENGTH_CUT)
     ext_len = _u16(buf, p)[0]
     p += 2
     ext_end = p + ext_len
     error: str | None = None
     if ext_end > end:
-        error = f"extensions: length {ext_len} > remaining {end - p}"
+        error = EXTENSIONS_TOO_LONG.format(ext_len=ext_len, left=end - p)
         ext_end = end
     sni: str | None = None
     sni_seen = False
@@ -238,13 +258,13 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
     index = 0
     while p < ext_end:
         if p + 4 > ext_end:
-            error = f"extension #{index}: header needs 4 bytes, {ext_end - p} left"
+            error = EXTENSION_HEADER_SHORT.format(index=index, left=ext_end - p)
             break
         ext_type, length = _u16_pair(buf, p)
         p += 4
         if p + length > ext_end:
-            error = (
-                f"extension #{index} (type {ext_type}): length {length} > remaining {ext_end - p}"
+            error = EXTENSION_TOO_LONG.format(
+                index=index, ext_type=ext_type, length=length, left=ext_end - p
             )
             break
         if ext_type == EXT_SERVER_NAME and not sni_seen:
@@ -252,14 +272,14 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
             try:
                 sni = _server_name(buf, p, p + length)
             except ValueError as e:
-                error = f"extension #{index} (server_name): {e}"
+                error = BAD_SERVER_NAME_EXTENSION.format(index=index, e=e)
                 break
         elif ext_type == EXT_ALPN and not alpn_seen:
             alpn_seen = True
             try:
                 alpn = _alpn(buf, p, p + length)
             except ValueError as e:
-                error = f"extension #{index} (alpn): {e}"
+                error = BAD_ALPN_EXTENSION.format(index=index, e=e)
                 break
         elif ext_type == EXT_ENCRYPTED_CLIENT_HELLO:
             has_ech = True
@@ -274,24 +294,26 @@ def _parse_body(buf: bytes, pos: int, end: int) -> ClientHello:
 def _server_name(buf: bytes, p: int, end: int) -> str | None:
     """The first host_name of a server_name extension's data ``buf[p:end]``."""
     if end - p < 2:
-        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+        raise ValueError(LIST_LENGTH_SHORT.format(left=end - p))
     list_len = (buf[p] << 8) | buf[p + 1]
     p += 2
     if list_len > end - p:
-        raise ValueError(f"list length {list_len} > remaining {end - p}")
+        raise ValueError(LIST_TOO_LONG.format(list_len=list_len, left=end - p))
     list_end = p + list_len
     entry = 0
     while p < list_end:
         if p + 3 > list_end:
-            raise ValueError(f"entry #{entry}: header needs 3 bytes, {list_end - p} left")
+            raise ValueError(ENTRY_HEADER_SHORT.format(entry=entry, left=list_end - p))
         name_type = buf[p]
         name_len = (buf[p + 1] << 8) | buf[p + 2]
         p += 3
         if name_len > list_end - p:
-            raise ValueError(f"entry #{entry}: length {name_len} > remaining {list_end - p}")
+            raise ValueError(
+                ENTRY_TOO_LONG.format(entry=entry, name_len=name_len, left=list_end - p)
+            )
         if name_type == SERVER_NAME_HOST_NAME:
             if name_len == 0:
-                raise ValueError(f"entry #{entry}: empty host_name")
+                raise ValueError(ENTRY_EMPTY_HOST_NAME.format(entry=entry))
             return hostname_from_wire(buf[p : p + name_len])
         p += name_len
         entry += 1
@@ -301,18 +323,22 @@ def _server_name(buf: bytes, p: int, end: int) -> str | None:
 def _alpn(buf: bytes, p: int, end: int) -> tuple[str, ...]:
     """The protocol names of an ALPN extension's data ``buf[p:end]``."""
     if end - p < 2:
-        raise ValueError(f"list length needs 2 bytes, {end - p} left")
+        raise ValueError(LIST_LENGTH_SHORT.format(left=end - p))
     list_len = (buf[p] << 8) | buf[p + 1]
     p += 2
     if list_len > end - p:
-        raise ValueError(f"list length {list_len} > remaining {end - p}")
+        raise ValueError(LIST_TOO_LONG.format(list_len=list_len, left=end - p))
     list_end = p + list_len
     names: list[str] = []
     while p < list_end:
         name_len = buf[p]
         p += 1
         if name_len == 0 or name_len > list_end - p:
-            raise ValueError(f"protocol #{len(names)}: length {name_len} not in 1..{list_end - p}")
+            raise ValueError(
+                PROTOCOL_LENGTH_OUT_OF_RANGE.format(
+                    index=len(names), name_len=name_len, left=list_end - p
+                )
+            )
         names.append(buf[p : p + name_len].decode("ascii", "backslashreplace"))
         p += name_len
     return tuple(names)

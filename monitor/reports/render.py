@@ -29,7 +29,7 @@ from monitor.reports.labels import (
     segment_label,
     week_label,
 )
-from monitor.reports.weekly import ReviewerSummary, WeeklySummary
+from monitor.reports.weekly import ReviewerWeeklySummary, WeeklySummary
 from monitor.store.queries.stats import Count
 from monitor.store.workflow import label_of
 
@@ -152,7 +152,7 @@ def _weekly_context(summary: WeeklySummary) -> dict[str, object]:
     return {
         "summary": summary,
         "data": summary.data,
-        "reviewer": isinstance(summary, ReviewerSummary),
+        "reviewer": isinstance(summary, ReviewerWeeklySummary),
         "subject": weekly_subject(summary),
         "week_range": week_range(summary),
     }

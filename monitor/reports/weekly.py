@@ -32,13 +32,14 @@ from monitor.reports.data import (
 )
 from monitor.store.queries import weeks
 from monitor.store.queries.weeks import iso_week_of, parse_iso_week
+from monitor.store.workflow import UserRole
 
 
 class ReportRole(StrEnum):
-    """Which version of a report a recipient gets."""
+    """Which version of a report a recipient gets: the user roles that get one."""
 
-    REVIEWER = "reviewer"
-    GOVERNOR = "governor"
+    REVIEWER = UserRole.REVIEWER.value
+    GOVERNOR = UserRole.GOVERNOR.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ def previous_week(now: datetime, zone: ZoneInfo) -> Week:
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewerSummary:
+class ReviewerWeeklySummary:
     """The headteacher's version: devices, the review queue with links, capture health."""
 
     school: str
@@ -116,7 +117,7 @@ class ReviewerSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class GovernorSummary:
+class GovernorWeeklySummary:
     """The governor's version: aggregates and trends only (see ``GovernorWeek``)."""
 
     school: str
@@ -141,7 +142,7 @@ def _nothing_to_report(data: ReviewerWeek | GovernorWeek) -> bool:
     return quiet and not data.health.no_data
 
 
-WeeklySummary = ReviewerSummary | GovernorSummary
+WeeklySummary = ReviewerWeeklySummary | GovernorWeeklySummary
 
 
 def build_weekly_summary(
@@ -162,7 +163,7 @@ def build_weekly_summary(
     zone = calendar.zone
     school_days = calendar.school_days(week.start, week.last)
     if role is ReportRole.REVIEWER:
-        return ReviewerSummary(
+        return ReviewerWeeklySummary(
             school=school,
             week=week,
             timezone=calendar.tz,
@@ -172,7 +173,7 @@ def build_weekly_summary(
                 db, week.start, week.end, zone, school_days, site=site, today=today, floor=floor
             ),
         )
-    return GovernorSummary(
+    return GovernorWeeklySummary(
         school=school,
         week=week,
         timezone=calendar.tz,

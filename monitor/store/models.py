@@ -12,7 +12,9 @@ retention purges.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +37,15 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from monitor.store.workflow import ReviewStatus, UserRole
+from monitor.values import IncidentState
+
+
+def one_of(column: str, vocabulary: Iterable[StrEnum]) -> str:
+    """The CHECK that ``column`` holds a value of ``vocabulary``: ``status IN ('new', ...)``."""
+    return f"{column} IN ({', '.join(repr(member.value) for member in vocabulary)})"
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -90,8 +101,8 @@ class IncidentRecord(Base):
 
     __tablename__ = "incidents"
     __table_args__ = (
-        CheckConstraint("state IN ('open', 'closed')", name="state"),
-        CheckConstraint("status IN ('new', 'in_review', 'closed')", name="status"),
+        CheckConstraint(one_of("state", IncidentState), name="state"),
+        CheckConstraint(one_of("status", ReviewStatus), name="status"),
         Index(None, "site", "start_at"),
         Index(None, "platform", "start_at"),
         Index(None, "end_at"),
@@ -312,7 +323,7 @@ class UserRecord(Base):
     """A person who signs in to the review app: an admin, a reviewer or a governor."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'governor')", name="role"),)
+    __table_args__ = (CheckConstraint(one_of("role", UserRole), name="role"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     username: Mapped[str] = mapped_column(String, unique=True)

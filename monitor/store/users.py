@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, select
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
 from monitor.store.models import UserRecord, WebSessionRecord
-from monitor.store.workflow import in_words
+from monitor.store.workflow import UserRole
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 1024
@@ -30,22 +29,6 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 DEFAULT_HASHER = PasswordHasher()
 """argon2id with argon2-cffi's defaults (RFC 9106 low-memory: t=3, 64 MiB, p=4)."""
-
-
-class UserRole(StrEnum):
-    """What a person may see and do; enforced on the server (``api.deps.require_role``)."""
-
-    ADMIN = "admin"
-    """The IT technician: settings, lists, devices, users, audit log."""
-    REVIEWER = "reviewer"
-    """Headteacher or deputy: incidents, outcomes, exports."""
-    GOVERNOR = "governor"
-    """Aggregate figures only: never a device, address, host name or label."""
-
-    @property
-    def label(self) -> str:
-        """How the role reads: ``IT administrator``, ``Reviewer``, ``Governor``."""
-        return "IT administrator" if self is UserRole.ADMIN else in_words(self.value)
 
 
 @dataclass(frozen=True, slots=True)

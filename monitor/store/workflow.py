@@ -1,4 +1,5 @@
-"""The review workflow's vocabulary: review statuses, outcomes and the allowed changes.
+"""The review workflow's vocabulary: review statuses, outcomes, the allowed changes and the
+users' roles.
 
 One ``StrEnum`` per concept; the stored value is the member's value (``in_review``) and what
 people read is its ``label`` (``In review``), derived from the value, so that the pages, the API,
@@ -70,3 +71,19 @@ def label_of(value: str) -> str:
         except ValueError:
             continue
     return in_words(value)
+
+
+class UserRole(StrEnum):
+    """What a person may see and do; enforced on the server (``api.deps.require_role``)."""
+
+    ADMIN = "admin"
+    """The IT technician: settings, lists, devices, users, audit log."""
+    REVIEWER = "reviewer"
+    """Headteacher or deputy: incidents, outcomes, exports."""
+    GOVERNOR = "governor"
+    """Aggregate figures only: never a device, address, host name or label."""
+
+    @property
+    def label(self) -> str:
+        """How the role reads: ``IT administrator``, ``Reviewer``, ``Governor``."""
+        return "IT administrator" if self is UserRole.ADMIN else in_words(self.value)

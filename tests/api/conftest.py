@@ -32,7 +32,8 @@ from monitor.errors import NotFound
 from monitor.store.audit import record_event
 from monitor.store.db import upgrade_schema
 from monitor.store.models import AuditEventRecord
-from monitor.store.users import UserInfo, UserRole, create_user
+from monitor.store.users import UserInfo, create_user
+from monitor.store.workflow import UserRole
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORD = "correct horse battery staple"

@@ -16,7 +16,8 @@ from api.access import (
     users_in_scope,
 )
 from api.deps import CurrentUser
-from monitor.store.users import UserInfo, UserRole
+from monitor.store.users import UserInfo
+from monitor.store.workflow import UserRole
 
 TRUST_ADMIN = CurrentUser(1, "trust-it", "Trust IT", UserRole.ADMIN, None)
 SCHOOL_ADMIN = CurrentUser(2, "head-it", "Head IT", UserRole.ADMIN, "school-a")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from api.app import OPENAPI_URL, SECURITY_HEADERS, build_templates, create_app
 from monitor.errors import SchemaNotCurrent
 from monitor.store.db import make_engine
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import (
     FAST_HASHER,
     AppFactory,

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from api.auth import SESSION_COOKIE
 from monitor.store.api_tokens import create_api_token, revoke_api_token
 from monitor.store.models import ApiTokenRecord, UserRecord, WebSessionRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import PASSWORD, AppFactory, AppHarness, probe_router
 
 

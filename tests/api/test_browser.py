@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.models import DeviceRecord, IncidentRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD
 from tests.monitor.store.queries.factories import (
     PUPIL_TABLET,

@@ -6,7 +6,7 @@ import pytest
 from fastapi import Request
 
 from api.deps import CurrentUser, Visitor, require_role, route_path
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppFactory, AppHarness, probe_router
 
 

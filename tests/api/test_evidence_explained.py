@@ -29,13 +29,13 @@ from monitor.config.rules import build_calendar
 from monitor.reports.render import render_weekly_html, render_weekly_text
 from monitor.reports.weekly import (
     ReportRole,
-    ReviewerSummary,
+    ReviewerWeeklySummary,
     build_weekly_summary,
     week_containing,
 )
 from monitor.runner import record_captures
 from monitor.store.db import make_engine
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness
 from tests.data.traffic import client_hello_bytes
 from tests.monitor import conftest as databases
@@ -189,7 +189,7 @@ def test_the_weekly_email_leaves_low_incidents_out_and_says_how_many(
             )
     finally:
         engine.dispose()
-    assert isinstance(summary, ReviewerSummary)
+    assert isinstance(summary, ReviewerWeeklySummary)
     assert summary.data.incidents == 1 and summary.data.low_confidence == 1
     assert [item.platform for item in summary.data.waiting_review] == ["instagram"]
     text = render_weekly_text(summary)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from api.limits import ANONYMOUS_BODY_PATHS, DEFAULT_BODY_LIMIT
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 
 

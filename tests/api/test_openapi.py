@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app import OPENAPI_URL
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 from tests.monitor.conftest import BACKENDS, PostgresServer, postgres_server, postgres_test_url

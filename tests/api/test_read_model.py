@@ -29,7 +29,7 @@ from monitor.reports.command import run_report_weekly
 from monitor.reports.governors import build_governors_report
 from monitor.reports.render import render_governors_report
 from monitor.store.db import make_engine
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness
 from tests.monitor.conftest import (  # noqa: F401 (fixtures: both backends)
     backend,

@@ -13,7 +13,7 @@ from api.deps import CurrentUser
 from api.reads import DEVICE, INCIDENT, read_viewed
 from monitor.errors import NotFound
 from monitor.store.models import AuditEventRecord, DeviceRecord, IncidentRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 
 T0 = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)

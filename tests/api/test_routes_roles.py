@@ -41,7 +41,8 @@ from api.access import SiteRule
 from api.app import API_ROUTERS, PAGE_MODULES, create_app
 from monitor.store.api_tokens import create_api_token
 from monitor.store.models import ApiTokenRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness, csrf_token_in, make_settings
 from tests.monitor import conftest as databases
 from tests.monitor.store.queries.factories import add_device, add_incident

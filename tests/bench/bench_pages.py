@@ -42,7 +42,8 @@ from monitor.config.settings import Settings
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.bench.bench_queries import populate
 
 TARGET_MS = 100.0

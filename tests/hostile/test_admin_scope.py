@@ -23,7 +23,8 @@ from sqlalchemy import Select, func, select
 from api.app import create_app
 from monitor.store.api_tokens import create_api_token
 from monitor.store.models import ApiTokenRecord, AuditEventRecord, SentReportRecord, UserRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import (
     FAST_HASHER,
     PASSWORD,

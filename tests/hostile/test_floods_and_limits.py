@@ -40,7 +40,8 @@ from monitor.records import CounterIncrement
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine, upgrade_schema
 from monitor.store.passwords import LoginOutcome, LoginPolicy, set_password, verify_login
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from monitor.store.writer import Writer
 from tests.monitor.conftest import (  # noqa: F401 (fixtures)
     backend,

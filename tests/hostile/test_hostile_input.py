@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.app import API_ROUTERS, PAGE_MODULES, create_app
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness, make_settings
 from tests.api.routes.conftest import Seeded, bearer, seeded
 from tests.monitor.conftest import (

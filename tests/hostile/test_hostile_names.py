@@ -36,7 +36,7 @@ from monitor.scan import render_jsonl, write_observations
 from monitor.sources.pcap import read_capture
 from monitor.store.db import make_engine
 from monitor.store.models import IncidentRecord, ObservationRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppFactory, api_sqlite_template, app_client  # noqa: F401
 from tests.compiled import compiled_or_skip
 from tests.data.traffic import (

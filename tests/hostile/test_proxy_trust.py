@@ -16,7 +16,7 @@ from api.auth import SESSION_COOKIE
 from monitor.config.check import run_config_check
 from monitor.config.loading import load_settings
 from monitor.config.settings import Settings
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import (  # noqa: F401
     PASSWORD,
     AppFactory,

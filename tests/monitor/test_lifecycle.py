@@ -25,7 +25,8 @@ from monitor.config.settings import Settings
 from monitor.store.api_tokens import create_api_token
 from monitor.store.db import make_engine
 from monitor.store.models import AuditEventRecord, IncidentRecord, ObservationRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD
 from tests.monitor.test_runner import Daemon, stored_incidents, wait_for, write_config
 

@@ -36,7 +36,8 @@ from monitor.store.models import (
     IncidentRecord,
     ObservationRecord,
 )
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.data.traffic import GATEWAY_MAC, RESOLVER_IP, SERVER_IP, client_hello_bytes
 from tests.monitor.conftest import PostgresServer
 from tests.monitor.sources.netns import VethNamespace, namespace_command, veth_namespace

@@ -29,8 +29,7 @@ from monitor.store.audit import Actor
 from monitor.store.models import IncidentRecord, IncidentReviewRecord
 from monitor.store.queries.incident_page import IncidentDetail, build_detail
 from monitor.store.queries.scope import site_condition
-from monitor.store.users import UserRole
-from monitor.store.workflow import TRANSITIONS, Outcome, ReviewStatus, moves_from
+from monitor.store.workflow import TRANSITIONS, Outcome, ReviewStatus, UserRole, moves_from
 
 REVIEW_ROLES = frozenset({UserRole.ADMIN, UserRole.REVIEWER})
 """User roles that may change an incident's review state."""

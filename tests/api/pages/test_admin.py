@@ -14,7 +14,8 @@ from api.pages.admin import AuditLogPage, SettingsPage, UsersPage, settings_grou
 from monitor.config.settings import Settings
 from monitor.first_admin import FIRST_ADMIN, password_file
 from monitor.store.audit import NamedActor, record_event
-from monitor.store.users import UserRole, get_user
+from monitor.store.users import get_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import PASSWORD, AppFactory, AppHarness
 
 

@@ -18,7 +18,8 @@ from api.pages.dashboard import (
     this_week,
 )
 from monitor.config.settings import Settings
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.api.pages.test_health import add_failed_report
 from tests.monitor.store.queries.factories import (

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from api.pages.devices import DeviceListPage, DeviceViewPage
 from monitor.devices import identity_digest
 from monitor.store.models import DeviceRecord, IncidentRecord, ObservationRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.monitor.store.queries.factories import (
     OTHER_SITE,

@@ -14,7 +14,7 @@ from api.capture_watch import CaptureWatch
 from api.pages.health import first_line, summarise_failures
 from monitor.reports.sending import ReportFailure
 from monitor.store.models import DailyCounterRecord, SentReportRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppFactory, AppHarness
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from api.pages.home import HomePage
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from api.pages.incidents import IncidentView, QueuePage, QueueQuery
 from monitor.store.models import AuditEventRecord, IncidentRecord
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.monitor.store.queries.factories import (
     OTHER_SITE,

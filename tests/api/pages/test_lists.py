@@ -18,7 +18,7 @@ from monitor.config.settings import Settings
 from monitor.lists.directories import list_directories, load_lists, local_list_directory
 from monitor.lists.files import ListSet
 from monitor.store.models import ListChangeRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, AppHarness
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from api.pages.login import LoginPage, safe_next
 from monitor.store.models import UserRecord, WebSessionRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import PASSWORD, AppFactory, AppHarness
 
 

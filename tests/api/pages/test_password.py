@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from api.pages.password import PasswordPage, password_problem
 from monitor.store.models import UserRecord, WebSessionRecord
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import PASSWORD, AppHarness, csrf_token_in
 
 NEW = "a brand new passphrase"

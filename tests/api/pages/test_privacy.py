@@ -6,7 +6,7 @@ from bs4 import BeautifulSoup
 
 from api.pages.privacy import PrivacyNotice, WatchedSegment
 from monitor.config.settings import Settings
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppFactory, AppHarness
 
 

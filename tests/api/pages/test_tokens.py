@@ -10,7 +10,7 @@ from bs4 import BeautifulSoup
 
 from api.pages.tokens import TokensPage
 from monitor.store.api_tokens import create_api_token, list_api_tokens
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from monitor.store.api_tokens import create_api_token
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.api.conftest import FAST_HASHER, PASSWORD, AppHarness
 from tests.monitor.store.queries.factories import (
     OTHER_SITE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 from tests.monitor.store.queries.factories import OTHER_SITE

@@ -11,8 +11,7 @@ from api.queue import IncidentSort
 from api.schemas import ReviewTarget
 from monitor.store.models import IncidentReviewRecord
 from monitor.store.queries.incidents import SortKey
-from monitor.store.users import UserRole
-from monitor.store.workflow import TRANSITIONS
+from monitor.store.workflow import TRANSITIONS, UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 from tests.monitor.store.queries.factories import OTHER_SITE

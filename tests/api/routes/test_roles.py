@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
 

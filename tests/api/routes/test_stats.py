@@ -4,17 +4,18 @@ aggregates, whose models cannot hold an identity."""
 from __future__ import annotations
 
 import types
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Union, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
 
+from api.pages.dashboard import ReviewerDashboardPage
 from api.schemas import GovernorSummaryOut
-from monitor.store.users import UserRole
+from monitor.store.workflow import UserRole
 from tests.api.conftest import AppHarness
 from tests.api.routes.conftest import bearer, seeded
-from tests.monitor.store.queries.factories import add_counter
+from tests.monitor.store.queries.factories import add_counter, add_incident
 
 PERIOD = "?date_from=2026-03-09&date_to=2026-03-15"
 IDENTITY_WORDS = ("device", "ip", "mac", "host", "label", "address", "client")
@@ -45,6 +46,29 @@ def test_stats_incidents_is_scoped_to_the_users_site(harness: AppHarness) -> Non
     )
     body = response.json()
     assert (body["total"], body["by_site"]) == (1, [{"key": "annex", "count": 1}])
+
+
+def test_stats_incidents_leave_out_low_confidence_as_the_dashboard_does(
+    harness: AppHarness,
+) -> None:
+    now = datetime.now(UTC)
+    with harness.db() as db:
+        add_incident(db, start=now - timedelta(minutes=30), platform="instagram")
+        add_incident(db, start=now - timedelta(minutes=20), platform="tiktok")
+        add_incident(db, start=now - timedelta(minutes=10), connections=1, minutes=1)
+        db.commit()
+    harness.sign_in(UserRole.REVIEWER)
+    page = harness.client.get("/dashboard").context["page"]  # type: ignore[attr-defined]
+    assert isinstance(page, ReviewerDashboardPage)
+    week = f"?date_from={page.week.start}&date_to={page.week.end - timedelta(days=1)}"
+    response = harness.client.get(
+        "/api/v1/stats/incidents" + week, headers=bearer(harness, UserRole.REVIEWER)
+    )
+    body = response.json()
+    stats = page.week_stats
+    assert (body["total"], body["low_confidence"]) == (stats.total, stats.low_confidence) == (2, 1)
+    assert body["open_items"] == stats.open_items == 2
+    assert body["by_platform"] == [{"key": c.key, "count": c.count} for c in stats.by_platform]
 
 
 def test_stats_capture_reports_observations_per_day(harness: AppHarness) -> None:

@@ -21,7 +21,7 @@ from monitor.reports.render import (
     render_weekly_text,
     weekly_subject,
 )
-from monitor.reports.weekly import GovernorSummary, ReviewerSummary, parse_week
+from monitor.reports.weekly import GovernorWeeklySummary, ReviewerWeeklySummary, parse_week
 from monitor.store.queries import governors as gq
 from monitor.store.queries.incidents import IncidentSummary
 from monitor.store.queries.stats import (
@@ -89,7 +89,7 @@ def queued(
     )  # fmt: skip
 
 
-def reviewer(*, empty: bool = False, label: str = "Room 4 laptop") -> ReviewerSummary:
+def reviewer(*, empty: bool = False, label: str = "Room 4 laptop") -> ReviewerWeeklySummary:
     queue = (
         queued(41, "instagram", label, "10.20.4.23", "staff-wifi",
                datetime(2026, 11, 16, 10, 5, tzinfo=UTC), 12, "new"),
@@ -116,12 +116,12 @@ def reviewer(*, empty: bool = False, label: str = "Room 4 laptop") -> ReviewerSu
         top_devices=() if empty else devices,
         waiting_review=() if empty else queue,
     )
-    return ReviewerSummary("Hill School", WEEK, "Europe/London", 5, URL, data)
+    return ReviewerWeeklySummary("Hill School", WEEK, "Europe/London", 5, URL, data)
 
 
-def governor(*, empty: bool = False) -> GovernorSummary:
+def governor(*, empty: bool = False) -> GovernorWeeklySummary:
     data = GovernorWeek(stats=stats(empty=empty), health=health())
-    return GovernorSummary("Hill School", WEEK, "Europe/London", 5, URL, data)
+    return GovernorWeeklySummary("Hill School", WEEK, "Europe/London", 5, URL, data)
 
 
 def governors_report() -> GovernorReport:
@@ -237,13 +237,13 @@ class TestWeeklySubject:
         ],
     )
     def test_weekly_subject_says_what_needs_attention(
-        self, summary: ReviewerSummary | GovernorSummary, subject: str
+        self, summary: ReviewerWeeklySummary | GovernorWeeklySummary, subject: str
     ) -> None:
         assert weekly_subject(summary) == subject
 
     def test_weekly_subject_across_months(self) -> None:
         summary = reviewer(empty=True)
-        summary = ReviewerSummary(
+        summary = ReviewerWeeklySummary(
             summary.school, parse_week("2026-W49"), summary.timezone, 5, URL, summary.data
         )
         assert "30 November – 6 December 2026" in weekly_subject(summary)

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from monitor.policy import SchoolCalendar
 from monitor.reports.weekly import (
-    GovernorSummary,
+    GovernorWeeklySummary,
     ReportRole,
-    ReviewerSummary,
+    ReviewerWeeklySummary,
     Week,
     build_weekly_summary,
     parse_week,
@@ -90,7 +90,7 @@ class TestBuildWeeklySummary:
                 public_url="https://hm.example/",
                 today=date(2026, 11, 23),
             )
-        assert isinstance(summary, ReviewerSummary)
+        assert isinstance(summary, ReviewerWeeklySummary)
         assert (summary.role, summary.school_days, summary.nothing_to_report) == (
             ReportRole.REVIEWER,
             4,
@@ -112,7 +112,7 @@ class TestBuildWeeklySummary:
                 public_url="https://hm.example",
                 today=date(2026, 11, 23),
             )
-        assert isinstance(summary, GovernorSummary)
+        assert isinstance(summary, GovernorWeeklySummary)
         assert summary.role is ReportRole.GOVERNOR
         assert summary.data.incidents == 5
 

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from monitor.store.api_tokens import token_hash
 from monitor.store.models import UserRecord, WebSessionRecord
 from monitor.store.passwords import LoginPolicy
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 SLOWER = PasswordHasher(time_cost=2, memory_cost=8, parallelism=1)

@@ -14,7 +14,8 @@ from monitor.store.api_tokens import (
     revoke_api_token,
 )
 from monitor.store.passwords import LoginOutcome, LoginPolicy, set_password, verify_login
-from monitor.store.users import UserRole, create_user, set_disabled
+from monitor.store.users import create_user, set_disabled
+from monitor.store.workflow import UserRole
 from tests.monitor.store.accounts import (
     FAST,
     NOW,

@@ -6,13 +6,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from monitor.store.users import (
-    UserRole,
     check_password_policy,
     create_user,
     get_user,
     list_users,
     set_disabled,
 )
+from monitor.store.workflow import UserRole
 from tests.monitor.store.accounts import FAST, PASSWORD, add, add_session, record, session_count
 
 # --- creating users --------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from monitor.store.queries.sessions import (
     delete_session,
     live_session,
 )
-from monitor.store.users import UserRole, create_user
+from monitor.store.users import create_user
+from monitor.store.workflow import UserRole
 from tests.monitor.store.queries.factories import T0
 
 IDLE = timedelta(minutes=30)
